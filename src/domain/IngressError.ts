@@ -1,0 +1,202 @@
+/**
+ * Why a message was rejected before reaching a handler: one tagged error per cause, each
+ * carrying the pipeline stage that produced it and the diagnostics that explain it.
+ * These cross boundaries (events, journal, CLI JSON), hence Schema.TaggedError.
+ */
+import { Schema } from "effect"
+import { Diagnostic } from "./Diagnostic.js"
+
+export const Stage = Schema.Literal(
+  "ingress",
+  "repair",
+  "canonicalize",
+  "validate-envelope",
+  "extract",
+  "assign-thread",
+  "validate-payload",
+  "decode",
+  "route",
+  "dispatch"
+)
+export type Stage = typeof Stage.Type
+
+const common = { diagnostics: Schema.Array(Diagnostic) }
+
+/** The stage that rejected the message; each kind has its usual stage as the default. */
+const stage = (usual: Stage) => Schema.optionalWith(Stage, { default: () => usual })
+
+const summarize = (head: string, diagnostics: ReadonlyArray<Diagnostic>): string =>
+  diagnostics.length === 0 ? head : `${head}: ${diagnostics.map(String).join("; ")}`
+
+export class MessageTooLarge extends Schema.TaggedError<MessageTooLarge>()("MessageTooLarge", {
+  ...common,
+  stage: stage("ingress"),
+  size: Schema.Number,
+  limit: Schema.Number
+}) {
+  override get message() {
+    return `message of ${this.size} bytes exceeds the limit of ${this.limit} bytes`
+  }
+}
+
+export class InvalidEncoding extends Schema.TaggedError<InvalidEncoding>()("InvalidEncoding", {
+  ...common,
+  stage: stage("ingress")
+}) {
+  override get message() {
+    return summarize("message is not valid UTF-8", this.diagnostics)
+  }
+}
+
+export class MalformedXml extends Schema.TaggedError<MalformedXml>()("MalformedXml", {
+  ...common,
+  stage: stage("repair")
+}) {
+  override get message() {
+    return summarize("malformed XML", this.diagnostics)
+  }
+}
+
+export class DtdForbidden extends Schema.TaggedError<DtdForbidden>()("DtdForbidden", {
+  ...common,
+  stage: stage("repair")
+}) {
+  override get message() {
+    return summarize("document type declarations (DTDs, entities) are not allowed", this.diagnostics)
+  }
+}
+
+export class TooDeep extends Schema.TaggedError<TooDeep>()("TooDeep", {
+  ...common,
+  stage: stage("canonicalize"),
+  limit: Schema.Number
+}) {
+  override get message() {
+    return `element nesting exceeds the limit of ${this.limit}`
+  }
+}
+
+export class WrongRoot extends Schema.TaggedError<WrongRoot>()("WrongRoot", {
+  ...common,
+  stage: stage("validate-envelope"),
+  root: Schema.String
+}) {
+  override get message() {
+    return `root element is <${this.root}>, expected <message>`
+  }
+}
+
+export class WrongNamespace extends Schema.TaggedError<WrongNamespace>()("WrongNamespace", {
+  ...common,
+  stage: stage("validate-envelope"),
+  namespace: Schema.String
+}) {
+  override get message() {
+    return `root <message> is in namespace "${this.namespace}", expected the envelope namespace`
+  }
+}
+
+export class MissingMeta extends Schema.TaggedError<MissingMeta>()("MissingMeta", {
+  ...common,
+  stage: stage("validate-envelope")
+}) {
+  override get message() {
+    return summarize("envelope has no <meta>", this.diagnostics)
+  }
+}
+
+export class MissingFrom extends Schema.TaggedError<MissingFrom>()("MissingFrom", {
+  ...common,
+  stage: stage("validate-envelope")
+}) {
+  override get message() {
+    return summarize("envelope <meta> has no <from>", this.diagnostics)
+  }
+}
+
+export class MissingThread extends Schema.TaggedError<MissingThread>()("MissingThread", {
+  ...common,
+  stage: stage("validate-envelope")
+}) {
+  override get message() {
+    return summarize("envelope <meta> has no <thread>", this.diagnostics)
+  }
+}
+
+export class EnvelopeInvalid extends Schema.TaggedError<EnvelopeInvalid>()("EnvelopeInvalid", {
+  ...common,
+  stage: stage("validate-envelope")
+}) {
+  override get message() {
+    return summarize("envelope does not match the envelope schema", this.diagnostics)
+  }
+}
+
+export class NoPayload extends Schema.TaggedError<NoPayload>()("NoPayload", {
+  ...common,
+  stage: stage("extract")
+}) {
+  override get message() {
+    return "envelope carries no payload element"
+  }
+}
+
+export class SeveralPayloads extends Schema.TaggedError<SeveralPayloads>()("SeveralPayloads", {
+  ...common,
+  stage: stage("validate-envelope"),
+  count: Schema.Number
+}) {
+  override get message() {
+    return `envelope carries ${this.count} payload elements; exactly one is allowed`
+  }
+}
+
+export class UnknownRoute extends Schema.TaggedError<UnknownRoute>()("UnknownRoute", {
+  ...common,
+  stage: stage("validate-payload"),
+  routeKey: Schema.String
+}) {
+  override get message() {
+    return `no listener for route "${this.routeKey}"`
+  }
+}
+
+export class PayloadInvalid extends Schema.TaggedError<PayloadInvalid>()("PayloadInvalid", {
+  ...common,
+  stage: stage("validate-payload"),
+  payloadTag: Schema.String
+}) {
+  override get message() {
+    return summarize(`payload <${this.payloadTag}> does not match its schema`, this.diagnostics)
+  }
+}
+
+export class DecodeFailed extends Schema.TaggedError<DecodeFailed>()("DecodeFailed", {
+  ...common,
+  stage: stage("decode"),
+  payloadTag: Schema.String
+}) {
+  override get message() {
+    return summarize(`payload <${this.payloadTag}> could not be decoded`, this.diagnostics)
+  }
+}
+
+export type IngressError =
+  | MessageTooLarge
+  | InvalidEncoding
+  | MalformedXml
+  | DtdForbidden
+  | TooDeep
+  | WrongRoot
+  | WrongNamespace
+  | MissingMeta
+  | MissingFrom
+  | MissingThread
+  | EnvelopeInvalid
+  | NoPayload
+  | SeveralPayloads
+  | UnknownRoute
+  | PayloadInvalid
+  | DecodeFailed
+
+export type IngressErrorKind = IngressError["_tag"]

@@ -1,0 +1,175 @@
+/**
+ * Payload types: declared once as an Effect Schema class with an XML tag; the XSD, encoder,
+ * decoder and example document are derived from that one declaration.
+ *
+ * ```ts
+ * export class Greeting extends Payload.Class<Greeting>("Greeting")({
+ *   name: Schema.String,
+ *   times: Schema.optional(Schema.Int)
+ * }) {}
+ * ```
+ */
+import { Either, ParseResult, Schema } from "effect"
+import type { CanonicalElement } from "./xml/CanonicalTree.js"
+import { decodeElement, encodeInner, PayloadEncodeError, PayloadShapeError } from "./payload/Codec.js"
+import { exampleDocument } from "./payload/Example.js"
+import { compilePayloadShape, type Struct, XmlFragmentId } from "./payload/Shape.js"
+import { payloadXsd } from "./payload/Xsd.js"
+
+export { elementNameOf, PayloadDeclarationError } from "./payload/Shape.js"
+export { PayloadEncodeError } from "./payload/Codec.js"
+
+export const PayloadTypeId: unique symbol = Symbol.for("xml-organism/PayloadType")
+export type PayloadTypeId = typeof PayloadTypeId
+
+/** Why a payload element could not become a typed value. */
+export interface DecodeFailure {
+  readonly message: string
+}
+
+/** Everything derived from one payload declaration. Built once per class, on first use. */
+export interface PayloadSpec<A = unknown> {
+  readonly tag: string
+  /** Lowercase tag: the payload half of a route key. */
+  readonly routeTag: string
+  readonly description: string | undefined
+  readonly shape: Struct
+  readonly xsd: string
+  readonly example: string
+  /** The payload element's content (its field elements); throws {@link PayloadEncodeError}. */
+  readonly encodeInner: (value: A) => string
+  /** Typed value from a (validated) canonical payload element. */
+  readonly decode: (text: string, element: CanonicalElement) => Either.Either<A, DecodeFailure>
+}
+
+/** A payload class: a Schema whose type is the payload value, with its XML spec attached. */
+export interface PayloadType<A = any, I = any> extends Schema.Schema<A, I, never> {
+  readonly payloadTag: string
+  readonly [PayloadTypeId]: PayloadSpec<A>
+}
+
+export type PayloadClass<Self, Fields extends Schema.Struct.Fields> =
+  & Schema.Class<
+    Self,
+    Fields,
+    Schema.Struct.Encoded<Fields>,
+    Schema.Struct.Context<Fields>,
+    Schema.Struct.Constructor<Fields>,
+    {},
+    {}
+  >
+  & { readonly payloadTag: string; readonly [PayloadTypeId]: PayloadSpec<Self> }
+
+export const isPayloadType = (u: unknown): u is PayloadType =>
+  typeof u === "function" && PayloadTypeId in u && typeof (u as any).payloadTag === "string"
+
+const specs = new WeakMap<object, PayloadSpec<any>>()
+
+const buildSpec = <A>(
+  schema: Schema.Schema<A, any, never>,
+  tag: string,
+  shape: Struct,
+  description: string | undefined
+): PayloadSpec<A> => {
+  const encodeValue = Schema.encodeEither(schema)
+  const decodeValue = Schema.decodeUnknownEither(schema)
+  return {
+    tag,
+    routeTag: tag.toLowerCase(),
+    description,
+    shape,
+    xsd: payloadXsd(tag, shape, description),
+    example: exampleDocument(tag, shape),
+    encodeInner: (value) => {
+      const encoded = encodeValue(value)
+      if (Either.isLeft(encoded)) {
+        throw new PayloadEncodeError({
+          payload: tag,
+          field: "",
+          reason: ParseResult.TreeFormatter.formatErrorSync(encoded.left)
+        })
+      }
+      return encodeInner(tag, shape, encoded.right as Record<string, unknown>)
+    },
+    decode: (text, element) => {
+      let encoded: Record<string, unknown>
+      try {
+        encoded = decodeElement(text, shape, element)
+      } catch (e) {
+        if (e instanceof PayloadShapeError) return Either.left({ message: e.message })
+        throw e
+      }
+      const decoded = decodeValue(encoded)
+      return Either.isRight(decoded)
+        ? decoded
+        : Either.left({ message: ParseResult.TreeFormatter.formatErrorSync(decoded.left) })
+    }
+  }
+}
+
+/**
+ * Declares a payload class. `tag` is the XML root element name (and the payload type name);
+ * fields become PascalCase child elements. Throws {@link PayloadDeclarationError} naming the
+ * field when a shape cannot be expressed as XML.
+ */
+export const Class = <Self = never>(tag: string, options?: { readonly description?: string }) =>
+<Fields extends Schema.Struct.Fields>(
+  fields: Fields,
+  annotations?: Schema.Annotations.Schema<Self>
+): [Self] extends [never] ? "Missing `Self` generic - use `class Self extends Payload.Class<Self>(tag)({ ... })`"
+  : PayloadClass<Self, Fields> =>
+{
+  const shape = compilePayloadShape(tag, Schema.Struct(fields).ast)
+  const description = options?.description
+  const Base: any = Schema.Class<Self>(tag)(
+    fields,
+    description === undefined ? annotations : { description, ...annotations }
+  )
+  return class extends Base {
+    static readonly payloadTag = tag
+    static get [PayloadTypeId](): PayloadSpec<any> {
+      // Keyed by the final subclass, so decoding constructs the user's class.
+      let spec = specs.get(this)
+      if (spec === undefined) {
+        spec = buildSpec(this as any, tag, shape, description)
+        specs.set(this, spec)
+      }
+      return spec
+    }
+  } as any
+}
+
+/** A field holding free-form XML (its canonical inner content, as a string). */
+export const Xml: Schema.SchemaClass<string> = Schema.String.annotations({
+  [XmlFragmentId]: true,
+  identifier: "Xml",
+  description: "free-form XML content"
+})
+
+export const specOf = <A>(payload: PayloadType<A>): PayloadSpec<A> => payload[PayloadTypeId]
+
+export const tagOf = (payload: PayloadType): string => payload.payloadTag
+
+export const xsdOf = (payload: PayloadType): string => specOf(payload).xsd
+
+export const exampleOf = (payload: PayloadType): string => specOf(payload).example
+
+/** The payload type of a value, when it is an instance of a payload class. */
+export const typeOfValue = (value: unknown): PayloadType | undefined => {
+  if (typeof value !== "object" || value === null) return undefined
+  const ctor = (value as object).constructor
+  return isPayloadType(ctor) ? ctor : undefined
+}
+
+/** Encodes a payload value to `<Tag>…</Tag>`. */
+export const encode = <A>(payload: PayloadType<A>, value: A): Either.Either<string, PayloadEncodeError> => {
+  try {
+    const spec = specOf(payload)
+    return Either.right(`<${spec.tag}>${spec.encodeInner(value)}</${spec.tag}>`)
+  } catch (e) {
+    if (e instanceof PayloadEncodeError) return Either.left(e)
+    throw e
+  }
+}
+
+export { PayloadShapeError }

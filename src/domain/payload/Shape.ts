@@ -1,0 +1,209 @@
+import { Data, Option, SchemaAST as AST } from "effect"
+import { IntSchemaId } from "effect/Schema"
+import { isNcName } from "../xml/escape.js"
+
+/**
+ * The XML shape of a payload, derived once from its Schema when the payload is declared.
+ * XSD, encoder, decoder and example document are all generated from this one value, so
+ * they cannot disagree with each other.
+ */
+export type Scalar =
+  | { readonly _tag: "String" }
+  | { readonly _tag: "Number" }
+  | { readonly _tag: "Integer" }
+  | { readonly _tag: "Boolean" }
+  | { readonly _tag: "Enum"; readonly values: ReadonlyArray<string | number | boolean> }
+  | { readonly _tag: "Xml" }
+
+export interface Struct {
+  readonly _tag: "Struct"
+  readonly fields: ReadonlyArray<Field>
+  /** Element name → field, for decoding. */
+  readonly byElement: ReadonlyMap<string, Field>
+}
+
+export type Shape = Scalar | Struct
+
+export type Occurs = "required" | "optional" | "many" | "many1"
+
+export interface Field {
+  readonly key: string
+  readonly element: string
+  readonly shape: Shape
+  readonly occurs: Occurs
+  readonly description: string | undefined
+}
+
+/** Thrown when a payload is declared with a Schema shape XML cannot carry. */
+export class PayloadDeclarationError extends Data.TaggedError("PayloadDeclarationError")<{
+  readonly payload: string
+  readonly field: string
+  readonly reason: string
+}> {
+  override get message(): string {
+    const where = this.field === "" ? "" : ` field "${this.field}"`
+    return `payload ${this.payload}:${where} ${this.reason}`
+  }
+}
+
+/** Marks a string field whose element holds free-form XML instead of text. */
+export const XmlFragmentId: unique symbol = Symbol.for("xml-organism/XmlFragment")
+
+/**
+ * `original_sender`, `originalSender` and `original-sender` all become `OriginalSender`,
+ * as xml-pipeline's xmlify writes them.
+ */
+export const elementNameOf = (key: string): string =>
+  key
+    .split(/[_\-\s]+/)
+    .filter((p) => p.length > 0)
+    .map((p) => p.charAt(0).toUpperCase() + p.slice(1))
+    .join("")
+
+const hasAnnotation = (ast: AST.AST, id: symbol): boolean =>
+  Object.prototype.hasOwnProperty.call(ast.annotations, id)
+
+const describe = (annotated: AST.Annotated): string | undefined =>
+  Option.getOrUndefined(AST.getDescriptionAnnotation(annotated))
+
+const isDefaultDescription = (ast: AST.AST, d: string | undefined): boolean =>
+  d === undefined ||
+  // Effect annotates keywords with generic descriptions ("a string"); only a user's own
+  // description is worth repeating in an XSD.
+  (ast._tag === "StringKeyword" || ast._tag === "NumberKeyword" || ast._tag === "BooleanKeyword")
+
+interface Ctx {
+  readonly payload: string
+  readonly path: string
+}
+
+const fail = (ctx: Ctx, reason: string): never => {
+  throw new PayloadDeclarationError({ payload: ctx.payload, field: ctx.path, reason })
+}
+
+/** Strips refinements (validated by Schema at decode time), noticing integer-ness and XML. */
+const unwrap = (ast: AST.AST): { ast: AST.AST; integer: boolean; xml: boolean } => {
+  let integer = false
+  let xml = false
+  let cur = ast
+  for (;;) {
+    if (hasAnnotation(cur, XmlFragmentId)) xml = true
+    if (cur._tag === "Refinement") {
+      if (Option.getOrUndefined(AST.getSchemaIdAnnotation(cur)) === IntSchemaId) integer = true
+      cur = cur.from
+      continue
+    }
+    return { ast: cur, integer, xml }
+  }
+}
+
+const literalValue = (ctx: Ctx, ast: AST.AST): string | number | boolean => {
+  if (ast._tag === "Literal") {
+    const v = ast.literal
+    if (typeof v === "string" || typeof v === "number" || typeof v === "boolean") return v
+    return fail(ctx, `literal ${String(v)} cannot be written as XML text`)
+  }
+  if (ast._tag === "UniqueSymbol") return fail(ctx, "unique symbols cannot be written as XML text")
+  return fail(ctx, `a union must consist of literals only (found ${String(ast)})`)
+}
+
+const compileShape = (ctx: Ctx, input: AST.AST): Shape => {
+  const { ast, integer, xml } = unwrap(input)
+  if (xml) {
+    if (ast._tag !== "StringKeyword") fail(ctx, "Payload.Xml must wrap a string")
+    return { _tag: "Xml" }
+  }
+  switch (ast._tag) {
+    case "StringKeyword":
+    case "TemplateLiteral":
+      return { _tag: "String" }
+    case "NumberKeyword":
+      return integer ? { _tag: "Integer" } : { _tag: "Number" }
+    case "BooleanKeyword":
+      return { _tag: "Boolean" }
+    case "Literal":
+      return { _tag: "Enum", values: [literalValue(ctx, ast)] }
+    case "Enums":
+      return { _tag: "Enum", values: ast.enums.map(([, v]) => v) }
+    case "Union": {
+      const values = ast.types.map((t) => literalValue(ctx, unwrap(t).ast))
+      return { _tag: "Enum", values }
+    }
+    case "TypeLiteral":
+      return compileStruct(ctx, ast)
+    case "Transformation":
+      // Only reached for encoded sides that are themselves transformations; the encoded form
+      // is what travels.
+      return compileShape(ctx, AST.encodedBoundAST(ast))
+    case "TupleType":
+      return fail(ctx, "arrays are only supported as the type of a field (a repeated element)")
+    case "Suspend":
+      return fail(ctx, "recursive schemas cannot be expressed as an XSD here")
+    case "Declaration":
+      return fail(ctx, `${String(ast)} has no XML text form (declare its encoded form instead)`)
+    default:
+      return fail(ctx, `${ast._tag} (${String(ast)}) cannot be expressed as XML`)
+  }
+}
+
+const compileField = (ctx: Ctx, ps: AST.PropertySignature): Field => {
+  if (typeof ps.name !== "string") return fail(ctx, "symbol keys cannot be XML elements")
+  const key = ps.name
+  const fieldCtx = { payload: ctx.payload, path: ctx.path === "" ? key : `${ctx.path}.${key}` }
+  const element = elementNameOf(key)
+  if (!isNcName(element)) fail(fieldCtx, `element name "${element}" is not a valid XML name`)
+  let type = ps.type
+  if (ps.isOptional && type._tag === "Union") {
+    // `optional(X)` is `X | undefined` on the encoded side; absence is the element's absence.
+    const members = type.types.filter((t) => t._tag !== "UndefinedKeyword")
+    if (members.length === 1) type = members[0]!
+    else if (members.length !== type.types.length) type = AST.Union.make(members)
+  }
+  const description = describe(ps) ?? (isDefaultDescription(type, describe(type)) ? undefined : describe(type))
+  const { ast: inner } = unwrap(type)
+  if (inner._tag === "TupleType") {
+    const arrayCtx = fieldCtx
+    if (ps.isOptional) {
+      fail(arrayCtx, "an array field is already optional (zero elements); declare it without optional")
+    }
+    const { elements, rest } = inner
+    const item = rest[0]
+    if (rest.length !== 1 || item === undefined) fail(arrayCtx, "tuples cannot be expressed; use an array")
+    if (elements.length > 1) fail(arrayCtx, "tuples cannot be expressed; use an array")
+    if (elements.length === 1 && elements[0]!.isOptional) fail(arrayCtx, "tuples cannot be expressed; use an array")
+    if (unwrap(item!.type).ast._tag === "TupleType") fail(arrayCtx, "arrays of arrays cannot be expressed")
+    const itemShape = compileShape(arrayCtx, item!.type)
+    return { key, element, shape: itemShape, occurs: elements.length === 1 ? "many1" : "many", description }
+  }
+  if (inner._tag === "UndefinedKeyword" || inner._tag === "VoidKeyword") {
+    return fail(fieldCtx, "undefined cannot be written as XML; make the field optional instead")
+  }
+  const shape = compileShape(fieldCtx, type)
+  return { key, element, shape, occurs: ps.isOptional ? "optional" : "required", description }
+}
+
+const compileStruct = (ctx: Ctx, ast: AST.TypeLiteral): Struct => {
+  if (ast.indexSignatures.length > 0) fail(ctx, "records (index signatures) cannot be expressed as XML")
+  const fields = ast.propertySignatures.map((ps) => compileField(ctx, ps))
+  const byElement = new Map<string, Field>()
+  for (const f of fields) {
+    const clash = byElement.get(f.element)
+    if (clash !== undefined) {
+      fail(
+        { payload: ctx.payload, path: ctx.path === "" ? f.key : `${ctx.path}.${f.key}` },
+        `element name <${f.element}> is also used by field "${clash.key}"`
+      )
+    }
+    byElement.set(f.element, f)
+  }
+  return { _tag: "Struct", fields, byElement }
+}
+
+/** Compiles the encoded side of a payload schema; throws {@link PayloadDeclarationError}. */
+export const compilePayloadShape = (tag: string, ast: AST.AST): Struct => {
+  const ctx: Ctx = { payload: tag, path: "" }
+  if (!isNcName(tag)) fail(ctx, `"${tag}" is not a valid XML element name`)
+  const encoded = unwrap(AST.encodedBoundAST(ast)).ast
+  if (encoded._tag !== "TypeLiteral") return fail(ctx, "a payload must be a struct of fields")
+  return compileStruct(ctx, encoded)
+}

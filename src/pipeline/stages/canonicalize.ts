@@ -1,0 +1,35 @@
+import { Either } from "effect"
+import { diagnostic } from "../../domain/Diagnostic.js"
+import { MalformedXml, TooDeep } from "../../domain/IngressError.js"
+import {
+  CanonicalDepthError,
+  type CanonicalElement,
+  readCanonical
+} from "../../domain/xml/CanonicalTree.js"
+import type { XmlDocument, XmlEngine } from "../../services/XmlEngine.js"
+
+/** A document in Exclusive C14N form, with the element tree read from that form. */
+export interface Canonical {
+  readonly doc: XmlDocument
+  readonly text: string
+  readonly root: CanonicalElement
+}
+
+/**
+ * Canonicalize: Exclusive C14N 1.0 without comments — the form signatures are computed
+ * over and the form every later stage reads. The configured depth limit is enforced here.
+ */
+export const canonicalize = (
+  engine: XmlEngine.Service,
+  doc: XmlDocument,
+  maxDepth: number
+): Either.Either<Canonical, TooDeep | MalformedXml> => {
+  const text = engine.canonicalize(doc)
+  try {
+    return Either.right({ doc, text, root: readCanonical(text, maxDepth) })
+  } catch (e) {
+    if (e instanceof CanonicalDepthError) return Either.left(new TooDeep({ diagnostics: [], limit: e.limit }))
+    // Only reachable if libxml2 emitted something that is not canonical XML.
+    return Either.left(new MalformedXml({ diagnostics: [diagnostic(`canonical form unreadable: ${String(e)}`)] }))
+  }
+}

@@ -1,0 +1,234 @@
+/**
+ * XmlEngine: every libxml2 operation the framework performs — hardened strict and
+ * recovering parse, Exclusive C14N, XSD compilation and validation, serialization — behind
+ * one service that owns every native handle.
+ *
+ * The per-message operations are synchronous functions (the pipeline runs them back to back
+ * inside one step; wrapping each in an Effect would cost more than the work itself). Handles
+ * that outlive a message — compiled schemas — are scoped resources released with their
+ * Scope; documents are released by whoever parsed them (`withDocument` does it for you).
+ */
+import { Context, Data, Effect, Either, Layer, type Scope } from "effect"
+import { isUtf8 } from "node:buffer"
+import { Diagnostic } from "../domain/Diagnostic.js"
+import * as Raw from "./internal/libxml2.js"
+
+export interface ParseOptions {
+  /** Fall back to libxml2's recovering parser when the strict parse fails. */
+  readonly recover: boolean
+}
+
+/** A parsed document. Release it exactly once (`XmlEngine.release`). */
+export class XmlDocument {
+  released = false
+  constructor(
+    readonly ptr: Raw.DocPtr,
+    /** True when only the recovering parser could read the input. */
+    readonly repaired: boolean,
+    /** Warnings, and for repaired documents the errors that were repaired. */
+    readonly diagnostics: ReadonlyArray<Diagnostic>
+  ) {}
+}
+
+/** Why bytes could not become a document. */
+export class XmlParseFailure extends Data.TaggedError("XmlParseFailure")<{
+  readonly reason: "encoding" | "malformed" | "dtd" | "too-deep"
+  readonly diagnostics: ReadonlyArray<Diagnostic>
+}> {}
+
+/** An XSD that libxml2 refused to compile. */
+export class SchemaCompileError extends Data.TaggedError("SchemaCompileError")<{
+  readonly name: string
+  readonly diagnostics: ReadonlyArray<Diagnostic>
+}> {
+  override get message(): string {
+    return `XSD for ${this.name} does not compile: ${this.diagnostics.map(String).join("; ")}`
+  }
+}
+
+/** A compiled XSD, valid while the Scope that compiled it is open. */
+export class CompiledSchema {
+  constructor(readonly name: string, readonly raw: Raw.RawSchema) {}
+}
+
+export const toDiagnostic = (e: Raw.RawError): Diagnostic =>
+  new Diagnostic(
+    {
+      message: e.message,
+      ...(e.line > 0 ? { line: e.line, column: e.column } : {}),
+      ...(e.path !== undefined ? { path: e.path } : {})
+    },
+    true
+  )
+
+const isFatal = (e: Raw.RawError) => e.level >= 2
+
+/** Offset of the first byte that breaks UTF-8 (cold path, for the diagnostic only). */
+const firstInvalidUtf8 = (bytes: Uint8Array): number => {
+  let i = 0
+  while (i < bytes.length) {
+    const b = bytes[i]!
+    const len = b < 0x80 ? 1 : b >= 0xc2 && b <= 0xdf ? 2 : b >= 0xe0 && b <= 0xef ? 3 : b >= 0xf0 && b <= 0xf4 ? 4 : 0
+    if (len === 0 || i + len > bytes.length) return i
+    for (let k = 1; k < len; k++) if ((bytes[i + k]! & 0xc0) !== 0x80) return i
+    // Overlong forms, surrogates and code points past U+10FFFF.
+    const b1 = bytes[i + 1]!
+    if ((b === 0xe0 && b1 < 0xa0) || (b === 0xed && b1 > 0x9f) || (b === 0xf0 && b1 < 0x90) || (b === 0xf4 && b1 > 0x8f)) {
+      return i
+    }
+    i += len
+  }
+  return i
+}
+
+const DOCTYPE = new TextEncoder().encode("<!DOCTYPE")
+
+const classify = (bytes: Uint8Array, errors: ReadonlyArray<Raw.RawError>): XmlParseFailure["reason"] => {
+  if (errors.some((e) => e.message.includes("Excessive depth"))) return "too-deep"
+  if (Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).indexOf(DOCTYPE) !== -1) return "dtd"
+  return "malformed"
+}
+
+const parse = (bytes: Uint8Array, options: ParseOptions): Either.Either<XmlDocument, XmlParseFailure> => {
+  if (!isUtf8(bytes)) {
+    const at = firstInvalidUtf8(bytes)
+    return Either.left(
+      new XmlParseFailure({
+        reason: "encoding",
+        diagnostics: [new Diagnostic({ message: `invalid UTF-8 byte sequence at byte offset ${at}` })]
+      })
+    )
+  }
+  const strict = Raw.readDocument(bytes, Raw.hardenedFlags)
+  let doc = strict.doc
+  let repaired = false
+  let notes = strict.errors
+  if (doc === 0 || strict.errors.some(isFatal)) {
+    Raw.freeDocument(doc)
+    doc = 0 as Raw.DocPtr
+    const reason = classify(bytes, strict.errors)
+    // Never "repair" around a DTD or a depth bomb: those are refusals, not typos.
+    if (options.recover && reason === "malformed") {
+      const recovered = Raw.readDocument(bytes, Raw.hardenedFlags | Raw.ParseFlags.RECOVER)
+      if (recovered.doc !== 0 && Raw.rootElement(recovered.doc) !== 0) {
+        doc = recovered.doc
+        repaired = true
+        notes = strict.errors
+      } else {
+        Raw.freeDocument(recovered.doc)
+      }
+    }
+    if (doc === 0) {
+      return Either.left(new XmlParseFailure({ reason, diagnostics: strict.errors.map(toDiagnostic) }))
+    }
+  }
+  if (Raw.hasInternalSubset(doc)) {
+    Raw.freeDocument(doc)
+    return Either.left(
+      new XmlParseFailure({
+        reason: "dtd",
+        diagnostics: [new Diagnostic({ message: "the document has a DOCTYPE declaration" })]
+      })
+    )
+  }
+  return Either.right(new XmlDocument(doc, repaired, notes.length === 0 ? [] : notes.map(toDiagnostic)))
+}
+
+const release = (doc: XmlDocument): void => {
+  if (doc.released) return
+  doc.released = true
+  Raw.freeDocument(doc.ptr)
+}
+
+const checkLive = (doc: XmlDocument): void => {
+  if (doc.released) throw new Error("XmlEngine: document used after release")
+}
+
+export declare namespace XmlEngine {
+  export interface Service {
+    /** Hardened parse: UTF-8 only, no DTD, no entity expansion, no network, depth ≤ 256. */
+    readonly parse: (bytes: Uint8Array, options: ParseOptions) => Either.Either<XmlDocument, XmlParseFailure>
+    /** Parses, runs `use`, and releases the document whatever happens. */
+    readonly withDocument: <A>(
+      bytes: Uint8Array,
+      options: ParseOptions,
+      use: (doc: XmlDocument) => A
+    ) => Either.Either<A, XmlParseFailure>
+    readonly release: (doc: XmlDocument) => void
+    /** Exclusive C14N 1.0, comments dropped. */
+    readonly canonicalize: (doc: XmlDocument) => string
+    readonly serialize: (doc: XmlDocument, options?: { readonly format?: boolean }) => string
+    /** Compiles an XSD once; released when the Scope closes. */
+    readonly compileSchema: (name: string, xsd: string) => Effect.Effect<CompiledSchema, SchemaCompileError, Scope.Scope>
+    /** Validates the whole document; an empty list means valid. */
+    readonly validateDocument: (schema: CompiledSchema, doc: XmlDocument) => ReadonlyArray<Diagnostic>
+    /**
+     * Validates the subtree of the `index`-th element child (0-based) of the root element;
+     * an empty list means valid.
+     */
+    readonly validateRootChild: (schema: CompiledSchema, doc: XmlDocument, index: number) => ReadonlyArray<Diagnostic>
+    /** Effectful parse whose document is released with the Scope. */
+    readonly parseScoped: (
+      bytes: Uint8Array,
+      options: ParseOptions
+    ) => Effect.Effect<XmlDocument, XmlParseFailure, Scope.Scope>
+    /** Native handles currently alive (for leak checks). */
+    readonly liveHandles: () => { readonly documents: number; readonly schemas: number }
+  }
+}
+
+export class XmlEngine extends Context.Tag("xml-organism/XmlEngine")<XmlEngine, XmlEngine.Service>() {
+  static readonly make: Effect.Effect<XmlEngine.Service> = Effect.sync(() => {
+    const service: XmlEngine.Service = {
+      parse,
+      withDocument: (bytes, options, use) =>
+        Either.map(parse(bytes, options), (doc) => {
+          try {
+            return use(doc)
+          } finally {
+            release(doc)
+          }
+        }),
+      release,
+      canonicalize: (doc) => {
+        checkLive(doc)
+        return Raw.canonicalize(doc.ptr)
+      },
+      serialize: (doc, options) => {
+        checkLive(doc)
+        return Raw.serialize(doc.ptr, options)
+      },
+      compileSchema: (name, xsd) =>
+        Effect.acquireRelease(
+          Effect.suspend(() => {
+            const result = Raw.compileSchema(xsd)
+            return result._tag === "Compiled"
+              ? Effect.succeed(new CompiledSchema(name, result.schema))
+              : Effect.fail(new SchemaCompileError({ name, diagnostics: result.errors.map(toDiagnostic) }))
+          }),
+          (schema) => Effect.sync(() => Raw.freeSchema(schema.raw))
+        ).pipe(Effect.withSpan("XmlEngine.compileSchema", { attributes: { name } })),
+      validateDocument: (schema, doc) => {
+        checkLive(doc)
+        const errors = Raw.validateDocument(schema.raw, doc.ptr)
+        return errors.length === 0 ? [] : errors.map(toDiagnostic)
+      },
+      validateRootChild: (schema, doc, index) => {
+        checkLive(doc)
+        const el = Raw.nthElementChild(Raw.rootElement(doc.ptr), index)
+        if (el === 0) return [new Diagnostic({ message: `no element child at index ${index}` })]
+        const errors = Raw.validateElement(schema.raw, el)
+        return errors.length === 0 ? [] : errors.map(toDiagnostic)
+      },
+      parseScoped: (bytes, options) =>
+        Effect.acquireRelease(
+          Effect.suspend(() => parse(bytes, options)),
+          (doc) => Effect.sync(() => release(doc))
+        ),
+      liveHandles: Raw.liveHandles
+    }
+    return service
+  })
+
+  static readonly layer: Layer.Layer<XmlEngine> = Layer.effect(XmlEngine, XmlEngine.make)
+}

@@ -1,0 +1,300 @@
+/**
+ * A thin, allocation-conscious binding to libxml2 compiled to WebAssembly (libxml2-wasm).
+ *
+ * We instantiate our own copy of the module instead of using libxml2-wasm's object API:
+ * that API wraps every document and node in a JavaScript object registered with a
+ * FinalizationRegistry, re-creates parser and validation contexts per call, and in recover
+ * mode throws away the recovered document — which is exactly what the repair stage needs.
+ * Here every handle is a plain pointer owned by XmlEngine, freed explicitly, and counted so
+ * tests can prove nothing leaks.
+ *
+ * Everything in this file is synchronous and single-threaded, like the wasm module itself.
+ */
+import moduleLoader from "libxml2-wasm/lib/libxml2raw.mjs"
+
+const lib = await moduleLoader()
+lib._xmlSetWinPathEnabled(0)
+lib._xmlInitParser()
+
+export type DocPtr = number & { readonly _doc: unique symbol }
+export type NodePtr = number & { readonly _node: unique symbol }
+
+export interface RawError {
+  readonly message: string
+  /** 1 warning, 2 error, 3 fatal */
+  readonly level: number
+  readonly line: number
+  readonly column: number
+  readonly path: string | undefined
+}
+
+// --- errors --------------------------------------------------------------------------
+// libxml2 reports through a structured-error callback. Calls are synchronous, so one sink
+// shared by all calls is enough: set before the call, read after.
+let sink: Array<RawError> | null = null
+
+const readCString = (ptr: number): string => (ptr === 0 ? "" : lib.UTF8ToString(ptr))
+
+const errorCallback = lib.addFunction((_data: number, err: number) => {
+  if (sink === null) return
+  const node = lib.getValue(err + 48, "*")
+  let path: string | undefined
+  if (node !== 0) {
+    const p = lib._xmlGetNodePath(node)
+    if (p !== 0) {
+      path = lib.UTF8ToString(p)
+      lib._free(p)
+    }
+  }
+  sink.push({
+    message: readCString(lib.getValue(err + 8, "*")).trim(),
+    level: lib.getValue(err + 12, "i32"),
+    line: lib.getValue(err + 20, "i32"),
+    column: lib.getValue(err + 40, "i32"),
+    path
+  })
+}, "vii")
+
+const collect = <A>(f: () => A): [A, Array<RawError>] => {
+  const errors: Array<RawError> = []
+  const previous = sink
+  sink = errors
+  try {
+    return [f(), errors]
+  } finally {
+    sink = previous
+  }
+}
+
+// --- live handle accounting ---------------------------------------------------------
+const live = { documents: 0, schemas: 0 }
+
+/** Documents and schemas currently allocated in the wasm heap (leak checks). */
+export const liveHandles = (): { readonly documents: number; readonly schemas: number } => ({ ...live })
+
+/** Bytes of wasm linear memory (grows, never shrinks). */
+export const heapBytes = (): number => lib.HEAPU8.byteLength
+
+// --- parsing --------------------------------------------------------------------------
+export const ParseFlags = {
+  RECOVER: 1,
+  NONET: 2048,
+  NOCDATA: 16384,
+  BIG_LINES: 4194304,
+  IGNORE_ENC: 2097152,
+  NO_XXE: 8388608,
+  NO_SYS_CATALOG: 33554432
+} as const
+
+/**
+ * Hardened defaults: no entity substitution (no NOENT), no DTD loading (no DTDLOAD),
+ * no external entities, no network, no catalogs, and the input is always read as UTF-8.
+ * libxml2's own limits stay on (no HUGE): nesting depth 256, entity amplification.
+ */
+export const hardenedFlags = ParseFlags.NONET | ParseFlags.NO_XXE | ParseFlags.NO_SYS_CATALOG |
+  ParseFlags.IGNORE_ENC | ParseFlags.BIG_LINES | ParseFlags.NOCDATA
+
+const utf8Name = (() => {
+  const p = lib._malloc(6)
+  lib.stringToUTF8("UTF-8", p, 6)
+  return p
+})()
+
+// One input buffer reused across parses: libxml2 reads it only during the call.
+let inputPtr = 0
+let inputCapacity = 0
+const stageInput = (bytes: Uint8Array): number => {
+  if (bytes.length + 1 > inputCapacity) {
+    if (inputPtr !== 0) lib._free(inputPtr)
+    inputCapacity = Math.max(4096, 2 ** Math.ceil(Math.log2(bytes.length + 1)))
+    inputPtr = lib._malloc(inputCapacity)
+  }
+  const heap = lib.HEAPU8
+  heap.set(bytes, inputPtr)
+  heap[inputPtr + bytes.length] = 0
+  return inputPtr
+}
+
+export interface ReadResult {
+  /** 0 when libxml2 produced no document. */
+  readonly doc: DocPtr
+  readonly errors: ReadonlyArray<RawError>
+}
+
+/**
+ * Parses bytes. A fresh parser context per call: a reused context keeps its name dictionary,
+ * which hostile input with ever-new names would grow without bound.
+ */
+export const readDocument = (bytes: Uint8Array, flags: number): ReadResult => {
+  const ctxt = lib._xmlNewParserCtxt()
+  if (ctxt === 0) throw new Error("libxml2: out of memory creating a parser context")
+  lib._xmlCtxtSetErrorHandler(ctxt, errorCallback, 0)
+  const buf = stageInput(bytes)
+  const [doc, errors] = collect(() => lib._xmlCtxtReadMemory(ctxt, buf, bytes.length, 0, utf8Name, flags))
+  lib._xmlFreeParserCtxt(ctxt)
+  if (doc !== 0) live.documents++
+  return { doc: doc as DocPtr, errors }
+}
+
+export const freeDocument = (doc: DocPtr): void => {
+  if (doc === 0) return
+  lib._xmlFreeDoc(doc)
+  live.documents--
+}
+
+export const hasInternalSubset = (doc: DocPtr): boolean => lib._xmlGetIntSubset(doc) !== 0
+
+export const rootElement = (doc: DocPtr): NodePtr => lib._xmlDocGetRootElement(doc) as NodePtr
+
+const ELEMENT_NODE = 1
+
+/** The n-th element child (0-based) of an element, or 0. */
+export const nthElementChild = (node: NodePtr, n: number): NodePtr => {
+  let cur = lib.getValue(node + 12, "*")
+  let i = 0
+  while (cur !== 0) {
+    if (lib.getValue(cur + 4, "i32") === ELEMENT_NODE) {
+      if (i === n) return cur as NodePtr
+      i++
+    }
+    cur = lib.getValue(cur + 24, "*")
+  }
+  return 0 as NodePtr
+}
+
+// --- canonicalization -----------------------------------------------------------------
+const decoder = new TextDecoder("utf-8")
+let c14nOut = ""
+
+const c14nWrite = lib.addFunction((_ctx: number, buf: number, len: number) => {
+  c14nOut += decoder.decode(lib.HEAPU8.subarray(buf, buf + len), { stream: true })
+  return len
+}, "iiii")
+const c14nClose = lib.addFunction(() => 0, "ii")
+
+export const C14N_EXCLUSIVE_1_0 = 1
+
+/** Exclusive C14N 1.0 without comments, as a string. */
+export const canonicalize = (doc: DocPtr): string => {
+  c14nOut = ""
+  const out = lib._xmlOutputBufferCreateIO(c14nWrite, c14nClose, 0, 0)
+  if (out === 0) throw new Error("libxml2: out of memory creating an output buffer")
+  let rc = -1
+  try {
+    rc = lib._xmlC14NExecute(doc, 0, 0, C14N_EXCLUSIVE_1_0, 0, 0, out)
+  } finally {
+    lib._xmlOutputBufferClose(out)
+  }
+  const result = c14nOut + decoder.decode()
+  c14nOut = ""
+  if (rc < 0) throw new Error("libxml2: canonicalization failed")
+  return result
+}
+
+// --- serialization ---------------------------------------------------------------------
+let saveOut = ""
+const saveWrite = lib.addFunction((_ctx: number, buf: number, len: number) => {
+  saveOut += decoder.decode(lib.HEAPU8.subarray(buf, buf + len), { stream: true })
+  return len
+}, "iiii")
+const saveClose = lib.addFunction(() => 0, "ii")
+
+const XML_SAVE_FORMAT = 1
+const XML_SAVE_NO_DECL = 2
+
+/** Serializes a document (optionally indented, without the XML declaration). */
+export const serialize = (doc: DocPtr, options: { readonly format?: boolean } = {}): string => {
+  saveOut = ""
+  const flags = (options.format === true ? XML_SAVE_FORMAT : 0) | XML_SAVE_NO_DECL
+  const ctxt = lib._xmlSaveToIO(saveWrite, saveClose, 0, 0, flags)
+  if (ctxt === 0) throw new Error("libxml2: cannot create a save context")
+  lib._xmlSaveDoc(ctxt, doc)
+  lib._xmlSaveClose(ctxt)
+  const result = saveOut + decoder.decode()
+  saveOut = ""
+  return result
+}
+
+// --- XSD ------------------------------------------------------------------------------
+export interface RawSchema {
+  readonly doc: DocPtr
+  readonly schema: number
+  /** Reused across validations; recreated periodically to bound its internal dictionary. */
+  validCtxt: number
+  uses: number
+  freed: boolean
+}
+
+const VALID_CTXT_REUSE = 4096
+
+export type CompileResult =
+  | { readonly _tag: "Compiled"; readonly schema: RawSchema }
+  | { readonly _tag: "Failed"; readonly errors: ReadonlyArray<RawError> }
+
+export const compileSchema = (xsd: string): CompileResult => {
+  const bytes = new TextEncoder().encode(xsd)
+  const { doc, errors: parseErrors } = readDocument(bytes, hardenedFlags)
+  if (doc === 0 || parseErrors.some((e) => e.level >= 2)) {
+    freeDocument(doc)
+    return { _tag: "Failed", errors: parseErrors }
+  }
+  const pctxt = lib._xmlSchemaNewDocParserCtxt(doc)
+  lib._xmlSchemaSetParserStructuredErrors(pctxt, errorCallback, 0)
+  const [schema, errors] = collect(() => lib._xmlSchemaParse(pctxt))
+  lib._xmlSchemaFreeParserCtxt(pctxt)
+  if (schema === 0) {
+    freeDocument(doc)
+    return { _tag: "Failed", errors }
+  }
+  live.schemas++
+  return { _tag: "Compiled", schema: { doc, schema, validCtxt: newValidCtxt(schema), uses: 0, freed: false } }
+}
+
+const newValidCtxt = (schema: number): number => {
+  const v = lib._xmlSchemaNewValidCtxt(schema)
+  lib._xmlSchemaSetValidStructuredErrors(v, errorCallback, 0)
+  return v
+}
+
+const validCtxtOf = (s: RawSchema): number => {
+  if (s.freed) throw new Error("libxml2: schema used after release")
+  if (++s.uses >= VALID_CTXT_REUSE) {
+    lib._xmlSchemaFreeValidCtxt(s.validCtxt)
+    s.validCtxt = newValidCtxt(s.schema)
+    s.uses = 0
+  }
+  return s.validCtxt
+}
+
+/** Validates a whole document; an empty list means valid. */
+export const validateDocument = (s: RawSchema, doc: DocPtr): ReadonlyArray<RawError> => {
+  const v = validCtxtOf(s)
+  const [rc, errors] = collect(() => lib._xmlSchemaValidateDoc(v, doc))
+  if (rc === 0) return []
+  return errors.length > 0 ? errors : [internalError(rc)]
+}
+
+/** Validates the subtree rooted at an element; an empty list means valid. */
+export const validateElement = (s: RawSchema, node: NodePtr): ReadonlyArray<RawError> => {
+  const v = validCtxtOf(s)
+  const [rc, errors] = collect(() => lib._xmlSchemaValidateOneElement(v, node))
+  if (rc === 0) return []
+  return errors.length > 0 ? errors : [internalError(rc)]
+}
+
+const internalError = (rc: number): RawError => ({
+  message: `validation failed (libxml2 code ${rc})`,
+  level: 2,
+  line: 0,
+  column: 0,
+  path: undefined
+})
+
+export const freeSchema = (s: RawSchema): void => {
+  if (s.freed) return
+  s.freed = true
+  lib._xmlSchemaFreeValidCtxt(s.validCtxt)
+  lib._xmlSchemaFree(s.schema)
+  freeDocument(s.doc)
+  live.schemas--
+}

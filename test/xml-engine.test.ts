@@ -1,0 +1,99 @@
+import { describe, expect, layer } from "@effect/vitest"
+import { Effect, Either } from "effect"
+import { XmlEngine } from "../src/services/XmlEngine.js"
+
+const utf8 = (s: string) => Buffer.from(s, "utf8")
+
+layer(XmlEngine.layer)("XmlEngine", (it) => {
+  const c14n = (xml: string) =>
+    Effect.gen(function*() {
+      const engine = yield* XmlEngine
+      return Either.getOrThrow(engine.withDocument(utf8(xml), { recover: false }, engine.canonicalize))
+    })
+
+  describe("Exclusive C14N", () => {
+    it.effect("attribute order, whitespace inside tags, quote style and empty-element form do not matter", () =>
+      Effect.gen(function*() {
+        const forms = [
+          `<r><e a="1" b="2">t</e><x></x></r>`,
+          `<r><e b="2" a="1">t</e><x/></r>`,
+          `<r  ><e   b = '2'\n a="1"  >t</e  ><x  /></r >`,
+          `<?xml version="1.0" encoding="UTF-8"?>\n<r><e a="1" b="2">t</e><x/></r>\n`
+        ]
+        const canon = yield* Effect.forEach(forms, c14n)
+        expect(new Set(canon).size).toBe(1)
+        expect(canon[0]).toBe(`<r><e a="1" b="2">t</e><x></x></r>`)
+      }))
+
+    it.effect("redundant and unused namespace declarations canonicalize away", () =>
+      Effect.gen(function*() {
+        const forms = [
+          `<r xmlns="urn:a"><e>t</e></r>`,
+          `<r xmlns="urn:a" xmlns:unused="urn:u"><e xmlns="urn:a">t</e></r>`,
+          `<p:r xmlns:p="urn:p" xmlns="urn:a"><e xmlns:q="urn:q">t</e></p:r>`.replace("<p:r xmlns:p=\"urn:p\"", "<r").replace("</p:r>", "</r>")
+        ]
+        const canon = yield* Effect.forEach(forms, c14n)
+        expect(new Set(canon).size).toBe(1)
+        expect(canon[0]).toBe(`<r xmlns="urn:a"><e>t</e></r>`)
+      }))
+
+    it.effect("CDATA becomes escaped text and comments are dropped", () =>
+      Effect.gen(function*() {
+        expect(yield* c14n(`<r><![CDATA[<a & b>]]><!-- note --></r>`)).toBe(`<r>&lt;a &amp; b&gt;</r>`)
+      }))
+  })
+
+  describe("hardened parsing", () => {
+    it.effect("refuses non-UTF-8 input and says where", () =>
+      Effect.gen(function*() {
+        const engine = yield* XmlEngine
+        const result = engine.parse(Buffer.from([0x3c, 0x72, 0x3e, 0xc3, 0x28, 0x3c, 0x2f, 0x72, 0x3e]), { recover: true })
+        expect(Either.isLeft(result)).toBe(true)
+        if (Either.isLeft(result)) {
+          expect(result.left.reason).toBe("encoding")
+          expect(String(result.left.diagnostics[0])).toContain("byte offset 3")
+        }
+      }))
+
+    it.effect("recovers a broken document only when asked, reporting what was repaired", () =>
+      Effect.gen(function*() {
+        const engine = yield* XmlEngine
+        const broken = utf8(`<r><a>text</r>`)
+        const strict = engine.parse(broken, { recover: false })
+        expect(Either.isLeft(strict) && strict.left.reason).toBe("malformed")
+        const recovered = engine.parse(broken, { recover: true })
+        if (Either.isLeft(recovered)) throw new Error("expected a repaired document")
+        expect(recovered.right.repaired).toBe(true)
+        expect(recovered.right.diagnostics.map(String).join(" ")).toMatch(/1:\d+ .*mismatch/)
+        expect(engine.canonicalize(recovered.right)).toBe(`<r><a>text</a></r>`)
+        engine.release(recovered.right)
+      }))
+
+    it.effect("releases every document and schema it hands out", () =>
+      Effect.gen(function*() {
+        const engine = yield* XmlEngine
+        const before = engine.liveHandles()
+        yield* Effect.scoped(Effect.gen(function*() {
+          yield* engine.compileSchema("s", `<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema"><xs:element name="r"/></xs:schema>`)
+          expect(engine.liveHandles().schemas).toBe(before.schemas + 1)
+          for (let i = 0; i < 200; i++) {
+            engine.withDocument(utf8(i % 2 === 0 ? `<r>${i}</r>` : `<r>${i}`), { recover: i % 4 === 1 }, () => {
+              expect(engine.liveHandles().documents).toBeGreaterThan(before.documents)
+            })
+          }
+          yield* engine.parseScoped(utf8(`<r/>`), { recover: false })
+        }))
+        expect(engine.liveHandles()).toEqual(before)
+      }))
+
+    it.effect("reports XSD compile errors with positions", () =>
+      Effect.gen(function*() {
+        const engine = yield* XmlEngine
+        const error = yield* engine.compileSchema("bad", `<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema"><xs:element/></xs:schema>`)
+          .pipe(Effect.scoped, Effect.flip)
+        expect(error._tag).toBe("SchemaCompileError")
+        expect(error.message).toContain("bad")
+        expect(error.diagnostics.length).toBeGreaterThan(0)
+      }))
+  })
+})
