@@ -8,6 +8,7 @@
  */
 import { Effect, Either, type Scope } from "effect"
 import type { Diagnostic } from "../domain/Diagnostic.js"
+import { defaultIngressConfig, type IngressConfig } from "../domain/IngressConfig.js"
 import { ENVELOPE_XSD, type Envelope } from "../domain/Envelope.js"
 import type { IngressError, Stage } from "../domain/IngressError.js"
 import { type CompiledSchema, type SchemaCompileError, XmlEngine } from "../services/XmlEngine.js"
@@ -18,22 +19,9 @@ import { type Decoded, decode } from "./stages/decode.js"
 import { extract } from "./stages/extract.js"
 import { repair } from "./stages/repair.js"
 import { validateEnvelope } from "./stages/validateEnvelope.js"
+
+export { defaultIngressConfig, type IngressConfig } from "../domain/IngressConfig.js"
 import { type RouteResolver, validatePayload } from "./stages/validatePayload.js"
-
-export interface IngressConfig {
-  /** Messages larger than this are rejected before parsing. */
-  readonly maxBytes: number
-  /** Element nesting limit (libxml2 itself stops at 256). */
-  readonly maxDepth: number
-  /** Use libxml2's recovering parser when the strict parse fails. */
-  readonly recover: boolean
-}
-
-export const defaultIngressConfig: IngressConfig = {
-  maxBytes: 1024 * 1024,
-  maxDepth: 64,
-  recover: true
-}
 
 /** What was read from a message before it was accepted or rejected. */
 export interface Seen {
@@ -118,7 +106,7 @@ export const makeIngress = (
           decoded: undefined
         }
       }
-      const validated = validatePayload(engine, c, extracted.right, routes)
+      const validated = validatePayload(engine, c, extracted.right, thread, routes)
       if (Either.isLeft(validated)) return rejected(validated.left, seen, c.text, diagnostics)
       const decoded = decode(c, validated.right)
       if (Either.isLeft(decoded)) return rejected(decoded.left, seen, c.text, diagnostics)

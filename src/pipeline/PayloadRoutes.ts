@@ -16,7 +16,7 @@ export const routesForPayloads = Effect.fn("PayloadRoutes.routesForPayloads")(fu
     const spec = specOf(payload)
     if (byTag.has(spec.routeTag)) continue
     const schema = yield* engine.compileSchema(spec.tag, spec.xsd)
-    byTag.set(spec.routeTag, { listener: undefined, spec, schema })
+    byTag.set(spec.routeTag, { name: undefined, spec, schema })
   }
   const resolver: RouteResolver = {
     resolve: (_to, tag) => {

@@ -2,6 +2,7 @@ import { Either } from "effect"
 import { diagnostic } from "../../domain/Diagnostic.js"
 import { DecodeFailed } from "../../domain/IngressError.js"
 import type { PayloadSpec } from "../../domain/Payload.js"
+import { RawPayload } from "../../domain/Reply.js"
 import type { Canonical } from "./canonicalize.js"
 import type { RouteTarget, Validated } from "./validatePayload.js"
 
@@ -18,9 +19,18 @@ export interface Decoded extends Validated {
 export const decode = (canonical: Canonical, validated: Validated): Either.Either<Decoded, DecodeFailed> => {
   const targets = validated.route.targets
   const deliveries: Array<Delivery> = []
-  let lastSpec: PayloadSpec<any> | undefined
+  let lastSpec: PayloadSpec<any> | undefined | null = null
   let lastValue: unknown
   for (const target of targets) {
+    if (target.spec === undefined) {
+      // Accepted as raw XML (an injector receiving a type the organism does not declare).
+      const el = validated.payload
+      deliveries.push({
+        target,
+        payload: new RawPayload({ tag: el.localName, inner: canonical.text.slice(el.contentStart, el.contentEnd) })
+      })
+      continue
+    }
     if (target.spec !== lastSpec) {
       const result = target.spec.decode(canonical.text, validated.payload)
       if (Either.isLeft(result)) {

@@ -3,14 +3,19 @@ import type { Diagnostic } from "../../domain/Diagnostic.js"
 import { PayloadInvalid, UnknownRoute } from "../../domain/IngressError.js"
 import type { PayloadSpec } from "../../domain/Payload.js"
 import type { CompiledSchema, XmlEngine } from "../../services/XmlEngine.js"
+import type { AssignedThread } from "./assignThread.js"
 import type { Canonical } from "./canonicalize.js"
 import type { Extracted } from "./extract.js"
 
-/** One receiver of a route: a listener (or, for `inspect --payloads`, just a payload type). */
+/** One receiver of a route: a listener, an injector, or (for `inspect --payloads`) a type. */
 export interface RouteTarget {
-  readonly listener: string | undefined
-  readonly spec: PayloadSpec<any>
-  readonly schema: CompiledSchema
+  /** Listener or injector name; undefined when routing by payload type only. */
+  readonly name: string | undefined
+  /** The payload type; undefined = accept any payload as raw XML (unvalidated). */
+  readonly spec: PayloadSpec<any> | undefined
+  readonly schema: CompiledSchema | undefined
+  /** Whatever the resolver's owner attaches (the pump: its listener entry). */
+  readonly entry?: unknown
 }
 
 export interface RouteMatch {
@@ -20,7 +25,7 @@ export interface RouteMatch {
 }
 
 export interface RouteResolver {
-  readonly resolve: (to: string | undefined, payloadTag: string) => RouteMatch | undefined
+  readonly resolve: (to: string | undefined, payloadTag: string, thread: AssignedThread) => RouteMatch | undefined
 }
 
 export const routeKeyOf = (to: string | undefined, payloadTag: string): string =>
@@ -28,6 +33,7 @@ export const routeKeyOf = (to: string | undefined, payloadTag: string): string =
 
 export interface Validated extends Extracted {
   readonly route: RouteMatch
+  readonly thread: AssignedThread
 }
 
 /**
@@ -39,21 +45,22 @@ export const validatePayload = (
   engine: XmlEngine.Service,
   canonical: Canonical,
   extracted: Extracted,
+  thread: AssignedThread,
   routes: RouteResolver
 ): Either.Either<Validated, UnknownRoute | PayloadInvalid> => {
   const { envelope } = extracted
-  const route = routes.resolve(envelope.to, envelope.payloadTag)
+  const route = routes.resolve(envelope.to, envelope.payloadTag, thread)
   if (route === undefined || route.targets.length === 0) {
     return Either.left(new UnknownRoute({ diagnostics: [], routeKey: routeKeyOf(envelope.to, envelope.payloadTag) }))
   }
   let checked: CompiledSchema | undefined
   for (const target of route.targets) {
-    if (target.schema === checked) continue
+    if (target.schema === undefined || target.schema === checked) continue
     const errors: ReadonlyArray<Diagnostic> = engine.validateRootChild(target.schema, canonical.doc, extracted.payloadIndex)
     if (errors.length > 0) {
       return Either.left(new PayloadInvalid({ diagnostics: errors, payloadTag: envelope.payloadTag }))
     }
     checked = target.schema
   }
-  return Either.right({ ...extracted, route })
+  return Either.right({ ...extracted, route, thread })
 }

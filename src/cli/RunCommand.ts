@@ -1,0 +1,154 @@
+import { Args, Command, Options } from "@effect/cli"
+import { Console, Duration, Effect, Either, Fiber, Queue, Stream } from "effect"
+import { createInterface } from "node:readline"
+import { loadOrganism, parsePayloadXml } from "../config/loadOrganism.js"
+import { eventToJson, type PumpEvent } from "../domain/PumpEvent.js"
+import { parseDuration } from "../domain/OrganismConfig.js"
+import type { PayloadValue } from "../domain/Reply.js"
+import { TextInput } from "../domain/SystemPayloads.js"
+import type { Listener } from "../domain/Listener.js"
+import { Pump } from "../pipeline/Pump.js"
+import { makeRouter } from "../pipeline/Router.js"
+import { ThreadRegistry } from "../services/ThreadRegistry.js"
+import { Events } from "../services/Events.js"
+import { XmlEngine } from "../services/XmlEngine.js"
+import { reportConfigError } from "./configErrors.js"
+import { ExitWith, UsageError } from "./Exit.js"
+import { renderEvent } from "./renderEvent.js"
+
+const file = Args.text({ name: "organism.yaml" }).pipe(Args.withDescription("the organism to run"))
+const json = Options.boolean("json").pipe(Options.withDescription("print events as JSON lines"))
+const send = Options.text("send").pipe(
+  Options.withDescription("send 'listener=<Payload>…</Payload>' once started (repeatable)"),
+  Options.repeated
+)
+const untilIdle = Options.boolean("until-idle").pipe(
+  Options.withDescription("exit once the organism is idle (after boot and --send messages)")
+)
+const strict = Options.boolean("strict").pipe(
+  Options.withDescription("exit with 1 if any message was rejected or stopped by a guard")
+)
+const verbose = Options.boolean("verbose").pipe(Options.withDescription("also show envelopes written and agent states"))
+const drainTimeout = Options.text("drain-timeout").pipe(
+  Options.withDescription("on Ctrl-C, how long in-flight work may take to finish"),
+  Options.withDefault("10s")
+)
+
+const HELP = `Type a line to send it:
+  @listener some text            sends TextInput{text} to the listener
+  @listener <Payload>…</Payload>  sends that payload
+End input (Ctrl-D) to finish once idle; Ctrl-C drains and stops.`
+
+/** Reads `@listener text` / `@listener <Xml/>` into a target and payload. */
+export const parseConsoleLine = (
+  engine: XmlEngine.Service,
+  line: string
+): Either.Either<{ readonly to: string; readonly payload: PayloadValue }, string> => {
+  const m = /^@(\S+)\s*([\s\S]*)$/.exec(line.trim())
+  if (m === null) return Either.left(`expected "@listener text" or "@listener <Payload/>"`)
+  const to = m[1]!
+  const rest = m[2]!
+  if (rest.startsWith("<")) {
+    return Either.map(parsePayloadXml(engine, rest), (payload) => ({ to, payload }))
+  }
+  return Either.right({ to, payload: new TextInput({ text: rest, source: "console", user: "" }) })
+}
+
+const parseSend = (engine: XmlEngine.Service, spec: string) => {
+  const eq = spec.indexOf("=")
+  if (eq <= 0) return Either.left(`--send expects listener=<Payload>…</Payload>, got ${JSON.stringify(spec)}`)
+  return Either.mapLeft(
+    parseConsoleLine(engine, `@${spec.slice(0, eq)} ${spec.slice(eq + 1)}`),
+    (e) => `--send ${spec.slice(0, eq)}: ${e}`
+  )
+}
+
+export const runCommand = Command.make(
+  "run",
+  { file, json, send, untilIdle, strict, verbose, drainTimeout },
+  (opts) =>
+    Effect.gen(function*() {
+      const deadline = parseDuration(opts.drainTimeout)
+      if (Either.isLeft(deadline)) return yield* new UsageError({ message: `--drain-timeout: ${deadline.left}` })
+      const engine = yield* XmlEngine
+      const sends = opts.send.map((s) => parseSend(engine, s))
+      for (const s of sends) if (Either.isLeft(s)) return yield* new UsageError({ message: s.left })
+
+      const loaded = yield* loadOrganism(opts.file).pipe(Effect.catchTag("OrganismConfigError", reportConfigError(2)))
+      const organism = loaded.organism
+      const injector = organism.settings.injector
+      const events = yield* Events
+      const queue = yield* events.subscribe
+      const print = (e: PumpEvent) => {
+        if (opts.json) process.stdout.write(`${JSON.stringify(eventToJson(e))}\n`)
+        else {
+          const line = renderEvent(e, injector, opts.verbose)
+          if (line !== undefined) process.stdout.write(`${line}\n`)
+        }
+      }
+      const printer = yield* Effect.fork(
+        Effect.forever(Effect.map(Queue.takeBetween(queue, 1, 4096), (chunk) => {
+          for (const e of chunk) print(e)
+        }))
+      )
+      const flush = Effect.gen(function*() {
+        yield* Fiber.interrupt(printer)
+        for (const e of yield* Queue.takeAll(queue)) print(e)
+      })
+      const pump = yield* Pump.make(organism)
+      const summary = Effect.suspend(() => {
+        const c = pump.counters()
+        const line = `${organism.settings.name}: ${c.injected} injected, ${c.delivered} delivered, ` +
+          `${c.rejected} rejected, ${c.guardStopped} stopped by guards, ${c.invocations} handler invocations`
+        return opts.json ? Console.error(line) : Console.log(line)
+      })
+      // Ctrl-C: stop taking input, let in-flight work finish (bounded), then report.
+      yield* Effect.addFinalizer((exit) =>
+        exit._tag === "Failure" && exit.cause._tag === "Interrupt"
+          ? Effect.gen(function*() {
+            const drained = yield* pump.drain(deadline.right)
+            yield* flush
+            if (!drained) yield* Console.error(`organism: stopped with work in flight after ${Duration.format(deadline.right)}`)
+            yield* summary
+          })
+          : Effect.void
+      )
+
+      for (const s of sends) {
+        if (Either.isRight(s)) yield* pump.inject(s.right.to, s.right.payload)
+      }
+
+      if (!opts.untilIdle) {
+        if (!opts.json && process.stdin.isTTY) yield* Console.error(HELP)
+        const lines = Stream.fromAsyncIterable(createInterface({ input: process.stdin, terminal: false }), (e) => e)
+        yield* Stream.runForEach(lines, (line) => {
+          if (line.trim() === "") return Effect.void
+          if (line.trim() === "help" || line.trim() === "?") return Console.error(HELP)
+          const parsed = parseConsoleLine(engine, line)
+          return Either.isLeft(parsed)
+            ? Console.error(`organism: ${parsed.left}`)
+            : Effect.asVoid(pump.inject(parsed.right.to, parsed.right.payload))
+        }).pipe(Effect.orDie)
+      }
+      yield* pump.awaitIdle
+      yield* flush
+      yield* summary
+      const c = pump.counters()
+      if (opts.strict && c.rejected + c.guardStopped > 0) return yield* new ExitWith({ code: 1 })
+    }).pipe(Effect.scoped, Effect.provide(Pump.layerServices))
+).pipe(Command.withDescription("Run an organism, printing its events"))
+
+export const validateCommand = Command.make(
+  "validate",
+  { file },
+  ({ file }) =>
+    Effect.gen(function*() {
+      const loaded = yield* loadOrganism(file).pipe(Effect.catchTag("OrganismConfigError", reportConfigError(1)))
+      // Building the pump's router compiles every payload XSD.
+      const router = yield* makeRouter(loaded.organism.listeners as ReadonlyArray<Listener>, yield* ThreadRegistry.make)
+      yield* Console.log(
+        `${file}: ok — organism "${loaded.organism.settings.name}", ${router.listeners.size} listeners, ` +
+          `${router.types.size} payload types compiled`
+      )
+    }).pipe(Effect.scoped, Effect.provide(XmlEngine.layer))
+).pipe(Command.withDescription("Check an organism file, load its modules and compile every XSD, without running"))

@@ -1,0 +1,10 @@
+import { Console, Effect } from "effect"
+import type { OrganismConfigError } from "../config/ConfigError.js"
+import { ExitWith } from "./Exit.js"
+
+/** Prints every problem of a broken organism file and exits with `code`. */
+export const reportConfigError = (code: number) => (error: OrganismConfigError) =>
+  Console.error(
+    `organism: ${error.problems.length === 1 ? "a problem" : `${error.problems.length} problems`} in ${error.file}:\n` +
+      error.problems.map((p) => `  ${String(p)}`).join("\n")
+  ).pipe(Effect.zipRight(Effect.fail(new ExitWith({ code }))))

@@ -1,0 +1,13 @@
+/**
+ * Payload types the framework ships, referable in YAML by bare name
+ * (`accepts: [TextInput]`) instead of a module path.
+ */
+import type { PayloadType } from "../domain/Payload.js"
+import { Boot, SystemError, TextInput, TextOutput } from "../domain/SystemPayloads.js"
+
+export const builtinPayloads: Record<string, PayloadType> = {
+  Boot,
+  SystemError,
+  TextInput,
+  TextOutput
+}

@@ -1,0 +1,209 @@
+/**
+ * Loads an organism from YAML: parse with positions, decode with the OrganismConfig schema,
+ * check cross-references, import the payload and handler modules, and build the Organism.
+ * Every problem found is reported together, each with its file, line and key.
+ */
+import { Duration, Effect, Either, Schedule } from "effect"
+import { readFile } from "node:fs/promises"
+import { dirname, resolve } from "node:path"
+import { ENVELOPE_NS } from "../domain/Envelope.js"
+import { type Handler, Listener } from "../domain/Listener.js"
+import { type BootMessage, Organism } from "../domain/Organism.js"
+import { type ListenerConfig, OrganismConfig, type RetryConfig } from "../domain/OrganismConfig.js"
+import type { PayloadType } from "../domain/Payload.js"
+import { RawPayload } from "../domain/Reply.js"
+import { readCanonical } from "../domain/xml/CanonicalTree.js"
+import { XmlEngine } from "../services/XmlEngine.js"
+import { ConfigProblem, OrganismConfigError } from "./ConfigError.js"
+import { loadFunction, loadPayloadType } from "./ModuleRef.js"
+import { decodeSource, type Path, parseYaml, type YamlSource } from "./YamlSource.js"
+
+export interface LoadedOrganism {
+  readonly file: string
+  readonly config: OrganismConfig
+  readonly organism: Organism<never>
+}
+
+const fail = (file: string, problems: ReadonlyArray<ConfigProblem>) =>
+  Effect.fail(new OrganismConfigError({ file, problems: [...problems] }))
+
+export const retrySchedule = (retry: RetryConfig): Schedule.Schedule<unknown, unknown> => {
+  const base: Schedule.Schedule<unknown> = retry.backoff === "exponential"
+    ? Schedule.exponential(retry.delay)
+    : Schedule.spaced(retry.delay)
+  const capped = retry.max_delay === undefined
+    ? base
+    : Schedule.modifyDelay(base, (_, d) => Duration.min(d, retry.max_delay!))
+  return Schedule.intersect(capped, Schedule.recurs(retry.times)) as Schedule.Schedule<unknown, unknown>
+}
+
+/** Cross-references the schema cannot see: names, peers, boot targets. */
+const checkReferences = (source: YamlSource, config: OrganismConfig): Array<ConfigProblem> => {
+  const problems: Array<ConfigProblem> = []
+  const names = new Map<string, number>()
+  config.listeners.forEach((l, i) => {
+    const key = l.name.toLowerCase()
+    if (l.name === "system") problems.push(source.problem(["listeners", i, "name"], `"system" is reserved for the organism itself`))
+    const first = names.get(key)
+    if (first !== undefined) {
+      problems.push(source.problem(["listeners", i, "name"], `listener "${l.name}" is already defined at listeners[${first}]`))
+    } else names.set(key, i)
+  })
+  const injector = config.organism.injector ?? "console"
+  if (names.has(injector.toLowerCase())) {
+    problems.push(source.problem(["organism", "injector"], `the injector "${injector}" has the name of a listener`))
+  }
+  const known = [...config.listeners.map((l) => l.name), "system.boot"]
+  const suggestion = (name: string) => {
+    const close = known.find((k) => k.toLowerCase() === name.toLowerCase())
+    return close !== undefined ? ` (did you mean "${close}"?)` : ""
+  }
+  config.listeners.forEach((l, i) =>
+    l.peers?.forEach((peer, j) => {
+      if (!names.has(peer.toLowerCase()) && peer.toLowerCase() !== "system.boot") {
+        problems.push(source.problem(["listeners", i, "peers", j], `peer "${peer}" is not a listener of this organism${suggestion(peer)}`))
+      }
+    })
+  )
+  config.boot?.forEach((b, i) => {
+    if (!names.has(b.to.toLowerCase())) {
+      problems.push(source.problem(["boot", i, "to"], `"${b.to}" is not a listener of this organism`))
+    }
+  })
+  return problems
+}
+
+const loadListener = (source: YamlSource, baseDir: string, config: ListenerConfig, index: number) =>
+  Effect.gen(function*() {
+    const problems: Array<ConfigProblem> = []
+    const at = (key: string, ...rest: Array<string | number>): Path => ["listeners", index, key, ...rest]
+    const attempt = <A>(path: Path, effect: Effect.Effect<A, { readonly message: string }>) =>
+      effect.pipe(
+        Effect.map((a): A | undefined => a),
+        Effect.catchAll((e) => Effect.sync(() => void problems.push(source.problem(path, e.message))))
+      )
+    const payload = yield* attempt(at("payload"), loadPayloadType(config.payload, baseDir))
+    const accepts: Array<PayloadType> = []
+    for (const [j, ref] of (config.accepts ?? []).entries()) {
+      const t = yield* attempt(at("accepts", j), loadPayloadType(ref, baseDir))
+      if (t !== undefined) accepts.push(t)
+    }
+    const handler = yield* attempt(at("handler"), loadFunction(config.handler, baseDir))
+    const onSystem = config.on_system === undefined
+      ? undefined
+      : yield* attempt(at("on_system"), loadFunction(config.on_system, baseDir))
+    if (problems.length > 0 || payload === undefined || handler === undefined) return Either.left(problems)
+    return Either.right(Listener.make({
+      name: config.name,
+      payload,
+      accepts,
+      handler: handler as Handler<unknown, never>,
+      onSystem: onSystem as Handler<any, never> | undefined,
+      description: config.description,
+      agent: config.agent,
+      peers: config.peers,
+      broadcast: config.broadcast,
+      timeout: config.timeout,
+      retry: config.retry === undefined ? undefined : retrySchedule(config.retry),
+      concurrency: config.concurrency,
+      maxConcurrent: config.max_concurrent,
+      prompt: config.prompt
+    }))
+  })
+
+/** `<Greeting><Name>World</Name></Greeting>` → RawPayload, checked for well-formedness. */
+export const parsePayloadXml = (engine: XmlEngine.Service, xml: string): Either.Either<RawPayload, string> => {
+  const parsed = engine.withDocument(Buffer.from(xml, "utf8"), { recover: false }, (doc) => engine.canonicalize(doc))
+  if (Either.isLeft(parsed)) return Either.left(`not well-formed XML: ${parsed.left.diagnostics.map(String).join("; ")}`)
+  const root = readCanonical(parsed.right)
+  if (root.namespace === ENVELOPE_NS) return Either.left("give the payload element itself, not an envelope")
+  if (root.namespace !== "") return Either.left(`payloads live in no namespace (found ${root.namespace})`)
+  return Either.right(new RawPayload({ tag: root.localName, inner: parsed.right.slice(root.contentStart, root.contentEnd) }))
+}
+
+export const loadOrganism = Effect.fn("loadOrganism")(function*(path: string) {
+  const file = resolve(path)
+  const text = yield* Effect.tryPromise({
+    try: () => readFile(file, "utf8"),
+    catch: (e) =>
+      new OrganismConfigError({
+        file: path,
+        problems: [
+          new ConfigProblem({
+            file: path,
+            line: 0,
+            column: 0,
+            key: "",
+            message: (e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : `cannot read: ${String(e)}`
+          })
+        ]
+      })
+  })
+  const parsed = parseYaml(path, text)
+  if (Either.isLeft(parsed)) return yield* fail(path, parsed.left)
+  const source = parsed.right
+  if (source.value === null || typeof source.value !== "object" || Array.isArray(source.value)) {
+    return yield* fail(path, [source.problem([], "expected a mapping with the keys organism, listeners and (optionally) boot")])
+  }
+  const decoded = decodeSource(source, OrganismConfig)
+  if (Either.isLeft(decoded)) return yield* fail(path, decoded.left)
+  const config = decoded.right
+  const referenceProblems = checkReferences(source, config)
+  if (referenceProblems.length > 0) return yield* fail(path, referenceProblems)
+
+  const baseDir = dirname(file)
+  const problems: Array<ConfigProblem> = []
+  const listeners: Array<Listener<any, never>> = []
+  for (const [i, l] of config.listeners.entries()) {
+    const loaded = yield* loadListener(source, baseDir, l, i)
+    if (Either.isLeft(loaded)) problems.push(...loaded.left)
+    else listeners.push(loaded.right)
+  }
+  // Two different payload classes may not share a tag: routing is by tag.
+  const byTag = new Map<string, { type: PayloadType; index: number }>()
+  listeners.forEach((l, i) => {
+    for (const t of [l.payload, ...l.accepts]) {
+      const seen = byTag.get(t.payloadTag.toLowerCase())
+      if (seen !== undefined && seen.type !== t) {
+        problems.push(source.problem(["listeners", i, "payload"], `another payload type is also named <${t.payloadTag}> (listeners[${seen.index}])`))
+      } else byTag.set(t.payloadTag.toLowerCase(), { type: t, index: i })
+    }
+  })
+
+  const engine = yield* XmlEngine
+  const boot: Array<BootMessage> = []
+  for (const [i, b] of (config.boot ?? []).entries()) {
+    const payload = parsePayloadXml(engine, b.payload)
+    if (Either.isLeft(payload)) problems.push(source.problem(["boot", i, "payload"], payload.left))
+    else boot.push({ to: b.to, payload: payload.right })
+  }
+  if (problems.length > 0) return yield* fail(path, problems)
+
+  const o = config.organism
+  const organism = Organism.make<never>({
+    name: o.name,
+    listeners,
+    boot,
+    settings: {
+      ...(o.injector !== undefined ? { injector: o.injector } : {}),
+      ...(o.max_concurrent_handlers !== undefined ? { maxConcurrentHandlers: o.max_concurrent_handlers } : {}),
+      ...(o.max_concurrent_per_agent !== undefined ? { maxConcurrentPerAgent: o.max_concurrent_per_agent } : {}),
+      ...(o.inbox_capacity !== undefined ? { inboxCapacity: o.inbox_capacity } : {}),
+      ...(o.handler_timeout !== undefined ? { handlerTimeout: o.handler_timeout } : {}),
+      ...(o.dead_letter_capacity !== undefined ? { deadLetterCapacity: o.dead_letter_capacity } : {}),
+      guards: {
+        ...(o.guards?.max_chain_depth !== undefined ? { maxChainDepth: o.guards.max_chain_depth } : {}),
+        ...(o.guards?.max_invocations_per_thread !== undefined
+          ? { maxInvocationsPerThread: o.guards.max_invocations_per_thread }
+          : {})
+      },
+      ingress: {
+        ...(o.max_message_bytes !== undefined ? { maxBytes: o.max_message_bytes } : {}),
+        ...(o.max_xml_depth !== undefined ? { maxDepth: o.max_xml_depth } : {}),
+        ...(o.repair !== undefined ? { recover: o.repair } : {})
+      }
+    }
+  })
+  const loaded: LoadedOrganism = { file, config, organism }
+  return loaded
+})

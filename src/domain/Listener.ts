@@ -1,0 +1,118 @@
+/**
+ * A listener: a name, the payload type it accepts, and a handler — plus the policies the
+ * pump applies around it (peers, timeout, retry, concurrency class).
+ */
+import type { Duration, Effect, Schedule } from "effect"
+import type { ThreadId } from "./Ids.js"
+import type { PayloadType } from "./Payload.js"
+import type { Reply } from "./Reply.js"
+import type { SystemError } from "./SystemPayloads.js"
+
+/**
+ * - `Safe`: any number of invocations at once (within the global limit).
+ * - `Exclusive`: one invocation of this listener at a time.
+ * - `Category`: one invocation at a time across every listener of the category.
+ */
+export type ConcurrencyClass =
+  | { readonly _tag: "Safe" }
+  | { readonly _tag: "Exclusive" }
+  | { readonly _tag: "Category"; readonly name: string }
+
+export const ConcurrencyClass = {
+  safe: { _tag: "Safe" } as ConcurrencyClass,
+  exclusive: { _tag: "Exclusive" } as ConcurrencyClass,
+  category: (name: string): ConcurrencyClass => ({ _tag: "Category", name })
+} as const
+
+/** What a handler knows about the message besides its payload. */
+export interface HandlerMetadata {
+  /** The thread this message travels on (opaque: the chain behind it is not visible). */
+  readonly thread: ThreadId
+  /** The immediate sender. */
+  readonly from: string
+  /** This listener's own name. */
+  readonly self: string
+  /** True when the listener sent this message to itself. */
+  readonly isSelfCall: boolean
+}
+
+/** A handler's result: an Effect, a Promise or a plain value of a Reply (or nothing). */
+export type HandlerResult<R> =
+  | Effect.Effect<Reply | void, unknown, R>
+  | Promise<Reply | void>
+  | Reply
+  | void
+
+export type Handler<A, R = never> = (payload: A, metadata: HandlerMetadata) => HandlerResult<R>
+
+/** Payloads every listener accepts without declaring them. */
+export type SystemPayload = SystemError
+
+export interface Listener<A = any, R = any> {
+  readonly name: string
+  /** The payload type this listener is known by (its peers' usage instructions show it). */
+  readonly payload: PayloadType
+  /** Further payload types it accepts (replies it expects back, TextInput…). */
+  readonly accepts: ReadonlyArray<PayloadType>
+  readonly handler: Handler<A, R>
+  /**
+   * Receives the system payloads every listener implicitly accepts (SystemError…). Without
+   * one, such a message is delivered, recorded in events, and ends that branch.
+   */
+  readonly onSystem: Handler<SystemPayload, R> | undefined
+  readonly description: string
+  readonly agent: boolean
+  /**
+   * Listeners an agent may forward to. `undefined` = unrestricted (non-agents);
+   * an agent with an empty list may forward to nobody.
+   */
+  readonly peers: ReadonlyArray<string> | undefined
+  /** Also receives messages of its payload type sent without a `to`. */
+  readonly broadcast: boolean
+  /** Per-invocation deadline (including retries); the organism default when undefined. */
+  readonly timeout: Duration.Duration | undefined
+  /** Retried on failure (not on defects or timeouts) with this schedule. */
+  readonly retry: Schedule.Schedule<unknown, unknown> | undefined
+  readonly concurrency: ConcurrencyClass
+  /** Concurrent invocations of this listener; agents default to the organism's per-agent limit. */
+  readonly maxConcurrent: number | undefined
+  /** An agent's system prompt. */
+  readonly prompt: string | undefined
+}
+
+export interface ListenerOptions<A, B, R> {
+  readonly name: string
+  readonly payload: PayloadType<A>
+  readonly accepts?: ReadonlyArray<PayloadType<B>> | undefined
+  readonly handler: Handler<A | B, R>
+  readonly onSystem?: Handler<SystemPayload, R> | undefined
+  readonly description?: string | undefined
+  readonly agent?: boolean | undefined
+  readonly peers?: ReadonlyArray<string> | undefined
+  readonly broadcast?: boolean | undefined
+  readonly timeout?: Duration.Duration | undefined
+  readonly retry?: Schedule.Schedule<unknown, unknown> | undefined
+  readonly concurrency?: ConcurrencyClass | undefined
+  readonly maxConcurrent?: number | undefined
+  readonly prompt?: string | undefined
+}
+
+export const Listener = {
+  make: <A, B = never, R = never>(options: ListenerOptions<A, B, R>): Listener<A | B, R> => ({
+    name: options.name,
+    payload: options.payload,
+    accepts: options.accepts ?? [],
+    handler: options.handler,
+    onSystem: options.onSystem,
+    description: options.description ?? "",
+    agent: options.agent ?? false,
+    // Agents default to "no peers": an agent must be told whom it may talk to.
+    peers: options.peers ?? (options.agent === true ? [] : undefined),
+    broadcast: options.broadcast ?? false,
+    timeout: options.timeout,
+    retry: options.retry,
+    concurrency: options.concurrency ?? ConcurrencyClass.safe,
+    maxConcurrent: options.maxConcurrent,
+    prompt: options.prompt
+  })
+} as const

@@ -1,0 +1,142 @@
+/**
+ * The YAML organism file, as an Effect Schema. Keys are snake_case like xml-pipeline's.
+ * Unknown keys are errors (the loader suggests the closest known key). Every field carries a
+ * `message` so a wrong value reads as "expected …" rather than as a type dump.
+ */
+import { Duration, Either, ParseResult, Schema } from "effect"
+import type { ConcurrencyClass } from "./Listener.js"
+
+const expected = (what: string) => ({ message: () => `expected ${what}` })
+
+export const PositiveInt = Schema.Int.pipe(Schema.positive()).annotations(expected("a positive integer"))
+export const NonNegativeInt = Schema.Int.pipe(Schema.nonNegative()).annotations(expected("a non-negative integer"))
+const Text = Schema.String.annotations(expected("a string"))
+const Flag = Schema.Boolean.annotations(expected("true or false"))
+const Name = Schema.String.pipe(Schema.pattern(/^[A-Za-z_][A-Za-z0-9_.:-]*$/), Schema.maxLength(128)).annotations(
+  expected("a name: a letter or _, then letters, digits, '_', '.', ':' or '-'")
+)
+const ModuleRef = Schema.String.pipe(Schema.pattern(/^[^#]+#[A-Za-z_$][\w$]*$/)).annotations(
+  expected("a module reference like ./module.ts#ExportName")
+)
+const PayloadRef = Schema.String.pipe(Schema.pattern(/^([^#]+#[A-Za-z_$][\w$]*|[A-Z][A-Za-z0-9]*)$/)).annotations(
+  expected("a payload type: ./module.ts#ExportName, or a built-in name such as TextInput")
+)
+
+const units: Record<string, number> = {
+  ms: 1,
+  millis: 1,
+  s: 1000,
+  sec: 1000,
+  seconds: 1000,
+  second: 1000,
+  m: 60_000,
+  min: 60_000,
+  minutes: 60_000,
+  minute: 60_000,
+  h: 3_600_000,
+  hours: 3_600_000,
+  hour: 3_600_000
+}
+
+/** "500ms", "10s", "1.5 minutes", "2h", or a bare number of seconds. */
+export const parseDuration = (input: string | number): Either.Either<Duration.Duration, string> => {
+  if (typeof input === "number") {
+    return Number.isFinite(input) && input >= 0 ? Either.right(Duration.seconds(input)) : Either.left("negative or not finite")
+  }
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]+)?\s*$/i.exec(input)
+  if (m === null) return Either.left("not a duration")
+  const unit = (m[2] ?? "s").toLowerCase()
+  const factor = units[unit]
+  return factor === undefined ? Either.left(`unknown unit "${m[2]}"`) : Either.right(Duration.millis(Number(m[1]) * factor))
+}
+
+export const DurationConfig = Schema.transformOrFail(
+  Schema.Union(Schema.Number, Schema.String).annotations(expected("a duration like 500ms, 10s, 2m, or a number of seconds")),
+  Schema.DurationFromSelf,
+  {
+    strict: true,
+    decode: (input, _, ast) =>
+      Either.mapLeft(
+        parseDuration(input),
+        () => new ParseResult.Type(ast, input, "expected a duration like 500ms, 10s, 2m, or a number of seconds")
+      ),
+    encode: (d) => Either.right(Duration.toMillis(d) / 1000)
+  }
+).annotations(expected("a duration like 500ms, 10s, 2m, or a number of seconds"))
+
+export const ConcurrencyConfig = Schema.transform(
+  Schema.Union(
+    Schema.Literal("safe", "exclusive"),
+    Schema.TemplateLiteral(Schema.Literal("category:"), Schema.String)
+  ).annotations(expected(`"safe", "exclusive" or "category:NAME"`)),
+  Schema.Any as Schema.Schema<ConcurrencyClass>,
+  {
+    strict: true,
+    decode: (s): ConcurrencyClass =>
+      s === "safe"
+        ? { _tag: "Safe" }
+        : s === "exclusive"
+        ? { _tag: "Exclusive" }
+        : { _tag: "Category", name: s.slice("category:".length) },
+    encode: (c) => (c._tag === "Safe" ? "safe" : c._tag === "Exclusive" ? "exclusive" : `category:${c.name}` as `category:${string}`)
+  }
+)
+
+export class RetryConfig extends Schema.Class<RetryConfig>("RetryConfig")({
+  /** Retries after the first attempt. */
+  times: NonNegativeInt,
+  delay: Schema.optionalWith(DurationConfig, { default: () => Duration.millis(100) }),
+  backoff: Schema.optionalWith(Schema.Literal("fixed", "exponential").annotations(expected(`"fixed" or "exponential"`)), {
+    default: () => "exponential" as const
+  }),
+  max_delay: Schema.optional(DurationConfig)
+}) {}
+
+export class GuardsConfig extends Schema.Class<GuardsConfig>("GuardsConfig")({
+  max_chain_depth: Schema.optional(PositiveInt),
+  max_invocations_per_thread: Schema.optional(PositiveInt)
+}) {}
+
+export class OrganismSection extends Schema.Class<OrganismSection>("OrganismSection")({
+  name: Name,
+  description: Schema.optional(Text),
+  injector: Schema.optional(Name),
+  max_concurrent_handlers: Schema.optional(PositiveInt),
+  max_concurrent_per_agent: Schema.optional(PositiveInt),
+  inbox_capacity: Schema.optional(PositiveInt),
+  handler_timeout: Schema.optional(DurationConfig),
+  dead_letter_capacity: Schema.optional(NonNegativeInt),
+  max_message_bytes: Schema.optional(PositiveInt),
+  max_xml_depth: Schema.optional(PositiveInt),
+  repair: Schema.optional(Flag),
+  guards: Schema.optional(GuardsConfig)
+}) {}
+
+export class ListenerConfig extends Schema.Class<ListenerConfig>("ListenerConfig")({
+  name: Name,
+  payload: PayloadRef,
+  accepts: Schema.optional(Schema.Array(PayloadRef)),
+  handler: ModuleRef,
+  on_system: Schema.optional(ModuleRef),
+  description: Schema.optional(Text),
+  agent: Schema.optional(Flag),
+  peers: Schema.optional(Schema.Array(Name).annotations(expected("a list of listener names"))),
+  broadcast: Schema.optional(Flag),
+  timeout: Schema.optional(DurationConfig),
+  concurrency: Schema.optional(ConcurrencyConfig),
+  max_concurrent: Schema.optional(PositiveInt),
+  retry: Schema.optional(RetryConfig),
+  prompt: Schema.optional(Text)
+}) {}
+
+export class BootConfig extends Schema.Class<BootConfig>("BootConfig")({
+  to: Name,
+  /** The payload element as XML text. */
+  payload: Text
+}) {}
+
+export class OrganismConfig extends Schema.Class<OrganismConfig>("OrganismConfig")({
+  organism: OrganismSection,
+  listeners: Schema.Array(ListenerConfig).annotations(expected("a list of listeners")),
+  boot: Schema.optional(Schema.Array(BootConfig).annotations(expected("a list of {to, payload} messages")))
+}) {}

@@ -1,0 +1,121 @@
+/**
+ * Events the pump publishes: for the CLI, the journal, tests and anyone watching.
+ * Every event has a `thread` (null when unknown) and a `time` (epoch milliseconds).
+ */
+import { Schema } from "effect"
+
+const Nullable = Schema.NullOr(Schema.String)
+
+const base = { thread: Nullable, time: Schema.Number }
+
+/** The conversation (root thread) a hop belongs to, when known. */
+const root = { root: Nullable }
+
+/** The pump wrote an envelope (an injection, a handler's reply, a SystemError). */
+export class MessageSent extends Schema.TaggedClass<MessageSent>()("MessageSent", {
+  ...base,
+  ...root,
+  from: Schema.String,
+  to: Nullable,
+  payloadType: Schema.String,
+  /** The payload element as XML. */
+  payload: Schema.String
+}) {}
+
+/** A message was delivered: to a listener's handler, or back to its injector. */
+export class MessageReceived extends Schema.TaggedClass<MessageReceived>()("MessageReceived", {
+  ...base,
+  ...root,
+  from: Schema.String,
+  to: Schema.String,
+  payloadType: Schema.String,
+  payload: Schema.String,
+  /** Diagnostics noted on the way in (repairs, replaced thread ids). */
+  diagnostics: Schema.Array(Schema.String)
+}) {}
+
+export class MessageRejected extends Schema.TaggedClass<MessageRejected>()("MessageRejected", {
+  ...base,
+  ...root,
+  stage: Schema.String,
+  kind: Schema.String,
+  reason: Schema.String,
+  diagnostics: Schema.Array(Schema.String),
+  from: Nullable,
+  to: Nullable,
+  payloadType: Nullable,
+  /** The message as text (canonical when it got that far), truncated to 4 KiB. */
+  payload: Nullable
+}) {}
+
+export class AgentState extends Schema.TaggedClass<AgentState>()("AgentState", {
+  ...base,
+  ...root,
+  listener: Schema.String,
+  state: Schema.Literal("running", "idle")
+}) {}
+
+export class ThreadCreated extends Schema.TaggedClass<ThreadCreated>()("ThreadCreated", {
+  ...base,
+  injector: Schema.String,
+  to: Nullable
+}) {}
+
+export class ThreadCompleted extends Schema.TaggedClass<ThreadCompleted>()("ThreadCompleted", {
+  ...base,
+  invocations: Schema.Number
+}) {}
+
+export class GuardTripped extends Schema.TaggedClass<GuardTripped>()("GuardTripped", {
+  ...base,
+  ...root,
+  guard: Schema.String,
+  listener: Nullable,
+  detail: Schema.String
+}) {}
+
+export class HandlerFailed extends Schema.TaggedClass<HandlerFailed>()("HandlerFailed", {
+  ...base,
+  ...root,
+  listener: Schema.String,
+  reason: Schema.Literal("failed", "died", "timed-out", "invalid-reply"),
+  detail: Schema.String
+}) {}
+
+export type PumpEvent =
+  | MessageSent
+  | MessageReceived
+  | MessageRejected
+  | AgentState
+  | ThreadCreated
+  | ThreadCompleted
+  | GuardTripped
+  | HandlerFailed
+
+export const PumpEvent = Schema.Union(
+  MessageSent,
+  MessageReceived,
+  MessageRejected,
+  AgentState,
+  ThreadCreated,
+  ThreadCompleted,
+  GuardTripped,
+  HandlerFailed
+)
+
+/**
+ * The JSON-lines form: `type`, `thread`, `from`, `to`, `payloadType`, `payload` always
+ * present (null when they do not apply), then the event's other fields.
+ */
+export const eventToJson = (e: PumpEvent): Record<string, unknown> => {
+  const { _tag, ...rest } = e as unknown as { _tag: string } & Record<string, unknown>
+  return {
+    type: _tag,
+    thread: rest.thread ?? null,
+    from: rest.from ?? null,
+    to: rest.to ?? null,
+    payloadType: rest.payloadType ?? null,
+    payload: rest.payload ?? null,
+    ...rest
+  }
+}

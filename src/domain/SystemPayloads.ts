@@ -1,0 +1,52 @@
+/**
+ * Payloads the framework itself sends. Every listener accepts SystemError without declaring
+ * it; field names follow xml-pipeline's primitives (camelCase here, PascalCase on the wire).
+ */
+import { Schema } from "effect"
+import * as Payload from "./Payload.js"
+
+/**
+ * What a listener receives when something it sent could not be delivered, a guard stopped
+ * it, or a handler it called failed. The text is generic on purpose: it never reveals the
+ * organism's topology (details go to events and logs).
+ */
+export class SystemError extends Payload.Class<SystemError>("SystemError", {
+  description: "an error reported by the organism to a listener"
+})({
+  code: Schema.Literal("routing", "invalid", "timeout", "failed", "guard", "forbidden", "budget"),
+  message: Schema.String,
+  retryAllowed: Schema.Boolean
+}) {}
+
+/** Sent to `system.boot` on the boot root thread when the organism starts. */
+export class Boot extends Payload.Class<Boot>("Boot")({
+  organismName: Schema.String,
+  timestamp: Schema.String,
+  listenerCount: Schema.Int
+}) {}
+
+/** A line of text from the console or an API caller. */
+export class TextInput extends Payload.Class<TextInput>("TextInput")({
+  text: Schema.String,
+  source: Schema.optionalWith(Schema.String, { default: () => "console" }),
+  user: Schema.optionalWith(Schema.String, { default: () => "" })
+}) {}
+
+/** Text for a human: what console and API callers print. */
+export class TextOutput extends Payload.Class<TextOutput>("TextOutput")({
+  text: Schema.String,
+  status: Schema.optionalWith(Schema.Literal("ok", "error", "pending"), { default: () => "ok" as const })
+}) {}
+
+export const systemError = (code: SystemError["code"], message: string, retryAllowed = true): SystemError =>
+  new SystemError({ code, message, retryAllowed }, true)
+
+/** The generic texts. Specifics go to events, never to the receiving listener. */
+export const SystemErrors = {
+  routing: () => systemError("routing", "Message could not be delivered. Please verify your target and try again."),
+  invalid: (detail: string) => systemError("invalid", `Message was rejected as invalid: ${detail}`),
+  timeout: () => systemError("timeout", "Handler timed out. Please try again."),
+  failed: () => systemError("failed", "Handler failed while processing the message."),
+  forbidden: () => systemError("forbidden", "You are not allowed to send to that target.", false),
+  guard: (detail: string) => systemError("guard", detail, false)
+} as const

@@ -1,0 +1,23 @@
+/**
+ * xml-organism: multi-agent organisms whose every message is an XML envelope flowing through
+ * one typed pipeline. This is the library entry point.
+ */
+export * as Payload from "./domain/Payload.js"
+export type { PayloadSpec, PayloadType } from "./domain/Payload.js"
+export { Envelope, ENVELOPE_NS, ENVELOPE_XSD, writeEnvelope } from "./domain/Envelope.js"
+export { isThreadId, ListenerName, makeThreadId, ThreadId } from "./domain/Ids.js"
+export { Diagnostic } from "./domain/Diagnostic.js"
+export * from "./domain/IngressError.js"
+export * from "./domain/PumpError.js"
+export * from "./domain/PumpEvent.js"
+export { ConcurrencyClass, type Handler, type HandlerMetadata, Listener } from "./domain/Listener.js"
+export { type BootMessage, defaultSettings, Organism, type OrganismSettings } from "./domain/Organism.js"
+export { isReply, type PayloadValue, RawPayload, Reply } from "./domain/Reply.js"
+export { Boot, SystemError, SystemErrors, TextInput, TextOutput } from "./domain/SystemPayloads.js"
+export { XmlEngine } from "./services/XmlEngine.js"
+export { ThreadRegistry } from "./services/ThreadRegistry.js"
+export { Events } from "./services/Events.js"
+export { Pump, SYSTEM } from "./pipeline/Pump.js"
+export { Ingress } from "./pipeline/Ingress.js"
+export { loadOrganism } from "./config/loadOrganism.js"
+export { ConfigProblem, OrganismConfigError } from "./config/ConfigError.js"

@@ -1,0 +1,52 @@
+/**
+ * The `organism` command line.
+ */
+import { Command, ValidationError } from "@effect/cli"
+// Subpath imports: the package index loads every platform module (cluster, sql, workers…)
+// and doubles the CLI's start-up time.
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import { Cause, Console, Effect, Exit } from "effect"
+import packageJson from "../package.json" with { type: "json" }
+import { ExitWith, UsageError } from "./cli/Exit.js"
+import { inspectCommand } from "./cli/InspectCommand.js"
+import { runCommand, validateCommand } from "./cli/RunCommand.js"
+import { schemaCommand } from "./cli/SchemaCommand.js"
+
+const organism = Command.make("organism").pipe(
+  Command.withDescription("Run and inspect xml-organism organisms"),
+  Command.withSubcommands([runCommand, validateCommand, inspectCommand, schemaCommand])
+)
+
+const cli = Command.run(organism, { name: "organism", version: packageJson.version })
+
+/**
+ * @effect/cli stops reading options after a lone "-" (standard input), so `inspect - --json`
+ * would reject `--json`. Moving the "-" after the options keeps the usual Unix spelling.
+ */
+export const normalizeArgv = (argv: ReadonlyArray<string>): Array<string> => {
+  const dash = argv.indexOf("-")
+  if (dash === -1 || dash === argv.length - 1) return [...argv]
+  return [...argv.slice(0, dash), ...argv.slice(dash + 1), "-"]
+}
+
+const program = Effect.suspend(() => cli(normalizeArgv(process.argv))).pipe(
+  Effect.catchIf(
+    (e): e is UsageError => e instanceof UsageError,
+    (e) => Console.error(`organism: ${e.message}`).pipe(Effect.zipRight(Effect.fail(new ExitWith({ code: 2 }))))
+  ),
+  // @effect/cli has already printed what was wrong with the arguments.
+  Effect.catchIf(ValidationError.isValidationError, () => Effect.fail(new ExitWith({ code: 2 }))),
+  Effect.provide(NodeContext.layer)
+)
+
+NodeRuntime.runMain(program, {
+  disableErrorReporting: true,
+  teardown: (exit, onExit) => {
+    if (Exit.isSuccess(exit)) return onExit(0)
+    const failure = Cause.failureOption(exit.cause)
+    if (failure._tag === "Some" && failure.value instanceof ExitWith) return onExit(failure.value.code)
+    if (!Cause.isInterruptedOnly(exit.cause)) console.error(Cause.pretty(exit.cause))
+    onExit(Cause.isInterruptedOnly(exit.cause) ? 130 : 1)
+  }
+})

@@ -1,0 +1,823 @@
+/**
+ * The message pump: bounded inbox → ingress stages → route → dispatch → the pump writes the
+ * reply envelopes → re-inject. Every message — injected, replied, or a SystemError the pump
+ * itself sends — takes the same path, and ends in exactly one outcome: delivered, rejected,
+ * or stopped by a guard. Counters for the three always add up to what was injected.
+ *
+ * Shape of the machinery (and why):
+ * - The inbox is one unbounded queue read as a Stream in chunks; each chunk runs through the
+ *   ingress stages synchronously (they are libxml2 calls — no fiber per stage or message).
+ * - External producers (inject, injectRaw) hold a permit from a bounded pool until their
+ *   message is fully handled: that is the backpressure. Replies never wait for a permit, so
+ *   a handler can never deadlock against a full inbox.
+ * - Dispatch is a fixed pool of worker fibers (the global handler limit) fed by a ready
+ *   queue; per-listener and per-category gates park jobs outside the pool, so a busy
+ *   exclusive listener never holds a global slot while it waits.
+ * - Handler deadlines come from a timer wheel; a timed-out worker is interrupted and
+ *   replaced, and its job is settled with a SystemError to the caller.
+ */
+import {
+  Cause,
+  Context,
+  Deferred,
+  Duration,
+  Effect,
+  Either,
+  Exit,
+  type Fiber,
+  FiberId,
+  FiberSet,
+  Layer,
+  Option,
+  Queue,
+  type Scope,
+  Stream
+} from "effect"
+import { writeEnvelope } from "../domain/Envelope.js"
+import type { ThreadId } from "../domain/Ids.js"
+import type { IngressError } from "../domain/IngressError.js"
+import type { Listener } from "../domain/Listener.js"
+import type { Organism } from "../domain/Organism.js"
+import { specOf, typeOfValue } from "../domain/Payload.js"
+import {
+  AgentState,
+  GuardTripped,
+  HandlerFailed,
+  MessageReceived,
+  MessageRejected,
+  MessageSent,
+  type PumpEvent,
+  ThreadCompleted,
+  ThreadCreated
+} from "../domain/PumpEvent.js"
+import {
+  type InjectError,
+  NoReply,
+  PayloadNotEncodable,
+  PumpStopped,
+  RequestFailed,
+  type RequestError,
+  RequestTimedOut
+} from "../domain/PumpError.js"
+import { isReply, type PayloadValue, RawPayload, type Reply } from "../domain/Reply.js"
+import { Boot, SystemError, SystemErrors } from "../domain/SystemPayloads.js"
+import { Events } from "../services/Events.js"
+import { type RootThread, type ThreadNode, ThreadRegistry } from "../services/ThreadRegistry.js"
+import { type SchemaCompileError, XmlEngine } from "../services/XmlEngine.js"
+import { Ingress, type Rejected } from "./Ingress.js"
+import { enterAll, Gate, leaveAll } from "./internal/Gate.js"
+import { Permits } from "./internal/Permits.js"
+import { type Timer, TimeoutWheel } from "./internal/TimeoutWheel.js"
+import { type ListenerEntry, makeRouter } from "./Router.js"
+import type { RouteTarget } from "./stages/validatePayload.js"
+
+/** The sender name of messages the pump writes on its own behalf. */
+export const SYSTEM = "system"
+
+export declare namespace Pump {
+  export interface Counters {
+    /** Envelopes that entered the inbox (plus replies refused before writing: peer violations). */
+    readonly injected: number
+    /** Messages handed to their handler(s) or back to their injector. */
+    readonly delivered: number
+    readonly rejected: number
+    readonly guardStopped: number
+    /** Injected but not yet settled, plus handler invocations not yet finished. */
+    readonly inFlight: number
+    /** Handler invocations started. */
+    readonly invocations: number
+    /** Handler invocations running now. */
+    readonly running: number
+    /** Rejections by `stage/kind`. */
+    readonly rejectedBy: Readonly<Record<string, number>>
+  }
+
+  export interface DeadLetter {
+    readonly time: number
+    readonly stage: string
+    readonly kind: string
+    readonly reason: string
+    readonly diagnostics: ReadonlyArray<string>
+    readonly from: string | null
+    readonly to: string | null
+    readonly thread: string | null
+    readonly payloadType: string | null
+    /** The message as text (canonical when it got that far), at most 4 KiB. */
+    readonly text: string
+  }
+
+  export interface InjectOptions {
+    /** The injector's name (default: the organism's `injector`, "console"). */
+    readonly from?: string
+  }
+
+  export interface RequestOptions extends InjectOptions {
+    readonly timeout?: Duration.DurationInput
+  }
+
+  export interface Service {
+    readonly organism: Organism<any>
+    /** Sends a payload to a listener on a new root thread; returns that thread's id. */
+    readonly inject: (to: string, payload: PayloadValue, options?: InjectOptions) => Effect.Effect<ThreadId, InjectError>
+    /** Feeds raw envelope bytes from outside (untrusted: every check applies). */
+    readonly injectRaw: (bytes: Uint8Array | string) => Effect.Effect<void, PumpStopped>
+    /** Injects and waits for the first payload that comes back to the injector. */
+    readonly request: (to: string, payload: PayloadValue, options?: RequestOptions) => Effect.Effect<unknown, RequestError>
+    /** Every pump event from the moment the stream is run. */
+    readonly events: Stream.Stream<PumpEvent>
+    /** Waits until the inbox is empty and no handler is running. */
+    readonly awaitIdle: Effect.Effect<void>
+    readonly counters: () => Counters
+    readonly deadLetters: () => ReadonlyArray<DeadLetter>
+    readonly threads: () => { readonly roots: number; readonly nodes: number }
+    /**
+     * Stops taking external messages and waits for in-flight work to finish, up to
+     * `deadline`; true when everything finished in time.
+     */
+    readonly drain: (deadline: Duration.DurationInput) => Effect.Effect<boolean>
+  }
+}
+
+interface Origin {
+  /** The node this message travels on (the receiver's end of the chain). */
+  readonly node: ThreadNode
+  /** Where a bounce goes if the message is rejected: the sending listener's node. */
+  readonly senderNode: ThreadNode | undefined
+  /** Written by the pump for itself (SystemErrors): never bounced, not a step. */
+  readonly system: boolean
+}
+
+interface InboxItem {
+  readonly bytes: Uint8Array
+  /** Present when the pump wrote the envelope (trusted routing facts). */
+  readonly origin: Origin | undefined
+  readonly permit: Permit | undefined
+}
+
+/** An external producer's permit, returned when its message and its deliveries are done. */
+interface Permit {
+  pending: number
+}
+
+interface Job {
+  readonly entry: ListenerEntry
+  readonly payload: unknown
+  readonly system: boolean
+  readonly node: ThreadNode
+  readonly from: string
+  readonly permit: Permit | undefined
+  readonly gates: ReadonlyArray<Gate>
+  settled: boolean
+  timer: Timer | undefined
+  worker: Fiber.RuntimeFiber<unknown, unknown> | undefined
+}
+
+const TEXT_LIMIT = 4096
+const decoder = new TextDecoder()
+
+const clip = (s: string) => (s.length > TEXT_LIMIT ? `${s.slice(0, TEXT_LIMIT)}…` : s)
+
+const payloadXmlOf = (tag: string, inner: string) => `<${tag}>${inner}</${tag}>`
+
+const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
+  const settings = organism.settings
+  const registry = yield* ThreadRegistry
+  const events = yield* Events
+  const clock = yield* Effect.clock
+  const scope = yield* Effect.scope
+  const ingress = yield* Ingress.make(settings.ingress)
+  const router = yield* makeRouter(organism.listeners as ReadonlyArray<Listener>, registry)
+  const inbox = yield* Effect.acquireRelease(Queue.unbounded<InboxItem>(), Queue.shutdown)
+  const ready = yield* Effect.acquireRelease(Queue.unbounded<Job>(), Queue.shutdown)
+  const permits = new Permits(settings.inboxCapacity)
+  const wheel = new TimeoutWheel(25, clock.unsafeCurrentTimeMillis())
+
+  // --- accounting -------------------------------------------------------------------
+  let injected = 0
+  let delivered = 0
+  let rejected = 0
+  let guardStopped = 0
+  let invocations = 0
+  let running = 0
+  let jobsOpen = 0
+  const rejectedBy: Record<string, number> = {}
+  const deadLetters: Array<Pump.DeadLetter> = []
+  let idleWaiters: Array<() => void> = []
+  let stopped = false
+
+  const inFlight = () => injected - delivered - rejected - guardStopped + jobsOpen
+  const checkIdle = () => {
+    if (idleWaiters.length > 0 && inFlight() === 0) {
+      const waiters = idleWaiters
+      idleWaiters = []
+      for (const w of waiters) w()
+    }
+  }
+
+  const publish = (make: () => PumpEvent) => {
+    if (events.active()) events.publish(make())
+  }
+  const now = () => clock.unsafeCurrentTimeMillis()
+
+  const permitDone = (permit: Permit | undefined) => {
+    if (permit !== undefined && --permit.pending === 0) permits.release()
+  }
+
+  // --- requests waiting for a reply at the injector ---------------------------------
+  interface Waiting {
+    readonly resolve: (exit: Exit.Exit<unknown, RequestError>) => void
+    lastProblem: string | undefined
+  }
+  const requests = new Map<string, Waiting>()
+
+  registry.onComplete((root) => {
+    publish(() => new ThreadCompleted({ thread: root.id, time: now(), invocations: root.invocations }, true))
+    const waiting = requests.get(root.id)
+    if (waiting !== undefined) {
+      requests.delete(root.id)
+      waiting.resolve(Exit.fail(new NoReply({ thread: root.id, reason: waiting.lastProblem ?? "the conversation ended" })))
+    }
+  })
+
+  const noteProblem = (root: RootThread | undefined, problem: string) => {
+    if (root === undefined) return
+    const waiting = requests.get(root.id)
+    if (waiting !== undefined) waiting.lastProblem = problem
+  }
+
+  // --- writing envelopes --------------------------------------------------------------
+  interface Encoded {
+    readonly tag: string
+    readonly inner: string
+  }
+
+  /** Encodes a payload value; Left with a readable reason when it cannot be written. */
+  const encodePayload = (value: PayloadValue): Either.Either<Encoded, string> => {
+    if (value instanceof RawPayload) return Either.right({ tag: value.tag, inner: value.inner })
+    const type = typeOfValue(value)
+    if (type === undefined) {
+      return Either.left(`${String((value as object)?.constructor?.name ?? value)} is not a payload (declare it with Payload.Class)`)
+    }
+    const spec = specOf(type)
+    try {
+      return Either.right({ tag: spec.tag, inner: spec.encodeInner(value) })
+    } catch (e) {
+      return Either.left(e instanceof Error ? e.message : String(e))
+    }
+  }
+
+  /** Writes an envelope and puts it in the inbox; the root is held until it settles. */
+  const send = (
+    from: string,
+    to: string,
+    node: ThreadNode,
+    payload: Encoded,
+    senderNode: ThreadNode | undefined,
+    system: boolean,
+    permit?: Permit
+  ) => {
+    const xml = writeEnvelope({ from, to, thread: node.id, payloadTag: payload.tag, payloadInner: payload.inner })
+    registry.retain(node.root)
+    injected++
+    if (permit !== undefined) permit.pending++
+    publish(() =>
+      new MessageSent(
+        { thread: node.id, root: node.root.id, time: now(), from, to, payloadType: payload.tag, payload: payloadXmlOf(payload.tag, payload.inner) },
+        true
+      )
+    )
+    inbox.unsafeOffer({ bytes: Buffer.from(xml), origin: { node, senderNode, system }, permit })
+  }
+
+  const systemErrorPayload = (error: SystemError): Encoded => ({ tag: "SystemError", inner: specOf(SystemError).encodeInner(error) })
+
+  /** A SystemError from the pump to `to` on `node` (never bounced if it fails itself). */
+  const sendSystemError = (to: string, node: ThreadNode, error: SystemError) =>
+    send(SYSTEM, to, node, systemErrorPayload(error), undefined, true)
+
+  // --- outcomes -----------------------------------------------------------------------
+  const recordRejection = (
+    stage: string,
+    kind: string,
+    reason: string,
+    diagnostics: ReadonlyArray<string>,
+    seen: { from?: string | undefined; to?: string | undefined; thread?: string | undefined; payloadType?: string | undefined },
+    text: string,
+    rootId: string | null
+  ) => {
+    rejected++
+    const key = `${stage}/${kind}`
+    rejectedBy[key] = (rejectedBy[key] ?? 0) + 1
+    const letter: Pump.DeadLetter = {
+      time: now(),
+      stage,
+      kind,
+      reason,
+      diagnostics,
+      from: seen.from ?? null,
+      to: seen.to ?? null,
+      thread: seen.thread ?? null,
+      payloadType: seen.payloadType ?? null,
+      text: clip(text)
+    }
+    deadLetters.push(letter)
+    if (deadLetters.length > settings.deadLetterCapacity) deadLetters.shift()
+    publish(() =>
+      new MessageRejected(
+        {
+          thread: letter.thread,
+          root: rootId,
+          time: letter.time,
+          stage,
+          kind,
+          reason,
+          diagnostics: [...diagnostics],
+          from: letter.from,
+          to: letter.to,
+          payloadType: letter.payloadType,
+          payload: letter.text
+        },
+        true
+      )
+    )
+  }
+
+  const bounceFor = (error: IngressError): SystemError => {
+    switch (error._tag) {
+      case "PayloadInvalid":
+      case "DecodeFailed":
+        return SystemErrors.invalid(error.diagnostics.map(String).join("; ") || error.message)
+      case "UnknownRoute":
+        return SystemErrors.routing()
+      default:
+        return SystemErrors.invalid(error.message)
+    }
+  }
+
+  const reject = (item: InboxItem, outcome: Rejected) => {
+    const { error, seen } = outcome
+    recordRejection(
+      error.stage,
+      error._tag,
+      error.message,
+      [...error.diagnostics.map(String), ...outcome.diagnostics.map(String)],
+      { ...seen, payloadType: seen.payloadTag },
+      outcome.canonical ?? decoder.decode(item.bytes.subarray(0, TEXT_LIMIT)),
+      item.origin?.node.root.id ?? null
+    )
+    const origin = item.origin
+    if (origin !== undefined) {
+      noteProblem(origin.node.root, error.message)
+      // Bounce to the sending listener, unless the pump itself sent it.
+      if (!origin.system && origin.senderNode !== undefined && origin.senderNode.parent !== undefined) {
+        sendSystemError(origin.senderNode.name, origin.senderNode, bounceFor(error))
+      }
+      registry.release(origin.node.root)
+    }
+    permitDone(item.permit)
+    checkIdle()
+  }
+
+  const guardStop = (item: InboxItem, node: ThreadNode, guard: string, detail: string, listener: string | null) => {
+    guardStopped++
+    publish(() => new GuardTripped({ thread: node.id, root: node.root.id, time: now(), guard, listener, detail }, true))
+    noteProblem(node.root, `guard ${guard}: ${detail}`)
+    const origin = item.origin
+    if (origin !== undefined && !origin.system && origin.senderNode !== undefined && origin.senderNode.parent !== undefined) {
+      sendSystemError(origin.senderNode.name, origin.senderNode, SystemErrors.guard(`Stopped by the ${guard} guard: ${detail}`))
+    }
+    registry.release(node.root)
+    permitDone(item.permit)
+    checkIdle()
+  }
+
+  // --- dispatch -----------------------------------------------------------------------
+  const categoryGates = new Map<string, Gate>()
+  const gatesOf = new Map<ListenerEntry, ReadonlyArray<Gate>>()
+  for (const entry of router.listeners.values()) {
+    const l = entry.listener
+    const gates: Array<Gate> = []
+    const own = l.concurrency._tag === "Exclusive"
+      ? 1
+      : l.maxConcurrent ?? (l.agent ? settings.maxConcurrentPerAgent : undefined)
+    if (own !== undefined) gates.push(new Gate(l.name, Math.max(1, own)))
+    if (l.concurrency._tag === "Category") {
+      const name = l.concurrency.name
+      let g = categoryGates.get(name)
+      if (g === undefined) categoryGates.set(name, g = new Gate(`category ${name}`, 1))
+      gates.push(g)
+    }
+    gatesOf.set(entry, gates)
+  }
+
+  const schedule = (job: Job) => {
+    jobsOpen++
+    if (job.gates.length === 0) ready.unsafeOffer(job)
+    else enterAll(job.gates, () => ready.unsafeOffer(job))
+  }
+
+  const deliver = (item: InboxItem, node: ThreadNode, from: string, targets: ReadonlyArray<{ target: RouteTarget; payload: unknown }>, broadcast: boolean, payloadTag: string, payloadXml: string, diagnostics: ReadonlyArray<string>) => {
+    const system = item.origin?.system === true
+    const root = node.root
+    // Guards: the chain depth of the hop being made, and the step cap of the conversation.
+    const depth = broadcast ? node.depth + 1 : node.depth
+    const first = targets[0]!.target
+    if (depth > settings.guards.maxChainDepth) {
+      return guardStop(item, node, "max-chain-depth", `chain depth ${depth} exceeds ${settings.guards.maxChainDepth}`, first.name ?? null)
+    }
+    const listenerTargets = targets.filter((t) => t.target.entry !== undefined)
+    if (!system && listenerTargets.length > 0 && root.invocations + listenerTargets.length > settings.guards.maxInvocationsPerThread) {
+      return guardStop(
+        item,
+        node,
+        "max-invocations",
+        `${settings.guards.maxInvocationsPerThread} handler invocations reached on this thread`,
+        first.name ?? null
+      )
+    }
+    delivered++
+    for (const { payload, target } of targets) {
+      const entry = target.entry as ListenerEntry | undefined
+      const jobNode = broadcast && target.name !== undefined ? registry.extend(node, target.name) : node
+      publish(() =>
+        new MessageReceived(
+          { thread: jobNode.id, root: root.id, time: now(), from, to: target.name ?? "", payloadType: payloadTag, payload: payloadXml, diagnostics: [...diagnostics] },
+          true
+        )
+      )
+      if (entry === undefined) {
+        // Back at the injector: it answers a pending request, if any.
+        const waiting = requests.get(root.id)
+        if (waiting !== undefined) {
+          requests.delete(root.id)
+          waiting.resolve(
+            payload instanceof SystemError
+              ? Exit.fail(new RequestFailed({ thread: root.id, error: payload }))
+              : Exit.succeed(payload)
+          )
+        }
+        continue
+      }
+      const isSystemPayload = payload instanceof SystemError && !entry.types.has("systemerror")
+      if (isSystemPayload && entry.listener.onSystem === undefined) continue
+      root.invocations++
+      registry.retain(root)
+      if (item.permit !== undefined) item.permit.pending++
+      schedule({
+        entry,
+        payload,
+        system: isSystemPayload,
+        node: jobNode,
+        from,
+        permit: item.permit,
+        gates: gatesOf.get(entry) ?? [],
+        settled: false,
+        timer: undefined,
+        worker: undefined
+      })
+    }
+    registry.release(root)
+    permitDone(item.permit)
+    checkIdle()
+  }
+
+  const processItem = (item: InboxItem) => {
+    const outcome = ingress.run(item.bytes, router)
+    if (outcome._tag === "Rejected") return reject(item, outcome)
+    const { envelope } = outcome
+    const decoded = outcome.decoded!
+    let node: ThreadNode
+    if (item.origin !== undefined) {
+      node = item.origin.node
+    } else {
+      const known = registry.lookup(outcome.thread.thread)
+      const to = envelope.to
+      if (known !== undefined) {
+        node = to === undefined || known.name === to ? known : registry.extend(known, to)
+      } else {
+        node = registry.startRoot(envelope.from, to ?? envelope.from, outcome.thread.replaced ? undefined : outcome.thread.thread)
+        if (to === undefined) node = node.parent!
+        const created = node
+        publish(() => new ThreadCreated({ thread: created.root.id, time: now(), injector: envelope.from, to: to ?? null }, true))
+      }
+      registry.retain(node.root)
+    }
+    deliver(
+      item,
+      node,
+      envelope.from,
+      decoded.deliveries,
+      envelope.to === undefined,
+      envelope.payloadTag,
+      envelope.payloadXml,
+      outcome.diagnostics.map(String)
+    )
+  }
+
+  // --- replies ------------------------------------------------------------------------
+  const peerAllowed = (listener: Listener, to: string) =>
+    listener.peers === undefined || listener.peers.some((p) => p.toLowerCase() === to.toLowerCase())
+
+  const refuse = (job: Job, to: string, tag: string, kind: string, reason: string, error: SystemError) => {
+    // The reply is counted as injected and rejected, so it is accounted for like any message.
+    injected++
+    recordRejection("route", kind, reason, [], { from: job.entry.listener.name, to, thread: job.node.id, payloadType: tag }, "", job.node.root.id)
+    noteProblem(job.node.root, reason)
+    sendSystemError(job.entry.listener.name, job.node, error)
+  }
+
+  const sendReply = (job: Job, reply: Reply) => {
+    const listener = job.entry.listener
+    const name = listener.name
+    switch (reply._tag) {
+      case "None":
+        return
+      case "All":
+        for (const r of reply.replies) sendReply(job, r)
+        return
+      case "Forward": {
+        for (const value of reply.payloads) {
+          const encoded = encodeOrReport(job, value)
+          if (encoded === undefined) continue
+          if (!peerAllowed(listener, reply.to)) {
+            refuse(job, reply.to, encoded.tag, "PeerViolation", `${name} may not send to ${reply.to} (not a peer)`, SystemErrors.forbidden())
+            continue
+          }
+          send(name, reply.to, registry.extend(job.node, reply.to), encoded, job.node, false, job.permit)
+        }
+        return
+      }
+      case "Respond": {
+        const parent = job.node.parent
+        if (parent === undefined) return
+        for (const value of reply.payloads) {
+          const encoded = encodeOrReport(job, value)
+          if (encoded !== undefined) send(name, parent.name, parent, encoded, job.node, false, job.permit)
+        }
+        return
+      }
+      case "Broadcast": {
+        for (const value of reply.payloads) {
+          const encoded = encodeOrReport(job, value)
+          if (encoded === undefined) continue
+          const targets = router.broadcastTargets(encoded.tag).filter((t) => peerAllowed(listener, t.name!))
+          if (targets.length === 0) {
+            refuse(job, "*", encoded.tag, "UnknownRoute", `no broadcast listener for ${encoded.tag} that ${name} may reach`, SystemErrors.routing())
+            continue
+          }
+          for (const t of targets) send(name, t.name!, registry.extend(job.node, t.name!), encoded, job.node, false, job.permit)
+        }
+        return
+      }
+    }
+  }
+
+  const encodeOrReport = (job: Job, value: PayloadValue): Encoded | undefined => {
+    const encoded = encodePayload(value)
+    if (Either.isRight(encoded)) return encoded.right
+    const listener = job.entry.listener.name
+    publish(() =>
+      new HandlerFailed({ thread: job.node.id, root: job.node.root.id, time: now(), listener, reason: "invalid-reply", detail: encoded.left }, true)
+    )
+    noteProblem(job.node.root, encoded.left)
+    sendSystemError(listener, job.node, SystemErrors.invalid(encoded.left))
+    return undefined
+  }
+
+  const failJob = (job: Job, reason: "failed" | "died" | "timed-out", detail: string) => {
+    const listener = job.entry.listener.name
+    publish(() => new HandlerFailed({ thread: job.node.id, root: job.node.root.id, time: now(), listener, reason, detail }, true))
+    noteProblem(job.node.root, `${listener} ${reason}: ${detail}`)
+    // The caller path hears about it: a SystemError travels back one hop.
+    const parent = job.node.parent
+    if (parent !== undefined && !job.system) {
+      sendSystemError(parent.name, parent, reason === "timed-out" ? SystemErrors.timeout() : SystemErrors.failed())
+    }
+  }
+
+  const finishJob = (job: Job) => {
+    if (job.timer !== undefined) job.timer.active = false
+    running--
+    jobsOpen--
+    if (job.entry.listener.agent) {
+      publish(() => new AgentState({ thread: job.node.id, root: job.node.root.id, time: now(), listener: job.entry.listener.name, state: "idle" }, true))
+    }
+    leaveAll(job.gates)
+    registry.release(job.node.root)
+    permitDone(job.permit)
+    checkIdle()
+  }
+
+  const completeJob = (job: Job, exit: Exit.Exit<unknown, unknown>) => {
+    if (job.settled) return
+    job.settled = true
+    if (Exit.isSuccess(exit)) {
+      const value = exit.value
+      if (value !== undefined && value !== null) {
+        if (isReply(value)) sendReply(job, value)
+        else {
+          const detail = `handler returned ${typeof value === "object" ? (value as object).constructor?.name : typeof value}, not a Reply`
+          publish(() =>
+            new HandlerFailed({ thread: job.node.id, root: job.node.root.id, time: now(), listener: job.entry.listener.name, reason: "invalid-reply", detail }, true)
+          )
+          noteProblem(job.node.root, detail)
+        }
+      }
+    } else {
+      const failure = Cause.failureOption(exit.cause)
+      if (Option.isSome(failure)) failJob(job, "failed", String(failure.value instanceof Error ? failure.value.message : failure.value))
+      else failJob(job, "died", Cause.pretty(exit.cause).split("\n")[0] ?? "defect")
+    }
+    finishJob(job)
+  }
+
+  const invoke = (job: Job): Effect.Effect<unknown, unknown> => {
+    const l = job.entry.listener
+    const handler = (job.system ? l.onSystem! : l.handler) as (p: unknown, m: unknown) => unknown
+    const meta = { thread: job.node.id, from: job.from, self: l.name, isSelfCall: job.from === l.name }
+    const call = (): Effect.Effect<unknown, unknown> => {
+      const result = handler(job.payload, meta)
+      if (Effect.isEffect(result)) return result as Effect.Effect<unknown, unknown>
+      if (result instanceof Promise) return Effect.tryPromise({ try: () => result, catch: (e) => e })
+      return Effect.succeed(result)
+    }
+    const once = Effect.suspend(call)
+    return l.retry === undefined ? once : Effect.retry(once, l.retry)
+  }
+
+  /** Runs one job on the current worker; false when the worker must be replaced. */
+  const runJob = (job: Job, worker: Fiber.RuntimeFiber<unknown, unknown>): Effect.Effect<boolean> =>
+    Effect.suspend(() => {
+      running++
+      invocations++
+      job.worker = worker
+      const l = job.entry.listener
+      if (l.agent) publish(() => new AgentState({ thread: job.node.id, root: job.node.root.id, time: now(), listener: l.name, state: "running" }, true))
+      const timeout = Duration.toMillis(l.timeout ?? settings.handlerTimeout)
+      if (Number.isFinite(timeout)) job.timer = wheel.arm(now() + timeout, () => timeOut(job))
+      return Effect.map(Effect.exit(invoke(job)), (exit) => {
+        if (job.settled) return false // timed out meanwhile: this worker is being replaced
+        completeJob(job, exit)
+        return true
+      })
+    })
+
+  const timeOut = (job: Job) => {
+    if (job.settled) return
+    job.settled = true
+    failJob(job, "timed-out", `no reply within ${Duration.format(job.entry.listener.timeout ?? settings.handlerTimeout)}`)
+    finishJob(job)
+    job.worker?.unsafeInterruptAsFork(FiberId.none)
+  }
+
+  // --- fibers ---------------------------------------------------------------------------
+  const workers = yield* FiberSet.make<unknown, unknown>()
+  const runWorker = yield* FiberSet.runtime(workers)<R>()
+  const worker: Effect.Effect<void> = Effect.withFiberRuntime<void>((fiber) => {
+    const loop: Effect.Effect<void> = Effect.flatMap(Queue.take(ready), (job) =>
+      Effect.flatMap(runJob(job, fiber), (keepGoing) => (keepGoing ? loop : Effect.void)))
+    return loop
+  })
+  const spawnWorker = (): void => {
+    runWorker(Effect.ensuring(worker, Effect.sync(() => {
+      // A worker ends only when its job timed out (or at shutdown): replace it.
+      if (!closing) spawnWorker()
+    })))
+  }
+  let closing = false
+  yield* Effect.addFinalizer(() => Effect.sync(() => void (closing = true)))
+  for (let i = 0; i < settings.maxConcurrentHandlers; i++) spawnWorker()
+
+  yield* Effect.forkIn(
+    Effect.forever(Effect.zipRight(Effect.sleep(Duration.millis(wheel.resolutionMs)), Effect.sync(() => wheel.sweep(now())))),
+    scope
+  )
+
+  yield* Effect.forkIn(
+    Stream.fromQueue(inbox, { maxChunkSize: 1024 }).pipe(
+      Stream.runForEachChunk((chunk) =>
+        Effect.sync(() => {
+          for (const item of chunk) processItem(item)
+        })
+      )
+    ),
+    scope
+  )
+
+  // --- API ----------------------------------------------------------------------------
+  const startConversation = (to: string, payload: PayloadValue, options: Pump.InjectOptions | undefined) =>
+    Effect.suspend((): Effect.Effect<Encoded, InjectError> => {
+      if (stopped) return Effect.fail(new PumpStopped())
+      const encoded = encodePayload(payload)
+      if (Either.isLeft(encoded)) return Effect.fail(new PayloadNotEncodable({ reason: encoded.left }))
+      return Effect.as(permits.acquire, encoded.right)
+    }).pipe(
+      Effect.map((encoded) => {
+        const from = options?.from ?? settings.injector
+        const node = registry.startRoot(from, to)
+        publish(() => new ThreadCreated({ thread: node.root.id, time: now(), injector: from, to }, true))
+        const permit: Permit = { pending: 1 }
+        send(from, to, node, encoded, undefined, false, permit)
+        permitDone(permit)
+        return node
+      })
+    )
+
+  const inject: Pump.Service["inject"] = (to, payload, options) =>
+    Effect.map(startConversation(to, payload, options), (node) => node.root.id)
+
+  const request: Pump.Service["request"] = (to, payload, options) =>
+    Effect.gen(function*() {
+      const deferred = yield* Deferred.make<unknown, RequestError>()
+      const node = yield* startConversation(to, payload, options)
+      const id = node.root.id
+      if (node.root.completed) return yield* new NoReply({ thread: id, reason: "the conversation ended" })
+      requests.set(id, { resolve: (exit) => Deferred.unsafeDone(deferred, exit), lastProblem: undefined })
+      const wait = Deferred.await(deferred)
+      if (options?.timeout === undefined) return yield* wait
+      return yield* Effect.timeoutFail(wait, {
+        duration: options.timeout,
+        onTimeout: () => {
+          requests.delete(id)
+          return new RequestTimedOut({ thread: id })
+        }
+      })
+    })
+
+  const injectRaw: Pump.Service["injectRaw"] = (input) =>
+    Effect.suspend(() => (stopped ? Effect.fail(new PumpStopped()) : permits.acquire)).pipe(
+      Effect.map(() => {
+        const bytes = typeof input === "string" ? Buffer.from(input, "utf8") : input
+        injected++
+        inbox.unsafeOffer({ bytes, origin: undefined, permit: { pending: 1 } })
+      })
+    )
+
+  const awaitIdle: Effect.Effect<void> = Effect.async<void>((resume) => {
+    if (inFlight() === 0) return resume(Effect.void)
+    const waiter = () => resume(Effect.void)
+    idleWaiters.push(waiter)
+    return Effect.sync(() => {
+      idleWaiters = idleWaiters.filter((w) => w !== waiter)
+    })
+  })
+
+  const service: Pump.Service = {
+    organism,
+    inject,
+    injectRaw,
+    request,
+    events: events.stream,
+    awaitIdle,
+    counters: () => ({
+      injected,
+      delivered,
+      rejected,
+      guardStopped,
+      inFlight: inFlight(),
+      invocations,
+      running,
+      rejectedBy: { ...rejectedBy }
+    }),
+    deadLetters: () => [...deadLetters],
+    threads: registry.stats,
+    drain: (deadline) =>
+      Effect.suspend(() => {
+        stopped = true
+        return awaitIdle.pipe(Effect.as(true), Effect.timeoutTo({ duration: deadline, onSuccess: (b) => b, onTimeout: () => false }))
+      })
+  }
+
+  // Boot: `system.boot` hears Boot on its own root thread, then the configured messages go out.
+  const boot = new Boot({
+    organismName: settings.name,
+    timestamp: new Date(now()).toISOString(),
+    listenerCount: router.listeners.size
+  }, true)
+  if (router.listenerNamed("system.boot") !== undefined) yield* inject("system.boot", boot, { from: SYSTEM })
+  for (const message of organism.boot) yield* inject(message.to, message.payload)
+  return service
+})
+
+export class Pump extends Context.Tag("xml-organism/Pump")<Pump, Pump.Service>() {
+  /**
+   * Builds and starts a pump for an organism; it runs until the Scope closes. Handlers run
+   * with the context this Effect runs in, so their requirements `R` come from here.
+   */
+  static readonly make: <R>(
+    organism: Organism<R>
+  ) => Effect.Effect<
+    Pump.Service,
+    SchemaCompileError | InjectError,
+    R | XmlEngine | ThreadRegistry | Events | Scope.Scope
+  > = make as any
+
+  static readonly layer = <R>(organism: Organism<R>) => Layer.scoped(Pump, Pump.make(organism))
+
+  /** The embedded defaults the pump needs: XML engine, in-memory threads, events. */
+  static readonly layerServices: Layer.Layer<XmlEngine | ThreadRegistry | Events> = Layer.mergeAll(
+    XmlEngine.layer,
+    ThreadRegistry.layerMemory,
+    Events.layer
+  )
+}

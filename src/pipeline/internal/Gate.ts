@@ -1,0 +1,60 @@
+/**
+ * Concurrency gates for the dispatcher: a counter and a FIFO of parked jobs. Synchronous on
+ * purpose — a job that cannot enter waits in the gate's queue instead of occupying one of
+ * the global handler slots, so a busy exclusive listener never stalls the others.
+ */
+export class Gate {
+  active = 0
+  private readonly parked: Array<() => void> = []
+  private head = 0
+
+  constructor(readonly name: string, readonly capacity: number) {}
+
+  tryEnter(): boolean {
+    if (this.active >= this.capacity) return false
+    this.active++
+    return true
+  }
+
+  /** Waits for a free place: `wake` runs when one might be free (it must try again). */
+  park(wake: () => void): void {
+    this.parked.push(wake)
+  }
+
+  leave(): void {
+    this.active--
+    if (this.head < this.parked.length) {
+      const wake = this.parked[this.head]!
+      this.parked[this.head++] = undefined as never
+      if (this.head > 1024 && this.head * 2 > this.parked.length) {
+        this.parked.splice(0, this.head)
+        this.head = 0
+      }
+      wake()
+    }
+  }
+
+  get waiting(): number {
+    return this.parked.length - this.head
+  }
+}
+
+/** Enters every gate or none; parks on the first full one and retries when woken. */
+export const enterAll = (gates: ReadonlyArray<Gate>, onEntered: () => void): void => {
+  const attempt = (): void => {
+    for (let i = 0; i < gates.length; i++) {
+      const g = gates[i]!
+      if (!g.tryEnter()) {
+        for (let j = 0; j < i; j++) gates[j]!.leave()
+        g.park(attempt)
+        return
+      }
+    }
+    onEntered()
+  }
+  attempt()
+}
+
+export const leaveAll = (gates: ReadonlyArray<Gate>): void => {
+  for (const g of gates) g.leave()
+}

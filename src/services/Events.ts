@@ -1,0 +1,41 @@
+/**
+ * Events: a PubSub of pump events. Publishing is synchronous and free when nobody listens —
+ * producers ask `active()` before building an event, so an organism without observers pays
+ * nothing per message.
+ */
+import { Context, Effect, Layer, PubSub, type Queue, type Scope, Stream } from "effect"
+import type { PumpEvent } from "../domain/PumpEvent.js"
+
+export declare namespace Events {
+  export interface Service {
+    /** True while at least one subscriber exists. */
+    readonly active: () => boolean
+    /** Publishes without waiting (subscribers' queues are unbounded). */
+    readonly publish: (event: PumpEvent) => void
+    /** A subscription for the lifetime of the Scope. Subscribe before you start producing. */
+    readonly subscribe: Effect.Effect<Queue.Dequeue<PumpEvent>, never, Scope.Scope>
+    /** Every event from the moment the stream is run. */
+    readonly stream: Stream.Stream<PumpEvent>
+  }
+}
+
+export class Events extends Context.Tag("xml-organism/Events")<Events, Events.Service>() {
+  static readonly make: Effect.Effect<Events.Service, never, Scope.Scope> = Effect.gen(function*() {
+    const hub = yield* Effect.acquireRelease(PubSub.unbounded<PumpEvent>(), PubSub.shutdown)
+    let subscribers = 0
+    const subscribe = Effect.acquireRelease(
+      Effect.tap(PubSub.subscribe(hub), () => Effect.sync(() => void subscribers++)),
+      () => Effect.sync(() => void subscribers--)
+    )
+    return {
+      active: () => subscribers > 0,
+      publish: (event) => {
+        if (subscribers > 0) hub.unsafeOffer(event)
+      },
+      subscribe,
+      stream: Stream.unwrapScoped(Effect.map(subscribe, (queue) => Stream.fromQueue(queue)))
+    }
+  })
+
+  static readonly layer: Layer.Layer<Events> = Layer.scoped(Events, Events.make)
+}
