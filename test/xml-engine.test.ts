@@ -37,6 +37,12 @@ layer(XmlEngine.layer)("XmlEngine", (it) => {
         expect(canon[0]).toBe(`<r xmlns="urn:a"><e>t</e></r>`)
       }))
 
+    it.effect("large output with multi-byte characters split across libxml2's output chunks", () =>
+      Effect.gen(function*() {
+        const text = "é😀ü€".repeat(40_000) // ~400 KB: many output chunks, boundaries inside characters
+        expect(yield* c14n(`<r a="😀">${text}</r>`)).toBe(`<r a="😀">${text}</r>`)
+      }))
+
     it.effect("CDATA becomes escaped text and comments are dropped", () =>
       Effect.gen(function*() {
         expect(yield* c14n(`<r><![CDATA[<a & b>]]><!-- note --></r>`)).toBe(`<r>&lt;a &amp; b&gt;</r>`)

@@ -113,7 +113,12 @@ export const decodeSource = <A, I>(
 ): Either.Either<A, ReadonlyArray<ConfigProblem>> => {
   const result = ParseResult.decodeUnknownEither(schema, { errors: "all", onExcessProperty: "error" })(source.value)
   if (Either.isRight(result)) return Either.right(result.right)
-  const issues = ParseResult.ArrayFormatter.formatIssueSync(result.left)
+  const all = ParseResult.ArrayFormatter.formatIssueSync(result.left)
+  // An optional field is `X | undefined`: a bad X also fails the `undefined` member, which
+  // says nothing useful. Keep that only when it is the sole complaint about a key.
+  const keyOf = (path: ReadonlyArray<PropertyKey>) => path.map(String).join("\u0000")
+  const explained = new Set(all.filter((i) => !/^Expected undefined, actual/.test(i.message)).map((i) => keyOf(i.path)))
+  const issues = all.filter((i) => !(/^Expected undefined, actual/.test(i.message) && explained.has(keyOf(i.path))))
   const problems = issues.map((issue) => {
     const path = issue.path as Path
     if (issue._tag === "Unexpected") {

@@ -40,8 +40,12 @@ export const ENVELOPE_XSD = `<?xml version="1.0" encoding="UTF-8"?>
 </xs:schema>
 `
 
-/** The meta and payload of an envelope, as read by the extract stage. */
-export class Envelope extends Schema.Class<Envelope>("Envelope")({
+/**
+ * The meta and payload of an envelope, as read by the extract stage. A Struct (plain
+ * objects), not a Class: one is made per message, and a class instance costs more to build
+ * than the rest of the extract stage.
+ */
+export const Envelope = Schema.Struct({
   from: Schema.String,
   to: Schema.optional(Schema.String),
   /** The thread as written on the wire (assign-thread decides what it becomes). */
@@ -50,9 +54,10 @@ export class Envelope extends Schema.Class<Envelope>("Envelope")({
   extras: Schema.Array(Schema.String),
   payloadTag: Schema.String,
   payloadNamespace: Schema.String,
-  /** Canonical XML of the payload element. */
+  /** Canonical XML of the payload element (without the `xmlns=""` the envelope needs). */
   payloadXml: Schema.String
-}) {}
+}).annotations({ identifier: "Envelope" })
+export type Envelope = typeof Envelope.Type
 
 export interface EnvelopeParts {
   readonly from: string

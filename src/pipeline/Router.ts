@@ -3,7 +3,7 @@
  * that takes broadcasts of that type. Each payload type's XSD is compiled once, whatever
  * the number of listeners that accept it.
  */
-import { Effect, type Scope } from "effect"
+import { Effect, Scope } from "effect"
 import type { Listener } from "../domain/Listener.js"
 import { type PayloadSpec, type PayloadType, specOf } from "../domain/Payload.js"
 import { SystemError } from "../domain/SystemPayloads.js"
@@ -24,6 +24,11 @@ export interface ListenerEntry {
 }
 
 export interface Router extends RouteResolver {
+  /**
+   * Makes a payload type known after start (a handler replied with a type no listener
+   * declares): its XSD is compiled once, so an injector receives it typed, not raw.
+   */
+  readonly learn: (payload: PayloadType) => void
   readonly listeners: ReadonlyMap<string, ListenerEntry>
   /** Every payload type known to the organism, by lowercase tag. */
   readonly types: ReadonlyMap<string, TypeEntry>
@@ -117,7 +122,16 @@ export const makeRouter = Effect.fn("Router.make")(function*(
     return undefined
   }
 
+  const scope = yield* Effect.scope
+  const learn = (payload: PayloadType) => {
+    const spec = specOf(payload)
+    if (types.has(spec.routeTag)) return
+    const compiled = Effect.runSync(Effect.either(Scope.extend(engine.compileSchema(spec.tag, spec.xsd), scope)))
+    if (compiled._tag === "Right") types.set(spec.routeTag, { spec, schema: compiled.right })
+  }
+
   const router: Router = {
+    learn,
     listeners: byName,
     types,
     listenerNamed: (name) => byName.get(name.toLowerCase()),

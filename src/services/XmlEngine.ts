@@ -83,14 +83,24 @@ const firstInvalidUtf8 = (bytes: Uint8Array): number => {
 
 const DOCTYPE = new TextEncoder().encode("<!DOCTYPE")
 
-const classify = (bytes: Uint8Array, errors: ReadonlyArray<Raw.RawError>): XmlParseFailure["reason"] => {
+const classify = (input: Uint8Array | string, errors: ReadonlyArray<Raw.RawError>): XmlParseFailure["reason"] => {
   if (errors.some((e) => e.message.includes("Excessive depth"))) return "too-deep"
-  if (Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).indexOf(DOCTYPE) !== -1) return "dtd"
-  return "malformed"
+  const hasDoctype = typeof input === "string"
+    ? input.includes("<!DOCTYPE")
+    : Buffer.from(input.buffer, input.byteOffset, input.byteLength).indexOf(DOCTYPE) !== -1
+  return hasDoctype ? "dtd" : "malformed"
 }
 
-const parse = (bytes: Uint8Array, options: ParseOptions): Either.Either<XmlDocument, XmlParseFailure> => {
-  if (!isUtf8(bytes)) {
+const read = (input: Uint8Array | string, flags: number): Raw.DocPtr =>
+  typeof input === "string" ? Raw.readDocumentString(input, flags) : Raw.readDocument(input, flags)
+
+/**
+ * Bytes must be UTF-8. A string (what the pump writes itself) is encoded as UTF-8 on its
+ * way into libxml2, so it needs no check.
+ */
+const parse = (input: Uint8Array | string, options: ParseOptions): Either.Either<XmlDocument, XmlParseFailure> => {
+  if (typeof input !== "string" && !isUtf8(input)) {
+    const bytes = input
     const at = firstInvalidUtf8(bytes)
     return Either.left(
       new XmlParseFailure({
@@ -99,29 +109,28 @@ const parse = (bytes: Uint8Array, options: ParseOptions): Either.Either<XmlDocum
       })
     )
   }
-  const strict = Raw.readDocument(bytes, Raw.hardenedFlags)
-  let doc = strict.doc
+  let doc = read(input, Raw.hardenedFlags)
+  const strictErrors = Raw.lastErrors()
   let repaired = false
-  let notes = strict.errors
-  if (doc === 0 || strict.errors.some(isFatal)) {
+  if (doc === 0 || strictErrors.some(isFatal)) {
     Raw.freeDocument(doc)
     doc = 0 as Raw.DocPtr
-    const reason = classify(bytes, strict.errors)
+    const reason = classify(input, strictErrors)
     // Never "repair" around a DTD or a depth bomb: those are refusals, not typos.
     if (options.recover && reason === "malformed") {
-      const recovered = Raw.readDocument(bytes, Raw.hardenedFlags | Raw.ParseFlags.RECOVER)
-      if (recovered.doc !== 0 && Raw.rootElement(recovered.doc) !== 0) {
-        doc = recovered.doc
+      const recovered = read(input, Raw.hardenedFlags | Raw.ParseFlags.RECOVER)
+      if (recovered !== 0 && Raw.rootElement(recovered) !== 0) {
+        doc = recovered
         repaired = true
-        notes = strict.errors
       } else {
-        Raw.freeDocument(recovered.doc)
+        Raw.freeDocument(recovered)
       }
     }
     if (doc === 0) {
-      return Either.left(new XmlParseFailure({ reason, diagnostics: strict.errors.map(toDiagnostic) }))
+      return Either.left(new XmlParseFailure({ reason, diagnostics: strictErrors.map(toDiagnostic) }))
     }
   }
+  const notes = strictErrors
   if (Raw.hasInternalSubset(doc)) {
     Raw.freeDocument(doc)
     return Either.left(
@@ -147,10 +156,10 @@ const checkLive = (doc: XmlDocument): void => {
 export declare namespace XmlEngine {
   export interface Service {
     /** Hardened parse: UTF-8 only, no DTD, no entity expansion, no network, depth ≤ 256. */
-    readonly parse: (bytes: Uint8Array, options: ParseOptions) => Either.Either<XmlDocument, XmlParseFailure>
+    readonly parse: (input: Uint8Array | string, options: ParseOptions) => Either.Either<XmlDocument, XmlParseFailure>
     /** Parses, runs `use`, and releases the document whatever happens. */
     readonly withDocument: <A>(
-      bytes: Uint8Array,
+      input: Uint8Array | string,
       options: ParseOptions,
       use: (doc: XmlDocument) => A
     ) => Either.Either<A, XmlParseFailure>
@@ -169,7 +178,7 @@ export declare namespace XmlEngine {
     readonly validateRootChild: (schema: CompiledSchema, doc: XmlDocument, index: number) => ReadonlyArray<Diagnostic>
     /** Effectful parse whose document is released with the Scope. */
     readonly parseScoped: (
-      bytes: Uint8Array,
+      input: Uint8Array | string,
       options: ParseOptions
     ) => Effect.Effect<XmlDocument, XmlParseFailure, Scope.Scope>
     /** Native handles currently alive (for leak checks). */
@@ -181,8 +190,8 @@ export class XmlEngine extends Context.Tag("xml-organism/XmlEngine")<XmlEngine, 
   static readonly make: Effect.Effect<XmlEngine.Service> = Effect.sync(() => {
     const service: XmlEngine.Service = {
       parse,
-      withDocument: (bytes, options, use) =>
-        Either.map(parse(bytes, options), (doc) => {
+      withDocument: (input, options, use) =>
+        Either.map(parse(input, options), (doc) => {
           try {
             return use(doc)
           } finally {
@@ -220,9 +229,9 @@ export class XmlEngine extends Context.Tag("xml-organism/XmlEngine")<XmlEngine, 
         const errors = Raw.validateElement(schema.raw, el)
         return errors.length === 0 ? [] : errors.map(toDiagnostic)
       },
-      parseScoped: (bytes, options) =>
+      parseScoped: (input, options) =>
         Effect.acquireRelease(
-          Effect.suspend(() => parse(bytes, options)),
+          Effect.suspend(() => parse(input, options)),
           (doc) => Effect.sync(() => release(doc))
         ),
       liveHandles: Raw.liveHandles

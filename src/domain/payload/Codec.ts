@@ -115,6 +115,8 @@ export const encodeInner = (tag: string, shape: Struct, encoded: Record<string, 
 
 const collapse = (s: string): string => s.replace(/[ \t\r\n]+/g, " ").trim()
 
+const clip = (s: string): string => (s.length > 40 ? `${s.slice(0, 40)}…` : s)
+
 const decodeNumber = (path: string, raw: string): number => {
   const t = raw.trim()
   if (t === "INF" || t === "+INF") return Infinity
@@ -139,8 +141,10 @@ const decodeScalar = (text: string, path: string, shape: Shape, el: CanonicalEle
       return decodeNumber(path, raw)
     case "Integer": {
       const t = raw.trim()
-      if (!/^[+-]?[0-9]+$/.test(t)) throw new PayloadShapeError({ field: path, reason: `"${raw}" is not an integer` })
-      return Number(t)
+      const n = /^[+-]?[0-9]+$/.test(t) ? Number(t) : NaN
+      // Too many digits become Infinity: not an integer a JavaScript number can hold.
+      if (!Number.isInteger(n)) throw new PayloadShapeError({ field: path, reason: `"${clip(raw)}" is not an integer` })
+      return n
     }
     case "Boolean": {
       const t = raw.trim()

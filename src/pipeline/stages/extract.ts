@@ -1,6 +1,6 @@
 import { Either } from "effect"
 import { diagnostic } from "../../domain/Diagnostic.js"
-import { Envelope, ENVELOPE_NS } from "../../domain/Envelope.js"
+import { type Envelope, ENVELOPE_NS } from "../../domain/Envelope.js"
 import { MissingFrom, NoPayload, SeveralPayloads } from "../../domain/IngressError.js"
 import { type CanonicalElement, textOf } from "../../domain/xml/CanonicalTree.js"
 import type { Canonical } from "./canonicalize.js"
@@ -50,17 +50,22 @@ export const extract = (canonical: Canonical): Either.Either<Extracted, NoPayloa
     else if (f.localName === "thread") thread = textOf(f).trim()
   }
   if (from === "") return Either.left(new MissingFrom({ diagnostics: [diagnostic("<from> is empty")], stage: "extract" }))
-  const envelope = new Envelope(
-    {
-      from,
-      ...(to === undefined || to === "" ? {} : { to }),
-      thread,
-      extras,
-      payloadTag: payload.localName,
-      payloadNamespace: payload.namespace,
-      payloadXml: text.slice(payload.start, payload.end)
-    },
-    true
-  )
+  let payloadXml = text.slice(payload.start, payload.end)
+  // Canonical XML writes the namespace undeclaration first; the payload on its own has none.
+  const undeclare = `<${payload.qname} xmlns="">`
+  if (payload.namespace === "" && payloadXml.startsWith(undeclare)) {
+    payloadXml = `<${payload.qname}>${payloadXml.slice(undeclare.length)}`
+  } else if (payload.namespace === "" && payloadXml.startsWith(`<${payload.qname} xmlns="" `)) {
+    payloadXml = `<${payload.qname} ${payloadXml.slice(payload.qname.length + 12)}`
+  }
+  const envelope: Envelope = {
+    from,
+    ...(to === undefined || to === "" ? {} : { to }),
+    thread,
+    extras,
+    payloadTag: payload.localName,
+    payloadNamespace: payload.namespace,
+    payloadXml
+  }
   return Either.right({ envelope, payload, payloadIndex })
 }

@@ -14,10 +14,10 @@ export const LIBXML_MAX_DEPTH = 256
  */
 export const repair = (
   engine: XmlEngine.Service,
-  bytes: Uint8Array,
+  input: Uint8Array | string,
   recover: boolean
 ): Either.Either<XmlDocument, RepairError> =>
-  Either.mapLeft(engine.parse(bytes, { recover }), (failure): RepairError => {
+  Either.mapLeft(engine.parse(input, { recover }), (failure): RepairError => {
     const diagnostics = failure.diagnostics
     switch (failure.reason) {
       case "encoding":

@@ -54,13 +54,21 @@ export const validatePayload = (
     return Either.left(new UnknownRoute({ diagnostics: [], routeKey: routeKeyOf(envelope.to, envelope.payloadTag) }))
   }
   let checked: CompiledSchema | undefined
-  for (const target of route.targets) {
-    if (target.schema === undefined || target.schema === checked) continue
-    const errors: ReadonlyArray<Diagnostic> = engine.validateRootChild(target.schema, canonical.doc, extracted.payloadIndex)
+  const targets = route.targets
+  for (let i = 0; i < targets.length; i++) {
+    const schema = targets[i]!.schema
+    if (schema === undefined || schema === checked) continue
+    const errors: ReadonlyArray<Diagnostic> = engine.validateRootChild(schema, canonical.doc, extracted.payloadIndex)
     if (errors.length > 0) {
       return Either.left(new PayloadInvalid({ diagnostics: errors, payloadTag: envelope.payloadTag }))
     }
-    checked = target.schema
+    checked = schema
   }
-  return Either.right({ ...extracted, route, thread })
+  return Either.right({
+    envelope,
+    payload: extracted.payload,
+    payloadIndex: extracted.payloadIndex,
+    route,
+    thread
+  })
 }

@@ -30,8 +30,22 @@ export interface RawError {
 
 // --- errors --------------------------------------------------------------------------
 // libxml2 reports through a structured-error callback. Calls are synchronous, so one sink
-// shared by all calls is enough: set before the call, read after.
+// shared by all calls is enough: cleared before a call, read after. The common case — no
+// diagnostics — allocates nothing.
 let sink: Array<RawError> | null = null
+const pending: Array<RawError> = []
+const NO_ERRORS: ReadonlyArray<RawError> = Object.freeze([])
+let last: ReadonlyArray<RawError> = NO_ERRORS
+
+const begin = () => {
+  pending.length = 0
+  sink = pending
+}
+const end = (): ReadonlyArray<RawError> => {
+  sink = null
+  last = pending.length === 0 ? NO_ERRORS : pending.splice(0)
+  return last
+}
 
 const readCString = (ptr: number): string => (ptr === 0 ? "" : lib.UTF8ToString(ptr))
 
@@ -55,16 +69,8 @@ const errorCallback = lib.addFunction((_data: number, err: number) => {
   })
 }, "vii")
 
-const collect = <A>(f: () => A): [A, Array<RawError>] => {
-  const errors: Array<RawError> = []
-  const previous = sink
-  sink = errors
-  try {
-    return [f(), errors]
-  } finally {
-    sink = previous
-  }
-}
+/** The diagnostics of the last parse, validation or compilation. */
+export const lastErrors = (): ReadonlyArray<RawError> => last
 
 // --- live handle accounting ---------------------------------------------------------
 const live = { documents: 0, schemas: 0 }
@@ -103,37 +109,73 @@ const utf8Name = (() => {
 // One input buffer reused across parses: libxml2 reads it only during the call.
 let inputPtr = 0
 let inputCapacity = 0
-const stageInput = (bytes: Uint8Array): number => {
-  if (bytes.length + 1 > inputCapacity) {
+const encoder = new TextEncoder()
+const reserveInput = (size: number): number => {
+  if (size > inputCapacity) {
     if (inputPtr !== 0) lib._free(inputPtr)
-    inputCapacity = Math.max(4096, 2 ** Math.ceil(Math.log2(bytes.length + 1)))
+    inputCapacity = Math.max(4096, 2 ** Math.ceil(Math.log2(size)))
+    inputPtr = lib._malloc(inputCapacity)
+    if (inputPtr === 0) throw new Error("libxml2: out of memory for the input buffer")
+  } else if (inputCapacity > 1 << 22 && size < 4096) {
+    // Do not keep a huge buffer around after one huge message.
+    lib._free(inputPtr)
+    inputCapacity = 4096
     inputPtr = lib._malloc(inputCapacity)
   }
-  const heap = lib.HEAPU8
-  heap.set(bytes, inputPtr)
-  heap[inputPtr + bytes.length] = 0
   return inputPtr
 }
-
-export interface ReadResult {
-  /** 0 when libxml2 produced no document. */
-  readonly doc: DocPtr
-  readonly errors: ReadonlyArray<RawError>
+const stageInput = (bytes: Uint8Array): number => {
+  const ptr = reserveInput(bytes.length + 1)
+  const heap = lib.HEAPU8
+  heap.set(bytes, ptr)
+  heap[ptr + bytes.length] = 0
+  return ptr
 }
 
-/**
- * Parses bytes. A fresh parser context per call: a reused context keeps its name dictionary,
- * which hostile input with ever-new names would grow without bound.
- */
-export const readDocument = (bytes: Uint8Array, flags: number): ReadResult => {
-  const ctxt = lib._xmlNewParserCtxt()
-  if (ctxt === 0) throw new Error("libxml2: out of memory creating a parser context")
-  lib._xmlCtxtSetErrorHandler(ctxt, errorCallback, 0)
+// One parser context serves many parses (it is reset by each read; a fresh one per parse
+// costs ~0.8 µs). A context keeps a name dictionary that hostile input with ever-new names
+// could grow, so it is replaced after a bounded number of parses or bytes.
+const CTXT_MAX_PARSES = 256
+const CTXT_MAX_BYTES = 1 << 20
+let ctxt = 0
+let ctxtParses = 0
+let ctxtBytes = 0
+
+const parserContext = (size: number): number => {
+  if (ctxt === 0 || ctxtParses >= CTXT_MAX_PARSES || ctxtBytes >= CTXT_MAX_BYTES) {
+    if (ctxt !== 0) lib._xmlFreeParserCtxt(ctxt)
+    ctxt = lib._xmlNewParserCtxt()
+    if (ctxt === 0) throw new Error("libxml2: out of memory creating a parser context")
+    lib._xmlCtxtSetErrorHandler(ctxt, errorCallback, 0)
+    ctxtParses = 0
+    ctxtBytes = 0
+  }
+  ctxtParses++
+  ctxtBytes += size
+  return ctxt
+}
+
+/** Parses bytes into a document (0 when libxml2 produced none); see `lastErrors`. */
+export const readDocument = (bytes: Uint8Array, flags: number): DocPtr => {
+  const c = parserContext(bytes.length)
   const buf = stageInput(bytes)
-  const [doc, errors] = collect(() => lib._xmlCtxtReadMemory(ctxt, buf, bytes.length, 0, utf8Name, flags))
-  lib._xmlFreeParserCtxt(ctxt)
+  return read(c, buf, bytes.length, flags)
+}
+
+/** Parses a string (encoded straight into the wasm heap, no intermediate buffer). */
+export const readDocumentString = (text: string, flags: number): DocPtr => {
+  const buf = reserveInput(text.length * 3 + 1)
+  const { written } = encoder.encodeInto(text, lib.HEAPU8.subarray(buf, buf + inputCapacity - 1))
+  lib.HEAPU8[buf + written] = 0
+  return read(parserContext(written), buf, written, flags)
+}
+
+const read = (c: number, buf: number, length: number, flags: number): DocPtr => {
+  begin()
+  const doc = lib._xmlCtxtReadMemory(c, buf, length, 0, utf8Name, flags)
+  end()
   if (doc !== 0) live.documents++
-  return { doc: doc as DocPtr, errors }
+  return doc as DocPtr
 }
 
 export const freeDocument = (doc: DocPtr): void => {
@@ -148,36 +190,55 @@ export const rootElement = (doc: DocPtr): NodePtr => lib._xmlDocGetRootElement(d
 
 const ELEMENT_NODE = 1
 
-/** The n-th element child (0-based) of an element, or 0. */
+/** The n-th element child (0-based) of an element, or 0. Reads xmlNode fields directly. */
 export const nthElementChild = (node: NodePtr, n: number): NodePtr => {
-  let cur = lib.getValue(node + 12, "*")
+  const heap = lib.HEAP32
+  let cur = heap[(node + 12) >> 2]! // children
   let i = 0
   while (cur !== 0) {
-    if (lib.getValue(cur + 4, "i32") === ELEMENT_NODE) {
+    if (heap[(cur + 4) >> 2] === ELEMENT_NODE) { // type
       if (i === n) return cur as NodePtr
       i++
     }
-    cur = lib.getValue(cur + 24, "*")
+    cur = heap[(cur + 24) >> 2]! // next
   }
   return 0 as NodePtr
 }
 
 // --- canonicalization -----------------------------------------------------------------
 const decoder = new TextDecoder("utf-8")
-let c14nOut = ""
 
-const c14nWrite = lib.addFunction((_ctx: number, buf: number, len: number) => {
-  c14nOut += decoder.decode(lib.HEAPU8.subarray(buf, buf + len), { stream: true })
+// Output is copied into one reusable scratch buffer and decoded once: libxml2 may split its
+// output anywhere, even inside a multi-byte character, and decoding once is also faster
+// than a streaming decode per chunk.
+let scratch = new Uint8Array(16384)
+let scratchLength = 0
+
+const collectWrite = lib.addFunction((_ctx: number, buf: number, len: number) => {
+  if (scratchLength + len > scratch.length) {
+    const grown = new Uint8Array(Math.max(scratch.length * 2, scratchLength + len))
+    grown.set(scratch.subarray(0, scratchLength))
+    scratch = grown
+  }
+  scratch.set(lib.HEAPU8.subarray(buf, buf + len), scratchLength)
+  scratchLength += len
   return len
 }, "iiii")
-const c14nClose = lib.addFunction(() => 0, "ii")
+const collectClose = lib.addFunction(() => 0, "ii")
+
+const takeCollected = (): string => {
+  const text = decoder.decode(scratch.subarray(0, scratchLength))
+  scratchLength = 0
+  if (scratch.length > 1 << 20) scratch = new Uint8Array(16384) // do not keep a huge buffer
+  return text
+}
 
 export const C14N_EXCLUSIVE_1_0 = 1
 
 /** Exclusive C14N 1.0 without comments, as a string. */
 export const canonicalize = (doc: DocPtr): string => {
-  c14nOut = ""
-  const out = lib._xmlOutputBufferCreateIO(c14nWrite, c14nClose, 0, 0)
+  scratchLength = 0
+  const out = lib._xmlOutputBufferCreateIO(collectWrite, collectClose, 0, 0)
   if (out === 0) throw new Error("libxml2: out of memory creating an output buffer")
   let rc = -1
   try {
@@ -185,34 +246,24 @@ export const canonicalize = (doc: DocPtr): string => {
   } finally {
     lib._xmlOutputBufferClose(out)
   }
-  const result = c14nOut + decoder.decode()
-  c14nOut = ""
+  const result = takeCollected()
   if (rc < 0) throw new Error("libxml2: canonicalization failed")
   return result
 }
 
 // --- serialization ---------------------------------------------------------------------
-let saveOut = ""
-const saveWrite = lib.addFunction((_ctx: number, buf: number, len: number) => {
-  saveOut += decoder.decode(lib.HEAPU8.subarray(buf, buf + len), { stream: true })
-  return len
-}, "iiii")
-const saveClose = lib.addFunction(() => 0, "ii")
-
 const XML_SAVE_FORMAT = 1
 const XML_SAVE_NO_DECL = 2
 
 /** Serializes a document (optionally indented, without the XML declaration). */
 export const serialize = (doc: DocPtr, options: { readonly format?: boolean } = {}): string => {
-  saveOut = ""
+  scratchLength = 0
   const flags = (options.format === true ? XML_SAVE_FORMAT : 0) | XML_SAVE_NO_DECL
-  const ctxt = lib._xmlSaveToIO(saveWrite, saveClose, 0, 0, flags)
+  const ctxt = lib._xmlSaveToIO(collectWrite, collectClose, 0, 0, flags)
   if (ctxt === 0) throw new Error("libxml2: cannot create a save context")
   lib._xmlSaveDoc(ctxt, doc)
   lib._xmlSaveClose(ctxt)
-  const result = saveOut + decoder.decode()
-  saveOut = ""
-  return result
+  return takeCollected()
 }
 
 // --- XSD ------------------------------------------------------------------------------
@@ -232,15 +283,17 @@ export type CompileResult =
   | { readonly _tag: "Failed"; readonly errors: ReadonlyArray<RawError> }
 
 export const compileSchema = (xsd: string): CompileResult => {
-  const bytes = new TextEncoder().encode(xsd)
-  const { doc, errors: parseErrors } = readDocument(bytes, hardenedFlags)
+  const doc = readDocumentString(xsd, hardenedFlags)
+  const parseErrors = lastErrors()
   if (doc === 0 || parseErrors.some((e) => e.level >= 2)) {
     freeDocument(doc)
     return { _tag: "Failed", errors: parseErrors }
   }
   const pctxt = lib._xmlSchemaNewDocParserCtxt(doc)
   lib._xmlSchemaSetParserStructuredErrors(pctxt, errorCallback, 0)
-  const [schema, errors] = collect(() => lib._xmlSchemaParse(pctxt))
+  begin()
+  const schema = lib._xmlSchemaParse(pctxt)
+  const errors = end()
   lib._xmlSchemaFreeParserCtxt(pctxt)
   if (schema === 0) {
     freeDocument(doc)
@@ -269,16 +322,20 @@ const validCtxtOf = (s: RawSchema): number => {
 /** Validates a whole document; an empty list means valid. */
 export const validateDocument = (s: RawSchema, doc: DocPtr): ReadonlyArray<RawError> => {
   const v = validCtxtOf(s)
-  const [rc, errors] = collect(() => lib._xmlSchemaValidateDoc(v, doc))
-  if (rc === 0) return []
+  begin()
+  const rc = lib._xmlSchemaValidateDoc(v, doc)
+  const errors = end()
+  if (rc === 0) return NO_ERRORS
   return errors.length > 0 ? errors : [internalError(rc)]
 }
 
 /** Validates the subtree rooted at an element; an empty list means valid. */
 export const validateElement = (s: RawSchema, node: NodePtr): ReadonlyArray<RawError> => {
   const v = validCtxtOf(s)
-  const [rc, errors] = collect(() => lib._xmlSchemaValidateOneElement(v, node))
-  if (rc === 0) return []
+  begin()
+  const rc = lib._xmlSchemaValidateOneElement(v, node)
+  const errors = end()
+  if (rc === 0) return NO_ERRORS
   return errors.length > 0 ? errors : [internalError(rc)]
 }
 

@@ -1,0 +1,46 @@
+/**
+ * `npm run bench [NAME…] [--json] [--threads T] [--hops H] [--seconds S]`
+ *
+ * One JSON line per benchmark with its figures and `ratio_to_floor` (the libxml2 floor
+ * measured in the same run divided by the measured throughput: 1.0 means the framework
+ * costs nothing beyond libxml2).
+ */
+import { Effect } from "effect"
+import { ingressBench } from "./ingress.js"
+import { pingpongBench } from "./pingpong.js"
+
+const argv = process.argv.slice(2)
+const flag = (name: string) => argv.includes(`--${name}`)
+const option = (name: string, fallback: number) => {
+  const i = argv.indexOf(`--${name}`)
+  if (i === -1) return fallback
+  const v = Number(argv[i + 1])
+  if (!Number.isFinite(v) || v <= 0) {
+    console.error(`bench: --${name} expects a positive number`)
+    process.exit(2)
+  }
+  return v
+}
+const valued = new Set(["--threads", "--hops", "--seconds"])
+const names = argv.filter((a, i) => !a.startsWith("--") && !valued.has(argv[i - 1] ?? ""))
+
+const seconds = option("seconds", 2)
+const benches: Record<string, () => Effect.Effect<Record<string, unknown>, unknown>> = {
+  ingress: () => ingressBench({ seconds }),
+  pingpong: () => pingpongBench({ threads: option("threads", 50), hops: option("hops", 2000), seconds })
+}
+
+const unknown = names.filter((n) => !(n in benches))
+if (unknown.length > 0) {
+  console.error(`bench: unknown benchmark ${unknown.join(", ")}; available: ${Object.keys(benches).join(", ")}`)
+  process.exit(2)
+}
+
+for (const name of names.length > 0 ? names : Object.keys(benches)) {
+  const result = await Effect.runPromise(benches[name]!())
+  if (flag("json")) console.log(JSON.stringify(result))
+  else {
+    console.log(`${name}:`)
+    for (const [k, v] of Object.entries(result)) if (k !== "name") console.log(`  ${k.padEnd(16)} ${v}`)
+  }
+}

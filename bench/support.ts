@@ -1,0 +1,20 @@
+import { Schema } from "effect"
+import * as Payload from "../src/domain/Payload.js"
+
+/** A payload that makes a ~300-byte envelope, like a typical agent message. */
+export class Ping extends Payload.Class<Ping>("Ping")({
+  n: Schema.Int,
+  text: Schema.String,
+  sender: Schema.String
+}) {}
+
+/** `sender` names the conversation, so latency can be tracked per thread of hops. */
+export const pingValue = (n: number, sender = "bench") =>
+  new Ping({ n, text: "Hello there, friend: how is the weather today?", sender })
+
+export const round = (x: number, digits = 2) => Number(x.toFixed(digits))
+
+export const percentile = (sorted: Float64Array, p: number) =>
+  sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
+
+export const rssMb = () => round(process.memoryUsage().rss / 1024 / 1024, 1)

@@ -1,0 +1,140 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Either } from "effect"
+import { mkdtempSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join, relative } from "node:path"
+import { loadOrganism } from "../src/config/loadOrganism.js"
+import { Pump } from "../src/pipeline/Pump.js"
+import { XmlEngine } from "../src/services/XmlEngine.js"
+import { Question } from "./fixtures/modules.js"
+
+const dir = mkdtempSync(join(tmpdir(), "organism-config-"))
+const modules = relative(dir, join(__dirname, "fixtures", "modules.ts"))
+
+const write = (name: string, text: string) => {
+  const file = join(dir, name)
+  writeFileSync(file, text)
+  return file
+}
+
+const valid = (extra = "", listenerExtra = "") => `organism:
+  name: qa
+${extra}
+listeners:
+  - name: oracle
+    payload: ${modules}#Question
+    handler: ${modules}#answer
+${listenerExtra}`
+
+/** Loads and returns the problems as `line:column key: message` strings. */
+const problems = (file: string) =>
+  Effect.map(Effect.either(loadOrganism(file)), (result) => {
+    if (Either.isRight(result)) throw new Error("expected the organism file to be refused")
+    return result.left.problems.map((p) => ({ line: p.line, key: p.key, message: p.message, text: String(p) }))
+  }).pipe(Effect.provide(XmlEngine.layer))
+
+describe("YAML organisms", () => {
+  it.effect("a valid file loads and runs", () =>
+    Effect.gen(function*() {
+      const file = write("ok.yaml", valid("  max_concurrent_handlers: 4\n  handler_timeout: 2.5s\n  guards:\n    max_chain_depth: 9"))
+      const { organism } = yield* loadOrganism(file)
+      expect(organism.settings.name).toBe("qa")
+      expect(organism.settings.maxConcurrentHandlers).toBe(4)
+      expect(organism.settings.guards.maxChainDepth).toBe(9)
+      const reply = yield* Effect.scoped(Effect.flatMap(Pump.make(organism), (pump) =>
+        pump.request("oracle", new Question({ text: "why" }))))
+      expect((reply as { text: string }).text).toBe("you asked: why")
+    }).pipe(Effect.provide(Pump.layerServices)))
+
+  it.effect("a missing file", () =>
+    Effect.gen(function*() {
+      const [p] = yield* problems(join(dir, "nope.yaml"))
+      expect(p!.text).toMatch(/nope\.yaml: no such file/)
+    }))
+
+  it.effect("a YAML syntax error names its line", () =>
+    Effect.gen(function*() {
+      const [p] = yield* problems(write("syntax.yaml", `organism:\n  name: x\nlisteners:\n  - name: [unclosed\n`))
+      expect(p!.message).toMatch(/YAML syntax error/)
+      expect(p!.line).toBeGreaterThanOrEqual(4)
+      expect(p!.text).toMatch(/syntax\.yaml:\d+:\d+: /)
+    }))
+
+  it.effect("an unknown key, with a did-you-mean suggestion", () =>
+    Effect.gen(function*() {
+      const [p] = yield* problems(write("unknown.yaml", valid("  max_concurent_handlers: 4")))
+      expect(p).toMatchObject({ line: 3, key: "organism.max_concurent_handlers" })
+      expect(p!.message).toMatch(/unknown key "max_concurent_handlers" \(did you mean "max_concurrent_handlers"\?\)/)
+      const [q] = yield* problems(write("unknown2.yaml", valid("", "    peer: [x]")))
+      expect(q).toMatchObject({ line: 8, key: `listeners[0] "oracle".peer` })
+      expect(q!.message).toMatch(/did you mean "peers"/)
+    }))
+
+  it.effect("a wrong type says what was expected", () =>
+    Effect.gen(function*() {
+      const found = yield* problems(write("types.yaml", valid("  max_concurrent_handlers: ten\n  handler_timeout: soon", "    agent: maybe")))
+      expect(found.map((p) => [p.line, p.key])).toEqual([
+        [3, "organism.max_concurrent_handlers"],
+        [4, "organism.handler_timeout"],
+        [9, `listeners[0] "oracle".agent`]
+      ])
+      expect(found[0]!.message).toMatch(/expected a positive integer/)
+      expect(found[1]!.message).toMatch(/expected a duration like 500ms, 10s/)
+      expect(found[2]!.message).toMatch(/expected true or false/)
+    }))
+
+  it.effect("a missing required key is reported at its parent", () =>
+    Effect.gen(function*() {
+      const [p] = yield* problems(write("missing.yaml", `organism:\n  name: x\nlisteners:\n  - name: lonely\n    payload: ${modules}#Question\n`))
+      expect(p).toMatchObject({ key: `listeners[0] "lonely".handler`, line: 4 })
+      expect(p!.message).toBe(`missing required key "handler"`)
+    }))
+
+  it.effect("a module that does not exist", () =>
+    Effect.gen(function*() {
+      const [p] = yield* problems(write("nomodule.yaml", valid().replace(`${modules}#answer`, "./missing.ts#answer")))
+      expect(p).toMatchObject({ line: 7, key: `listeners[0] "oracle".handler` })
+      expect(p!.message).toMatch(/module \.\/missing\.ts not found/)
+    }))
+
+  it.effect("an export that does not exist lists what the module exports", () =>
+    Effect.gen(function*() {
+      const [p] = yield* problems(write("noexport.yaml", valid().replace("#Question", "#Questio")))
+      expect(p).toMatchObject({ line: 6, key: `listeners[0] "oracle".payload` })
+      expect(p!.message).toMatch(/has no export "Questio" \(it exports: Answer, Question, answer, notAFunction, notAPayload\)/)
+    }))
+
+  it.effect("an export that is not a payload type", () =>
+    Effect.gen(function*() {
+      const [p] = yield* problems(write("notpayload.yaml", valid().replace("#Question", "#notAPayload")))
+      expect(p!.message).toMatch(/is not a payload type/)
+      const [q] = yield* problems(write("notfunction.yaml", valid().replace("#answer", "#notAFunction")))
+      expect(q!.message).toMatch(/is not a function \(it is number\)/)
+    }))
+
+  it.effect("cross-references: duplicate names, unknown peers, unknown boot targets", () =>
+    Effect.gen(function*() {
+      const found = yield* problems(write(
+        "refs.yaml",
+        valid("", `    peers: [Oracle2]
+  - name: oracle
+    payload: ${modules}#Answer
+    handler: ${modules}#answer
+boot:
+  - to: nobody
+    payload: <Question><Text>hi</Text></Question>
+`)
+      ))
+      const messages = found.map((p) => p.message)
+      expect(messages).toContain(`peer "Oracle2" is not a listener of this organism`)
+      expect(messages).toContain(`listener "oracle" is already defined at listeners[0]`)
+      expect(messages).toContain(`"nobody" is not a listener of this organism`)
+    }))
+
+  it.effect("a boot payload that is not well-formed XML", () =>
+    Effect.gen(function*() {
+      const [p] = yield* problems(write("boot.yaml", valid() + `boot:\n  - to: oracle\n    payload: <Question><Text>hi</Question>\n`))
+      expect(p).toMatchObject({ key: "boot[0].payload" })
+      expect(p!.message).toMatch(/not well-formed XML/)
+    }))
+})

@@ -1,0 +1,54 @@
+/** Running a pump in a test: events collected, accounting checked at the end. */
+import { expect } from "@effect/vitest"
+import { Effect, Queue, Schema } from "effect"
+import type { Organism } from "../../src/domain/Organism.js"
+import * as Payload from "../../src/domain/Payload.js"
+import type { PumpEvent } from "../../src/domain/PumpEvent.js"
+import { Pump } from "../../src/pipeline/Pump.js"
+import { Events } from "../../src/services/Events.js"
+
+export class Ping extends Payload.Class<Ping>("Ping")({ n: Schema.Int }) {}
+export class Pong extends Payload.Class<Pong>("Pong")({ n: Schema.Int }) {}
+export class Note extends Payload.Class<Note>("Note")({ text: Schema.String }) {}
+export class Task extends Payload.Class<Task>("Task")({ id: Schema.Int }) {}
+
+export interface Harness {
+  readonly pump: Pump.Service
+  /** Every event so far (drains the subscription into the list). */
+  readonly events: () => Effect.Effect<ReadonlyArray<PumpEvent>>
+  /** Events of one kind so far. */
+  readonly eventsOf: <T extends PumpEvent["_tag"]>(tag: T) => Effect.Effect<ReadonlyArray<Extract<PumpEvent, { _tag: T }>>>
+}
+
+/** The invariant every scenario must end with. */
+export const expectBalanced = (pump: Pump.Service) => {
+  const c = pump.counters()
+  expect(c.injected).toBe(c.delivered + c.rejected + c.guardStopped)
+  expect(c.inFlight).toBe(0)
+  expect(c.running).toBe(0)
+}
+
+/**
+ * Builds a pump for `organism`, runs `body`, waits until idle and checks the accounting.
+ * Subscribes to events before the pump starts, so boot events are seen too.
+ */
+export const withPump = <A, E, R>(organism: Organism<R>, body: (h: Harness) => Effect.Effect<A, E, R>) =>
+  Effect.gen(function*() {
+    const bus = yield* Events
+    const queue = yield* bus.subscribe
+    const seen: Array<PumpEvent> = []
+    const events = () => Effect.map(Queue.takeAll(queue), (chunk) => {
+      seen.push(...chunk)
+      return [...seen] as ReadonlyArray<PumpEvent>
+    })
+    const pump = yield* Pump.make(organism)
+    const harness: Harness = {
+      pump,
+      events,
+      eventsOf: (tag) => Effect.map(events(), (all) => all.filter((e) => e._tag === tag) as any)
+    }
+    const result = yield* body(harness)
+    yield* pump.awaitIdle
+    expectBalanced(pump)
+    return result
+  }).pipe(Effect.scoped, Effect.provide(Pump.layerServices))
