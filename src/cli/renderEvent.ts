@@ -36,5 +36,9 @@ export const renderEvent = (e: PumpEvent, injector: string, verbose: boolean): s
       return `${t} ✓ thread completed (${e.invocations} handler invocation${e.invocations === 1 ? "" : "s"})`
     case "AgentState":
       return verbose ? `${t} · ${e.listener} ${e.state}` : undefined
+    case "HandlerCompleted":
+      return verbose ? `${t} · ${e.listener} done in ${e.durationMs} ms${e.replies.length > 0 ? ` → ${e.replies.join(", ")}` : ""}` : undefined
+    case "RawReceived":
+      return verbose ? `${t} (raw) ${e.size} bytes received` : undefined
   }
 }

@@ -19,7 +19,22 @@ export class MessageSent extends Schema.TaggedClass<MessageSent>()("MessageSent"
   to: Nullable,
   payloadType: Schema.String,
   /** The payload element as XML. */
-  payload: Schema.String
+  payload: Schema.String,
+  /**
+   * `injected`: from an injector (inject, request, console, boot) — the organism's input;
+   * `reply`: written for a handler; `system`: a SystemError or Boot from the pump itself.
+   */
+  origin: Schema.Literal("injected", "reply", "system"),
+  /** The whole envelope as written (already canonical). */
+  envelope: Schema.String
+}) {}
+
+/** Raw bytes arrived from outside (`injectRaw`), before any check. */
+export class RawReceived extends Schema.TaggedClass<RawReceived>()("RawReceived", {
+  ...base,
+  /** The bytes as UTF-8 text (invalid sequences replaced), at most 64 KiB. */
+  text: Schema.String,
+  size: Schema.Number
 }) {}
 
 /** A message was delivered: to a listener's handler, or back to its injector. */
@@ -31,7 +46,19 @@ export class MessageReceived extends Schema.TaggedClass<MessageReceived>()("Mess
   payloadType: Schema.String,
   payload: Schema.String,
   /** Diagnostics noted on the way in (repairs, replaced thread ids). */
-  diagnostics: Schema.Array(Schema.String)
+  diagnostics: Schema.Array(Schema.String),
+  /** The envelope in canonical form. */
+  envelope: Schema.String
+}) {}
+
+/** A handler finished with a reply (or none); failures are `HandlerFailed`. */
+export class HandlerCompleted extends Schema.TaggedClass<HandlerCompleted>()("HandlerCompleted", {
+  ...base,
+  ...root,
+  listener: Schema.String,
+  /** Payload types of the reply envelopes written, in order. */
+  replies: Schema.Array(Schema.String),
+  durationMs: Schema.Number
 }) {}
 
 export class MessageRejected extends Schema.TaggedClass<MessageRejected>()("MessageRejected", {
@@ -84,7 +111,9 @@ export class HandlerFailed extends Schema.TaggedClass<HandlerFailed>()("HandlerF
 
 export type PumpEvent =
   | MessageSent
+  | RawReceived
   | MessageReceived
+  | HandlerCompleted
   | MessageRejected
   | AgentState
   | ThreadCreated
@@ -94,7 +123,9 @@ export type PumpEvent =
 
 export const PumpEvent = Schema.Union(
   MessageSent,
+  RawReceived,
   MessageReceived,
+  HandlerCompleted,
   MessageRejected,
   AgentState,
   ThreadCreated,

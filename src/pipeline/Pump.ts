@@ -47,11 +47,13 @@ import { specOf, typeOfValue } from "../domain/Payload.js"
 import {
   AgentState,
   GuardTripped,
+  HandlerCompleted,
   HandlerFailed,
   MessageReceived,
   MessageRejected,
   MessageSent,
   type PumpEvent,
+  RawReceived,
   ThreadCompleted,
   ThreadCreated
 } from "../domain/PumpEvent.js"
@@ -177,6 +179,9 @@ interface Job {
   timer: Timer | undefined
   /** The fiber of a handler that suspended. */
   fiber: Fiber.RuntimeFiber<unknown, unknown> | undefined
+  startedAt: number
+  /** Payload types written for this job's reply (only kept while events are observed). */
+  replies: Array<string> | undefined
 }
 
 const TEXT_LIMIT = 4096
@@ -283,17 +288,29 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
     payload: Encoded,
     senderNode: ThreadNode | undefined,
     system: boolean,
-    permit?: Permit
+    permit?: Permit,
+    job?: Job
   ) => {
     const xml = writeEnvelope({ from, to, thread: node.id, payloadTag: payload.tag, payloadInner: payload.inner })
     registry.retain(node.root)
     injected++
     if (permit !== undefined) permit.pending++
-    if (observed()) publish(new MessageSent(
-        { thread: node.id, root: node.root.id, time: now(), from, to, payloadType: payload.tag, payload: payloadXmlOf(payload.tag, payload.inner) },
-        true
+    if (observed()) {
+      job?.replies?.push(payload.tag)
+      publish(
+        new MessageSent({
+          thread: node.id,
+          root: node.root.id,
+          time: now(),
+          from,
+          to,
+          payloadType: payload.tag,
+          payload: payloadXmlOf(payload.tag, payload.inner),
+          origin: system ? "system" : job === undefined ? "injected" : "reply",
+          envelope: xml
+        }, true)
       )
-    )
+    }
     inbox.unsafeOffer({ input: xml, origin: { node, senderNode, system }, permit })
   }
 
@@ -465,7 +482,17 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
     }
   }
 
-  const deliver = (item: InboxItem, node: ThreadNode, from: string, targets: ReadonlyArray<{ target: RouteTarget; payload: unknown }>, broadcast: boolean, payloadTag: string, payloadXml: string, diagnostics: ReadonlyArray<string>) => {
+  const deliver = (
+    item: InboxItem,
+    node: ThreadNode,
+    from: string,
+    targets: ReadonlyArray<{ target: RouteTarget; payload: unknown }>,
+    broadcast: boolean,
+    payloadTag: string,
+    payloadXml: string,
+    diagnostics: ReadonlyArray<string>,
+    envelope: string
+  ) => {
     const system = item.origin?.system === true
     const root = node.root
     // Guards: the chain depth of the hop being made, and the step cap of the conversation.
@@ -488,11 +515,21 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
     for (const { payload, target } of targets) {
       const entry = target.entry as ListenerEntry | undefined
       const jobNode = broadcast && target.name !== undefined ? registry.extend(node, target.name) : node
-      if (observed()) publish(new MessageReceived(
-          { thread: jobNode.id, root: root.id, time: now(), from, to: target.name ?? "", payloadType: payloadTag, payload: payloadXml, diagnostics: [...diagnostics] },
-          true
+      if (observed()) {
+        publish(
+          new MessageReceived({
+            thread: jobNode.id,
+            root: root.id,
+            time: now(),
+            from,
+            to: target.name ?? "",
+            payloadType: payloadTag,
+            payload: payloadXml,
+            diagnostics: [...diagnostics],
+            envelope
+          }, true)
         )
-      )
+      }
       if (entry === undefined) {
         // Back at the injector: it answers a pending request, if any.
         const waiting = requests.get(root.id)
@@ -521,7 +558,9 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
         gates: gatesOf.get(entry) ?? [],
         settled: false,
         timer: undefined,
-        fiber: undefined
+        fiber: undefined,
+        startedAt: 0,
+        replies: undefined
       })
     }
     registry.release(root)
@@ -557,7 +596,8 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
       envelope.to === undefined,
       envelope.payloadTag,
       envelope.payloadXml,
-      outcome.diagnostics.map(String)
+      outcome.diagnostics.length === 0 ? [] : outcome.diagnostics.map(String),
+      outcome.canonical
     )
   }
 
@@ -590,7 +630,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
             refuse(job, reply.to, encoded.tag, "PeerViolation", `${name} may not send to ${reply.to} (not a peer)`, SystemErrors.forbidden())
             continue
           }
-          send(name, reply.to, registry.extend(job.node, reply.to), encoded, job.node, false, job.permit)
+          send(name, reply.to, registry.extend(job.node, reply.to), encoded, job.node, false, job.permit, job)
         }
         return
       }
@@ -599,7 +639,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
         if (parent === undefined) return
         for (const value of reply.payloads) {
           const encoded = encodeOrReport(job, value)
-          if (encoded !== undefined) send(name, parent.name, parent, encoded, job.node, false, job.permit)
+          if (encoded !== undefined) send(name, parent.name, parent, encoded, job.node, false, job.permit, job)
         }
         return
       }
@@ -612,7 +652,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
             refuse(job, "*", encoded.tag, "UnknownRoute", `no broadcast listener for ${encoded.tag} that ${name} may reach`, SystemErrors.routing())
             continue
           }
-          for (const t of targets) send(name, t.name!, registry.extend(job.node, t.name!), encoded, job.node, false, job.permit)
+          for (const t of targets) send(name, t.name!, registry.extend(job.node, t.name!), encoded, job.node, false, job.permit, job)
         }
         return
       }
@@ -662,6 +702,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
     job.settled = true
     if (Exit.isSuccess(exit)) {
       const value = exit.value
+      if (observed()) job.replies = []
       if (value !== undefined && value !== null) {
         if (isReply(value)) sendReply(job, value)
         else {
@@ -670,6 +711,18 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
           )
           noteProblem(job.node.root, detail)
         }
+      }
+      if (observed()) {
+        publish(
+          new HandlerCompleted({
+            thread: job.node.id,
+            root: job.node.root.id,
+            time: now(),
+            listener: job.entry.listener.name,
+            replies: job.replies ?? [],
+            durationMs: now() - job.startedAt
+          }, true)
+        )
       }
     } else if (!Cause.isInterruptedOnly(exit.cause)) {
       const failure = Cause.failureOption(exit.cause)
@@ -724,6 +777,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
   const start = (job: Job) => {
     running++
     invocations++
+    job.startedAt = now()
     const l = job.entry.listener
     if (l.agent) {
       if (observed()) publish(new AgentState({ thread: job.node.id, root: job.node.root.id, time: now(), listener: l.name, state: "running" }, true))
@@ -822,6 +876,10 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
     Effect.suspend(() => (stopped ? Effect.fail(new PumpStopped()) : permits.acquire)).pipe(
       Effect.map(() => {
         injected++
+        if (observed()) {
+          const text = typeof input === "string" ? input : decoder.decode(input)
+          publish(new RawReceived({ thread: null, time: now(), text: text.slice(0, 65536), size: input.length }, true))
+        }
         inbox.unsafeOffer({ input, origin: undefined, permit: { pending: 1 } })
       })
     )
