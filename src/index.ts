@@ -14,6 +14,15 @@ export { ConcurrencyClass, type Handler, type HandlerMetadata, Listener } from "
 export { type BootMessage, defaultSettings, Organism, type OrganismSettings } from "./domain/Organism.js"
 export { isReply, type PayloadValue, RawPayload, Reply } from "./domain/Reply.js"
 export { Boot, SystemError, SystemErrors, TextInput, TextOutput } from "./domain/SystemPayloads.js"
+export {
+  BufferComplete,
+  BufferDispatched,
+  BufferItemResult,
+  BufferStart,
+  SequenceComplete,
+  SequenceError,
+  SequenceStart
+} from "./domain/PrimitivePayloads.js"
 export { XmlEngine } from "./services/XmlEngine.js"
 export { ThreadRegistry } from "./services/ThreadRegistry.js"
 export { Events } from "./services/Events.js"

@@ -3,11 +3,25 @@
  * (`accepts: [TextInput]`) instead of a module path.
  */
 import type { PayloadType } from "../domain/Payload.js"
+import {
+  BufferComplete,
+  BufferDispatched,
+  BufferStart,
+  SequenceComplete,
+  SequenceError,
+  SequenceStart
+} from "../domain/PrimitivePayloads.js"
 import { Boot, SystemError, TextInput, TextOutput } from "../domain/SystemPayloads.js"
 
 export const builtinPayloads: Record<string, PayloadType> = {
   Boot,
   SystemError,
   TextInput,
-  TextOutput
+  TextOutput,
+  SequenceStart,
+  SequenceComplete,
+  SequenceError,
+  BufferStart,
+  BufferComplete,
+  BufferDispatched
 }

@@ -54,6 +54,11 @@ export interface Listener<A = any, R = any> {
   readonly payload: PayloadType
   /** Further payload types it accepts (replies it expects back, TextInput…). */
   readonly accepts: ReadonlyArray<PayloadType>
+  /**
+   * Accepts any payload sent to it by name: typed (and validated) when the organism knows
+   * the type, otherwise as a RawPayload. For generic listeners (sinks, orchestrators).
+   */
+  readonly acceptsAny: boolean
   readonly handler: Handler<A, R>
   /**
    * Receives the system payloads every listener implicitly accepts (SystemError…). Without
@@ -80,11 +85,17 @@ export interface Listener<A = any, R = any> {
   readonly prompt: string | undefined
 }
 
-export interface ListenerOptions<A, B, R> {
+/** The payload values of a list of payload types. */
+export type TypesOf<Accepts extends ReadonlyArray<PayloadType<any>>> = [Accepts[number]] extends [never] ? never
+  : Accepts[number] extends PayloadType<infer B> ? B
+  : never
+
+export interface ListenerOptions<A, Accepts extends ReadonlyArray<PayloadType<any>>, R> {
   readonly name: string
   readonly payload: PayloadType<A>
-  readonly accepts?: ReadonlyArray<PayloadType<B>> | undefined
-  readonly handler: Handler<A | B, R>
+  readonly accepts?: Accepts | undefined
+  readonly acceptsAny?: boolean | undefined
+  readonly handler: Handler<A | TypesOf<Accepts>, R>
   readonly onSystem?: Handler<SystemPayload, R> | undefined
   readonly description?: string | undefined
   readonly agent?: boolean | undefined
@@ -98,10 +109,13 @@ export interface ListenerOptions<A, B, R> {
 }
 
 export const Listener = {
-  make: <A, B = never, R = never>(options: ListenerOptions<A, B, R>): Listener<A | B, R> => ({
+  make: <A, const Accepts extends ReadonlyArray<PayloadType<any>> = [], R = never>(
+    options: ListenerOptions<A, Accepts, R>
+  ): Listener<A | TypesOf<Accepts>, R> => ({
     name: options.name,
     payload: options.payload,
     accepts: options.accepts ?? [],
+    acceptsAny: options.acceptsAny ?? false,
     handler: options.handler,
     onSystem: options.onSystem,
     description: options.description ?? "",

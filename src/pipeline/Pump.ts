@@ -75,6 +75,8 @@ import { Ingress, type IngressOutcome, type Rejected } from "./Ingress.js"
 import { enterAll, Gate, leaveAll } from "./internal/Gate.js"
 import { Permits } from "./internal/Permits.js"
 import { type Timer, TimeoutWheel } from "./internal/TimeoutWheel.js"
+import type { PrimitiveContext } from "./primitives/PrimitiveContext.js"
+import { withPrimitives } from "./primitives/withPrimitives.js"
 import { type ListenerEntry, makeRouter } from "./Router.js"
 import type { RouteTarget } from "./stages/validatePayload.js"
 
@@ -198,7 +200,34 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
   const clock = yield* Effect.clock
   const scope = yield* Effect.scope
   const ingress = yield* Ingress.make(settings.ingress)
-  const router = yield* makeRouter(organism.listeners as ReadonlyArray<Listener>, registry)
+
+  // The orchestration primitives every organism has (unless it defines its own under the
+  // same names). Their context reaches pump internals defined further down; it is only
+  // called once messages flow.
+  const rootHooks = new Map<string, Array<() => void>>()
+  const primitives: PrimitiveContext = {
+    onBranchEnd: (thread, hook) => {
+      const node = registry.lookup(thread)
+      if (node !== undefined) registry.onBranchEnd(node, hook)
+    },
+    reply: (listener, thread, reply) => {
+      const node = registry.lookup(thread)
+      const entry = router.listenerNamed(listener)
+      if (node !== undefined && entry !== undefined) replyAs(entry, node, reply)
+    },
+    xmlOf: (payload) => {
+      const encoded = encodePayload(payload as PayloadValue)
+      return Either.isRight(encoded) ? payloadXmlOf(encoded.right.tag, encoded.right.inner) : String(payload)
+    },
+    onRootComplete: (root, hook) => {
+      const hooks = rootHooks.get(root)
+      if (hooks === undefined) rootHooks.set(root, [hook])
+      else hooks.push(hook)
+    },
+    rootOf: (thread) => registry.lookup(thread)?.root.id
+  }
+  const listeners = withPrimitives(organism.listeners as ReadonlyArray<Listener>, primitives)
+  const router = yield* makeRouter(listeners, registry)
   const inbox = yield* Effect.acquireRelease(Queue.unbounded<InboxItem>(), Queue.shutdown)
   const permits = new Permits(settings.inboxCapacity)
   // Deadlines are checked every 100 ms: handler timeouts are seconds, not milliseconds.
@@ -244,6 +273,11 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
   const requests = new Map<string, Waiting>()
 
   registry.onComplete((root) => {
+    const hooks = rootHooks.get(root.id)
+    if (hooks !== undefined) {
+      rootHooks.delete(root.id)
+      for (const hook of hooks) hook()
+    }
     if (observed()) publish(new ThreadCompleted({ thread: root.id, time: now(), invocations: root.invocations }, true))
     const waiting = requests.get(root.id)
     if (waiting !== undefined) {
@@ -292,7 +326,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
     job?: Job
   ) => {
     const xml = writeEnvelope({ from, to, thread: node.id, payloadTag: payload.tag, payloadInner: payload.inner })
-    registry.retain(node.root)
+    registry.retain(node)
     injected++
     if (permit !== undefined) permit.pending++
     if (observed()) {
@@ -397,7 +431,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
       if (!origin.system && origin.senderNode !== undefined && origin.senderNode.parent !== undefined) {
         sendSystemError(origin.senderNode.name, origin.senderNode, bounceFor(error))
       }
-      registry.release(origin.node.root)
+      registry.release(origin.node)
     }
     permitDone(item.permit)
     checkIdle()
@@ -411,7 +445,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
     if (origin !== undefined && !origin.system && origin.senderNode !== undefined && origin.senderNode.parent !== undefined) {
       sendSystemError(origin.senderNode.name, origin.senderNode, SystemErrors.guard(`Stopped by the ${guard} guard: ${detail}`))
     }
-    registry.release(node.root)
+    registry.release(node)
     permitDone(item.permit)
     checkIdle()
   }
@@ -546,7 +580,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
       const isSystemPayload = payload instanceof SystemError && !entry.types.has("systemerror")
       if (isSystemPayload && entry.listener.onSystem === undefined) continue
       root.invocations++
-      registry.retain(root)
+      registry.retain(jobNode)
       if (item.permit !== undefined) item.permit.pending++
       schedule({
         entry,
@@ -563,7 +597,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
         replies: undefined
       })
     }
-    registry.release(root)
+    registry.release(node)
     permitDone(item.permit)
     checkIdle()
   }
@@ -581,12 +615,12 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
       if (known !== undefined) {
         node = to === undefined || known.name === to ? known : registry.extend(known, to)
       } else {
-        node = registry.startRoot(envelope.from, to ?? envelope.from, outcome.thread.replaced ? undefined : outcome.thread.thread)
-        if (to === undefined) node = node.parent!
+        // A broadcast from outside is delivered on hops below the sender's own node.
+        node = registry.startRoot(envelope.from, to, outcome.thread.replaced ? undefined : outcome.thread.thread)
         const created = node
         if (observed()) publish(new ThreadCreated({ thread: created.root.id, time: now(), injector: envelope.from, to: to ?? null }, true))
       }
-      registry.retain(node.root)
+      registry.retain(node)
     }
     deliver(
       item,
@@ -659,6 +693,23 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
     }
   }
 
+  /** Sends a reply on behalf of a listener outside one of its invocations (primitives). */
+  const replyAs = (entry: ListenerEntry, node: ThreadNode, reply: Reply) =>
+    sendReply({
+      entry,
+      payload: undefined,
+      system: false,
+      node,
+      from: entry.listener.name,
+      permit: undefined,
+      gates: [],
+      settled: true,
+      timer: undefined,
+      fiber: undefined,
+      startedAt: now(),
+      replies: undefined
+    }, reply)
+
   const encodeOrReport = (job: Job, value: PayloadValue): Encoded | undefined => {
     const encoded = encodePayload(value)
     if (Either.isRight(encoded)) return encoded.right
@@ -691,7 +742,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
       )
     }
     leaveAll(job.gates)
-    registry.release(job.node.root)
+    registry.release(job.node)
     permitDone(job.permit)
     promote()
     checkIdle()

@@ -110,7 +110,10 @@ export const makeRouter = Effect.fn("Router.make")(function*(
     const entry = byName.get(name)
     if (entry !== undefined) {
       const target = targetOf(entry, tag)
-      return target === undefined ? undefined : { key, targets: [target] }
+      if (target !== undefined) return { key, targets: [target] }
+      if (!entry.listener.acceptsAny) return undefined
+      const known = types.get(tag)
+      return { key, targets: [{ name: entry.listener.name, spec: known?.spec, schema: known?.schema, entry }] }
     }
     // Not a listener: the injector of this conversation (console, API caller) takes any
     // payload; a type the organism knows is validated and decoded, anything else kept raw.

@@ -2,13 +2,16 @@
  * ThreadRegistry: call chains ↔ opaque thread ids, and the liveness of every conversation.
  *
  * A chain is a path in a tree of nodes, one tree per root thread: forwarding extends the
- * chain by the target (a child node), responding prunes it by one hop (the parent node).
- * Chains are lists of names, so listener names may contain dots. The tree is scoped to its
- * root: two conversations through the same listeners never share a thread id.
+ * chain by the target (a new child node — every forward is its own hop with its own id, so
+ * parallel calls to the same listener stay distinguishable), responding prunes it by one hop
+ * (the parent node). Chains are lists of names, so listener names may contain dots. The tree
+ * is scoped to its root: two conversations never share a thread id.
  *
- * Every message and handler invocation of a root holds it "live"; when the last one is
- * released the root completes, its nodes are dropped, and the completion hooks run (the
- * registries that keep per-thread state join here to clean up).
+ * Every message and handler invocation holds its node "live", and with it every ancestor.
+ * When a node's branch has nothing live left, its branch-end hooks run (a Sequence learns
+ * that a step ended without replying); when nothing is live under the injector's node, the
+ * root completes, its nodes are dropped, and the completion hooks run (the registries that
+ * keep per-thread state join here to clean up).
  */
 import { Context, Effect, Layer } from "effect"
 import { type ThreadId, makeThreadId } from "../domain/Ids.js"
@@ -18,8 +21,8 @@ export interface RootThread {
   /** Who injected the conversation (the console, an API caller, `system`). */
   readonly injector: string
   readonly createdAt: number
-  /** Messages and invocations of this conversation still in flight. */
-  live: number
+  /** The injector's node: every node of the conversation descends from it. */
+  top: ThreadNode
   /** Handler invocations so far (the step guard reads this). */
   invocations: number
   completed: boolean
@@ -34,7 +37,10 @@ export interface ThreadNode {
   readonly root: RootThread
   /** Hops from the injector (the injector's own node is 0). */
   readonly depth: number
-  children: Map<string, ThreadNode> | undefined
+  /** Messages and invocations live at or below this node. */
+  live: number
+  /** Run once when `live` drops to 0 (see `onBranchEnd`). */
+  branchEnd: Array<(node: ThreadNode) => void> | undefined
 }
 
 export type CompletionHook = (root: RootThread) => void
@@ -44,18 +50,26 @@ export declare namespace ThreadRegistry {
     /**
      * Starts a conversation: `injector` sends to `to`. Returns the node of `to` (depth 1),
      * whose id is the root id — `id` when given (a canonical id from outside), else fresh.
+     * Without `to` (a broadcast from outside) it returns the injector's own node, which then
+     * carries the root id.
      */
-    readonly startRoot: (injector: string, to: string, id?: ThreadId) => ThreadNode
+    readonly startRoot: (injector: string, to: string | undefined, id?: ThreadId) => ThreadNode
     readonly lookup: (id: string) => ThreadNode | undefined
-    /** The chain extended by `name` (reused when that hop already exists). */
+    /** The chain extended by `name`: a new hop with a fresh id. */
     readonly extend: (node: ThreadNode, name: string) => ThreadNode
     /** The chain pruned by one hop; undefined at the injector. */
     readonly prune: (node: ThreadNode) => ThreadNode | undefined
     /** The names along the chain, injector first. */
     readonly chain: (node: ThreadNode) => ReadonlyArray<string>
-    readonly retain: (root: RootThread) => void
-    /** Releases one hold; completes the root (running the hooks) when none is left. */
-    readonly release: (root: RootThread) => void
+    /** Holds a node (and its ancestors) live: a message travelling on it, an invocation. */
+    readonly retain: (node: ThreadNode) => void
+    /**
+     * Releases one hold. A node whose branch has nothing live left runs its branch-end hooks
+     * (which may retain again); the root completes when nothing is live in it at all.
+     */
+    readonly release: (node: ThreadNode) => void
+    /** Runs `hook` once, the next time nothing is live at or below `node`. */
+    readonly onBranchEnd: (node: ThreadNode, hook: (node: ThreadNode) => void) => void
     /** Registers a completion hook; returns a function that removes it. */
     readonly onComplete: (hook: CompletionHook) => () => void
     readonly stats: () => { readonly roots: number; readonly nodes: number }
@@ -73,11 +87,8 @@ export const makeThreadRegistry = (): ThreadRegistry.Service => {
     return node
   }
 
-  const child = (parent: ThreadNode, name: string, id: ThreadId): ThreadNode => {
-    const node: ThreadNode = { id, name, parent, root: parent.root, depth: parent.depth + 1, children: undefined }
-    ;(parent.children ??= new Map()).set(name, node)
-    return add(parent.root, node)
-  }
+  const child = (parent: ThreadNode, name: string, id: ThreadId): ThreadNode =>
+    add(parent.root, { id, name, parent, root: parent.root, depth: parent.depth + 1, live: 0, branchEnd: undefined })
 
   const complete = (root: RootThread) => {
     root.completed = true
@@ -90,34 +101,53 @@ export const makeThreadRegistry = (): ThreadRegistry.Service => {
   return {
     startRoot: (injector, to, id) => {
       const rootId = id !== undefined && !nodes.has(id) ? id : makeThreadId()
-      const root: RootThread = {
+      const root = {
         id: rootId,
         injector,
         createdAt: Date.now(),
-        live: 0,
         invocations: 0,
         completed: false,
         nodes: []
-      }
+      } as unknown as RootThread
       roots++
       // The injector's own node exists so that responding from the first hop reaches it.
-      const top: ThreadNode = { id: makeThreadId(), name: injector, parent: undefined, root, depth: 0, children: undefined }
+      const top: ThreadNode = {
+        id: to === undefined ? rootId : makeThreadId(),
+        name: injector,
+        parent: undefined,
+        root,
+        depth: 0,
+        live: 0,
+        branchEnd: undefined
+      }
+      root.top = top
       add(root, top)
-      return child(top, to, rootId)
+      return to === undefined ? top : child(top, to, rootId)
     },
     lookup: (id) => nodes.get(id),
-    extend: (node, name) => node.children?.get(name) ?? child(node, name, makeThreadId()),
+    extend: (node, name) => child(node, name, makeThreadId()),
     prune: (node) => node.parent,
     chain: (node) => {
       const names: Array<string> = []
       for (let n: ThreadNode | undefined = node; n !== undefined; n = n.parent) names.push(n.name)
       return names.reverse()
     },
-    retain: (root) => {
-      root.live++
+    retain: (node) => {
+      for (let n: ThreadNode | undefined = node; n !== undefined; n = n.parent) n.live++
     },
-    release: (root) => {
-      if (--root.live === 0 && !root.completed) complete(root)
+    release: (node) => {
+      for (let n: ThreadNode | undefined = node; n !== undefined; n = n.parent) {
+        if (--n.live === 0 && n.branchEnd !== undefined) {
+          const hooks = n.branchEnd
+          n.branchEnd = undefined
+          for (const hook of hooks) hook(n)
+        }
+      }
+      const root = node.root
+      if (root.top.live === 0 && !root.completed) complete(root)
+    },
+    onBranchEnd: (node, hook) => {
+      ;(node.branchEnd ??= []).push(hook)
     },
     onComplete: (hook) => {
       hooks.push(hook)
