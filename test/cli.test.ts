@@ -1,9 +1,12 @@
 /** The `organism` command line, run as a real process. */
-import { describe, expect, it } from "@effect/vitest"
+import { describe, expect, it, vi } from "@effect/vitest"
 import { spawn } from "node:child_process"
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+
+// Each case starts one or more Node processes (~1.5 s of CPU each): generous on a busy machine.
+vi.setConfig({ testTimeout: 120_000 })
 
 const root = join(__dirname, "..")
 const bin = join(root, "bin", "organism.js")
@@ -39,7 +42,7 @@ const THREAD = "550e8400-e29b-41d4-a716-446655440000"
 const envelope = (payload: string, meta = `<from>console</from><to>greeter</to><thread>${THREAD}</thread>`) =>
   `<message xmlns="${ENV}"><meta>${meta}</meta>${payload}</message>`
 
-describe.concurrent("organism inspect", () => {
+describe("organism inspect", () => {
   it("prints the verdict as one JSON object; exit 0 when accepted", async () => {
     const r = await organism(["inspect", file("ok.xml", envelope(`<Greeting xmlns=""><Name>Ada</Name></Greeting>`)), "--json"])
     expect(r.code).toBe(0)
@@ -96,7 +99,7 @@ describe.concurrent("organism inspect", () => {
   })
 })
 
-describe.concurrent("organism schema and validate", () => {
+describe("organism schema and validate", () => {
   it("schema prints a payload type's XSD and example", async () => {
     const r = await organism(["schema", "examples/hello/payloads.ts#GreetingResponse"])
     expect(r.code).toBe(0)
@@ -119,7 +122,7 @@ describe.concurrent("organism schema and validate", () => {
   })
 })
 
-describe.concurrent("organism run", () => {
+describe("organism run", () => {
   it("runs hello until idle, printing the conversation", async () => {
     const r = await organism(["run", hello, "--until-idle"])
     expect(r.code).toBe(0)

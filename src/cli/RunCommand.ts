@@ -1,5 +1,5 @@
 import { Args, Command, Options } from "@effect/cli"
-import { Console, Duration, Effect, Either, Fiber, Queue, Stream } from "effect"
+import { Cause, Console, Duration, Effect, Either, Exit, Fiber, Queue, Stream } from "effect"
 import { createInterface } from "node:readline"
 import { loadOrganism, parsePayloadXml } from "../config/loadOrganism.js"
 import { eventToJson, type PumpEvent } from "../domain/PumpEvent.js"
@@ -15,6 +15,7 @@ import { XmlEngine } from "../services/XmlEngine.js"
 import { reportConfigError } from "./configErrors.js"
 import { ExitWith, UsageError } from "./Exit.js"
 import { renderEvent } from "./renderEvent.js"
+import { watchOrganism } from "./watchOrganism.js"
 
 const file = Args.text({ name: "organism.yaml" }).pipe(Args.withDescription("the organism to run"))
 const json = Options.boolean("json").pipe(Options.withDescription("print events as JSON lines"))
@@ -29,6 +30,9 @@ const strict = Options.boolean("strict").pipe(
   Options.withDescription("exit with 1 if any message was rejected or stopped by a guard")
 )
 const verbose = Options.boolean("verbose").pipe(Options.withDescription("also show envelopes written and agent states"))
+const watch = Options.boolean("watch").pipe(
+  Options.withDescription("hot-reload the organism when its file or a module it names changes")
+)
 const drainTimeout = Options.text("drain-timeout").pipe(
   Options.withDescription("on Ctrl-C, how long in-flight work may take to finish"),
   Options.withDefault("10s")
@@ -65,7 +69,7 @@ const parseSend = (engine: XmlEngine.Service, spec: string) => {
 
 export const runCommand = Command.make(
   "run",
-  { file, json, send, untilIdle, strict, verbose, drainTimeout },
+  { file, json, send, untilIdle, strict, verbose, watch, drainTimeout },
   (opts) =>
     Effect.gen(function*() {
       const deadline = parseDuration(opts.drainTimeout)
@@ -104,7 +108,7 @@ export const runCommand = Command.make(
       })
       // Ctrl-C: stop taking input, let in-flight work finish (bounded), then report.
       yield* Effect.addFinalizer((exit) =>
-        exit._tag === "Failure" && exit.cause._tag === "Interrupt"
+        Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause)
           ? Effect.gen(function*() {
             const drained = yield* pump.drain(deadline.right)
             yield* flush
@@ -113,6 +117,8 @@ export const runCommand = Command.make(
           })
           : Effect.void
       )
+
+      if (opts.watch) yield* Effect.forkScoped(watchOrganism(opts.file, loaded.config, pump, events))
 
       for (const s of sends) {
         if (Either.isRight(s)) yield* pump.inject(s.right.to, s.right.payload)
@@ -129,6 +135,8 @@ export const runCommand = Command.make(
             ? Console.error(`organism: ${parsed.left}`)
             : Effect.asVoid(pump.inject(parsed.right.to, parsed.right.payload))
         }).pipe(Effect.orDie)
+        // Watching: input has ended, but the organism keeps running until Ctrl-C.
+        if (opts.watch) return yield* Effect.never
       }
       yield* pump.awaitIdle
       yield* flush
@@ -145,7 +153,12 @@ export const validateCommand = Command.make(
     Effect.gen(function*() {
       const loaded = yield* loadOrganism(file).pipe(Effect.catchTag("OrganismConfigError", reportConfigError(1)))
       // Building the pump's router compiles every payload XSD.
-      const router = yield* makeRouter(loaded.organism.listeners as ReadonlyArray<Listener>, yield* ThreadRegistry.make)
+      const router = yield* makeRouter(loaded.organism.listeners as ReadonlyArray<Listener>, yield* ThreadRegistry.make).pipe(
+        Effect.catchTags({
+          RouteTableError: (e) => Console.error(`organism: ${file}: ${e.message}`).pipe(Effect.zipRight(new ExitWith({ code: 1 }))),
+          SchemaCompileError: (e) => Console.error(`organism: ${file}: ${e.message}`).pipe(Effect.zipRight(new ExitWith({ code: 1 })))
+        })
+      )
       yield* Console.log(
         `${file}: ok — organism "${loaded.organism.settings.name}", ${router.listeners.size} listeners, ` +
           `${router.types.size} payload types compiled`

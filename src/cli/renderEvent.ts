@@ -38,6 +38,14 @@ export const renderEvent = (e: PumpEvent, injector: string, verbose: boolean): s
       return verbose ? `${t} · ${e.listener} ${e.state}` : undefined
     case "HandlerCompleted":
       return verbose ? `${t} · ${e.listener} done in ${e.durationMs} ms${e.replies.length > 0 ? ` → ${e.replies.join(", ")}` : ""}` : undefined
+    case "ReloadEvent":
+      return e.outcome === "applied"
+        ? `↻ reloaded: ${[
+          e.added.length > 0 ? `added ${e.added.join(", ")}` : "",
+          e.removed.length > 0 ? `removed ${e.removed.join(", ")}` : "",
+          e.details.length > 0 ? `updated ${e.details.join("; ")}` : ""
+        ].filter((x) => x !== "").join("; ") || "no listener changed"}`
+        : `↻ reload rejected, still running the last good version:\n  ${e.problems.join("\n  ")}`
     case "RawReceived":
       return verbose ? `${t} (raw) ${e.size} bytes received` : undefined
   }

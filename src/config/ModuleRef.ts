@@ -3,7 +3,8 @@
  * loaded at run time (the `organism` binary registers tsx; vitest transpiles on its own).
  */
 import { Effect, Schema } from "effect"
-import { existsSync } from "node:fs"
+import { createHash } from "node:crypto"
+import { existsSync, readFileSync } from "node:fs"
 import { isAbsolute, resolve } from "node:path"
 import { pathToFileURL } from "node:url"
 import { isPayloadType, type PayloadType } from "../domain/Payload.js"
@@ -11,7 +12,15 @@ import { builtinPayloads } from "./builtins.js"
 
 export class ModuleLoadError extends Schema.TaggedError<ModuleLoadError>()("ModuleLoadError", {
   reference: Schema.String,
-  reason: Schema.Literal("bad-reference", "module-not-found", "import-failed", "export-not-found", "not-a-payload", "not-a-function"),
+  reason: Schema.Literal(
+    "bad-reference",
+    "module-not-found",
+    "import-failed",
+    "export-not-found",
+    "not-a-payload",
+    "not-a-function",
+    "payload-module-changed"
+  ),
   detail: Schema.String
 }) {
   override get message(): string {
@@ -32,10 +41,22 @@ export const parseReference = (reference: string): ModuleReference => {
     : { path: reference.slice(0, hash), exportName: reference.slice(hash + 1) }
 }
 
-const cache = new Map<string, Promise<Record<string, unknown>>>()
+interface LoadedModule {
+  readonly hash: string
+  readonly module: Promise<Record<string, unknown>>
+  readonly version: number
+}
 
-/** Imports a module (once per absolute path), relative to `baseDir`. */
-export const importModule = (reference: string, baseDir: string) =>
+/**
+ * Modules by absolute path, with the hash of the source they were loaded from. The first load
+ * uses the plain file URL, so modules importing each other share one instance; a reload of
+ * a changed file imports it again under a `?v=N` URL (ES modules cannot be unloaded).
+ */
+const cache = new Map<string, LoadedModule>()
+
+const hashOf = (file: string) => createHash("sha1").update(readFileSync(file)).digest("hex")
+
+const resolveModule = (reference: string, baseDir: string) =>
   Effect.gen(function*() {
     const { path } = parseReference(reference)
     if (path === "") {
@@ -49,26 +70,56 @@ export const importModule = (reference: string, baseDir: string) =>
         detail: `module ${path} not found (looked for ${absolute})`
       })
     }
-    let loading = cache.get(absolute)
-    if (loading === undefined) {
-      loading = import(pathToFileURL(absolute).href) as Promise<Record<string, unknown>>
-      cache.set(absolute, loading)
+    return { path, absolute }
+  })
+
+/** True when the module's file differs from what was loaded (false if never loaded). */
+export const moduleChanged = (reference: string, baseDir: string) =>
+  Effect.map(resolveModule(reference, baseDir), ({ absolute }) => {
+    const loaded = cache.get(absolute)
+    return loaded !== undefined && loaded.hash !== hashOf(absolute)
+  })
+
+/**
+ * Imports a module (once per absolute path), relative to `baseDir`. With `reload`, a file
+ * whose source changed since it was loaded is imported again.
+ */
+export const importModule = (reference: string, baseDir: string, options: { readonly reload?: boolean } = {}) =>
+  Effect.gen(function*() {
+    const { absolute, path } = yield* resolveModule(reference, baseDir)
+    const hash = hashOf(absolute)
+    let loaded = cache.get(absolute)
+    if (loaded === undefined || (options.reload === true && loaded.hash !== hash)) {
+      const version = loaded === undefined ? 0 : loaded.version + 1
+      const href = pathToFileURL(absolute).href
+      loaded = {
+        hash,
+        version,
+        module: import(version === 0 ? href : `${href}?v=${version}`) as Promise<Record<string, unknown>>
+      }
+      cache.set(absolute, loaded)
     }
-    const promise = loading
+    const promise = loaded.module
     return yield* Effect.tryPromise({
       try: () => promise,
       catch: (e) => {
         cache.delete(absolute)
+        const message = e instanceof Error ? e.message : String(e)
+        // TypeScript files outside a `"type": "module"` package are compiled as CommonJS,
+        // which cannot import the framework: say so instead of leaving Node's riddle.
+        const hint = /require\(\) ES Module|ERR_REQUIRE_ESM|Cannot use import statement/.test(message)
+          ? ` (organism modules must be ES modules: add "type": "module" to the nearest package.json, or name the file .mts)`
+          : ""
         return new ModuleLoadError({
           reference,
           reason: "import-failed",
-          detail: `module ${path} failed to load: ${e instanceof Error ? e.message : String(e)}`
+          detail: `module ${path} failed to load: ${message}${hint}`
         })
       }
     })
   })
 
-const exportOf = (reference: string, baseDir: string) =>
+const exportOf = (reference: string, baseDir: string, options: { readonly reload?: boolean } = {}) =>
   Effect.gen(function*() {
     const { exportName, path } = parseReference(reference)
     if (exportName === undefined || exportName === "") {
@@ -78,7 +129,7 @@ const exportOf = (reference: string, baseDir: string) =>
         detail: `"${reference}" must name an export: ${path}#ExportName`
       })
     }
-    const module = yield* importModule(reference, baseDir)
+    const module = yield* importModule(reference, baseDir, options)
     if (!(exportName in module)) {
       const available = Object.keys(module).sort()
       return yield* new ModuleLoadError({
@@ -112,9 +163,9 @@ export const loadPayloadType = (reference: string, baseDir: string) =>
       )
   )
 
-/** Loads `path#export` and checks that it is a function. */
-export const loadFunction = (reference: string, baseDir: string) =>
-  Effect.flatMap(exportOf(reference, baseDir), (value) =>
+/** Loads `path#export` and checks that it is a function (re-imported if changed, with `reload`). */
+export const loadFunction = (reference: string, baseDir: string, options: { readonly reload?: boolean } = {}) =>
+  Effect.flatMap(exportOf(reference, baseDir, options), (value) =>
     typeof value === "function"
       ? Effect.succeed(value as (...args: Array<any>) => unknown)
       : Effect.fail(

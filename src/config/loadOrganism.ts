@@ -15,7 +15,7 @@ import { RawPayload } from "../domain/Reply.js"
 import { readCanonical } from "../domain/xml/CanonicalTree.js"
 import { XmlEngine } from "../services/XmlEngine.js"
 import { ConfigProblem, OrganismConfigError } from "./ConfigError.js"
-import { loadFunction, loadPayloadType } from "./ModuleRef.js"
+import { loadFunction, loadPayloadType, ModuleLoadError, moduleChanged } from "./ModuleRef.js"
 import { decodeSource, type Path, parseYaml, type YamlSource } from "./YamlSource.js"
 
 export interface LoadedOrganism {
@@ -73,7 +73,35 @@ const checkReferences = (source: YamlSource, config: OrganismConfig): Array<Conf
   return problems
 }
 
-const loadListener = (source: YamlSource, baseDir: string, config: ListenerConfig, index: number) =>
+export interface LoadOptions {
+  /**
+   * Hot reload: handler modules whose files changed are imported again. Payload modules
+   * cannot be (their classes are shared by every module that imports them): a changed one
+   * is reported as a problem, so the organism keeps its last good version.
+   */
+  readonly reload?: boolean
+}
+
+const payloadUnchanged = (reference: string, baseDir: string) =>
+  Effect.flatMap(moduleChanged(reference, baseDir), (changed) =>
+    changed
+      ? Effect.fail(
+        new ModuleLoadError({
+          reference,
+          reason: "payload-module-changed",
+          detail: `${reference.split("#")[0]} changed, and payload types cannot be reloaded ` +
+            `(every module importing them keeps the old classes); restart the organism`
+        })
+      )
+      : Effect.void)
+
+const loadListener = (
+  source: YamlSource,
+  baseDir: string,
+  config: ListenerConfig,
+  index: number,
+  options: LoadOptions
+) =>
   Effect.gen(function*() {
     const problems: Array<ConfigProblem> = []
     const at = (key: string, ...rest: Array<string | number>): Path => ["listeners", index, key, ...rest]
@@ -88,10 +116,10 @@ const loadListener = (source: YamlSource, baseDir: string, config: ListenerConfi
       const t = yield* attempt(at("accepts", j), loadPayloadType(ref, baseDir))
       if (t !== undefined) accepts.push(t)
     }
-    const handler = yield* attempt(at("handler"), loadFunction(config.handler, baseDir))
+    const handler = yield* attempt(at("handler"), loadFunction(config.handler, baseDir, options))
     const onSystem = config.on_system === undefined
       ? undefined
-      : yield* attempt(at("on_system"), loadFunction(config.on_system, baseDir))
+      : yield* attempt(at("on_system"), loadFunction(config.on_system, baseDir, options))
     if (problems.length > 0 || payload === undefined || handler === undefined) return Either.left(problems)
     return Either.right(Listener.make({
       name: config.name,
@@ -121,7 +149,7 @@ export const parsePayloadXml = (engine: XmlEngine.Service, xml: string): Either.
   return Either.right(new RawPayload({ tag: root.localName, inner: parsed.right.slice(root.contentStart, root.contentEnd) }))
 }
 
-export const loadOrganism = Effect.fn("loadOrganism")(function*(path: string) {
+export const loadOrganism = Effect.fn("loadOrganism")(function*(path: string, options: LoadOptions = {}) {
   const file = resolve(path)
   const text = yield* Effect.tryPromise({
     try: () => readFile(file, "utf8"),
@@ -153,9 +181,23 @@ export const loadOrganism = Effect.fn("loadOrganism")(function*(path: string) {
 
   const baseDir = dirname(file)
   const problems: Array<ConfigProblem> = []
+  if (options.reload === true) {
+    // Before any import: re-importing a changed handler module would also refresh the
+    // recorded source of a payload module that lives in the same file.
+    for (const [i, l] of config.listeners.entries()) {
+      const refs: Array<[Path, string]> = [[["listeners", i, "payload"], l.payload]]
+      for (const [j, ref] of (l.accepts ?? []).entries()) refs.push([["listeners", i, "accepts", j], ref])
+      for (const [at, ref] of refs) {
+        if (!ref.includes("#")) continue
+        const unchanged = yield* Effect.either(payloadUnchanged(ref, baseDir))
+        if (unchanged._tag === "Left") problems.push(source.problem(at, unchanged.left.message))
+      }
+    }
+    if (problems.length > 0) return yield* fail(path, problems)
+  }
   const listeners: Array<Listener<any, never>> = []
   for (const [i, l] of config.listeners.entries()) {
-    const loaded = yield* loadListener(source, baseDir, l, i)
+    const loaded = yield* loadListener(source, baseDir, l, i, options)
     if (Either.isLeft(loaded)) problems.push(...loaded.left)
     else listeners.push(loaded.right)
   }

@@ -109,6 +109,19 @@ export class HandlerFailed extends Schema.TaggedClass<HandlerFailed>()("HandlerF
   detail: Schema.String
 }) {}
 
+/** A hot reload was applied, or rejected (the organism keeps running on its last good version). */
+export class ReloadEvent extends Schema.TaggedClass<ReloadEvent>()("ReloadEvent", {
+  ...base,
+  outcome: Schema.Literal("applied", "rejected"),
+  added: Schema.Array(Schema.String),
+  removed: Schema.Array(Schema.String),
+  updated: Schema.Array(Schema.String),
+  /** `listener: field, field…` for each updated listener. */
+  details: Schema.Array(Schema.String),
+  /** Why a reload was rejected (file:line: key: message). */
+  problems: Schema.Array(Schema.String)
+}) {}
+
 export type PumpEvent =
   | MessageSent
   | RawReceived
@@ -120,6 +133,7 @@ export type PumpEvent =
   | ThreadCompleted
   | GuardTripped
   | HandlerFailed
+  | ReloadEvent
 
 export const PumpEvent = Schema.Union(
   MessageSent,
@@ -131,7 +145,8 @@ export const PumpEvent = Schema.Union(
   ThreadCreated,
   ThreadCompleted,
   GuardTripped,
-  HandlerFailed
+  HandlerFailed,
+  ReloadEvent
 )
 
 /**

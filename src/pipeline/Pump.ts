@@ -35,7 +35,7 @@ import {
   Option,
   Queue,
   Runtime,
-  type Scope,
+  Scope,
   Stream
 } from "effect"
 import { writeEnvelope } from "../domain/Envelope.js"
@@ -54,6 +54,7 @@ import {
   MessageSent,
   type PumpEvent,
   RawReceived,
+  ReloadEvent,
   ThreadCompleted,
   ThreadCreated
 } from "../domain/PumpEvent.js"
@@ -72,12 +73,13 @@ import { Events } from "../services/Events.js"
 import { type RootThread, type ThreadNode, ThreadRegistry } from "../services/ThreadRegistry.js"
 import { type SchemaCompileError, XmlEngine } from "../services/XmlEngine.js"
 import { Ingress, type IngressOutcome, type Rejected } from "./Ingress.js"
+import { diffListeners, type ListenerDiff } from "./ListenerDiff.js"
 import { enterAll, Gate, leaveAll } from "./internal/Gate.js"
 import { Permits } from "./internal/Permits.js"
 import { type Timer, TimeoutWheel } from "./internal/TimeoutWheel.js"
 import type { PrimitiveContext } from "./primitives/PrimitiveContext.js"
-import { withPrimitives } from "./primitives/withPrimitives.js"
-import { type ListenerEntry, makeRouter } from "./Router.js"
+import { primitiveListeners, withPrimitives } from "./primitives/withPrimitives.js"
+import { type ListenerEntry, makeRouter, type RouteTableError } from "./Router.js"
 import type { RouteTarget } from "./stages/validatePayload.js"
 
 /** The sender name of messages the pump writes on its own behalf. */
@@ -144,6 +146,12 @@ export declare namespace Pump {
      * `deadline`; true when everything finished in time.
      */
     readonly drain: (deadline: Duration.DurationInput) => Effect.Effect<boolean>
+    /**
+     * Hot reload: swaps in another version of the organism (listeners, settings). Messages
+     * already dispatched finish on the version they started with; the next message routes on
+     * the new one. Publishes a ReloadEvent; returns what was added, removed and updated.
+     */
+    readonly reload: (organism: Organism<any>) => Effect.Effect<ListenerDiff, SchemaCompileError | RouteTableError>
   }
 }
 
@@ -194,12 +202,14 @@ const clip = (s: string) => (s.length > TEXT_LIMIT ? `${s.slice(0, TEXT_LIMIT)}â
 const payloadXmlOf = (tag: string, inner: string) => `<${tag}>${inner}</${tag}>`
 
 const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
-  const settings = organism.settings
+  // Replaced as a whole by a hot reload (`reload`); in-flight jobs keep what they started with.
+  let settings = organism.settings
   const registry = yield* ThreadRegistry
+  const engine = yield* XmlEngine
   const events = yield* Events
   const clock = yield* Effect.clock
   const scope = yield* Effect.scope
-  const ingress = yield* Ingress.make(settings.ingress)
+  let ingress = yield* Ingress.make(settings.ingress)
 
   // The orchestration primitives every organism has (unless it defines its own under the
   // same names). Their context reaches pump internals defined further down; it is only
@@ -226,8 +236,9 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
     },
     rootOf: (thread) => registry.lookup(thread)?.root.id
   }
-  const listeners = withPrimitives(organism.listeners as ReadonlyArray<Listener>, primitives)
-  const router = yield* makeRouter(listeners, registry)
+  const builtIn = primitiveListeners(primitives)
+  let current: Organism<R> = organism
+  let router = yield* makeRouter(withPrimitives(organism.listeners as ReadonlyArray<Listener>, builtIn), registry)
   const inbox = yield* Effect.acquireRelease(Queue.unbounded<InboxItem>(), Queue.shutdown)
   const permits = new Permits(settings.inboxCapacity)
   // Deadlines are checked every 100 ms: handler timeouts are seconds, not milliseconds.
@@ -451,23 +462,37 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
   }
 
   // --- dispatch -----------------------------------------------------------------------
+  // Gates are kept by name across reloads, so an exclusive listener stays exclusive while
+  // jobs of its old and new versions overlap in time.
   const categoryGates = new Map<string, Gate>()
-  const gatesOf = new Map<ListenerEntry, ReadonlyArray<Gate>>()
-  for (const entry of router.listeners.values()) {
-    const l = entry.listener
-    const gates: Array<Gate> = []
-    const own = l.concurrency._tag === "Exclusive"
-      ? 1
-      : l.maxConcurrent ?? (l.agent ? settings.maxConcurrentPerAgent : undefined)
-    if (own !== undefined) gates.push(new Gate(l.name, Math.max(1, own)))
-    if (l.concurrency._tag === "Category") {
-      const name = l.concurrency.name
-      let g = categoryGates.get(name)
-      if (g === undefined) categoryGates.set(name, g = new Gate(`category ${name}`, 1))
-      gates.push(g)
+  const listenerGates = new Map<string, Gate>()
+  let gatesOf = new Map<ListenerEntry, ReadonlyArray<Gate>>()
+  const buildGates = () => {
+    const next = new Map<ListenerEntry, ReadonlyArray<Gate>>()
+    for (const entry of router.listeners.values()) {
+      const l = entry.listener
+      const gates: Array<Gate> = []
+      const own = l.concurrency._tag === "Exclusive"
+        ? 1
+        : l.maxConcurrent ?? (l.agent ? settings.maxConcurrentPerAgent : undefined)
+      if (own !== undefined) {
+        const key = l.name.toLowerCase()
+        let g = listenerGates.get(key)
+        if (g === undefined) listenerGates.set(key, g = new Gate(l.name, Math.max(1, own)))
+        else g.capacity = Math.max(1, own)
+        gates.push(g)
+      }
+      if (l.concurrency._tag === "Category") {
+        const name = l.concurrency.name
+        let g = categoryGates.get(name)
+        if (g === undefined) categoryGates.set(name, g = new Gate(`category ${name}`, 1))
+        gates.push(g)
+      }
+      next.set(entry, gates)
     }
-    gatesOf.set(entry, gates)
+    gatesOf = next
   }
+  buildGates()
 
   // Jobs wait in two places: a gate's queue (listener or category busy), then `waiting` for
   // a global slot. `runnable` is a trampoline: starting a job can finish one, which can wake
@@ -944,8 +969,34 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
     })
   })
 
+  const reload: Pump.Service["reload"] = (next) =>
+    Effect.gen(function*() {
+      // Compile first: a version whose schemas do not compile changes nothing.
+      const nextRouter = yield* Scope.extend(
+        makeRouter(withPrimitives(next.listeners as ReadonlyArray<Listener>, builtIn), registry),
+        scope
+      )
+      const nextIngress = yield* Scope.extend(Ingress.make(next.settings.ingress), scope)
+      const diff = diffListeners(current.listeners as ReadonlyArray<Listener>, next.listeners as ReadonlyArray<Listener>)
+      // One synchronous swap between two chunks: a message is routed entirely by the old
+      // tables or entirely by the new ones; jobs already dispatched keep their listener.
+      current = next as Organism<R>
+      settings = next.settings
+      router = nextRouter
+      ingress = nextIngress
+      buildGates()
+      while (running < settings.maxConcurrentHandlers && waitingHead < waiting.length) promote()
+      if (observed()) {
+        publish(new ReloadEvent({ thread: null, time: now(), outcome: "applied", ...diff, problems: [] }, true))
+      }
+      return diff
+    }).pipe(Effect.provideService(XmlEngine, engine))
+
   const service: Pump.Service = {
-    organism,
+    get organism() {
+      return current
+    },
+    reload,
     inject,
     injectRaw,
     request,
@@ -990,7 +1041,7 @@ export class Pump extends Context.Tag("xml-organism/Pump")<Pump, Pump.Service>()
     organism: Organism<R>
   ) => Effect.Effect<
     Pump.Service,
-    SchemaCompileError | InjectError,
+    SchemaCompileError | RouteTableError | InjectError,
     R | XmlEngine | ThreadRegistry | Events | Scope.Scope
   > = make as any
 

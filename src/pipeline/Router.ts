@@ -3,13 +3,20 @@
  * that takes broadcasts of that type. Each payload type's XSD is compiled once, whatever
  * the number of listeners that accept it.
  */
-import { Effect, Scope } from "effect"
+import { Effect, Schema, Scope } from "effect"
 import type { Listener } from "../domain/Listener.js"
 import { type PayloadSpec, type PayloadType, specOf } from "../domain/Payload.js"
 import { SystemError } from "../domain/SystemPayloads.js"
 import { type CompiledSchema, type SchemaCompileError, XmlEngine } from "../services/XmlEngine.js"
 import type { ThreadRegistry } from "../services/ThreadRegistry.js"
 import type { RouteMatch, RouteResolver, RouteTarget } from "./stages/validatePayload.js"
+
+/** Listeners that cannot share one route table (duplicate names, two types with one tag). */
+export class RouteTableError extends Schema.TaggedError<RouteTableError>()("RouteTableError", { reason: Schema.String }) {
+  override get message() {
+    return this.reason
+  }
+}
 
 export interface TypeEntry {
   readonly spec: PayloadSpec<any>
@@ -55,9 +62,9 @@ export const makeRouter = Effect.fn("Router.make")(function*(
       const known = types.get(spec.routeTag)
       if (known !== undefined) {
         if (known.spec !== spec && known.spec.xsd !== spec.xsd) {
-          return yield* Effect.die(
-            new Error(`two different payload types are named <${spec.tag}>; payload tags must be unique per organism`)
-          )
+          return yield* new RouteTableError({
+            reason: `two different payload types are named <${spec.tag}>; payload tags must be unique per organism`
+          })
         }
         return known
       }
@@ -76,7 +83,7 @@ export const makeRouter = Effect.fn("Router.make")(function*(
   const broadcast = new Map<string, Array<RouteTarget>>()
   for (const listener of listeners) {
     const key = listener.name.toLowerCase()
-    if (byName.has(key)) return yield* Effect.die(new Error(`listener "${listener.name}" is registered twice`))
+    if (byName.has(key)) return yield* new RouteTableError({ reason: `listener "${listener.name}" is registered twice` })
     const accepted = new Map<string, RouteTarget>()
     const entry: ListenerEntry = { listener, types: accepted, system: new Map() }
     for (const payload of [listener.payload, ...listener.accepts]) {
@@ -147,4 +154,4 @@ export const makeRouter = Effect.fn("Router.make")(function*(
   listeners: ReadonlyArray<Listener>,
   registry: ThreadRegistry.Service,
   extraTypes?: ReadonlyArray<PayloadType>
-) => Effect.Effect<Router, SchemaCompileError, XmlEngine | Scope.Scope>
+) => Effect.Effect<Router, SchemaCompileError | RouteTableError, XmlEngine | Scope.Scope>

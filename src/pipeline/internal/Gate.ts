@@ -8,7 +8,8 @@ export class Gate {
   private readonly parked: Array<() => void> = []
   private head = 0
 
-  constructor(readonly name: string, readonly capacity: number) {}
+  /** Mutable: a hot reload may change a listener's limit while jobs are in the gate. */
+  constructor(readonly name: string, public capacity: number) {}
 
   tryEnter(): boolean {
     if (this.active >= this.capacity) return false
