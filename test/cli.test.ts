@@ -154,6 +154,12 @@ describe("organism run", () => {
     expect(r.stdout).toMatch(/HELLO, ALAN!/)
   })
 
+  it("TextOutput reaching the console is shown as text", async () => {
+    const r = await organism(["run", "test/fixtures/echo.yaml"], "@echo hi there\n")
+    expect(r.code).toBe(0)
+    expect(r.stdout).toMatch(/echo ⇐ you said <hi there> & more/)
+  })
+
   it("--strict exits 1 when a message was rejected", async () => {
     const r = await organism(["run", hello, "--until-idle", "--strict", "--send", "nobody=<Greeting><Name>x</Name></Greeting>"])
     expect(r.code).toBe(1)

@@ -1,5 +1,8 @@
 import type { PumpEvent } from "../domain/PumpEvent.js"
 
+const unescape = (s: string) =>
+  s.replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&#xD;/g, "\r").replace(/&amp;/g, "&")
+
 const short = (thread: string | null) => (thread === null ? "--------" : thread.slice(0, 8))
 
 const compact = (xml: string, max = 160) => {
@@ -18,6 +21,12 @@ export const renderEvent = (e: PumpEvent, injector: string, verbose: boolean): s
   switch (e._tag) {
     case "MessageReceived": {
       const arrow = e.to === injector ? "⇐" : "→"
+      // Text for a human, arriving at the console: show the text itself.
+      if (e.to === injector && e.payloadType === "TextOutput") {
+        const text = /<Text>([\s\S]*?)<\/Text>/.exec(e.payload)?.[1] ?? ""
+        const status = /<Status>([^<]*)<\/Status>/.exec(e.payload)?.[1]
+        return `${t} ${e.from} ⇐ ${status !== undefined && status !== "ok" ? `[${status}] ` : ""}${unescape(text)}`
+      }
       const notes = e.diagnostics.length > 0 ? `\n           ! ${e.diagnostics.join("\n           ! ")}` : ""
       return `${t} ${e.from} ${arrow} ${e.to}: ${compact(e.payload)}${notes}`
     }
