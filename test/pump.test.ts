@@ -621,3 +621,96 @@ describe("boot and the console", () => {
         }))
     }))
 })
+
+describe("agent loop safety", () => {
+  it.effect("an agent sending the same payload to the same target a third time in a row is stopped", () =>
+    Effect.gen(function*() {
+      const errors: Array<SystemError> = []
+      const organism = Organism.make({
+        listeners: [
+          Listener.make({
+            name: "agent",
+            agent: true,
+            peers: ["tool"],
+            payload: Note,
+            accepts: [Pong],
+            // Keeps asking the tool the same question, however often it answers.
+            handler: () => Reply.forward("tool", new Ping({ n: 7 })),
+            onSystem: (e) => void errors.push(e)
+          }),
+          Listener.make({ name: "tool", payload: Ping, handler: (p) => Reply.respond(new Pong({ n: p.n })) })
+        ]
+      })
+      yield* withPump(organism, ({ eventsOf, pump }) =>
+        Effect.gen(function*() {
+          yield* pump.inject("agent", new Note({ text: "go" }))
+          yield* pump.awaitIdle
+          const tripped = yield* eventsOf("GuardTripped")
+          expect(tripped).toHaveLength(1)
+          expect(tripped[0]).toMatchObject({ guard: "loop", listener: "agent" })
+          expect(tripped[0]!.detail).toBe("agent sent the same <Ping> to tool 3 times in a row")
+          expect(errors.map((e) => e.code)).toEqual(["guard"])
+          // The tool was asked twice; the third identical question never left.
+          expect((yield* eventsOf("MessageReceived")).filter((e) => e.to === "tool")).toHaveLength(2)
+          expect(pump.counters().guardStopped).toBe(1)
+        }))
+    }))
+
+  it.effect("one invocation fanning out identical items is not a loop", () =>
+    Effect.gen(function*() {
+      const organism = Organism.make({
+        listeners: [
+          Listener.make({ name: "agent", agent: true, peers: ["tool"], payload: Note, handler: () => Reply.forward("tool", ...Array.from({ length: 5 }, () => new Ping({ n: 1 }))) }),
+          Listener.make({ name: "tool", payload: Ping, handler: () => Reply.none })
+        ]
+      })
+      yield* withPump(organism, ({ pump }) =>
+        Effect.gen(function*() {
+          yield* pump.inject("agent", new Note({ text: "go" }))
+          yield* pump.awaitIdle
+          expect(pump.counters().guardStopped).toBe(0)
+          expect(pump.counters().invocations).toBe(1 + 1 + 5)
+        }))
+    }))
+
+  it.effect("the agent step cap stops a conversation after N agent invocations", () =>
+    Effect.gen(function*() {
+      const organism = Organism.make({
+        settings: { guards: { maxAgentSteps: 4 } },
+        listeners: [
+          Listener.make({
+            name: "agent",
+            agent: true,
+            peers: ["agent"],
+            payload: Ping,
+            // A different payload each time: not a loop, just a conversation that never ends.
+            handler: (p) => Reply.forward("agent", new Ping({ n: p.n + 1 }))
+          })
+        ]
+      })
+      yield* withPump(organism, ({ eventsOf, pump }) =>
+        Effect.gen(function*() {
+          yield* pump.inject("agent", new Ping({ n: 0 }))
+          yield* pump.awaitIdle
+          expect((yield* eventsOf("GuardTripped"))[0]).toMatchObject({ guard: "max-agent-steps" })
+          expect(pump.counters().invocations).toBe(1 + 4)
+        }))
+    }))
+
+  it.live("the wall-clock limit of a thread stops deliveries after it", () =>
+    Effect.gen(function*() {
+      const organism = Organism.make({
+        settings: { guards: { maxThreadDuration: Duration.millis(50) } },
+        listeners: [
+          Listener.make({ name: "slowpoke", payload: Ping, handler: (p) => Effect.as(Effect.sleep("30 millis"), Reply.forward("slowpoke", new Ping({ n: p.n + 1 }))) })
+        ]
+      })
+      yield* withPump(organism, ({ eventsOf, pump }) =>
+        Effect.gen(function*() {
+          yield* pump.inject("slowpoke", new Ping({ n: 0 }))
+          yield* pump.awaitIdle
+          expect((yield* eventsOf("GuardTripped"))[0]).toMatchObject({ guard: "max-thread-duration" })
+          expect(pump.counters().invocations).toBeLessThanOrEqual(1 + 3)
+        }))
+    }))
+})

@@ -237,7 +237,10 @@ export const loadOrganism = Effect.fn("loadOrganism")(function*(path: string, op
         ...(o.guards?.max_chain_depth !== undefined ? { maxChainDepth: o.guards.max_chain_depth } : {}),
         ...(o.guards?.max_invocations_per_thread !== undefined
           ? { maxInvocationsPerThread: o.guards.max_invocations_per_thread }
-          : {})
+          : {}),
+        ...(o.guards?.max_agent_steps !== undefined ? { maxAgentSteps: o.guards.max_agent_steps } : {}),
+        ...(o.guards?.loop_threshold !== undefined ? { loopThreshold: o.guards.loop_threshold } : {}),
+        ...(o.guards?.max_thread_duration !== undefined ? { maxThreadDuration: o.guards.max_thread_duration } : {})
       },
       ingress: {
         ...(o.max_message_bytes !== undefined ? { maxBytes: o.max_message_bytes } : {}),

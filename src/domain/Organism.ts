@@ -11,8 +11,14 @@ import { Boot } from "./SystemPayloads.js"
 export interface Guards {
   /** Hops a chain may grow to before a forward is stopped. */
   readonly maxChainDepth: number
-  /** Handler invocations per root thread (the step cap). */
+  /** Handler invocations per root thread (the step cap for all listeners). */
   readonly maxInvocationsPerThread: number
+  /** Agent invocations per root thread (the agent step cap). */
+  readonly maxAgentSteps: number
+  /** An agent sending an identical payload to the same target this many times in a row is stopped. */
+  readonly loopThreshold: number
+  /** Wall-clock limit of a root thread: later deliveries are stopped. */
+  readonly maxThreadDuration: Duration.Duration
 }
 
 export interface OrganismSettings {
@@ -40,7 +46,13 @@ export const defaultSettings: OrganismSettings = {
   maxConcurrentPerAgent: 5,
   inboxCapacity: 1000,
   handlerTimeout: Duration.seconds(30),
-  guards: { maxChainDepth: 50, maxInvocationsPerThread: 1000 },
+  guards: {
+    maxChainDepth: 50,
+    maxInvocationsPerThread: 1000,
+    maxAgentSteps: 25,
+    loopThreshold: 3,
+    maxThreadDuration: Duration.minutes(10)
+  },
   ingress: defaultIngressConfig,
   deadLetterCapacity: 1000
 }

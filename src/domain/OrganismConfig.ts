@@ -18,6 +18,8 @@ const expected = (what: string) => ({
 const integer = (what: string, refine: (s: Schema.Schema<number>) => Schema.Schema<number>) =>
   refine(Schema.Number.annotations(expected(what)).pipe(Schema.int())).annotations(expected(what))
 export const PositiveInt = integer("a positive integer", (s) => s.pipe(Schema.positive()))
+const integerAtLeast = (min: number) =>
+  integer(`an integer of at least ${min}`, (s) => s.pipe(Schema.greaterThanOrEqualTo(min)))
 export const NonNegativeInt = integer("a non-negative integer", (s) => s.pipe(Schema.nonNegative()))
 const Text = Schema.String.annotations(expected("a string"))
 const Flag = Schema.Boolean.annotations(expected("true or false"))
@@ -103,7 +105,10 @@ export class RetryConfig extends Schema.Class<RetryConfig>("RetryConfig")({
 
 export class GuardsConfig extends Schema.Class<GuardsConfig>("GuardsConfig")({
   max_chain_depth: Schema.optional(PositiveInt),
-  max_invocations_per_thread: Schema.optional(PositiveInt)
+  max_invocations_per_thread: Schema.optional(PositiveInt),
+  max_agent_steps: Schema.optional(PositiveInt),
+  loop_threshold: Schema.optional(integerAtLeast(2)),
+  max_thread_duration: Schema.optional(DurationConfig)
 }) {}
 
 export class OrganismSection extends Schema.Class<OrganismSection>("OrganismSection")({

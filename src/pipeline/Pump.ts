@@ -192,6 +192,8 @@ interface Job {
   startedAt: number
   /** Payload types written for this job's reply (only kept while events are observed). */
   replies: Array<string> | undefined
+  /** (target, payload) pairs this invocation already counted for loop detection. */
+  loopSeen?: Set<string>
 }
 
 const TEXT_LIMIT = 4096
@@ -560,15 +562,31 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
     if (depth > settings.guards.maxChainDepth) {
       return guardStop(item, node, "max-chain-depth", `chain depth ${depth} exceeds ${settings.guards.maxChainDepth}`, first.name ?? null)
     }
-    const listenerTargets = targets.filter((t) => t.target.entry !== undefined)
-    if (!system && listenerTargets.length > 0 && root.invocations + listenerTargets.length > settings.guards.maxInvocationsPerThread) {
-      return guardStop(
-        item,
-        node,
-        "max-invocations",
-        `${settings.guards.maxInvocationsPerThread} handler invocations reached on this thread`,
-        first.name ?? null
-      )
+    if (!system) {
+      let handlers = 0
+      let agents = 0
+      for (const t of targets) {
+        const entry = t.target.entry as ListenerEntry | undefined
+        if (entry === undefined) continue
+        handlers++
+        if (entry.listener.agent) agents++
+      }
+      const guards = settings.guards
+      if (handlers > 0 && root.invocations + handlers > guards.maxInvocationsPerThread) {
+        return guardStop(item, node, "max-invocations", `${guards.maxInvocationsPerThread} handler invocations reached on this thread`, first.name ?? null)
+      }
+      if (agents > 0 && root.agentSteps + agents > guards.maxAgentSteps) {
+        return guardStop(item, node, "max-agent-steps", `${guards.maxAgentSteps} agent steps reached on this thread`, first.name ?? null)
+      }
+      if (handlers > 0 && Date.now() - root.createdAt > Duration.toMillis(guards.maxThreadDuration)) {
+        return guardStop(
+          item,
+          node,
+          "max-thread-duration",
+          `the thread has run longer than ${Duration.format(guards.maxThreadDuration)}`,
+          first.name ?? null
+        )
+      }
     }
     delivered++
     for (const { payload, target } of targets) {
@@ -605,6 +623,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
       const isSystemPayload = payload instanceof SystemError && !entry.types.has("systemerror")
       if (isSystemPayload && entry.listener.onSystem === undefined) continue
       root.invocations++
+      if (entry.listener.agent) root.agentSteps++
       registry.retain(jobNode)
       if (item.permit !== undefined) item.permit.pending++
       schedule({
@@ -689,6 +708,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
             refuse(job, reply.to, encoded.tag, "PeerViolation", `${name} may not send to ${reply.to} (not a peer)`, SystemErrors.forbidden())
             continue
           }
+          if (listener.agent && looping(job, reply.to, encoded)) continue
           send(name, reply.to, registry.extend(job.node, reply.to), encoded, job.node, false, job.permit, job)
         }
         return
@@ -711,11 +731,49 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
             refuse(job, "*", encoded.tag, "UnknownRoute", `no broadcast listener for ${encoded.tag} that ${name} may reach`, SystemErrors.routing())
             continue
           }
-          for (const t of targets) send(name, t.name!, registry.extend(job.node, t.name!), encoded, job.node, false, job.permit, job)
+          for (const t of targets) {
+            if (listener.agent && looping(job, t.name!, encoded)) continue
+            send(name, t.name!, registry.extend(job.node, t.name!), encoded, job.node, false, job.permit, job)
+          }
         }
         return
       }
     }
+  }
+
+  // Loop detection: what each agent last sent to each target in a conversation, and how many
+  // times in a row. Kept per root, dropped with it.
+  const lastSends = new WeakMap<RootThread, Map<string, { xml: string; count: number }>>()
+
+  /** True (and the send is stopped) when an agent repeats itself to the same target. */
+  const looping = (job: Job, to: string, encoded: Encoded): boolean => {
+    const root = job.node.root
+    let memory = lastSends.get(root)
+    if (memory === undefined) lastSends.set(root, memory = new Map())
+    const key = `${job.entry.listener.name}\u0000${to.toLowerCase()}`
+    const xml = payloadXmlOf(encoded.tag, encoded.inner)
+    // One invocation fanning out identical items is not a loop: count it once.
+    const seenKey = `${key}\u0000${xml}`
+    if (job.loopSeen?.has(seenKey)) return false
+    ;(job.loopSeen ??= new Set()).add(seenKey)
+    const last = memory.get(key)
+    const count = last !== undefined && last.xml === xml ? last.count + 1 : 1
+    memory.set(key, { xml, count })
+    if (count < settings.guards.loopThreshold) return false
+    // Accounted like any message: written (injected), then stopped by a guard.
+    injected++
+    guardStopped++
+    const detail = `${job.entry.listener.name} sent the same <${encoded.tag}> to ${to} ${count} times in a row`
+    if (observed()) {
+      publish(new GuardTripped({ thread: job.node.id, root: root.id, time: now(), guard: "loop", listener: job.entry.listener.name, detail }, true))
+    }
+    noteProblem(root, `guard loop: ${detail}`)
+    sendSystemError(
+      job.entry.listener.name,
+      job.node,
+      SystemErrors.guard(`You sent the same <${encoded.tag}> to ${to} ${count} times in a row; it was not sent again. Try something different.`)
+    )
+    return true
   }
 
   /** Sends a reply on behalf of a listener outside one of its invocations (primitives). */

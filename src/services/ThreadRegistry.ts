@@ -25,6 +25,8 @@ export interface RootThread {
   top: ThreadNode
   /** Handler invocations so far (the step guard reads this). */
   invocations: number
+  /** Agent invocations so far (the agent step guard reads this). */
+  agentSteps: number
   completed: boolean
   readonly nodes: Array<ThreadNode>
 }
@@ -106,6 +108,7 @@ export const makeThreadRegistry = (): ThreadRegistry.Service => {
         injector,
         createdAt: Date.now(),
         invocations: 0,
+        agentSteps: 0,
         completed: false,
         nodes: []
       } as unknown as RootThread
