@@ -262,7 +262,7 @@ describe("ContextBuffer", () => {
       slots: Array<string>
     }
 
-    it.prop("the buffer agrees with a plain model, and every bound holds after every step", [config, fc.array(op, { maxLength: 120 })], ([cfg, ops]) => {
+    it.prop("the buffer agrees with a plain model, and every bound holds after every step", [config, fc.array(op, { minLength: 10, maxLength: 120, size: "max" })], ([cfg, ops]) => {
       let t = 0
       const buffer = makeContextBuffer(cfg, () => t)
       const model = new Map<number, Model>()
@@ -328,22 +328,27 @@ describe("ContextBuffer", () => {
           }
         }
         expire() // queries expire too
-        // Bounds.
+        // Compared as one string per step (cheap); a difference fails with a readable diff.
         const stats = buffer.stats()
-        expect(stats.threads).toBeLessThanOrEqual(cfg.maxThreads)
-        expect(stats.completed).toBeLessThanOrEqual(cfg.retainCompleted)
-        // Agreement with the model (which also says: every id at most once per conversation).
-        expect(stats.threads).toBe(model.size)
-        let total = 0
-        for (const [i, root] of roots.entries()) {
-          const held = ids(buffer, root)
-          expect(held.length).toBeLessThanOrEqual(cfg.maxSlotsPerThread)
-          expect(new Set(held).size).toBe(held.length)
-          expect(held).toEqual(model.get(i)?.slots ?? [])
-          total += held.length
+        const held = roots.map((r) => ids(buffer, r))
+        const actual = {
+          threads: stats.threads,
+          completed: stats.completed,
+          slots: stats.slots,
+          held,
+          bounded: stats.threads <= cfg.maxThreads && stats.completed <= cfg.retainCompleted &&
+            held.every((h) => h.length <= cfg.maxSlotsPerThread && new Set(h).size === h.length)
         }
-        expect(stats.slots).toBe(total)
+        const kept = roots.map((_, i) => model.get(i)?.slots ?? [])
+        const expected = {
+          threads: model.size,
+          completed: [...model.values()].filter((m) => m.completed !== undefined).length,
+          slots: kept.reduce((n, h) => n + h.length, 0),
+          held: kept,
+          bounded: true
+        }
+        if (JSON.stringify(actual) !== JSON.stringify(expected)) expect(actual).toEqual(expected)
       }
-    }, { fastCheck: { numRuns: 300 } })
+    }, { fastCheck: { numRuns: 200 } })
   })
 })
