@@ -202,11 +202,20 @@ export const makeContextBuffer = (
     evictedThreads++
   }
 
+  // When the oldest completed conversation expires, at the earliest: runs on every append,
+  // so the common case is one comparison. Removing that conversation otherwise leaves the
+  // value early, which only costs one look at the queue.
+  let nextExpiry = Infinity
+
   /** Drops completed conversations past their retention time. */
   const expire = (t: number) => {
-    if (completed.size === 0 || !Number.isFinite(retainMs)) return
+    if (t < nextExpiry) return
+    nextExpiry = Infinity
     for (const c of completed.values()) {
-      if (c.completedAt! + retainMs > t) return
+      if (c.completedAt! + retainMs > t) {
+        nextExpiry = c.completedAt! + retainMs
+        return
+      }
       evict(c)
     }
   }
@@ -338,6 +347,7 @@ export const makeContextBuffer = (
       if (retainCompleted === 0 || retainMs <= 0) return evict(c)
       c.completedAt = t
       completed.set(root, c)
+      nextExpiry = Math.min(nextExpiry, t + retainMs)
       if (completed.size > retainCompleted) evict(completed.values().next().value!)
     },
     cleanup: (root) => {
