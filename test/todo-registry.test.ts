@@ -146,6 +146,20 @@ describe("TodoRegistry", () => {
       yield* todos.register({ ...writer, root: otherRoot }, { waitFor: "C", description: "" })
     }))
 
+  it.effect("ids are numbered per conversation and never reused within it", () =>
+    Effect.gen(function*() {
+      const todos = yield* TodoRegistry.make()
+      const a = yield* todos.register(writer, { waitFor: "X", description: "" })
+      const b = yield* todos.register({ ...writer, root: otherRoot }, { waitFor: "X", description: "" })
+      expect([a.id, b.id]).toEqual(["todo-1", "todo-1"])
+      yield* todos.close(writer, a.id)
+      expect((yield* todos.register(writer, { waitFor: "Y", description: "" })).id).toBe("todo-2")
+      // A stale close of the first todo does not close the second.
+      expect(yield* Effect.flip(todos.close(writer, "todo-1"))).toBeInstanceOf(TodoNotFound)
+      expect(todos.openFor("writer", root).map((t) => t.id)).toEqual(["todo-2"])
+      expect(todos.openFor("writer", otherRoot).map((t) => t.id)).toEqual(["todo-1"])
+    }))
+
   it.effect("watchers go with their conversation", () =>
     Effect.gen(function*() {
       const todos = yield* TodoRegistry.make()

@@ -102,6 +102,7 @@ export declare namespace TodoRegistry {
     readonly openFor: (agent: string, root: ThreadId) => ReadonlyArray<TodoWatcher>
     /** Drops the conversation's watchers (the completion hook). */
     readonly cleanup: (root: ThreadId) => void
+    /** `threads`: conversations with open todos. */
     readonly stats: () => { readonly threads: number; readonly open: number; readonly raised: number }
   }
 }
@@ -110,6 +111,12 @@ interface Watcher extends TodoWatcher {
   readonly waitForKey: string
   readonly fromKey: string | undefined
   raisedBy: TodoRaise | undefined
+}
+
+interface Todos {
+  readonly open: Array<Watcher>
+  /** The last id number given out on this conversation. */
+  next: number
 }
 
 const NONE: ReadonlyArray<TodoWatcher> = []
@@ -147,10 +154,12 @@ export const nudgeText = (todos: ReadonlyArray<TodoWatcher>): string => {
 
 export const makeTodoRegistry = (options: Partial<TodoConfig> = {}, now: () => number = Date.now): TodoRegistry.Service => {
   const config: TodoConfig = { ...defaultTodoConfig, ...options }
-  const byRoot = new Map<string, Array<Watcher>>()
-  let next = 0
+  // Ids are numbered per conversation: short for a model to copy, and they reveal nothing
+  // about other conversations. The counter lives as long as the conversation, so an id is
+  // never reused within it (a stale TodoComplete cannot close a newer todo).
+  const byRoot = new Map<string, Todos>()
 
-  const ownedBy = (agent: string, root: ThreadId) => (byRoot.get(root) ?? []).filter((w) => same(w.agent, agent))
+  const ownedBy = (agent: string, root: ThreadId) => (byRoot.get(root)?.open ?? []).filter((w) => same(w.agent, agent))
 
   const register: TodoRegistry.Service["register"] = (requester, todo) =>
     Effect.suspend(() => {
@@ -158,8 +167,8 @@ export const makeTodoRegistry = (options: Partial<TodoConfig> = {}, now: () => n
       if (waitFor === "") {
         return Effect.fail(new TodoRefused({ agent: requester.agent, reason: "WaitFor must name a payload type" }))
       }
-      let watchers = byRoot.get(requester.root)
-      if (watchers !== undefined && watchers.length >= config.maxPerThread) {
+      let todos = byRoot.get(requester.root)
+      if (todos !== undefined && todos.open.length >= config.maxPerThread) {
         return Effect.fail(
           new TodoRefused({
             agent: requester.agent,
@@ -169,8 +178,9 @@ export const makeTodoRegistry = (options: Partial<TodoConfig> = {}, now: () => n
       }
       const from = todo.fromListener?.trim()
       const fromListener = from === undefined || from === "" ? undefined : from
+      if (todos === undefined) byRoot.set(requester.root, todos = { open: [], next: 0 })
       const w: Watcher = {
-        id: `todo-${++next}`,
+        id: `todo-${++todos.next}`,
         agent: requester.agent,
         root: requester.root,
         thread: requester.thread,
@@ -182,14 +192,13 @@ export const makeTodoRegistry = (options: Partial<TodoConfig> = {}, now: () => n
         waitForKey: waitFor.toLowerCase(),
         fromKey: fromListener?.toLowerCase()
       }
-      if (watchers === undefined) byRoot.set(requester.root, watchers = [])
-      watchers.push(w)
+      todos.open.push(w)
       return Effect.succeed(view(w))
     })
 
   const observe: TodoRegistry.Service["observe"] = (message) => {
-    const watchers = byRoot.get(message.root)
-    if (watchers === undefined) return NONE
+    const watchers = byRoot.get(message.root)?.open
+    if (watchers === undefined || watchers.length === 0) return NONE
     let typeKey: string | undefined
     let fromKey: string | undefined
     let raised: Array<TodoWatcher> | undefined
@@ -205,12 +214,11 @@ export const makeTodoRegistry = (options: Partial<TodoConfig> = {}, now: () => n
 
   const close: TodoRegistry.Service["close"] = (requester, id) =>
     Effect.suspend(() => {
-      const watchers = byRoot.get(requester.root)
+      const watchers = byRoot.get(requester.root)?.open
       const i = watchers === undefined ? -1 : watchers.findIndex((w) => w.id === id.trim() && same(w.agent, requester.agent))
       // Someone else's todo, or another conversation's, is "not found": no one learns of it.
       if (i === -1) return Effect.fail(new TodoNotFound({ id, agent: requester.agent }))
       const [w] = watchers!.splice(i, 1)
-      if (watchers!.length === 0) byRoot.delete(requester.root)
       return Effect.succeed(view(w!))
     })
 
@@ -219,7 +227,7 @@ export const makeTodoRegistry = (options: Partial<TodoConfig> = {}, now: () => n
     observe,
     close,
     nudgeFor: (agent, root) => {
-      const watchers = byRoot.get(root)
+      const watchers = byRoot.get(root)?.open
       if (watchers === undefined) return undefined
       let todos: Array<TodoWatcher> | undefined
       for (const w of watchers) if (w.raisedBy !== undefined && same(w.agent, agent)) (todos ??= []).push(view(w))
@@ -232,11 +240,13 @@ export const makeTodoRegistry = (options: Partial<TodoConfig> = {}, now: () => n
     stats: () => {
       let open = 0
       let raised = 0
-      for (const watchers of byRoot.values()) {
+      let threads = 0
+      for (const { open: watchers } of byRoot.values()) {
+        if (watchers.length > 0) threads++
         open += watchers.length
         for (const w of watchers) if (w.raisedBy !== undefined) raised++
       }
-      return { threads: byRoot.size, open, raised }
+      return { threads, open, raised }
     }
   }
 }
