@@ -30,3 +30,47 @@ export { Pump, SYSTEM } from "./pipeline/Pump.js"
 export { Ingress } from "./pipeline/Ingress.js"
 export { loadOrganism } from "./config/loadOrganism.js"
 export { ConfigProblem, OrganismConfigError } from "./config/ConfigError.js"
+export {
+  type AppendResult,
+  ContextBuffer,
+  type ContextBufferConfig,
+  ContextFull,
+  type ContextFullPolicy,
+  type ContextMessage,
+  type ContextQuery,
+  type ContextSlot,
+  defaultContextBufferConfig
+} from "./services/ContextBuffer.js"
+export {
+  defaultTodoConfig,
+  handleTodoComplete,
+  handleTodoUntil,
+  nudgeText,
+  type TodoConfig,
+  TodoNotFound,
+  type TodoNudge,
+  TodoRefused,
+  TodoRegistry,
+  type TodoRequester,
+  type TodoWatcher
+} from "./services/TodoRegistry.js"
+export {
+  BudgetExhausted,
+  type BudgetConfig,
+  BudgetRegistry,
+  type BudgetStatus,
+  type ConversationUsage,
+  defaultBudgetConfig,
+  type TokenUsage,
+  type UsageTotals
+} from "./services/BudgetRegistry.js"
+export {
+  type AgentPrompt,
+  DuplicateListener,
+  PromptConfigError,
+  PromptRegistry,
+  PromptRegistryFrozen,
+  UnknownPeer
+} from "./services/PromptRegistry.js"
+export { TodoClosed, TodoComplete, TodoRegistered, TodoUntil } from "./domain/TodoPayloads.js"
+export { BudgetSeverity, BudgetWarning } from "./domain/BudgetPayloads.js"

@@ -1,0 +1,381 @@
+/**
+ * ContextBuffer: the history of every conversation, message by message — the source of an
+ * LLM agent's conversation history.
+ *
+ * History is kept per conversation (root thread), because an agent's context is the whole
+ * conversation, not one hop; each slot also records the hop's own thread id. A slot holds the
+ * typed payload and its XML, sender, target, payload type and time. Slots are append-only
+ * and numbered from 0 in the order they were appended; numbers are never reused, so an index
+ * range means the same messages before and after older slots are dropped.
+ *
+ * Bounds, because an organism runs for days:
+ * - slots per conversation (`maxSlotsPerThread`): when full, `onFull: "reject"` refuses the
+ *   message with {@link ContextFull}; `"drop-oldest"` drops the oldest slot to make room;
+ * - conversations (`maxThreads`): a new conversation evicts a completed one first (the one
+ *   completed longest ago), then the oldest live one;
+ * - retention: completed conversations stay queryable until evicted — at most
+ *   `retainCompleted` of them, each for at most `retainFor` after completing.
+ *
+ * Each message is recorded once: appending an id the conversation has already seen is a
+ * no-op answered with `Duplicate` (not an error), so a redelivery — at-least-once transport
+ * once the organism spans processes — cannot duplicate history. The ids stay known for the
+ * conversation's lifetime, even after their slots were dropped.
+ *
+ * Methods are synchronous: `append` runs on every delivered message and the in-memory
+ * buffer has nothing to wait for (the same choice as ThreadRegistry).
+ */
+import { Context, Duration, Effect, Either, Layer, Schema } from "effect"
+import type { ThreadId } from "../domain/Ids.js"
+
+/** A conversation is full and the policy is to reject. */
+export class ContextFull extends Schema.TaggedError<ContextFull>()("ContextFull", {
+  root: Schema.String,
+  maxSlots: Schema.Number
+}) {
+  override get message() {
+    return `conversation ${this.root} holds its maximum of ${this.maxSlots} messages`
+  }
+}
+
+export type ContextFullPolicy = "reject" | "drop-oldest"
+
+export interface ContextBufferConfig {
+  readonly maxSlotsPerThread: number
+  readonly maxThreads: number
+  readonly onFull: ContextFullPolicy
+  /** Completed conversations kept queryable (0: dropped as soon as they complete). */
+  readonly retainCompleted: number
+  /** How long a completed conversation stays queryable. */
+  readonly retainFor: Duration.Duration
+}
+
+export const defaultContextBufferConfig: ContextBufferConfig = {
+  maxSlotsPerThread: 10_000,
+  maxThreads: 1_000,
+  // Refusing is loud; dropping would silently lose the start of a conversation (its task).
+  // The step guard (1,000 invocations) normally stops a conversation long before 10,000.
+  onFull: "reject",
+  retainCompleted: 100,
+  retainFor: Duration.hours(1)
+}
+
+/** A delivered message, as the pump hands it over. */
+export interface ContextMessage {
+  /** Unique within the conversation: the same id twice is recorded once. */
+  readonly id: string
+  readonly root: ThreadId
+  /** The hop's own thread id (the receiver's end of the chain). */
+  readonly thread: ThreadId
+  readonly from: string
+  /** The receiving listener or injector; "" for a broadcast. */
+  readonly to: string
+  readonly payloadType: string
+  /** The typed payload value. */
+  readonly payload: unknown
+  /** The payload element as XML (`<Tag>…</Tag>`). */
+  readonly xml: string
+}
+
+/**
+ * One recorded message. A plain object rather than a Schema.Class: one is built per
+ * delivered message, and the XML it carries is already the serializable form.
+ */
+export interface ContextSlot extends ContextMessage {
+  /** Position in the conversation, from 0; never reused. */
+  readonly index: number
+  /** When it was appended (epoch ms, from the Clock). */
+  readonly time: number
+}
+
+export type AppendResult =
+  | { readonly _tag: "Appended"; readonly slot: ContextSlot }
+  | { readonly _tag: "Duplicate"; readonly id: string }
+
+/** Every criterion given must hold. Names and payload types match case-insensitively. */
+export interface ContextQuery {
+  readonly payloadType?: string
+  readonly from?: string
+  readonly to?: string
+  /** Sent or received by this name (an agent's own history). */
+  readonly involving?: string
+  /** Only this hop. */
+  readonly thread?: ThreadId
+  /** Slot indexes `[from, to)`. */
+  readonly index?: { readonly from?: number; readonly to?: number }
+  /** Append times `[from, to)`, epoch ms. */
+  readonly time?: { readonly from?: number; readonly to?: number }
+  /** Only the last N matching slots. */
+  readonly last?: number
+}
+
+export interface ConversationInfo {
+  readonly root: ThreadId
+  /** Slots held now. */
+  readonly slots: number
+  /** Index of the oldest slot held (== nextIndex when empty). */
+  readonly firstIndex: number
+  /** Index the next message will get: how many were ever appended. */
+  readonly nextIndex: number
+  readonly createdAt: number
+  readonly completedAt: number | undefined
+}
+
+export interface ContextBufferStats {
+  readonly threads: number
+  readonly completed: number
+  readonly slots: number
+  readonly appended: number
+  readonly duplicates: number
+  readonly rejected: number
+  /** Slots dropped by the drop-oldest policy. */
+  readonly droppedSlots: number
+  /** Conversations evicted to make room or by retention. */
+  readonly evictedThreads: number
+}
+
+export declare namespace ContextBuffer {
+  export interface Service {
+    readonly config: ContextBufferConfig
+    /** Records a delivered message once. */
+    readonly append: (message: ContextMessage) => Either.Either<AppendResult, ContextFull>
+    /** Every slot held for a conversation, oldest first (empty when unknown or evicted). */
+    readonly slots: (root: ThreadId) => ReadonlyArray<ContextSlot>
+    readonly query: (root: ThreadId, query: ContextQuery) => ReadonlyArray<ContextSlot>
+    readonly get: (root: ThreadId, index: number) => ContextSlot | undefined
+    readonly info: (root: ThreadId) => ConversationInfo | undefined
+    /**
+     * The conversation completed (the ThreadRegistry hook): it stays queryable under the
+     * retention rules. A later message on the same root reopens it.
+     */
+    readonly complete: (root: ThreadId) => void
+    /** Forgets a conversation now. */
+    readonly cleanup: (root: ThreadId) => void
+    readonly stats: () => ContextBufferStats
+  }
+}
+
+interface Conversation {
+  readonly root: ThreadId
+  readonly createdAt: number
+  completedAt: number | undefined
+  /** Slots from `head` on are held; the ones before were dropped (compacted lazily). */
+  slots: Array<ContextSlot>
+  head: number
+  nextIndex: number
+  readonly ids: Set<string>
+}
+
+const EMPTY: ReadonlyArray<ContextSlot> = []
+
+const same = (a: string, b: string) => a === b || a.toLowerCase() === b.toLowerCase()
+
+const held = (c: Conversation) => c.slots.length - c.head
+
+export const makeContextBuffer = (
+  options: Partial<ContextBufferConfig> = {},
+  now: () => number = Date.now
+): ContextBuffer.Service => {
+  const config: ContextBufferConfig = { ...defaultContextBufferConfig, ...options }
+  const maxSlots = Math.max(1, Math.floor(config.maxSlotsPerThread))
+  const maxThreads = Math.max(1, Math.floor(config.maxThreads))
+  const retainCompleted = Math.max(0, Math.floor(config.retainCompleted))
+  const retainMs = Duration.toMillis(config.retainFor)
+
+  // Insertion order is what eviction reads: `all` by creation, `completed` by completion.
+  const all = new Map<string, Conversation>()
+  const completed = new Map<string, Conversation>()
+  let slotCount = 0
+  let appended = 0
+  let duplicates = 0
+  let rejected = 0
+  let droppedSlots = 0
+  let evictedThreads = 0
+
+  const drop = (c: Conversation) => {
+    all.delete(c.root)
+    completed.delete(c.root)
+    slotCount -= held(c)
+  }
+
+  const evict = (c: Conversation) => {
+    drop(c)
+    evictedThreads++
+  }
+
+  // When the oldest completed conversation expires, at the earliest: runs on every append,
+  // so the common case is one comparison. Removing that conversation otherwise leaves the
+  // value early, which only costs one look at the queue.
+  let nextExpiry = Infinity
+
+  /** Drops completed conversations past their retention time. */
+  const expire = (t: number) => {
+    if (t < nextExpiry) return
+    nextExpiry = Infinity
+    for (const c of completed.values()) {
+      if (c.completedAt! + retainMs > t) {
+        nextExpiry = c.completedAt! + retainMs
+        return
+      }
+      evict(c)
+    }
+  }
+
+  /** The conversation, unless it is unknown or expired. */
+  const find = (root: string): Conversation | undefined => {
+    expire(now())
+    return all.get(root)
+  }
+
+  const open = (root: ThreadId, t: number): Conversation => {
+    if (all.size >= maxThreads) {
+      const victim = completed.size > 0 ? completed.values().next().value! : all.values().next().value!
+      evict(victim)
+    }
+    const c: Conversation = { root, createdAt: t, completedAt: undefined, slots: [], head: 0, nextIndex: 0, ids: new Set() }
+    all.set(root, c)
+    return c
+  }
+
+  const dropOldest = (c: Conversation) => {
+    c.slots[c.head++] = undefined as never
+    slotCount--
+    droppedSlots++
+    // Compacting once half the array is dead keeps dropping O(1) amortized.
+    if (c.head > 64 && c.head * 2 > c.slots.length) {
+      c.slots = c.slots.slice(c.head)
+      c.head = 0
+    }
+  }
+
+  const append: ContextBuffer.Service["append"] = (message) => {
+    const t = now()
+    expire(t)
+    let c = all.get(message.root)
+    // Nothing changes unless the message is recorded: a duplicate or a refusal leaves the
+    // conversation as it was (completed ones stay completed).
+    if (c !== undefined) {
+      if (c.ids.has(message.id)) {
+        duplicates++
+        return Either.right({ _tag: "Duplicate", id: message.id })
+      }
+      if (held(c) >= maxSlots && config.onFull === "reject") {
+        rejected++
+        return Either.left(new ContextFull({ root: message.root, maxSlots }, true))
+      }
+      if (c.completedAt !== undefined) {
+        // A message on a completed root (an external envelope reusing its id): the same
+        // conversation continues, with its history.
+        c.completedAt = undefined
+        completed.delete(c.root)
+      }
+      if (held(c) >= maxSlots) dropOldest(c)
+    } else {
+      c = open(message.root, t)
+    }
+    const slot: ContextSlot = {
+      id: message.id,
+      root: message.root,
+      thread: message.thread,
+      from: message.from,
+      to: message.to,
+      payloadType: message.payloadType,
+      payload: message.payload,
+      xml: message.xml,
+      index: c.nextIndex++,
+      time: t
+    }
+    c.ids.add(message.id)
+    c.slots.push(slot)
+    slotCount++
+    appended++
+    return Either.right({ _tag: "Appended", slot })
+  }
+
+  const query: ContextBuffer.Service["query"] = (root, q) => {
+    const c = find(root)
+    if (c === undefined) return EMPTY
+    // Indexes are contiguous, so an index range is a slice, not a scan.
+    const first = c.nextIndex - held(c)
+    const lo = Math.max(first, q.index?.from ?? first)
+    const hi = Math.min(c.nextIndex, q.index?.to ?? c.nextIndex)
+    const out: Array<ContextSlot> = []
+    for (let i = lo; i < hi; i++) {
+      const s = c.slots[c.head + i - first]!
+      if (q.payloadType !== undefined && !same(s.payloadType, q.payloadType)) continue
+      if (q.from !== undefined && !same(s.from, q.from)) continue
+      if (q.to !== undefined && !same(s.to, q.to)) continue
+      if (q.involving !== undefined && !same(s.from, q.involving) && !same(s.to, q.involving)) continue
+      if (q.thread !== undefined && s.thread !== q.thread) continue
+      if (q.time?.from !== undefined && s.time < q.time.from) continue
+      if (q.time?.to !== undefined && s.time >= q.time.to) continue
+      out.push(s)
+    }
+    return q.last !== undefined ? out.slice(Math.max(0, out.length - Math.max(0, q.last))) : out
+  }
+
+  return {
+    config,
+    append,
+    slots: (root) => {
+      const c = find(root)
+      return c === undefined ? EMPTY : c.slots.slice(c.head)
+    },
+    query,
+    get: (root, index) => {
+      const c = find(root)
+      if (c === undefined) return undefined
+      const first = c.nextIndex - held(c)
+      return index >= first && index < c.nextIndex ? c.slots[c.head + index - first] : undefined
+    },
+    info: (root) => {
+      const c = find(root)
+      if (c === undefined) return undefined
+      return {
+        root: c.root,
+        slots: held(c),
+        firstIndex: c.nextIndex - held(c),
+        nextIndex: c.nextIndex,
+        createdAt: c.createdAt,
+        completedAt: c.completedAt
+      }
+    },
+    complete: (root) => {
+      const t = now()
+      expire(t)
+      const c = all.get(root)
+      if (c === undefined || c.completedAt !== undefined) return
+      if (retainCompleted === 0 || retainMs <= 0) return evict(c)
+      c.completedAt = t
+      completed.set(root, c)
+      nextExpiry = Math.min(nextExpiry, t + retainMs)
+      if (completed.size > retainCompleted) evict(completed.values().next().value!)
+    },
+    cleanup: (root) => {
+      const c = all.get(root)
+      if (c !== undefined) drop(c)
+    },
+    stats: () => {
+      expire(now())
+      return {
+        threads: all.size,
+        completed: completed.size,
+        slots: slotCount,
+        appended,
+        duplicates,
+        rejected,
+        droppedSlots,
+        evictedThreads
+      }
+    }
+  }
+}
+
+export class ContextBuffer extends Context.Tag("xml-organism/ContextBuffer")<ContextBuffer, ContextBuffer.Service>() {
+  /** An in-memory buffer reading time from the Clock (so TestClock drives retention). */
+  static readonly make = (config: Partial<ContextBufferConfig> = {}): Effect.Effect<ContextBuffer.Service> =>
+    Effect.map(Effect.clock, (clock) => makeContextBuffer(config, () => clock.unsafeCurrentTimeMillis()))
+
+  /** The embedded, in-process buffer. */
+  static readonly layerMemory = (config: Partial<ContextBufferConfig> = {}): Layer.Layer<ContextBuffer> =>
+    Layer.effect(ContextBuffer, ContextBuffer.make(config))
+}
