@@ -101,7 +101,7 @@ describe("YAML organisms", () => {
     Effect.gen(function*() {
       const [p] = yield* problems(write("noexport.yaml", valid().replace("#Question", "#Questio")))
       expect(p).toMatchObject({ line: 6, key: `listeners[0] "oracle".payload` })
-      expect(p!.message).toMatch(/has no export "Questio" \(it exports: Answer, Question, answer, notAFunction, notAPayload\)/)
+      expect(p!.message).toMatch(/has no export "Questio" \(it exports: Answer, Question, answer, echoText, notAFunction, notAPayload\)/)
     }))
 
   it.effect("an export that is not a payload type", () =>

@@ -23,7 +23,7 @@ describe("delivery and threads", () => {
           expect(seen).toHaveLength(1)
           expect(seen[0]!.payload).toBeInstanceOf(Note)
           expect((seen[0]!.payload as Note).text).toBe("hi <&>")
-          expect(seen[0]!.meta).toEqual({ thread, from: "console", self: "echo", isSelfCall: false })
+          expect(seen[0]!.meta).toEqual({ thread, from: "console", self: "echo", isSelfCall: false, root: thread })
           expect(isThreadId(thread)).toBe(true)
         }))
     }))
@@ -196,7 +196,7 @@ describe("peers", () => {
             peers: ["allowed"],
             payload: Note,
             handler: () => Reply.all(Reply.forward("allowed", new Ping({ n: 1 })), Reply.forward("secret", new Ping({ n: 2 }))),
-            onSystem: (e) => void errors.push(e)
+            onSystem: (e) => void (e instanceof SystemError && errors.push(e))
           }),
           Listener.make({ name: "allowed", payload: Ping, handler: () => void invoked.push("allowed") }),
           Listener.make({ name: "secret", payload: Ping, handler: () => void invoked.push("secret") })
@@ -253,7 +253,7 @@ describe("failures are contained", () => {
       payload: Note,
       accepts: [Pong],
       handler: (p) => (p instanceof Note ? Reply.forward("callee", new Ping({ n: 1 })) : Reply.none),
-      onSystem: (e) => void received.push(e)
+      onSystem: (e) => void (e instanceof SystemError && received.push(e))
     })
 
   for (
@@ -358,7 +358,7 @@ describe("failures are contained", () => {
                 Reply.forward("typed", new RawPayload({ tag: "Ping", inner: "<N>not a number</N>" })),
                 Reply.forward("nobody", new Ping({ n: 1 }))
               ),
-            onSystem: (e) => void received.push(e)
+            onSystem: (e) => void (e instanceof SystemError && received.push(e))
           }),
           Listener.make({ name: "typed", payload: Ping, handler: () => Reply.none })
         ]
@@ -387,7 +387,7 @@ describe("failures are contained", () => {
             name: "bad",
             payload: Note,
             handler: () => Reply.respond({ not: "a payload" }),
-            onSystem: (e) => void received.push(e)
+            onSystem: (e) => void (e instanceof SystemError && received.push(e))
           })
         ]
       })
@@ -538,13 +538,13 @@ describe("guards", () => {
             name: "ping",
             payload: Pong,
             handler: (p) => Reply.forward("pong", new Ping({ n: p.n + 1 })),
-            onSystem: (e) => void errors.push(e)
+            onSystem: (e) => void (e instanceof SystemError && errors.push(e))
           }),
           Listener.make({
             name: "pong",
             payload: Ping,
             handler: (p) => Reply.forward("ping", new Pong({ n: p.n + 1 })),
-            onSystem: (e) => void errors.push(e)
+            onSystem: (e) => void (e instanceof SystemError && errors.push(e))
           })
         ]
       })
@@ -636,7 +636,7 @@ describe("agent loop safety", () => {
             accepts: [Pong],
             // Keeps asking the tool the same question, however often it answers.
             handler: () => Reply.forward("tool", new Ping({ n: 7 })),
-            onSystem: (e) => void errors.push(e)
+            onSystem: (e) => void (e instanceof SystemError && errors.push(e))
           }),
           Listener.make({ name: "tool", payload: Ping, handler: (p) => Reply.respond(new Pong({ n: p.n })) })
         ]

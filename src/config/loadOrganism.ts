@@ -135,7 +135,8 @@ const loadListener = (
       retry: config.retry === undefined ? undefined : retrySchedule(config.retry),
       concurrency: config.concurrency,
       maxConcurrent: config.max_concurrent,
-      prompt: config.prompt
+      prompt: config.prompt,
+      maxTokensPerThread: config.max_tokens_per_thread
     }))
   })
 
@@ -233,6 +234,20 @@ export const loadOrganism = Effect.fn("loadOrganism")(function*(path: string, op
       ...(o.inbox_capacity !== undefined ? { inboxCapacity: o.inbox_capacity } : {}),
       ...(o.handler_timeout !== undefined ? { handlerTimeout: o.handler_timeout } : {}),
       ...(o.dead_letter_capacity !== undefined ? { deadLetterCapacity: o.dead_letter_capacity } : {}),
+      ...(o.max_tokens_per_thread !== undefined
+        ? { maxTokensPerThread: o.max_tokens_per_thread === "unlimited" ? Infinity : o.max_tokens_per_thread }
+        : {}),
+      ...(o.context !== undefined
+        ? {
+          context: {
+            ...(o.context.max_slots_per_thread !== undefined ? { maxSlotsPerThread: o.context.max_slots_per_thread } : {}),
+            ...(o.context.max_threads !== undefined ? { maxThreads: o.context.max_threads } : {}),
+            ...(o.context.on_full !== undefined ? { onFull: o.context.on_full } : {}),
+            ...(o.context.retain_completed !== undefined ? { retainCompleted: o.context.retain_completed } : {}),
+            ...(o.context.retain_for !== undefined ? { retainFor: o.context.retain_for } : {})
+          }
+        }
+        : {}),
       guards: {
         ...(o.guards?.max_chain_depth !== undefined ? { maxChainDepth: o.guards.max_chain_depth } : {}),
         ...(o.guards?.max_invocations_per_thread !== undefined

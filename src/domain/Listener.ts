@@ -6,7 +6,9 @@ import type { Duration, Effect, Schedule } from "effect"
 import type { ThreadId } from "./Ids.js"
 import type { PayloadType } from "./Payload.js"
 import type { Reply } from "./Reply.js"
+import type { BudgetWarning } from "./BudgetPayloads.js"
 import type { SystemError } from "./SystemPayloads.js"
+import type { TodoClosed, TodoRegistered } from "./TodoPayloads.js"
 
 /**
  * - `Safe`: any number of invocations at once (within the global limit).
@@ -34,6 +36,12 @@ export interface HandlerMetadata {
   readonly self: string
   /** True when the listener sent this message to itself. */
   readonly isSelfCall: boolean
+  /** The conversation (root thread) this message belongs to: the key of its history and budget. */
+  readonly root: ThreadId
+  /** Agents: the raised, still open todos and how to close them (see TodoRegistry). */
+  readonly nudge?: string | undefined
+  /** Agents: the system prompt plus usage instructions generated from the peers. */
+  readonly instructions?: string | undefined
 }
 
 /** A handler's result: an Effect, a Promise or a plain value of a Reply (or nothing). */
@@ -46,7 +54,7 @@ export type HandlerResult<R> =
 export type Handler<A, R = never> = (payload: A, metadata: HandlerMetadata) => HandlerResult<R>
 
 /** Payloads every listener accepts without declaring them. */
-export type SystemPayload = SystemError
+export type SystemPayload = SystemError | BudgetWarning | TodoRegistered | TodoClosed
 
 export interface Listener<A = any, R = any> {
   readonly name: string
@@ -83,6 +91,8 @@ export interface Listener<A = any, R = any> {
   readonly maxConcurrent: number | undefined
   /** An agent's system prompt. */
   readonly prompt: string | undefined
+  /** Caps what this agent may spend of a conversation's token budget. */
+  readonly maxTokensPerThread: number | undefined
 }
 
 /** The payload values of a list of payload types. */
@@ -106,6 +116,7 @@ export interface ListenerOptions<A, Accepts extends ReadonlyArray<PayloadType<an
   readonly concurrency?: ConcurrencyClass | undefined
   readonly maxConcurrent?: number | undefined
   readonly prompt?: string | undefined
+  readonly maxTokensPerThread?: number | undefined
 }
 
 export const Listener = {
@@ -127,6 +138,7 @@ export const Listener = {
     retry: options.retry,
     concurrency: options.concurrency ?? ConcurrencyClass.safe,
     maxConcurrent: options.maxConcurrent,
-    prompt: options.prompt
+    prompt: options.prompt,
+    maxTokensPerThread: options.maxTokensPerThread
   })
 } as const

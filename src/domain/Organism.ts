@@ -3,6 +3,7 @@
  * Build one with `Organism.make`, or load one from YAML with `loadOrganism`.
  */
 import { Duration } from "effect"
+import type { ContextBufferConfig } from "../services/ContextBuffer.js"
 import { defaultIngressConfig, type IngressConfig } from "./IngressConfig.js"
 import { Listener } from "./Listener.js"
 import type { PayloadValue } from "./Reply.js"
@@ -37,6 +38,10 @@ export interface OrganismSettings {
   readonly ingress: IngressConfig
   /** Rejected messages kept for inspection. */
   readonly deadLetterCapacity: number
+  /** Token budget of one conversation, shared by its agents (Infinity: unlimited). */
+  readonly maxTokensPerThread: number
+  /** Limits of the conversation history (see ContextBuffer). */
+  readonly context: Partial<ContextBufferConfig>
 }
 
 export const defaultSettings: OrganismSettings = {
@@ -54,7 +59,9 @@ export const defaultSettings: OrganismSettings = {
     maxThreadDuration: Duration.minutes(10)
   },
   ingress: defaultIngressConfig,
-  deadLetterCapacity: 1000
+  deadLetterCapacity: 1000,
+  maxTokensPerThread: 100_000,
+  context: {}
 }
 
 /** A message the organism sends (from its injector) once it has started. */

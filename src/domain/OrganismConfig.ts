@@ -103,6 +103,19 @@ export class RetryConfig extends Schema.Class<RetryConfig>("RetryConfig")({
   max_delay: Schema.optional(DurationConfig)
 }) {}
 
+/** A token count, or "unlimited". */
+export const TokenLimit = Schema.Union(PositiveInt, Schema.Literal("unlimited")).annotations(
+  expected(`a positive number of tokens, or "unlimited"`)
+)
+
+export class ContextConfig extends Schema.Class<ContextConfig>("ContextConfig")({
+  max_slots_per_thread: Schema.optional(PositiveInt),
+  max_threads: Schema.optional(PositiveInt),
+  on_full: Schema.optional(Schema.Literal("reject", "drop-oldest").annotations(expected(`"reject" or "drop-oldest"`))),
+  retain_completed: Schema.optional(NonNegativeInt),
+  retain_for: Schema.optional(DurationConfig)
+}) {}
+
 export class GuardsConfig extends Schema.Class<GuardsConfig>("GuardsConfig")({
   max_chain_depth: Schema.optional(PositiveInt),
   max_invocations_per_thread: Schema.optional(PositiveInt),
@@ -123,7 +136,9 @@ export class OrganismSection extends Schema.Class<OrganismSection>("OrganismSect
   max_message_bytes: Schema.optional(PositiveInt),
   max_xml_depth: Schema.optional(PositiveInt),
   repair: Schema.optional(Flag),
-  guards: Schema.optional(GuardsConfig)
+  guards: Schema.optional(GuardsConfig),
+  max_tokens_per_thread: Schema.optional(TokenLimit),
+  context: Schema.optional(ContextConfig)
 }) {}
 
 export class ListenerConfig extends Schema.Class<ListenerConfig>("ListenerConfig")({
@@ -140,7 +155,8 @@ export class ListenerConfig extends Schema.Class<ListenerConfig>("ListenerConfig
   concurrency: Schema.optional(ConcurrencyConfig),
   max_concurrent: Schema.optional(PositiveInt),
   retry: Schema.optional(RetryConfig),
-  prompt: Schema.optional(Text)
+  prompt: Schema.optional(Text),
+  max_tokens_per_thread: Schema.optional(PositiveInt)
 }) {}
 
 export class BootConfig extends Schema.Class<BootConfig>("BootConfig")({

@@ -41,7 +41,7 @@ import {
 import { writeEnvelope } from "../domain/Envelope.js"
 import type { ThreadId } from "../domain/Ids.js"
 import type { IngressError } from "../domain/IngressError.js"
-import type { Listener } from "../domain/Listener.js"
+import type { HandlerMetadata, Listener } from "../domain/Listener.js"
 import type { Organism } from "../domain/Organism.js"
 import { specOf, typeOfValue } from "../domain/Payload.js"
 import {
@@ -69,7 +69,16 @@ import {
 } from "../domain/PumpError.js"
 import { isReply, type PayloadValue, RawPayload, type Reply } from "../domain/Reply.js"
 import { Boot, SystemError, SystemErrors } from "../domain/SystemPayloads.js"
+import { BudgetRegistry } from "../services/BudgetRegistry.js"
+import { ContextBuffer } from "../services/ContextBuffer.js"
 import { Events } from "../services/Events.js"
+import {
+  type DuplicateListener,
+  type PromptConfigError,
+  PromptRegistry,
+  type PromptRegistryFrozen
+} from "../services/PromptRegistry.js"
+import { TodoRegistry } from "../services/TodoRegistry.js"
 import { type RootThread, type ThreadNode, ThreadRegistry } from "../services/ThreadRegistry.js"
 import { type SchemaCompileError, XmlEngine } from "../services/XmlEngine.js"
 import { Ingress, type IngressOutcome, type Rejected } from "./Ingress.js"
@@ -81,6 +90,11 @@ import type { PrimitiveContext } from "./primitives/PrimitiveContext.js"
 import { primitiveListeners, withPrimitives } from "./primitives/withPrimitives.js"
 import { type ListenerEntry, makeRouter, type RouteTableError } from "./Router.js"
 import type { RouteTarget } from "./stages/validatePayload.js"
+
+/** The services a pump needs besides its handlers' own requirements. */
+export type PumpServices = XmlEngine | ThreadRegistry | Events | ContextBuffer | TodoRegistry | BudgetRegistry
+
+type PromptError = PromptConfigError | DuplicateListener | PromptRegistryFrozen
 
 /** The sender name of messages the pump writes on its own behalf. */
 export const SYSTEM = "system"
@@ -151,7 +165,9 @@ export declare namespace Pump {
      * already dispatched finish on the version they started with; the next message routes on
      * the new one. Publishes a ReloadEvent; returns what was added, removed and updated.
      */
-    readonly reload: (organism: Organism<any>) => Effect.Effect<ListenerDiff, SchemaCompileError | RouteTableError>
+    readonly reload: (organism: Organism<any>) => Effect.Effect<ListenerDiff, SchemaCompileError | RouteTableError | PromptError>
+    /** The agents' prompts and usage instructions of the running version. */
+    readonly prompts: () => PromptRegistry.Service
   }
 }
 
@@ -208,6 +224,9 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
   let settings = organism.settings
   const registry = yield* ThreadRegistry
   const engine = yield* XmlEngine
+  const context = yield* ContextBuffer
+  const todos = yield* TodoRegistry
+  const budgets = yield* BudgetRegistry
   const events = yield* Events
   const clock = yield* Effect.clock
   const scope = yield* Effect.scope
@@ -236,11 +255,15 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
       if (hooks === undefined) rootHooks.set(root, [hook])
       else hooks.push(hook)
     },
-    rootOf: (thread) => registry.lookup(thread)?.root.id
+    rootOf: (thread) => registry.lookup(thread)?.root.id,
+    callerThread: (thread) => registry.lookup(thread)?.parent?.id
   }
-  const builtIn = primitiveListeners(primitives)
+  const builtIn = primitiveListeners(primitives, todos)
   let current: Organism<R> = organism
-  let router = yield* makeRouter(withPrimitives(organism.listeners as ReadonlyArray<Listener>, builtIn), registry)
+  const initial = withPrimitives(organism.listeners as ReadonlyArray<Listener>, builtIn)
+  let router = yield* makeRouter(initial, registry)
+  // Agent prompts and usage instructions, rebuilt with every version of the organism.
+  let prompts = yield* PromptRegistry.fromListeners(initial)
   const inbox = yield* Effect.acquireRelease(Queue.unbounded<InboxItem>(), Queue.shutdown)
   const permits = new Permits(settings.inboxCapacity)
   // Deadlines are checked every 100 ms: handler timeouts are seconds, not milliseconds.
@@ -286,6 +309,9 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
   const requests = new Map<string, Waiting>()
 
   registry.onComplete((root) => {
+    context.complete(root.id)
+    todos.cleanup(root.id)
+    budgets.cleanup(root.id)
     const hooks = rootHooks.get(root.id)
     if (hooks !== undefined) {
       rootHooks.delete(root.id)
@@ -463,6 +489,8 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
     checkIdle()
   }
 
+  let messageSeq = 0
+
   // --- dispatch -----------------------------------------------------------------------
   // Gates are kept by name across reloads, so an exclusive listener stays exclusive while
   // jobs of its old and new versions overlap in time.
@@ -588,6 +616,23 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
         )
       }
     }
+    // The conversation's history records each message once, whatever its fan-out.
+    const appended = context.append({
+      id: String(++messageSeq),
+      root: root.id,
+      thread: node.id,
+      from,
+      to: broadcast ? "" : first.name ?? "",
+      payloadType: payloadTag,
+      payload: targets[0]!.payload,
+      xml: payloadXml
+    })
+    // A full history stops a message — except the pump's own SystemErrors, which must still
+    // reach their listener (to say, for one, that its history is full).
+    if (Either.isLeft(appended) && !system) {
+      return guardStop(item, node, "context-full", appended.left.message, first.name ?? null)
+    }
+    todos.observe({ root: root.id, thread: node.id, from, payloadType: payloadTag })
     delivered++
     for (const { payload, target } of targets) {
       const entry = target.entry as ListenerEntry | undefined
@@ -620,7 +665,10 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
         }
         continue
       }
-      const isSystemPayload = payload instanceof SystemError && !entry.types.has("systemerror")
+      // A payload every listener accepts implicitly (SystemError, BudgetWarning, todo
+      // replies) that this one did not declare goes to its onSystem handler.
+      const tag = payloadTag.toLowerCase()
+      const isSystemPayload = !entry.types.has(tag) && entry.system.has(tag)
       if (isSystemPayload && entry.listener.onSystem === undefined) continue
       root.invocations++
       if (entry.listener.agent) root.agentSteps++
@@ -917,7 +965,18 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
       if (observed()) publish(new AgentState({ thread: job.node.id, root: job.node.root.id, time: now(), listener: l.name, state: "running" }, true))
     }
     const handler = (job.system ? l.onSystem! : l.handler) as (p: unknown, m: unknown) => unknown
-    const meta = { thread: job.node.id, from: job.from, self: l.name, isSelfCall: job.from === l.name }
+    const root = job.node.root.id
+    const meta: HandlerMetadata = l.agent
+      ? {
+        thread: job.node.id,
+        from: job.from,
+        self: l.name,
+        isSelfCall: job.from === l.name,
+        root,
+        nudge: todos.nudgeFor(l.name, root)?.text,
+        instructions: prompts.promptFor(l.name)?.system
+      }
+      : { thread: job.node.id, from: job.from, self: l.name, isSelfCall: job.from === l.name, root }
     if (l.retry !== undefined) {
       const attempt = Effect.suspend(() => {
         const r = handler(job.payload, meta)
@@ -1030,10 +1089,9 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
   const reload: Pump.Service["reload"] = (next) =>
     Effect.gen(function*() {
       // Compile first: a version whose schemas do not compile changes nothing.
-      const nextRouter = yield* Scope.extend(
-        makeRouter(withPrimitives(next.listeners as ReadonlyArray<Listener>, builtIn), registry),
-        scope
-      )
+      const nextListeners = withPrimitives(next.listeners as ReadonlyArray<Listener>, builtIn)
+      const nextRouter = yield* Scope.extend(makeRouter(nextListeners, registry), scope)
+      const nextPrompts = yield* PromptRegistry.fromListeners(nextListeners)
       const nextIngress = yield* Scope.extend(Ingress.make(next.settings.ingress), scope)
       const diff = diffListeners(current.listeners as ReadonlyArray<Listener>, next.listeners as ReadonlyArray<Listener>)
       // One synchronous swap between two chunks: a message is routed entirely by the old
@@ -1041,6 +1099,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
       current = next as Organism<R>
       settings = next.settings
       router = nextRouter
+      prompts = nextPrompts
       ingress = nextIngress
       buildGates()
       while (running < settings.maxConcurrentHandlers && waitingHead < waiting.length) promote()
@@ -1054,6 +1113,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
     get organism() {
       return current
     },
+    prompts: () => prompts,
     reload,
     inject,
     injectRaw,
@@ -1099,16 +1159,35 @@ export class Pump extends Context.Tag("xml-organism/Pump")<Pump, Pump.Service>()
     organism: Organism<R>
   ) => Effect.Effect<
     Pump.Service,
-    SchemaCompileError | RouteTableError | InjectError,
-    R | XmlEngine | ThreadRegistry | Events | Scope.Scope
+    SchemaCompileError | RouteTableError | PromptError | InjectError,
+    R | PumpServices | Scope.Scope
   > = make as any
 
   static readonly layer = <R>(organism: Organism<R>) => Layer.scoped(Pump, Pump.make(organism))
 
-  /** The embedded defaults the pump needs: XML engine, in-memory threads, events. */
-  static readonly layerServices: Layer.Layer<XmlEngine | ThreadRegistry | Events> = Layer.mergeAll(
+  /** The embedded defaults the pump needs: XML engine, in-memory registries, events. */
+  static readonly layerServices: Layer.Layer<PumpServices> = Layer.mergeAll(
     XmlEngine.layer,
     ThreadRegistry.layerMemory,
-    Events.layer
+    Events.layer,
+    ContextBuffer.layerMemory(),
+    TodoRegistry.layerMemory(),
+    BudgetRegistry.layerMemory()
   )
+
+  /** The embedded defaults, configured from an organism's settings (budgets, history limits). */
+  static readonly layerServicesFor = (organism: Organism<any>): Layer.Layer<PumpServices> =>
+    Layer.mergeAll(
+      XmlEngine.layer,
+      ThreadRegistry.layerMemory,
+      Events.layer,
+      ContextBuffer.layerMemory(organism.settings.context),
+      TodoRegistry.layerMemory(),
+      BudgetRegistry.layerMemory({
+        maxTokensPerThread: organism.settings.maxTokensPerThread,
+        perListener: Object.fromEntries(
+          organism.listeners.flatMap((l) => (l.maxTokensPerThread === undefined ? [] : [[l.name, l.maxTokensPerThread]]))
+        )
+      })
+    )
 }

@@ -6,7 +6,9 @@
 import { Effect, Schema, Scope } from "effect"
 import type { Listener } from "../domain/Listener.js"
 import { type PayloadSpec, type PayloadType, specOf } from "../domain/Payload.js"
+import { BudgetWarning } from "../domain/BudgetPayloads.js"
 import { SystemError } from "../domain/SystemPayloads.js"
+import { TodoClosed, TodoRegistered } from "../domain/TodoPayloads.js"
 import { type CompiledSchema, type SchemaCompileError, XmlEngine } from "../services/XmlEngine.js"
 import type { ThreadRegistry } from "../services/ThreadRegistry.js"
 import type { RouteMatch, RouteResolver, RouteTarget } from "./stages/validatePayload.js"
@@ -47,7 +49,7 @@ export interface Router extends RouteResolver {
 }
 
 /** Payload types every listener accepts without declaring them. */
-export const systemPayloadTypes: ReadonlyArray<PayloadType> = [SystemError]
+export const systemPayloadTypes: ReadonlyArray<PayloadType> = [SystemError, BudgetWarning, TodoRegistered, TodoClosed]
 
 export const makeRouter = Effect.fn("Router.make")(function*(
   listeners: ReadonlyArray<Listener>,

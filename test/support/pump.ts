@@ -1,10 +1,10 @@
 /** Running a pump in a test: events collected, accounting checked at the end. */
 import { expect } from "@effect/vitest"
-import { Effect, Queue, Schema } from "effect"
+import { Effect, type Layer, Queue, Schema } from "effect"
 import type { Organism } from "../../src/domain/Organism.js"
 import * as Payload from "../../src/domain/Payload.js"
 import type { PumpEvent } from "../../src/domain/PumpEvent.js"
-import { Pump } from "../../src/pipeline/Pump.js"
+import { Pump, type PumpServices } from "../../src/pipeline/Pump.js"
 import { Events } from "../../src/services/Events.js"
 
 export class Ping extends Payload.Class<Ping>("Ping")({ n: Schema.Int }) {}
@@ -32,7 +32,11 @@ export const expectBalanced = (pump: Pump.Service) => {
  * Builds a pump for `organism`, runs `body`, waits until idle and checks the accounting.
  * Subscribes to events before the pump starts, so boot events are seen too.
  */
-export const withPump = <A, E, R>(organism: Organism<R>, body: (h: Harness) => Effect.Effect<A, E, R>) =>
+export const withPump = <A, E, R>(
+  organism: Organism<R>,
+  body: (h: Harness) => Effect.Effect<A, E, R>,
+  services: Layer.Layer<PumpServices> = Pump.layerServices
+) =>
   Effect.gen(function*() {
     const bus = yield* Events
     const queue = yield* bus.subscribe
@@ -51,4 +55,4 @@ export const withPump = <A, E, R>(organism: Organism<R>, body: (h: Harness) => E
     yield* pump.awaitIdle
     expectBalanced(pump)
     return result
-  }).pipe(Effect.scoped, Effect.provide(Pump.layerServices))
+  }).pipe(Effect.scoped, Effect.provide(services))

@@ -20,6 +20,8 @@ export interface PrimitiveContext {
   readonly onRootComplete: (root: ThreadId, hook: () => void) => void
   /** The root thread of a thread. */
   readonly rootOf: (thread: ThreadId) => ThreadId | undefined
+  /** The hop a thread was forwarded from (its parent). */
+  readonly callerThread: (thread: ThreadId) => ThreadId | undefined
 }
 
 /** A free-form XML field that must hold exactly one payload element → a RawPayload. */

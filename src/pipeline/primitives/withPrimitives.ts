@@ -1,19 +1,35 @@
 import type { Listener } from "../../domain/Listener.js"
+import type { TodoRegistry } from "../../services/TodoRegistry.js"
 import { bufferListeners } from "./Buffer.js"
 import type { PrimitiveContext } from "./PrimitiveContext.js"
 import { sequenceListener } from "./Sequence.js"
+import { TODO, TODO_COMPLETE, todoListeners } from "./Todo.js"
 
-/** The built-in orchestration listeners, built once per pump (they keep run state). */
-export const primitiveListeners = (ctx: PrimitiveContext): ReadonlyArray<Listener> => [
+/** The built-in listeners, built once per pump (they keep run state). */
+export const primitiveListeners = (ctx: PrimitiveContext, todos: TodoRegistry.Service): ReadonlyArray<Listener> => [
   sequenceListener(ctx),
-  ...bufferListeners(ctx)
+  ...bufferListeners(ctx),
+  ...todoListeners(ctx, todos)
 ]
 
-/** The organism's listeners plus the built-in ones it does not define itself. */
+/** Listeners every agent may forward to without listing them: its todos. */
+export const agentBuiltInPeers: ReadonlyArray<string> = [TODO, TODO_COMPLETE]
+
+/**
+ * The organism's listeners plus the built-in ones it does not define itself; agents get the
+ * todo listeners as peers (so the peer check lets their requests through and their prompts
+ * explain them).
+ */
 export const withPrimitives = (
   listeners: ReadonlyArray<Listener>,
   builtIn: ReadonlyArray<Listener>
 ): ReadonlyArray<Listener> => {
   const taken = new Set(listeners.map((l) => l.name.toLowerCase()))
-  return [...listeners, ...builtIn.filter((l) => !taken.has(l.name.toLowerCase()))]
+  const own = listeners.map((l) => {
+    if (!l.agent) return l
+    const peers = l.peers ?? []
+    const missing = agentBuiltInPeers.filter((p) => !peers.some((q) => q.toLowerCase() === p))
+    return missing.length === 0 ? l : { ...l, peers: [...peers, ...missing] }
+  })
+  return [...own, ...builtIn.filter((l) => !taken.has(l.name.toLowerCase()))]
 }
