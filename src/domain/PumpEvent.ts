@@ -1,6 +1,7 @@
 /**
  * Events the pump publishes: for the CLI, the journal, tests and anyone watching.
- * Every event has a `thread` (null when unknown) and a `time` (epoch milliseconds).
+ * Every event has a `thread` (null when unknown) and a `time` (epoch milliseconds, with a
+ * sub-millisecond fraction).
  */
 import { Schema } from "effect"
 

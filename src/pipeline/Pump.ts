@@ -230,7 +230,9 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
   // no event object (nor a closure to build one) is allocated per message.
   const publish = (event: PumpEvent) => events.publish(event)
   const observed = events.active
-  const now = () => clock.unsafeCurrentTimeMillis()
+  // Epoch milliseconds with a sub-millisecond fraction: a hop takes tens of microseconds, so
+  // whole milliseconds would make event times and handler durations (journal traces) all 0.
+  const now = () => Number(clock.unsafeCurrentTimeNanos()) / 1_000_000
 
   const permitDone = (permit: Permit | undefined) => {
     if (permit !== undefined && --permit.pending === 0) permits.release()
