@@ -303,6 +303,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
         new MessageSent({
           thread: node.id,
           root: node.root.id,
+          parent: node.parent?.id ?? null,
           time: now(),
           from,
           to,
@@ -522,6 +523,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
           new MessageReceived({
             thread: jobNode.id,
             root: root.id,
+            parent: jobNode.parent?.id ?? null,
             time: now(),
             from,
             to: target.name ?? "",
