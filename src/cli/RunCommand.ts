@@ -1,5 +1,5 @@
 import { Args, Command, Options } from "@effect/cli"
-import { Console, Duration, Effect, Either, Fiber, Option, Queue, Stream } from "effect"
+import { Cause, Console, Duration, Effect, Either, Exit, Fiber, Option, Queue, Stream } from "effect"
 import { createInterface } from "node:readline"
 import { loadOrganism, parsePayloadXml } from "../config/loadOrganism.js"
 import { eventToJson, type PumpEvent } from "../domain/PumpEvent.js"
@@ -117,9 +117,10 @@ export const runCommand = Command.make(
           `${c.rejected} rejected, ${c.guardStopped} stopped by guards, ${c.invocations} handler invocations`
         return opts.json ? Console.error(line) : Console.log(line)
       })
-      // Ctrl-C: stop taking input, let in-flight work finish (bounded), then report.
+      // Ctrl-C: stop taking input, let in-flight work finish (bounded), then report. The
+      // interruption arrives combined with others (a Sequential cause), not as a bare one.
       yield* Effect.addFinalizer((exit) =>
-        exit._tag === "Failure" && exit.cause._tag === "Interrupt"
+        Exit.isFailure(exit) && Cause.isInterrupted(exit.cause)
           ? Effect.gen(function*() {
             const drained = yield* pump.drain(deadline.right)
             yield* flush
