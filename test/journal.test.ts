@@ -4,6 +4,7 @@ import { Effect, Either, Queue, Schema, type Scope } from "effect"
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { renderReplay, renderTrace } from "../src/cli/renderJournal.js"
 import { loadOrganism } from "../src/config/loadOrganism.js"
 import { ENVELOPE_NS } from "../src/domain/Envelope.js"
 import { JournalRecord } from "../src/domain/JournalRecord.js"
@@ -222,6 +223,26 @@ describe("trace", () => {
       expect(garble.steps.filter((s) => s.kind === "rejected")).toMatchObject([{ from: "librarian", to: "front", error: "PayloadInvalid", depth: 1 }])
     }))
 
+  it.effect("renders rejections, handler failures and guards where they happened", () =>
+    Effect.gen(function*() {
+      const { path } = yield* Effect.promise(recorded)
+      const { run } = yield* readRun(path)
+      const time = String.raw`\(\+\d+\.\d ms\)`
+      expect(renderTrace(traceOf(run, conversationAsking(run, "crash")))).toMatch(
+        new RegExp(String.raw`^  front → librarian  Lookup  ${time}\n  ⚠ librarian failed: the shelf collapsed  ${time}\n` +
+          String.raw`system → front  SystemError  ${time}\n✓ completed: 2 handler invocations  ${time}$`, "m")
+      )
+      expect(renderTrace(traceOf(run, conversationAsking(run, "garble")))).toMatch(
+        /^✗ librarian → front {2}Found {2}rejected at validate-payload \(PayloadInvalid\): payload <Found> does not match/m
+      )
+      expect(renderTrace(traceOf(run, run.conversations.find((c) => inputOf(c)?.to === "loop")!))).toMatch(
+        new RegExp(String.raw`^ {6}loop → loop  Loop  .*\n {8}⛔ max-chain-depth guard at loop: chain depth 5 exceeds 4  ${time}$`, "m")
+      )
+      const nobody = renderTrace(traceOf(run, conversationAsking(run, "x")))
+      expect(nobody).toMatch(/^✗ console → nobody {2}Ask {2}rejected at validate-payload \(UnknownRoute\)/m)
+      expect(nobody).toMatch(/✓ completed: 0 handler invocations/)
+    }))
+
   it.effect("finds a conversation by its root, any hop's thread, or a unique prefix", () =>
     Effect.gen(function*() {
       const { path } = yield* Effect.promise(recorded)
@@ -260,6 +281,7 @@ describe("replay", () => {
       const { organism } = yield* loadOrganism(deskChanged)
       const result = yield* replay(contents, organism)
       expect(result.comparison.identical).toBe(false)
+      expect(renderReplay(result, 1)).toMatch(/^differs: 2 differences \(the first 1 shown\)\n {2}input 1 \(console → front Ask\)/m)
       expect(result.comparison.differences).toEqual([
         expect.objectContaining({
           conversation: "input 1 (console → front Ask)",
