@@ -83,12 +83,18 @@ export const idleBefore = (run: Run): ((seq: number) => boolean) => {
   }
   for (const h of run.inputs) if (h.origin === "raw") spans.push([h.seq, h.settledAt ?? Infinity])
   spans.sort((a, b) => a[0] - b[0])
+  // The latest end among the spans started so far: idle when it lies before `seq`.
+  const latestEnd: Array<number> = []
+  for (const [, end] of spans) latestEnd.push(Math.max(end, latestEnd.at(-1) ?? -Infinity))
   return (seq) => {
-    for (const [start, end] of spans) {
-      if (start >= seq) break
-      if (end > seq) return false
+    let lo = 0
+    let hi = spans.length
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1
+      if (spans[mid]![0] < seq) lo = mid + 1
+      else hi = mid
     }
-    return true
+    return lo === 0 || latestEnd[lo - 1]! < seq
   }
 }
 
