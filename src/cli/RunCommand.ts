@@ -1,5 +1,5 @@
 import { Args, Command, Options } from "@effect/cli"
-import { Cause, Console, Duration, Effect, Either, Exit, Fiber, Queue, Stream } from "effect"
+import { Cause, Console, Duration, Effect, Either, Exit, Fiber, Option, Queue, Stream } from "effect"
 import { createInterface } from "node:readline"
 import { loadOrganism, parsePayloadXml } from "../config/loadOrganism.js"
 import { eventToJson, type PumpEvent } from "../domain/PumpEvent.js"
@@ -11,6 +11,7 @@ import { Pump } from "../pipeline/Pump.js"
 import { makeRouter } from "../pipeline/Router.js"
 import { ThreadRegistry } from "../services/ThreadRegistry.js"
 import { Events } from "../services/Events.js"
+import { Journal, type JournalError } from "../services/Journal.js"
 import { XmlEngine } from "../services/XmlEngine.js"
 import { reportConfigError } from "./configErrors.js"
 import { ExitWith, UsageError } from "./Exit.js"
@@ -37,6 +38,12 @@ const drainTimeout = Options.text("drain-timeout").pipe(
   Options.withDescription("on Ctrl-C, how long in-flight work may take to finish"),
   Options.withDefault("10s")
 )
+const journal = Options.text("journal").pipe(
+  Options.withDescription("record every message's lifecycle in this file (JSON lines; replay and trace read it)"),
+  Options.optional
+)
+
+const journalProblem = (e: JournalError) => `journal ${e.path}: ${e.message}`
 
 const HELP = `Type a line to send it:
   @listener some text            sends TextInput{text} to the listener
@@ -69,7 +76,7 @@ const parseSend = (engine: XmlEngine.Service, spec: string) => {
 
 export const runCommand = Command.make(
   "run",
-  { file, json, send, untilIdle, strict, verbose, watch, drainTimeout },
+  { file, json, send, untilIdle, strict, verbose, watch, drainTimeout, journal },
   (opts) =>
     Effect.gen(function*() {
       const deadline = parseDuration(opts.drainTimeout)
@@ -99,19 +106,29 @@ export const runCommand = Command.make(
         yield* Fiber.interrupt(printer)
         for (const e of yield* Queue.takeAll(queue)) print(e)
       })
+      // Opened before the pump starts, so the organism's start-up is recorded too.
+      const recording = Option.isSome(opts.journal)
+        ? yield* Journal.make({ path: opts.journal.value, organism: organism.settings.name, source: opts.file }).pipe(
+          Effect.mapError((e) => new UsageError({ message: journalProblem(e) }))
+        )
+        : undefined
+      const closeJournal = recording === undefined ? Effect.void : recording.close
       const pump = yield* Pump.make(organism)
+      if (recording !== undefined) yield* recording.markBooted
       const summary = Effect.suspend(() => {
         const c = pump.counters()
         const line = `${organism.settings.name}: ${c.injected} injected, ${c.delivered} delivered, ` +
           `${c.rejected} rejected, ${c.guardStopped} stopped by guards, ${c.invocations} handler invocations`
         return opts.json ? Console.error(line) : Console.log(line)
       })
-      // Ctrl-C: stop taking input, let in-flight work finish (bounded), then report.
+      // Ctrl-C: stop taking input, let in-flight work finish (bounded), then report. The
+      // interruption arrives combined with others (a Sequential cause), not as a bare one.
       yield* Effect.addFinalizer((exit) =>
-        Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause)
+        Exit.isFailure(exit) && Cause.isInterrupted(exit.cause)
           ? Effect.gen(function*() {
             const drained = yield* pump.drain(deadline.right)
             yield* flush
+            yield* closeJournal.pipe(Effect.catchAll((e) => Console.error(`organism: ${journalProblem(e)}`)))
             if (!drained) yield* Console.error(`organism: stopped with work in flight after ${Duration.format(deadline.right)}`)
             yield* summary
           })
@@ -141,6 +158,10 @@ export const runCommand = Command.make(
       yield* pump.awaitIdle
       yield* flush
       yield* summary
+      // An incomplete journal is a failed run: the user asked for the record.
+      yield* closeJournal.pipe(
+        Effect.catchAll((e) => Effect.zipRight(Console.error(`organism: ${journalProblem(e)}`), new ExitWith({ code: 1 })))
+      )
       const c = pump.counters()
       if (opts.strict && c.rejected + c.guardStopped > 0) return yield* new ExitWith({ code: 1 })
     }).pipe(Effect.scoped, Effect.provide(Pump.layerServices))

@@ -46,7 +46,7 @@ export const renderEvent = (e: PumpEvent, injector: string, verbose: boolean): s
     case "AgentState":
       return verbose ? `${t} · ${e.listener} ${e.state}` : undefined
     case "HandlerCompleted":
-      return verbose ? `${t} · ${e.listener} done in ${e.durationMs} ms${e.replies.length > 0 ? ` → ${e.replies.join(", ")}` : ""}` : undefined
+      return verbose ? `${t} · ${e.listener} done in ${e.durationMs.toFixed(2)} ms${e.replies.length > 0 ? ` → ${e.replies.join(", ")}` : ""}` : undefined
     case "ReloadEvent":
       return e.outcome === "applied"
         ? `↻ reloaded: ${[

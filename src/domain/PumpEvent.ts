@@ -1,6 +1,7 @@
 /**
  * Events the pump publishes: for the CLI, the journal, tests and anyone watching.
- * Every event has a `thread` (null when unknown) and a `time` (epoch milliseconds).
+ * Every event has a `thread` (null when unknown) and a `time` (epoch milliseconds, with a
+ * sub-millisecond fraction).
  */
 import { Schema } from "effect"
 
@@ -11,10 +12,18 @@ const base = { thread: Nullable, time: Schema.Number }
 /** The conversation (root thread) a hop belongs to, when known. */
 const root = { root: Nullable }
 
+/**
+ * The thread that `thread` extends: the previous hop of its call chain (null at the
+ * injector's own thread). With it the chain tree of a conversation can be rebuilt from
+ * events alone (a journal's trace and replay), though every hop has a fresh opaque id.
+ */
+const parent = { parent: Nullable }
+
 /** The pump wrote an envelope (an injection, a handler's reply, a SystemError). */
 export class MessageSent extends Schema.TaggedClass<MessageSent>()("MessageSent", {
   ...base,
   ...root,
+  ...parent,
   from: Schema.String,
   to: Nullable,
   payloadType: Schema.String,
@@ -41,6 +50,7 @@ export class RawReceived extends Schema.TaggedClass<RawReceived>()("RawReceived"
 export class MessageReceived extends Schema.TaggedClass<MessageReceived>()("MessageReceived", {
   ...base,
   ...root,
+  ...parent,
   from: Schema.String,
   to: Schema.String,
   payloadType: Schema.String,

@@ -94,7 +94,7 @@ import type { RouteTarget } from "./stages/validatePayload.js"
 /** The services a pump needs besides its handlers' own requirements. */
 export type PumpServices = XmlEngine | ThreadRegistry | Events | ContextBuffer | TodoRegistry | BudgetRegistry
 
-type PromptError = PromptConfigError | DuplicateListener | PromptRegistryFrozen
+export type PromptError = PromptConfigError | DuplicateListener | PromptRegistryFrozen
 
 /** The sender name of messages the pump writes on its own behalf. */
 export const SYSTEM = "system"
@@ -295,7 +295,9 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
   // no event object (nor a closure to build one) is allocated per message.
   const publish = (event: PumpEvent) => events.publish(event)
   const observed = events.active
-  const now = () => clock.unsafeCurrentTimeMillis()
+  // Epoch milliseconds with a sub-millisecond fraction: a hop takes tens of microseconds, so
+  // whole milliseconds would make event times and handler durations (journal traces) all 0.
+  const now = () => Number(clock.unsafeCurrentTimeNanos()) / 1_000_000
 
   const permitDone = (permit: Permit | undefined) => {
     if (permit !== undefined && --permit.pending === 0) permits.release()
@@ -374,6 +376,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
         new MessageSent({
           thread: node.id,
           root: node.root.id,
+          parent: node.parent?.id ?? null,
           time: now(),
           from,
           to,
@@ -642,6 +645,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
           new MessageReceived({
             thread: jobNode.id,
             root: root.id,
+            parent: jobNode.parent?.id ?? null,
             time: now(),
             from,
             to: target.name ?? "",

@@ -1,0 +1,111 @@
+/**
+ * `organism trace` and `organism replay`: reading journals written by `organism run
+ * --journal`. Exit codes: trace 0 (printed), 1 (no such thread); replay 0 (identical),
+ * 1 (differs); both 2 for usage errors (unreadable or invalid journal, bad organism file).
+ */
+import { Args, Command, Options } from "@effect/cli"
+import { Console, Effect, Either, Option } from "effect"
+import { loadOrganism } from "../config/loadOrganism.js"
+import { analyse, inputOf } from "../journal/Conversations.js"
+import { replay } from "../journal/Replay.js"
+import { findConversation, traceOf } from "../journal/Trace.js"
+import { Pump } from "../pipeline/Pump.js"
+import { Journal, type JournalError } from "../services/Journal.js"
+import { reportConfigError } from "./configErrors.js"
+import { ExitWith, UsageError } from "./Exit.js"
+import { renderReplay, renderTrace } from "./renderJournal.js"
+
+const journalFile = Args.text({ name: "JOURNAL" }).pipe(Args.withDescription("a journal written by organism run --journal"))
+const json = Options.boolean("json").pipe(Options.withDescription("print one JSON object"))
+
+const readJournal = (path: string) =>
+  Journal.read(path).pipe(Effect.mapError((e: JournalError) => new UsageError({ message: `journal ${e.path}: ${e.message}` })))
+
+const thread = Args.text({ name: "THREAD" }).pipe(
+  Args.withDescription("a root thread id or any hop's thread id (a unique prefix of 8 characters or more); none: list the conversations"),
+  Args.optional
+)
+
+export const traceCommand = Command.make(
+  "trace",
+  { journal: journalFile, thread, json },
+  (opts) =>
+    Effect.gen(function*() {
+      const contents = yield* readJournal(opts.journal)
+      const run = analyse(contents.records)
+      if (Option.isNone(opts.thread)) {
+        const list = run.conversations.map((c) => {
+          const input = inputOf(c) ?? c.hops[0]
+          return {
+            root: c.root,
+            from: input?.from ?? null,
+            to: input?.to ?? null,
+            payloadType: input?.payloadType ?? null,
+            messages: c.hops.length,
+            completed: c.ended !== undefined
+          }
+        })
+        yield* Console.log(
+          opts.json
+            ? JSON.stringify(list)
+            : list.map((c) =>
+              `${c.root}  ${c.from ?? "?"} → ${c.to ?? "*"}  ${c.payloadType ?? "?"}  ` +
+              `${c.messages} message${c.messages === 1 ? "" : "s"}${c.completed ? "" : ", not completed"}`
+            ).join("\n")
+        )
+        return
+      }
+      const found = findConversation(run, opts.thread.value)
+      if (Either.isLeft(found)) {
+        if (found.left.startsWith("no thread")) {
+          yield* Console.error(`organism: ${found.left}`)
+          return yield* new ExitWith({ code: 1 })
+        }
+        return yield* new UsageError({ message: found.left })
+      }
+      const trace = traceOf(run, found.right)
+      yield* Console.log(opts.json ? JSON.stringify(trace) : renderTrace(trace))
+    })
+).pipe(Command.withDescription("Print one conversation of a journal as a tree of hops with timings"))
+
+const organismFile = Options.text("organism").pipe(Options.withDescription("the organism to replay the journal with"))
+const record = Options.text("journal").pipe(Options.withDescription("also record the replay in this journal"), Options.optional)
+const limit = Options.integer("limit").pipe(Options.withDescription("differences to list"), Options.withDefault(10))
+
+export const replayCommand = Command.make(
+  "replay",
+  { journal: journalFile, organism: organismFile, json, record, limit },
+  (opts) =>
+    Effect.gen(function*() {
+      const contents = yield* readJournal(opts.journal)
+      const loaded = yield* loadOrganism(opts.organism).pipe(Effect.catchTag("OrganismConfigError", reportConfigError(2)))
+      const result = yield* replay(contents, loaded.organism, {
+        journal: Option.isSome(opts.record)
+          ? { path: opts.record.value, organism: loaded.organism.settings.name, source: opts.organism }
+          : undefined
+      }).pipe(
+        Effect.catchTag("JournalError", (e) => new UsageError({ message: `journal ${e.path}: ${e.message}` })),
+        Effect.scoped
+      )
+      if (opts.json) {
+        yield* Console.log(JSON.stringify({
+          identical: result.comparison.identical,
+          organism: result.organism,
+          inputs: result.inputs,
+          boot: result.boot,
+          recorded: result.comparison.recorded,
+          replayed: result.comparison.replayed,
+          differences: result.comparison.differences,
+          warnings: result.warnings
+        }))
+      } else {
+        for (const w of result.warnings) yield* Console.error(`organism: ${w}`)
+        yield* Console.log(renderReplay(result, Math.max(1, opts.limit)))
+      }
+      if (!result.comparison.identical) return yield* new ExitWith({ code: 1 })
+    }).pipe(Effect.provide(Pump.layerServices))
+).pipe(
+  Command.withDescription(
+    "Send a journal's input again through a fresh organism and compare the runs: exit 0 identical, 1 different"
+  )
+)
