@@ -21,6 +21,20 @@ const expected = (what: string) => ({
     "actual" in issue ? `expected ${what}, got ${shown(issue.actual)}` : `expected ${what}`
 })
 
+/** For unions: one message for the whole choice instead of one per member. */
+const expectedOneOf = (what: string) => ({
+  message: (issue: ParseResult.ParseIssue) => ({
+    message: "actual" in issue ? `expected ${what}, got ${shown(issue.actual)}` : `expected ${what}`,
+    override: true
+  })
+})
+
+/**
+ * Exact optional keys: a YAML value is never `undefined`, and a `X | undefined` union would
+ * add an "expected undefined" complaint next to every real problem inside X.
+ */
+const optional = <S extends Schema.Schema.All>(schema: S) => Schema.optionalWith(schema, { exact: true })
+
 const Text = Schema.String.annotations(expected("a string"))
 const Flag = Schema.Boolean.annotations(expected("true or false"))
 
@@ -58,18 +72,18 @@ export const Pattern = patternSchema("a regular expression", compilePattern)
 export const ModelPattern = patternSchema("a model name, or /regex/", (s) =>
   s.startsWith("/") ? compilePattern(s) : Either.right(new RegExp(`^${s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`)))
 
-export const Provider = Schema.Literal("openai", "anthropic").annotations(expected(`"openai" or "anthropic"`))
+export const Provider = Schema.Literal("openai", "anthropic").annotations(expectedOneOf(`"openai" or "anthropic"`))
 export type Provider = typeof Provider.Type
 
 /** `chat`: /v1/chat/completions, `responses`: /v1/responses (OpenAI), `messages`: /v1/messages (Anthropic). */
 export const Endpoint = Schema.Literal("chat", "responses", "messages").annotations(
-  expected(`"chat", "responses" or "messages"`)
+  expectedOneOf(`"chat", "responses" or "messages"`)
 )
 export type Endpoint = typeof Endpoint.Type
 
 /** Provider-neutral; each wire format spells it its own way (Anthropic `end_turn`, `max_tokens`…). */
 export const FinishReason = Schema.Literal("stop", "length", "tool_calls", "content_filter").annotations(
-  expected(`"stop", "length", "tool_calls" or "content_filter"`)
+  expectedOneOf(`"stop", "length", "tool_calls" or "content_filter"`)
 )
 export type FinishReason = typeof FinishReason.Type
 
@@ -79,7 +93,7 @@ export type FinishReason = typeof FinishReason.Type
  * - `malformed`: a 200 whose JSON (or one stream event's JSON) is cut short.
  */
 export const FaultKind = Schema.Literal("drop", "drop_mid_response", "malformed").annotations(
-  expected(`"drop", "drop_mid_response" or "malformed"`)
+  expectedOneOf(`"drop", "drop_mid_response" or "malformed"`)
 )
 export type FaultKind = typeof FaultKind.Type
 
@@ -91,56 +105,56 @@ const ErrorStatus = Schema.Number.annotations(expected("an HTTP status from 400 
 const RetryAfter = Schema.Union(
   Schema.Number.pipe(Schema.nonNegative()),
   Schema.String
-).annotations(expected("a number of seconds, or an HTTP date as a string"))
+).annotations(expectedOneOf("a number of seconds, or an HTTP date as a string"))
 
 export const Times = Schema.Union(PositiveInt, Schema.Literal("always")).annotations(
-  expected(`a positive integer or "always"`)
+  expectedOneOf(`a positive integer or "always"`)
 )
 
 export class MockUsage extends Schema.Class<MockUsage>("MockUsage")({
-  prompt_tokens: Schema.optional(NonNegativeInt),
-  completion_tokens: Schema.optional(NonNegativeInt)
+  prompt_tokens: optional(NonNegativeInt),
+  completion_tokens: optional(NonNegativeInt)
 }) {}
 
 export class MockMatch extends Schema.Class<MockMatch>("MockMatch")({
   /** The request's `model`: exact, or `/regex/`. */
-  model: Schema.optional(ModelPattern),
-  provider: Schema.optional(Provider),
-  endpoint: Schema.optional(Endpoint),
+  model: optional(ModelPattern),
+  provider: optional(Provider),
+  endpoint: optional(Endpoint),
   /** Searched in the text of the last user message. */
-  user: Schema.optional(Pattern),
+  user: optional(Pattern),
   /** Searched in the system prompt (every system/developer message and `instructions`). */
-  system: Schema.optional(Pattern),
-  stream: Schema.optional(Flag)
+  system: optional(Pattern),
+  stream: optional(Flag)
 }) {}
 
 const replyFields = {
   /** The assistant's text; a YAML block scalar (`text: |`) keeps code fences and XML as written. */
-  text: Schema.optional(Text),
+  text: optional(Text),
   /** Reply with the text of the last user message. */
-  echo: Schema.optional(Flag),
-  finish_reason: Schema.optional(FinishReason),
+  echo: optional(Flag),
+  finish_reason: optional(FinishReason),
   /** Token counts reported; each defaults to an estimate (one token per 4 characters). */
-  usage: Schema.optional(MockUsage),
+  usage: optional(MockUsage),
   /** Wait before sending the status line and headers. */
-  delay: Schema.optional(DurationConfig),
+  delay: optional(DurationConfig),
   /** Wait between stream events carrying text. */
-  chunk_delay: Schema.optional(DurationConfig),
+  chunk_delay: optional(DurationConfig),
   /** Characters of text per stream event (default 16). */
-  chunk_size: Schema.optional(PositiveInt),
+  chunk_size: optional(PositiveInt),
   /** Answer with this error status and the provider's error body. */
-  status: Schema.optional(ErrorStatus),
+  status: optional(ErrorStatus),
   /** The error message of a `status` reply. */
-  error: Schema.optional(Text),
+  error: optional(Text),
   /** Seconds (or an HTTP date) for the `Retry-After` header of a `status` reply. */
-  retry_after: Schema.optional(RetryAfter),
+  retry_after: optional(RetryAfter),
   /** Extra response headers. */
-  headers: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.String }).annotations(
+  headers: optional(Schema.Record({ key: Schema.String, value: Schema.String }).annotations(
     expected("a mapping of header names to strings")
   )),
-  fault: Schema.optional(FaultKind),
+  fault: optional(FaultKind),
   /** For a streamed `drop_mid_response` or `malformed`: text events sent before the fault (default: half). */
-  fault_after: Schema.optional(NonNegativeInt)
+  fault_after: optional(NonNegativeInt)
 }
 
 type ReplyFields = Schema.Struct.Type<typeof replyFields>
@@ -173,20 +187,21 @@ export class MockEntry extends Schema.Class<MockEntry>("MockEntry")(
   Schema.Struct({
     ...replyFields,
     /** Every condition given must hold; no `match` matches every request. */
-    match: Schema.optional(MockMatch),
+    match: optional(MockMatch),
     /** How many requests this entry serves: a count (default 1) or `always`. */
-    times: Schema.optional(Times)
+    times: optional(Times)
   }).pipe(Schema.filter(checkReply))
 ) {}
 
 export class MockScript extends Schema.Class<MockScript>("MockScript")({
   responses: Schema.optionalWith(Schema.Array(MockEntry).annotations(expected("a list of responses")), {
-    default: () => []
+    default: () => [],
+    exact: true
   }),
   /** Serves requests no entry takes; without it, the last user message is echoed. */
-  default: Schema.optional(MockReply),
+  default: optional(MockReply),
   /** Listed by GET /v1/models (default: one model, `mock-llm`). */
-  models: Schema.optional(Schema.Array(Text).annotations(expected("a list of model names")))
+  models: optional(Schema.Array(Text).annotations(expected("a list of model names")))
 }) {}
 
 /** The script as written: what YAML/JSON holds and what code may pass instead of a file. */
