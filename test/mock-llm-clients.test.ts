@@ -270,3 +270,23 @@ describe("what the clients surface for each fault (no client retries on its own)
         })
     ))
 })
+
+describe("an error event mid-stream (stream_error)", () => {
+  for (const provider of ["openai", "anthropic"] as const) {
+    it.scopedLive(`${provider}: the stream ends *successfully* with an "error" part and no "finish" part`, () =>
+      withScript({ responses: [{ text: "aaaabbbbcccc", chunk_size: 4, fault: "stream_error", fault_after: 1, error: "busy" }] }, (server) =>
+        Effect.gen(function*() {
+          const { deltas, exit, parts } = yield* streamParts(model(provider, server), Effect.sleep("5 seconds"))
+          expect(Exit.isSuccess(exit)).toBe(true)
+          expect(deltas).toEqual(["aaaa"])
+          expect(parts.some((p) => p.type === "finish")).toBe(false)
+          const error = parts.find((p) => p.type === "error")
+          expect(error).toBeDefined()
+          expect(error!.error).toEqual(
+            provider === "openai"
+              ? { type: "error", sequence_number: 5, code: "server_error", message: "busy", param: null }
+              : { type: "overloaded_error", message: "busy" }
+          )
+        })))
+  }
+})

@@ -423,6 +423,35 @@ describe("faults", () => {
         expect(parsed).toEqual(["", "aa", "(malformed)", "cc", "(finish)"])
       })))
 
+  it.scopedLive("stream_error: the provider's error event after fault_after text events, then the end; plain requests get a 500", () =>
+    withMock({ responses: [{ text: "aabbcc", chunk_size: 2, fault: "stream_error", fault_after: 2, error: "overloaded", times: "always" }] }, (server) =>
+      Effect.gen(function*() {
+        const lastEvent = (events: Array<{ event: string | undefined; data: string }>) => events[events.length - 1]!
+        const anthropic = parseSse(yield* text(yield* post(`${server.url}/v1/messages`, anthropicRequest("x", { stream: true }))))
+        expect(anthropic.filter((e) => e.event === "content_block_delta")).toHaveLength(2)
+        expect(lastEvent(anthropic)).toEqual({
+          event: "error",
+          data: JSON.stringify({ type: "error", error: { type: "overloaded_error", message: "overloaded" } })
+        })
+        const chat = parseSse(yield* text(yield* post(`${server.openAiUrl}/chat/completions`, chatRequest("x", { stream: true }))))
+        expect(JSON.parse(lastEvent(chat).data)).toEqual({ error: { message: "overloaded", type: "server_error", param: null, code: null } })
+        const responses = parseSse(yield* text(yield* post(`${server.openAiUrl}/responses`, responsesRequest("x", { stream: true }))))
+        expect(lastEvent(responses).event).toBe("error")
+        expect(JSON.parse(lastEvent(responses).data)).toMatchObject({ type: "error", code: "server_error", message: "overloaded" })
+        const plain = yield* post(`${server.openAiUrl}/chat/completions`, chatRequest("x"))
+        expect(plain.status).toBe(500)
+        expect((yield* json(plain)).error.message).toBe("overloaded")
+        expect(server.requests().map((r) => [r.status, r.outcome])).toEqual([[200, "completed"], [200, "completed"], [200, "completed"], [500, "completed"]])
+      })))
+
+  it.scopedLive("a reply without text echoes the last user message", () =>
+    withMock({ responses: [{ delay: "10ms" }] }, (server) =>
+      Effect.gen(function*() {
+        expect((yield* json(yield* post(`${server.openAiUrl}/chat/completions`, chatRequest("say this back")))).choices[0].message.content).toBe(
+          "say this back"
+        )
+      })))
+
   it.scopedLive("a client that gives up during a delay is logged as client_closed", () =>
     withMock({ responses: [{ text: "never seen", delay: "10s" }] }, (server) =>
       Effect.gen(function*() {
@@ -512,8 +541,8 @@ models: [claude-sonnet-4-5]
         `bad.yaml:6:20: responses[2].match.user: not a valid regular expression: Invalid regular expression: /(unclosed/: Unterminated group`,
         `bad.yaml:7:12: responses[2].times: expected a positive integer or "always", got 0`,
         `bad.yaml:8:13: responses[3].status: expected an HTTP status from 400 to 599, got 200`,
-        `bad.yaml:9:12: responses[4].fault: expected "drop", "drop_mid_response" or "malformed", got "explode"`,
-        `bad.yaml:11:18: responses[5].fault_after: fault_after goes with fault: drop_mid_response or malformed`,
+        `bad.yaml:9:12: responses[4].fault: expected "drop", "drop_mid_response", "malformed" or "stream_error", got "explode"`,
+        `bad.yaml:11:18: responses[5].fault_after: fault_after goes with fault: drop_mid_response, malformed or stream_error`,
         `bad.yaml:13:12: responses[6].delay: expected a duration like 500ms, 10s, 2m, or a number of seconds, got "soon"`
       ])
     }))

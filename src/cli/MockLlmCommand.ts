@@ -1,5 +1,5 @@
 import { Command, Options } from "@effect/cli"
-import { Console, Effect, Option } from "effect"
+import { Console, Duration, Effect, Option } from "effect"
 import { MockLlmServer, type RecordedRequest } from "../llm/MockLlmServer.js"
 import { loadMockScript, type MockEntry, type MockReply, MockScript, type MockScriptError } from "../llm/MockScript.js"
 import { ExitWith, UsageError } from "./Exit.js"
@@ -19,12 +19,14 @@ const host = Options.text("host").pipe(
 
 /** What a script entry will do, in a few words. */
 export const describeReply = (reply: MockReply | MockEntry): string => {
-  if (reply.fault !== undefined) return `fault ${reply.fault}`
-  if (reply.status !== undefined) return `status ${reply.status}${reply.retry_after !== undefined ? ` (Retry-After: ${reply.retry_after})` : ""}`
-  if (reply.echo === true) return "echo"
-  const text = reply.text ?? ""
-  const oneLine = text.replace(/\s+/g, " ").trim()
-  return `text ${JSON.stringify(oneLine.length > 40 ? `${oneLine.slice(0, 39)}…` : oneLine)}`
+  const delayed = reply.delay === undefined ? "" : ` after ${Duration.format(reply.delay)}`
+  if (reply.fault !== undefined) return `fault ${reply.fault}${delayed}`
+  if (reply.status !== undefined) {
+    return `status ${reply.status}${reply.retry_after !== undefined ? ` (Retry-After: ${reply.retry_after})` : ""}${delayed}`
+  }
+  if (reply.echo === true || reply.text === undefined) return `echo${delayed}`
+  const oneLine = reply.text.replace(/\s+/g, " ").trim()
+  return `text ${JSON.stringify(oneLine.length > 40 ? `${oneLine.slice(0, 39)}…` : oneLine)}${delayed}`
 }
 
 /** One line per request: time, order, call, and what the script answers. */

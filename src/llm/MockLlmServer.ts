@@ -110,7 +110,7 @@ const routeOf = (method: string, path: string): Endpoint | "models" | "unknown" 
   return p === "/chat/completions" ? "chat" : p === "/responses" ? "responses" : p === "/messages" ? "messages" : "unknown"
 }
 
-export const matches = (match: MockMatch | undefined, view: RequestView): boolean =>
+const matches = (match: MockMatch | undefined, view: RequestView): boolean =>
   match === undefined || (
     (match.model === undefined || match.model.test(view.model)) &&
     (match.provider === undefined || match.provider === view.provider) &&
@@ -137,12 +137,20 @@ const headersOf = (req: IncomingMessage): Record<string, string> => {
   return out
 }
 
+/** The body as text; whatever arrived when the client goes away mid-request. */
 const readBody = (req: IncomingMessage) =>
   Effect.async<string>((resume) => {
     const chunks: Array<Buffer> = []
+    let done = false
+    const finish = () => {
+      if (done) return
+      done = true
+      resume(Effect.succeed(Buffer.concat(chunks).toString("utf8")))
+    }
     req.on("data", (c: Buffer) => chunks.push(c))
-    req.on("end", () => resume(Effect.succeed(Buffer.concat(chunks).toString("utf8"))))
-    req.on("error", () => resume(Effect.succeed(Buffer.concat(chunks).toString("utf8"))))
+    req.once("end", finish)
+    req.once("error", finish)
+    req.once("close", finish)
   })
 
 /** Completes when the response's connection closes, whoever closed it. */
@@ -234,8 +242,13 @@ export class MockLlmServer extends Context.Tag("xml-organism/MockLlmServer")<Moc
             ...retryAfter
           })
         }
+        // A request that is not streamed has no stream to fail in: it fails as a whole.
+        if (reply.fault === "stream_error" && !view.stream) {
+          return yield* sendJson(res, rec, 500, wire.errorBody(500, reply.error ?? statusMessage(500)), headers)
+        }
 
-        const text = reply.echo === true ? view.lastUser : reply.text ?? ""
+        // Without text, a reply echoes, like the default one.
+        const text = reply.echo === true || reply.text === undefined ? view.lastUser : reply.text
         const completion: Completion = {
           id: `mock${String(served).padStart(4, "0")}`,
           model: view.model === "" ? "mock-llm" : view.model,
@@ -265,7 +278,7 @@ export class MockLlmServer extends Context.Tag("xml-organism/MockLlmServer")<Moc
         const frames = wire.frames(completion, chunkText(text, reply.chunk_size ?? DEFAULT_CHUNK_SIZE), {
           includeUsage: view.includeUsage
         })
-        const faultAt = reply.fault === "drop_mid_response" || reply.fault === "malformed"
+        const faultAt = reply.fault === "drop_mid_response" || reply.fault === "malformed" || reply.fault === "stream_error"
           ? faultIndex(frames, reply.fault_after)
           : -1
         rec.status = 200
@@ -285,6 +298,10 @@ export class MockLlmServer extends Context.Tag("xml-organism/MockLlmServer")<Moc
             // Let what was written reach the client before the connection goes.
             yield* Effect.sleep(10)
             return yield* drop(res, rec)
+          }
+          if (i === faultAt && reply.fault === "stream_error") {
+            res.end(sse(wire.errorEvent(reply.error ?? statusMessage(529), i)))
+            return
           }
           res.write(sse(i === faultAt ? { ...f, data: f.data.slice(0, Math.max(1, Math.floor(f.data.length / 2))) } : f))
         }

@@ -90,10 +90,12 @@ export type FinishReason = typeof FinishReason.Type
 /**
  * - `drop`: the connection is closed before any byte of a response;
  * - `drop_mid_response`: headers and part of the body are sent, then the socket is destroyed;
- * - `malformed`: a 200 whose JSON (or one stream event's JSON) is cut short.
+ * - `malformed`: a 200 whose JSON (or one stream event's JSON) is cut short;
+ * - `stream_error`: the stream starts, then the provider's error event ends it (the way an
+ *   overloaded provider fails mid-stream); a plain request gets a 500 instead.
  */
-export const FaultKind = Schema.Literal("drop", "drop_mid_response", "malformed").annotations(
-  expectedOneOf(`"drop", "drop_mid_response" or "malformed"`)
+export const FaultKind = Schema.Literal("drop", "drop_mid_response", "malformed", "stream_error").annotations(
+  expectedOneOf(`"drop", "drop_mid_response", "malformed" or "stream_error"`)
 )
 export type FaultKind = typeof FaultKind.Type
 
@@ -144,7 +146,7 @@ const replyFields = {
   chunk_size: optional(PositiveInt),
   /** Answer with this error status and the provider's error body. */
   status: optional(ErrorStatus),
-  /** The error message of a `status` reply. */
+  /** The error message of a `status` reply or a `stream_error`. */
   error: optional(Text),
   /** Seconds (or an HTTP date) for the `Retry-After` header of a `status` reply. */
   retry_after: optional(RetryAfter),
@@ -153,7 +155,7 @@ const replyFields = {
     expected("a mapping of header names to strings")
   )),
   fault: optional(FaultKind),
-  /** For a streamed `drop_mid_response` or `malformed`: text events sent before the fault (default: half). */
+  /** For a streamed `drop_mid_response`, `malformed` or `stream_error`: text events sent before the fault (default: half). */
   fault_after: optional(NonNegativeInt)
 }
 
@@ -169,12 +171,14 @@ const checkReply = (r: ReplyFields): Array<Schema.FilterIssue> => {
   if (r.status !== undefined && (r.text !== undefined || r.echo === true)) {
     issues.push({ path: ["status"], message: "an error status sends the provider's error body, not text; drop text/echo or status" })
   }
-  if (r.status === undefined && r.error !== undefined) issues.push({ path: ["error"], message: "error is the message of an error status: add status (e.g. 500)" })
+  if (r.status === undefined && r.fault !== "stream_error" && r.error !== undefined) {
+    issues.push({ path: ["error"], message: "error is the message of an error status or a stream_error: add status (e.g. 500)" })
+  }
   if (r.status === undefined && r.retry_after !== undefined) {
     issues.push({ path: ["retry_after"], message: "retry_after goes with an error status: add status (e.g. 429)" })
   }
-  if (r.fault_after !== undefined && r.fault !== "drop_mid_response" && r.fault !== "malformed") {
-    issues.push({ path: ["fault_after"], message: "fault_after goes with fault: drop_mid_response or malformed" })
+  if (r.fault_after !== undefined && r.fault !== "drop_mid_response" && r.fault !== "malformed" && r.fault !== "stream_error") {
+    issues.push({ path: ["fault_after"], message: "fault_after goes with fault: drop_mid_response, malformed or stream_error" })
   }
   return issues
 }

@@ -66,5 +66,7 @@ const errorType = (status: number) =>
 export const AnthropicMessages: WireFormat = {
   body: (c) => message(c, true),
   frames,
-  errorBody: (status, message) => ({ type: "error", error: { type: errorType(status), message } })
+  errorBody: (status, message) => ({ type: "error", error: { type: errorType(status), message } }),
+  // What the API sends when it is overloaded after the stream has started.
+  errorEvent: (message) => frame({ type: "error", error: { type: "overloaded_error", message } }, { event: "error" })
 }

@@ -71,4 +71,10 @@ export const openAiErrorBody = (status: number, message: string) => ({
   }
 })
 
-export const OpenAiChat: WireFormat = { body, frames, errorBody: openAiErrorBody }
+export const OpenAiChat: WireFormat = {
+  body,
+  frames,
+  errorBody: openAiErrorBody,
+  // Chat Completions has no error event type: the error object comes as a data line.
+  errorEvent: (message) => frame(openAiErrorBody(500, message))
+}

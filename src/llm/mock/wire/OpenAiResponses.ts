@@ -75,4 +75,10 @@ const frames = (c: Completion, chunks: ReadonlyArray<string>) => {
   ]
 }
 
-export const OpenAiResponses: WireFormat = { body: (c) => response(c, true), frames, errorBody: openAiErrorBody }
+export const OpenAiResponses: WireFormat = {
+  body: (c) => response(c, true),
+  frames,
+  errorBody: openAiErrorBody,
+  errorEvent: (message, sequence) =>
+    frame({ type: "error", sequence_number: sequence, code: "server_error", message, param: null }, { event: "error" })
+}

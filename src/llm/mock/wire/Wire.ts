@@ -27,6 +27,8 @@ export interface WireFormat {
   readonly body: (c: Completion) => unknown
   readonly frames: (c: Completion, chunks: ReadonlyArray<string>, options: { readonly includeUsage: boolean }) => Array<Frame>
   readonly errorBody: (status: number, message: string) => unknown
+  /** The event a provider sends when it fails after the stream has started (then it hangs up). */
+  readonly errorEvent: (message: string, sequence: number) => Frame
 }
 
 export const frame = (data: unknown, options: { readonly event?: string; readonly delta?: boolean } = {}): Frame => ({
