@@ -238,18 +238,24 @@ describe("what the clients surface for each fault (no client retries on its own)
           })))
 
       it.scopedLive("a request cut short by a timeout is really aborted: the server sees the client close", () =>
-        withScript({ responses: [{ text: "late", delay: "10s", times: 2 }] }, (server) =>
+        withScript({ responses: [{ text: "late", delay: "10s", times: 4 }] }, (server) =>
           Effect.gen(function*() {
             for (const http of ["undici", "node"] as const) {
-              const result = yield* LanguageModel.generateText({ prompt }).pipe(
+              const plain = yield* LanguageModel.generateText({ prompt }).pipe(
                 Effect.provide(model(provider, server, http)),
                 Effect.timeout("200 millis"),
                 Effect.flip
               )
-              expect(result._tag).toBe("TimeoutException")
+              const streamed = yield* LanguageModel.streamText({ prompt }).pipe(
+                Stream.runDrain,
+                Effect.provide(model(provider, server, http)),
+                Effect.timeout("200 millis"),
+                Effect.flip
+              )
+              expect([plain._tag, streamed._tag]).toEqual(["TimeoutException", "TimeoutException"])
             }
             expect(yield* eventually(() => server.requests().every((r) => r.outcome === "client_closed"))).toBe(true)
-            expect(server.requests()).toHaveLength(2)
+            expect(server.requests()).toHaveLength(4)
           })))
     })
   }
