@@ -13,10 +13,7 @@ import { Clock, Context, Effect, Either, FiberSet, Layer, Schema, type Scope } f
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http"
 import type { AddressInfo } from "node:net"
 import { type RequestView, viewRequest } from "./mock/requestView.js"
-import { AnthropicMessages } from "./mock/wire/AnthropicMessages.js"
-import { OpenAiChat } from "./mock/wire/OpenAiChat.js"
-import { OpenAiResponses } from "./mock/wire/OpenAiResponses.js"
-import { chunkText, type Completion, estimateTokens, type Frame, sse, statusMessage, type WireFormat } from "./mock/wire/Wire.js"
+import { type LogEntry, respond, sendJson, wireOf } from "./mock/respond.js"
 import {
   decodeMockScript,
   type Endpoint,
@@ -26,7 +23,6 @@ import {
   MockScript,
   type MockScriptError,
   type MockScriptInput,
-  millisOf,
   type Provider
 } from "./MockScript.js"
 
@@ -94,13 +90,6 @@ export declare namespace MockLlmServer {
 }
 
 const ECHO = new MockReply({ echo: true })
-const DEFAULT_CHUNK_SIZE = 16
-
-const wireOf: Record<Endpoint, WireFormat> = {
-  chat: OpenAiChat,
-  responses: OpenAiResponses,
-  messages: AnthropicMessages
-}
 
 /** `/v1/chat/completions` and `/chat/completions` alike: base URLs are given both ways. */
 const routeOf = (method: string, path: string): Endpoint | "models" | "unknown" => {
@@ -126,8 +115,6 @@ const toScript = (script: MockScript | MockScriptInput | undefined): Either.Eith
     : script instanceof MockScript
     ? Either.right(script)
     : decodeMockScript(script)
-
-type Mutable<T> = { -readonly [K in keyof T]: T[K] }
 
 const headersOf = (req: IncomingMessage): Record<string, string> => {
   const out: Record<string, string> = {}
@@ -171,9 +158,9 @@ export class MockLlmServer extends Context.Tag("xml-organism/MockLlmServer")<Moc
     let script = yield* toScript(options.script)
     const fresh = (s: MockScript) => s.responses.map((e) => (e.times === "always" ? Infinity : e.times ?? 1))
     let remaining = fresh(script)
-    let log: Array<Mutable<RecordedRequest>> = []
-    // Ids stay unique across resets, like a real provider's.
-    let served = 0
+    let log: Array<LogEntry> = []
+    // Numbers the replies; ids stay unique across resets, like a real provider's.
+    let sequence = 0
 
     const choose = (view: RequestView): { readonly served: number | "default"; readonly reply: MockReply | MockEntry } => {
       for (let i = 0; i < script.responses.length; i++) {
@@ -185,23 +172,6 @@ export class MockLlmServer extends Context.Tag("xml-organism/MockLlmServer")<Moc
       }
       return { served: "default", reply: script.default ?? ECHO }
     }
-
-    const send = (res: ServerResponse, rec: Mutable<RecordedRequest>, status: number, headers: Record<string, string>, body: string) =>
-      Effect.sync(() => {
-        rec.status = status
-        res.writeHead(status, { "content-length": String(Buffer.byteLength(body)), ...headers })
-        res.end(body)
-      })
-
-    const sendJson = (res: ServerResponse, rec: Mutable<RecordedRequest>, status: number, body: unknown, headers: Record<string, string> = {}) =>
-      send(res, rec, status, { "content-type": "application/json", ...headers }, JSON.stringify(body))
-
-    const drop = (res: ServerResponse, rec: Mutable<RecordedRequest>) =>
-      Effect.sync(() => {
-        rec.outcome = "dropped"
-        res.socket?.destroy()
-        res.destroy()
-      })
 
     const modelsList = () => {
       const ids = script.models ?? ["mock-llm"]
@@ -224,90 +194,6 @@ export class MockLlmServer extends Context.Tag("xml-organism/MockLlmServer")<Moc
       }
     }
 
-    const serveReply = (
-      res: ServerResponse,
-      rec: Mutable<RecordedRequest>,
-      view: RequestView,
-      reply: MockReply | MockEntry
-    ) =>
-      Effect.gen(function*() {
-        const wire = wireOf[view.endpoint]
-        const headers: Record<string, string> = { "x-request-id": `req_mock_${served}`, ...reply.headers }
-        if (reply.delay !== undefined) yield* Effect.sleep(reply.delay)
-        if (reply.fault === "drop") return yield* drop(res, rec)
-        if (reply.status !== undefined) {
-          const retryAfter = reply.retry_after === undefined ? {} : { "retry-after": String(reply.retry_after) }
-          return yield* sendJson(res, rec, reply.status, wire.errorBody(reply.status, reply.error ?? statusMessage(reply.status)), {
-            ...headers,
-            ...retryAfter
-          })
-        }
-        // A request that is not streamed has no stream to fail in: it fails as a whole.
-        if (reply.fault === "stream_error" && !view.stream) {
-          return yield* sendJson(res, rec, 500, wire.errorBody(500, reply.error ?? statusMessage(500)), headers)
-        }
-
-        // Without text, a reply echoes, like the default one.
-        const text = reply.echo === true || reply.text === undefined ? view.lastUser : reply.text
-        const completion: Completion = {
-          id: `mock${String(served).padStart(4, "0")}`,
-          model: view.model === "" ? "mock-llm" : view.model,
-          created: Math.floor(Date.now() / 1000),
-          text,
-          finishReason: reply.finish_reason ?? "stop",
-          promptTokens: reply.usage?.prompt_tokens ?? estimateTokens(view.promptText),
-          completionTokens: reply.usage?.completion_tokens ?? estimateTokens(text)
-        }
-
-        if (!view.stream) {
-          const body = JSON.stringify(wire.body(completion))
-          if (reply.fault === "malformed") {
-            return yield* send(res, rec, 200, { "content-type": "application/json", ...headers }, body.slice(0, Math.floor(body.length / 2)))
-          }
-          if (reply.fault === "drop_mid_response") {
-            // The length announces the whole body, so the client knows it was cut short.
-            rec.status = 200
-            res.writeHead(200, { "content-type": "application/json", "content-length": String(Buffer.byteLength(body)), ...headers })
-            res.write(body.slice(0, Math.floor(body.length / 2)))
-            yield* Effect.sleep(10)
-            return yield* drop(res, rec)
-          }
-          return yield* send(res, rec, 200, { "content-type": "application/json", ...headers }, body)
-        }
-
-        const frames = wire.frames(completion, chunkText(text, reply.chunk_size ?? DEFAULT_CHUNK_SIZE), {
-          includeUsage: view.includeUsage
-        })
-        const faultAt = reply.fault === "drop_mid_response" || reply.fault === "malformed" || reply.fault === "stream_error"
-          ? faultIndex(frames, reply.fault_after)
-          : -1
-        rec.status = 200
-        res.writeHead(200, {
-          "content-type": "text/event-stream; charset=utf-8",
-          "cache-control": "no-cache",
-          connection: "keep-alive",
-          ...headers
-        })
-        res.flushHeaders()
-        const chunkDelay = millisOf(reply.chunk_delay)
-        let deltas = 0
-        for (let i = 0; i < frames.length; i++) {
-          const f = frames[i]!
-          if (f.delta && deltas++ > 0 && chunkDelay > 0) yield* Effect.sleep(chunkDelay)
-          if (i === faultAt && reply.fault === "drop_mid_response") {
-            // Let what was written reach the client before the connection goes.
-            yield* Effect.sleep(10)
-            return yield* drop(res, rec)
-          }
-          if (i === faultAt && reply.fault === "stream_error") {
-            res.end(sse(wire.errorEvent(reply.error ?? statusMessage(529), i)))
-            return
-          }
-          res.write(sse(i === faultAt ? { ...f, data: f.data.slice(0, Math.max(1, Math.floor(f.data.length / 2))) } : f))
-        }
-        res.end()
-      })
-
     const handle = (req: IncomingMessage, res: ServerResponse) =>
       Effect.gen(function*() {
         const time = new Date()
@@ -325,7 +211,7 @@ export class MockLlmServer extends Context.Tag("xml-organism/MockLlmServer")<Moc
           }
         }
         const view = endpoint === "models" || endpoint === "unknown" ? undefined : viewRequest(endpoint, body)
-        const rec: Mutable<RecordedRequest> = {
+        const rec: LogEntry = {
           index: log.length,
           time,
           method: req.method ?? "GET",
@@ -348,26 +234,23 @@ export class MockLlmServer extends Context.Tag("xml-organism/MockLlmServer")<Moc
           if (rec.outcome === "pending") rec.outcome = res.writableFinished ? "completed" : "client_closed"
         })
 
-        if (endpoint === "models") {
+        // Not a model call: answered at once, the script is not consulted.
+        const answer = (status: number, body: unknown) => {
           options.onRequest?.({ ...rec })
-          return yield* sendJson(res, rec, 200, modelsList()).pipe(Effect.zipRight(finish))
+          return sendJson(res, rec, status, body).pipe(Effect.zipRight(finish))
         }
+        if (endpoint === "models") return yield* answer(200, modelsList())
         if (view === undefined) {
-          options.onRequest?.({ ...rec })
-          const error = { error: { message: `mock-llm: no endpoint ${rec.method} ${rec.path}`, type: "invalid_request_error", param: null, code: "not_found" } }
-          return yield* sendJson(res, rec, 404, error).pipe(Effect.zipRight(finish))
+          const message = `mock-llm: no endpoint ${rec.method} ${rec.path}`
+          return yield* answer(404, { error: { message, type: "invalid_request_error", param: null, code: "not_found" } })
         }
-        if (!json) {
-          options.onRequest?.({ ...rec })
-          return yield* sendJson(res, rec, 400, wireOf[view.endpoint].errorBody(400, "mock-llm: the request body is not valid JSON")).pipe(
-            Effect.zipRight(finish)
-          )
-        }
-        served++
+        if (!json) return yield* answer(400, wireOf[view.endpoint].errorBody(400, "mock-llm: the request body is not valid JSON"))
+
+        sequence++
         const chosen = choose(view)
         rec.served = chosen.served
         options.onRequest?.({ ...rec })
-        yield* Effect.raceFirst(serveReply(res, rec, view, chosen.reply), closed(res)).pipe(Effect.ensuring(finish))
+        yield* Effect.raceFirst(respond(res, rec, view, chosen.reply, sequence), closed(res)).pipe(Effect.ensuring(finish))
       }).pipe(
         // A bug here must not take the server down: answer 500 if still possible, else hang up.
         Effect.catchAllCause((cause) =>
@@ -420,15 +303,4 @@ export class MockLlmServer extends Context.Tag("xml-organism/MockLlmServer")<Moc
 
   static readonly layer = (options?: MockLlmServer.Options): Layer.Layer<MockLlmServer, MockLlmServerError | MockScriptError> =>
     Layer.scoped(MockLlmServer, MockLlmServer.make(options))
-}
-
-/**
- * Where in the stream a fault strikes: before the text event number `after` (default: half of
- * them, rounded up, so some text has gone through), or after the last one.
- */
-const faultIndex = (frames: ReadonlyArray<Frame>, after: number | undefined): number => {
-  const deltaIndexes = frames.flatMap((f, i) => (f.delta ? [i] : []))
-  if (deltaIndexes.length === 0) return Math.floor(frames.length / 2)
-  const n = after ?? Math.ceil(deltaIndexes.length / 2)
-  return n < deltaIndexes.length ? deltaIndexes[n]! : deltaIndexes[deltaIndexes.length - 1]! + 1
 }
