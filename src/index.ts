@@ -77,3 +77,5 @@ export {
 } from "./services/PromptRegistry.js"
 export { TodoClosed, TodoComplete, TodoRegistered, TodoUntil } from "./domain/TodoPayloads.js"
 export { BudgetSeverity, BudgetWarning } from "./domain/BudgetPayloads.js"
+export { MockLlmServer, MockLlmServerError, type RecordedRequest, type RequestOutcome } from "./llm/MockLlmServer.js"
+export { decodeMockScript, loadMockScript, MockScript, MockScriptError, type MockScriptInput } from "./llm/MockScript.js"

@@ -11,12 +11,21 @@ import packageJson from "../package.json" with { type: "json" }
 import { ExitWith, UsageError } from "./cli/Exit.js"
 import { inspectCommand } from "./cli/InspectCommand.js"
 import { replayCommand, traceCommand } from "./cli/JournalCommands.js"
+import { mockLlmCommand } from "./cli/MockLlmCommand.js"
 import { runCommand, validateCommand } from "./cli/RunCommand.js"
 import { schemaCommand } from "./cli/SchemaCommand.js"
 
 const organism = Command.make("organism").pipe(
   Command.withDescription("Run and inspect xml-organism organisms"),
-  Command.withSubcommands([runCommand, validateCommand, inspectCommand, schemaCommand, replayCommand, traceCommand])
+  Command.withSubcommands([
+    runCommand,
+    validateCommand,
+    inspectCommand,
+    schemaCommand,
+    replayCommand,
+    traceCommand,
+    mockLlmCommand
+  ])
 )
 
 const cli = Command.run(organism, { name: "organism", version: packageJson.version })

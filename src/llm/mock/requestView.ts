@@ -1,0 +1,97 @@
+/**
+ * What the mock needs to know about a request, read the same way from the three wire formats:
+ * model, streaming, system prompt, last user message and the whole prompt's text (to estimate
+ * prompt tokens). Bodies come from clients under test, so nothing here trusts their shape.
+ */
+import type { Endpoint, Provider } from "../MockScript.js"
+
+export interface RequestView {
+  readonly endpoint: Endpoint
+  readonly provider: Provider
+  readonly model: string
+  readonly stream: boolean
+  /** OpenAI chat `stream_options.include_usage`: a final chunk with usage only. */
+  readonly includeUsage: boolean
+  readonly system: string
+  readonly lastUser: string
+  /** Every text of the prompt, for the prompt token estimate. */
+  readonly promptText: string
+}
+
+type Json = Record<string, unknown>
+
+const isObject = (u: unknown): u is Json => typeof u === "object" && u !== null && !Array.isArray(u)
+const asArray = (u: unknown): ReadonlyArray<unknown> => (Array.isArray(u) ? u : [])
+
+/** A message's content: a string, or content parts of which the textual ones count. */
+export const textOf = (content: unknown): string => {
+  if (typeof content === "string") return content
+  return asArray(content)
+    .map((part) => (isObject(part) && typeof part.text === "string" ? part.text : ""))
+    .filter((t) => t !== "")
+    .join("\n")
+}
+
+const isSystemRole = (role: unknown) => role === "system" || role === "developer"
+
+const messagesView = (messages: ReadonlyArray<unknown>) => {
+  const system: Array<string> = []
+  const all: Array<string> = []
+  let lastUser = ""
+  for (const m of messages) {
+    if (!isObject(m)) continue
+    const text = textOf(m.content)
+    if (text !== "") all.push(text)
+    if (isSystemRole(m.role)) system.push(text)
+    else if (m.role === "user") lastUser = text
+  }
+  return { system, all, lastUser }
+}
+
+export const providerOf = (endpoint: Endpoint): Provider => (endpoint === "messages" ? "anthropic" : "openai")
+
+export const viewRequest = (endpoint: Endpoint, body: unknown): RequestView => {
+  const b = isObject(body) ? body : {}
+  const model = typeof b.model === "string" ? b.model : ""
+  const stream = b.stream === true
+  const includeUsage = isObject(b.stream_options) && b.stream_options.include_usage === true
+  let system: Array<string> = []
+  let all: Array<string> = []
+  let lastUser = ""
+  switch (endpoint) {
+    case "chat": {
+      ;({ all, lastUser, system } = messagesView(asArray(b.messages)))
+      break
+    }
+    case "responses": {
+      // `input` is a string (one user message) or a list of items; `instructions` is a system prompt.
+      const view = typeof b.input === "string"
+        ? { system: [], all: [b.input], lastUser: b.input }
+        : messagesView(asArray(b.input))
+      const instructions = typeof b.instructions === "string" ? [b.instructions] : []
+      system = [...instructions, ...view.system]
+      all = [...instructions, ...view.all]
+      lastUser = view.lastUser
+      break
+    }
+    case "messages": {
+      // Anthropic keeps the system prompt out of the messages.
+      const view = messagesView(asArray(b.messages))
+      const sys = textOf(b.system)
+      system = sys === "" ? [] : [sys]
+      all = [...system, ...view.all]
+      lastUser = view.lastUser
+      break
+    }
+  }
+  return {
+    endpoint,
+    provider: providerOf(endpoint),
+    model,
+    stream,
+    includeUsage,
+    system: system.join("\n"),
+    lastUser,
+    promptText: all.join("\n")
+  }
+}
