@@ -1,0 +1,73 @@
+/**
+ * What agents and handlers exchange with the LLM router: a conversation in, text and usage
+ * out. Provider wire formats stay inside the router's backends.
+ */
+import { Schema } from "effect"
+import type { BudgetWarning } from "./BudgetPayloads.js"
+import type { ThreadId } from "./Ids.js"
+
+export interface LlmMessage {
+  readonly role: "user" | "assistant"
+  readonly content: string
+}
+
+export interface LlmRequest {
+  /** The agent asking: usage, budget caps and rate accounting are per agent. */
+  readonly agent: string
+  /** The conversation (root thread): budget and usage per conversation. */
+  readonly root: ThreadId
+  readonly system: string
+  readonly messages: ReadonlyArray<LlmMessage>
+  /** A model name; the router only uses backends that serve it (default: the backend's first model). */
+  readonly model?: string | undefined
+  /** Caps the answer (the router's default otherwise). */
+  readonly maxOutputTokens?: number | undefined
+  /** Use the provider's streaming API (the router's default otherwise). */
+  readonly stream?: boolean | undefined
+}
+
+export interface LlmUsage {
+  readonly promptTokens: number
+  readonly completionTokens: number
+}
+
+export interface LlmResponse {
+  readonly text: string
+  readonly usage: LlmUsage
+  readonly model: string
+  readonly backend: string
+  /** From the price table; 0 for models without a price. */
+  readonly costUsd: number
+  readonly finishReason: string
+  /** Budget thresholds this call crossed, for the calling agent (see BudgetRegistry). */
+  readonly warnings: ReadonlyArray<BudgetWarning>
+  /** Requests sent, retries and fallbacks included. */
+  readonly attempts: number
+}
+
+/** One failed attempt, for the error report. */
+export class LlmAttempt extends Schema.Class<LlmAttempt>("LlmAttempt")({
+  backend: Schema.String,
+  model: Schema.String,
+  /** HTTP status when there was one. */
+  status: Schema.optional(Schema.Number),
+  error: Schema.String
+}) {}
+
+/**
+ * A model call that could not be completed: every backend failed (`unavailable`), the
+ * request itself was refused (`rejected`: a 4xx other than 429 — retrying cannot help), a
+ * stream broke after output had started (`stream-failed`: never retried elsewhere, the
+ * caller has seen part of an answer), or no backend serves the model (`no-backend`).
+ */
+export class LlmError extends Schema.TaggedError<LlmError>()("LlmError", {
+  reason: Schema.Literal("unavailable", "rejected", "stream-failed", "no-backend"),
+  message: Schema.String,
+  attempts: Schema.Array(LlmAttempt)
+}) {}
+
+/** A configuration the router cannot start with (e.g. a missing API key). */
+export class LlmConfigError extends Schema.TaggedError<LlmConfigError>()("LlmConfigError", {
+  backend: Schema.String,
+  message: Schema.String
+}) {}
