@@ -87,7 +87,7 @@ describe("YAML organisms", () => {
     Effect.gen(function*() {
       const [p] = yield* problems(write("missing.yaml", `organism:\n  name: x\nlisteners:\n  - name: lonely\n    payload: ${modules}#Question\n`))
       expect(p).toMatchObject({ key: `listeners[0] "lonely".handler`, line: 4 })
-      expect(p!.message).toBe(`missing required key "handler"`)
+      expect(p!.message).toMatch(/^missing required key "handler"/)
     }))
 
   it.effect("a module that does not exist", () =>
@@ -130,6 +130,19 @@ boot:
       expect(messages).toContain(`listener "oracle" is already defined at listeners[0]`)
       expect(messages).toContain(`"nobody" is not a listener of this organism`)
     }))
+
+  it.effect("a listener without a handler must be an agent with a prompt (an LLM agent)", () =>
+    Effect.gen(function*() {
+      const noHandler = (extra: string) => `organism:\n  name: x\nlisteners:\n  - name: bot\n    payload: ${modules}#Question\n${extra}`
+      const [p] = yield* problems(write("nohandler.yaml", noHandler("")))
+      expect(p!.message).toMatch(/missing required key "handler" \(only an LLM agent/)
+      const [q] = yield* problems(write("noprompt.yaml", noHandler("    agent: true\n")))
+      expect(q!.message).toMatch(/needs a "prompt"/)
+      const { organism } = yield* loadOrganism(write("llm.yaml", noHandler("    agent: true\n    prompt: Be brief.\n    model: gpt-4o\n")))
+      const bot = organism.listeners.find((l) => l.name === "bot")!
+      expect(bot.llm).toEqual({ model: "gpt-4o", maxOutputTokens: undefined, outputRetries: undefined, errorRetries: undefined })
+      expect(bot.prompt).toBe("Be brief.")
+    }).pipe(Effect.provide(XmlEngine.layer)))
 
   it.effect("a boot payload that is not well-formed XML", () =>
     Effect.gen(function*() {

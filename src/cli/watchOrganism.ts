@@ -11,7 +11,12 @@ import type { OrganismConfig } from "../domain/OrganismConfig.js"
 /** The organism file and every module file it references (built-in payload names excluded). */
 const filesOf = (file: string, config: OrganismConfig): Array<string> => {
   const base = dirname(resolve(file))
-  const refs = config.listeners.flatMap((l) => [l.payload, ...(l.accepts ?? []), l.handler, ...(l.on_system ? [l.on_system] : [])])
+  const refs = config.listeners.flatMap((l) => [
+    l.payload,
+    ...(l.accepts ?? []),
+    ...(l.handler !== undefined ? [l.handler] : []),
+    ...(l.on_system !== undefined ? [l.on_system] : [])
+  ])
   const paths = refs.filter((r) => r.includes("#")).map((r) => parseReference(r).path)
   return [resolve(file), ...new Set(paths.map((p) => (isAbsolute(p) ? p : resolve(base, p))))]
 }

@@ -11,7 +11,9 @@ import {
   SequenceError,
   SequenceStart
 } from "../domain/PrimitivePayloads.js"
+import { BudgetWarning } from "../domain/BudgetPayloads.js"
 import { Boot, SystemError, TextInput, TextOutput } from "../domain/SystemPayloads.js"
+import { TodoClosed, TodoComplete, TodoRegistered, TodoUntil } from "../domain/TodoPayloads.js"
 
 export const builtinPayloads: Record<string, PayloadType> = {
   Boot,
@@ -23,5 +25,10 @@ export const builtinPayloads: Record<string, PayloadType> = {
   SequenceError,
   BufferStart,
   BufferComplete,
-  BufferDispatched
+  BufferDispatched,
+  BudgetWarning,
+  TodoUntil,
+  TodoComplete,
+  TodoRegistered,
+  TodoClosed
 }

@@ -116,27 +116,46 @@ const loadListener = (
       const t = yield* attempt(at("accepts", j), loadPayloadType(ref, baseDir))
       if (t !== undefined) accepts.push(t)
     }
-    const handler = yield* attempt(at("handler"), loadFunction(config.handler, baseDir, options))
+    const llmAgent = config.handler === undefined
+    if (llmAgent && config.agent !== true) {
+      problems.push(source.problem(at("handler"), `missing required key "handler" (only an LLM agent — agent: true with a prompt — has none)`))
+    } else if (llmAgent && (config.prompt === undefined || config.prompt.trim() === "")) {
+      problems.push(source.problem(at("prompt"), `an agent without a handler is an LLM agent and needs a "prompt"`))
+    }
+    const handler = llmAgent ? undefined : yield* attempt(at("handler"), loadFunction(config.handler!, baseDir, options))
     const onSystem = config.on_system === undefined
       ? undefined
       : yield* attempt(at("on_system"), loadFunction(config.on_system, baseDir, options))
-    if (problems.length > 0 || payload === undefined || handler === undefined) return Either.left(problems)
-    return Either.right(Listener.make({
+    if (problems.length > 0 || payload === undefined || (!llmAgent && handler === undefined)) return Either.left(problems)
+    const common = {
       name: config.name,
       payload,
       accepts,
-      handler: handler as Handler<unknown, never>,
-      onSystem: onSystem as Handler<any, never> | undefined,
       description: config.description,
-      agent: config.agent,
       peers: config.peers,
       broadcast: config.broadcast,
       timeout: config.timeout,
       retry: config.retry === undefined ? undefined : retrySchedule(config.retry),
       concurrency: config.concurrency,
       maxConcurrent: config.max_concurrent,
-      prompt: config.prompt,
       maxTokensPerThread: config.max_tokens_per_thread
+    }
+    if (llmAgent) {
+      return Either.right(
+        Listener.llmAgent({
+          ...common,
+          prompt: config.prompt!,
+          model: config.model,
+          maxOutputTokens: config.max_output_tokens
+        }) as Listener<any, never>
+      )
+    }
+    return Either.right(Listener.make({
+      ...common,
+      handler: handler as Handler<unknown, never>,
+      onSystem: onSystem as Handler<any, never> | undefined,
+      agent: config.agent,
+      prompt: config.prompt
     }))
   })
 

@@ -6,6 +6,7 @@ import type { Duration, Effect, Schedule } from "effect"
 import type { ThreadId } from "./Ids.js"
 import type { PayloadType } from "./Payload.js"
 import type { Reply } from "./Reply.js"
+import type { LlmRouter } from "../services/LlmRouter.js"
 import type { BudgetWarning } from "./BudgetPayloads.js"
 import type { SystemError } from "./SystemPayloads.js"
 import type { TodoClosed, TodoRegistered } from "./TodoPayloads.js"
@@ -93,6 +94,23 @@ export interface Listener<A = any, R = any> {
   readonly prompt: string | undefined
   /** Caps what this agent may spend of a conversation's token budget. */
   readonly maxTokensPerThread: number | undefined
+  /**
+   * Set for an LLM agent: the platform supplies the handler (model calls through the
+   * LlmRouter; see `Listener.llmAgent`).
+   */
+  readonly llm: LlmAgentOptions | undefined
+}
+
+/** How an LLM agent calls its model. */
+export interface LlmAgentOptions {
+  /** Model name; the router's default when absent. */
+  readonly model?: string | undefined
+  /** Caps each answer; the router's default when absent. */
+  readonly maxOutputTokens?: number | undefined
+  /** Model calls per invocation to fix unreadable output (default 2). */
+  readonly outputRetries?: number | undefined
+  /** Invocations per conversation caused by SystemErrors (default 3); then the agent gives up. */
+  readonly errorRetries?: number | undefined
 }
 
 /** The payload values of a list of payload types. */
@@ -119,7 +137,28 @@ export interface ListenerOptions<A, Accepts extends ReadonlyArray<PayloadType<an
   readonly maxTokensPerThread?: number | undefined
 }
 
-export const Listener = {
+export interface LlmAgentListenerOptions<A, Accepts extends ReadonlyArray<PayloadType<any>>>
+  extends Omit<ListenerOptions<A, Accepts, never>, "handler" | "onSystem" | "agent">
+{
+  readonly prompt: string
+  readonly model?: string | undefined
+  readonly maxOutputTokens?: number | undefined
+  readonly outputRetries?: number | undefined
+  readonly errorRetries?: number | undefined
+}
+
+const boundByPump = () => {
+  throw new Error("an LLM agent's handler is supplied by the pump that runs it")
+}
+
+export const Listener: {
+  readonly make: <A, const Accepts extends ReadonlyArray<PayloadType<any>> = [], R = never>(
+    options: ListenerOptions<A, Accepts, R>
+  ) => Listener<A | TypesOf<Accepts>, R>
+  readonly llmAgent: <A, const Accepts extends ReadonlyArray<PayloadType<any>> = []>(
+    options: LlmAgentListenerOptions<A, Accepts>
+  ) => Listener<A | TypesOf<Accepts>, LlmRouter>
+} = {
   make: <A, const Accepts extends ReadonlyArray<PayloadType<any>> = [], R = never>(
     options: ListenerOptions<A, Accepts, R>
   ): Listener<A | TypesOf<Accepts>, R> => ({
@@ -139,6 +178,20 @@ export const Listener = {
     concurrency: options.concurrency ?? ConcurrencyClass.safe,
     maxConcurrent: options.maxConcurrent,
     prompt: options.prompt,
-    maxTokensPerThread: options.maxTokensPerThread
+    maxTokensPerThread: options.maxTokensPerThread,
+    llm: undefined
+  }),
+
+  /** An agent whose handler is a model: it needs an LlmRouter in the organism's context. */
+  llmAgent: <A, const Accepts extends ReadonlyArray<PayloadType<any>> = []>(
+    options: LlmAgentListenerOptions<A, Accepts>
+  ): Listener<A | TypesOf<Accepts>, LlmRouter> => ({
+    ...Listener.make<A, Accepts, LlmRouter>({ ...options, agent: true, handler: boundByPump }),
+    llm: {
+      model: options.model,
+      maxOutputTokens: options.maxOutputTokens,
+      outputRetries: options.outputRetries,
+      errorRetries: options.errorRetries
+    }
   })
 } as const

@@ -145,7 +145,8 @@ export class ListenerConfig extends Schema.Class<ListenerConfig>("ListenerConfig
   name: Name,
   payload: PayloadRef,
   accepts: Schema.optional(Schema.Array(PayloadRef)),
-  handler: ModuleRef,
+  /** Required, except for an LLM agent (agent: true with a prompt). */
+  handler: Schema.optional(ModuleRef),
   on_system: Schema.optional(ModuleRef),
   description: Schema.optional(Text),
   agent: Schema.optional(Flag),
@@ -156,7 +157,11 @@ export class ListenerConfig extends Schema.Class<ListenerConfig>("ListenerConfig
   max_concurrent: Schema.optional(PositiveInt),
   retry: Schema.optional(RetryConfig),
   prompt: Schema.optional(Text),
-  max_tokens_per_thread: Schema.optional(PositiveInt)
+  max_tokens_per_thread: Schema.optional(PositiveInt),
+  /** LLM agents: the model to ask (the router's default otherwise). */
+  model: Schema.optional(Text),
+  /** LLM agents: caps each answer. */
+  max_output_tokens: Schema.optional(PositiveInt)
 }) {}
 
 export class BootConfig extends Schema.Class<BootConfig>("BootConfig")({

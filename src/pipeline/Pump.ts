@@ -38,6 +38,7 @@ import {
   Scope,
   Stream
 } from "effect"
+import { builtinPayloads } from "../config/builtins.js"
 import { writeEnvelope } from "../domain/Envelope.js"
 import type { ThreadId } from "../domain/Ids.js"
 import type { IngressError } from "../domain/IngressError.js"
@@ -88,6 +89,8 @@ import { Permits } from "./internal/Permits.js"
 import { type Timer, TimeoutWheel } from "./internal/TimeoutWheel.js"
 import type { PrimitiveContext } from "./primitives/PrimitiveContext.js"
 import { primitiveListeners, withPrimitives } from "./primitives/withPrimitives.js"
+import { type AgentSupport, llmAgentHandlers } from "./agents/LlmAgent.js"
+import type { OutputVocabulary } from "../llm/AgentOutput.js"
 import { type ListenerEntry, makeRouter, type RouteTableError } from "./Router.js"
 import type { RouteTarget } from "./stages/validatePayload.js"
 
@@ -259,9 +262,55 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
     callerThread: (thread) => registry.lookup(thread)?.parent?.id
   }
   const builtIn = primitiveListeners(primitives, todos)
+
+  // LLM agents get their handler here: it needs the pump's history, prompts and routes.
+  let vocabularies = new Map<string, OutputVocabulary>()
+  const support: AgentSupport = {
+    engine,
+    context,
+    prompts: () => prompts,
+    vocabulary: (agent) => {
+      const key = agent.toLowerCase()
+      let v = vocabularies.get(key)
+      if (v === undefined) {
+        const peersByTag = new Map<string, Array<string>>()
+        const peers: Array<string> = []
+        for (const name of router.listenerNamed(agent)?.listener.peers ?? []) {
+          const peer = router.listenerNamed(name)
+          if (peer === undefined) continue
+          peers.push(peer.listener.name)
+          for (const tag of peer.types.keys()) peersByTag.set(tag, [...(peersByTag.get(tag) ?? []), peer.listener.name])
+        }
+        vocabularies.set(key, v = { peers, peersByTag })
+      }
+      return v
+    },
+    notify: (agent, thread, payload) => {
+      const node = registry.lookup(thread)
+      const encoded = encodePayload(payload)
+      if (node !== undefined && Either.isRight(encoded)) send(SYSTEM, agent, node, encoded.right, undefined, true)
+    },
+    guard: (agent, thread, guard, detail) => {
+      const node = registry.lookup(thread)
+      noteProblem(node?.root, `guard ${guard}: ${detail}`)
+      if (observed()) {
+        publish(new GuardTripped({ thread, root: node?.root.id ?? null, time: now(), guard, listener: agent, detail }, true))
+      }
+    },
+    onRootComplete: primitives.onRootComplete
+  }
+  const prepare = (listeners: ReadonlyArray<Listener>): ReadonlyArray<Listener> =>
+    withPrimitives(listeners, builtIn).map((l) => {
+      if (l.llm === undefined) return l
+      const { handler, onSystem } = llmAgentHandlers(l, l.llm, support)
+      return { ...l, handler, onSystem }
+    })
+
   let current: Organism<R> = organism
-  const initial = withPrimitives(organism.listeners as ReadonlyArray<Listener>, builtIn)
-  let router = yield* makeRouter(initial, registry)
+  const initial = prepare(organism.listeners as ReadonlyArray<Listener>)
+  // The framework's own payload types are always known, so an injector gets them typed.
+  const knownTypes = Object.values(builtinPayloads)
+  let router = yield* makeRouter(initial, registry, knownTypes)
   // Agent prompts and usage instructions, rebuilt with every version of the organism.
   let prompts = yield* PromptRegistry.fromListeners(initial)
   const inbox = yield* Effect.acquireRelease(Queue.unbounded<InboxItem>(), Queue.shutdown)
@@ -445,8 +494,12 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
   const bounceFor = (error: IngressError): SystemError => {
     switch (error._tag) {
       case "PayloadInvalid":
-      case "DecodeFailed":
-        return SystemErrors.invalid(error.diagnostics.map(String).join("; ") || error.message)
+      case "DecodeFailed": {
+        // The sender (often a model) gets what was wrong and what was expected.
+        const expected = router.types.get(error.payloadTag.toLowerCase())?.spec.example
+        const detail = error.diagnostics.map(String).join("; ") || error.message
+        return SystemErrors.invalid(expected === undefined ? detail : `${detail}\nExpected <${error.payloadTag}> like:\n${expected}`)
+      }
       case "UnknownRoute":
         return SystemErrors.routing()
       default:
@@ -1093,8 +1146,8 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
   const reload: Pump.Service["reload"] = (next) =>
     Effect.gen(function*() {
       // Compile first: a version whose schemas do not compile changes nothing.
-      const nextListeners = withPrimitives(next.listeners as ReadonlyArray<Listener>, builtIn)
-      const nextRouter = yield* Scope.extend(makeRouter(nextListeners, registry), scope)
+      const nextListeners = prepare(next.listeners as ReadonlyArray<Listener>)
+      const nextRouter = yield* Scope.extend(makeRouter(nextListeners, registry, knownTypes), scope)
       const nextPrompts = yield* PromptRegistry.fromListeners(nextListeners)
       const nextIngress = yield* Scope.extend(Ingress.make(next.settings.ingress), scope)
       const diff = diffListeners(current.listeners as ReadonlyArray<Listener>, next.listeners as ReadonlyArray<Listener>)
@@ -1104,6 +1157,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
       settings = next.settings
       router = nextRouter
       prompts = nextPrompts
+      vocabularies = new Map()
       ingress = nextIngress
       buildGates()
       while (running < settings.maxConcurrentHandlers && waitingHead < waiting.length) promote()
