@@ -36,6 +36,11 @@ export class XmlParseFailure extends Data.TaggedError("XmlParseFailure")<{
   readonly diagnostics: ReadonlyArray<Diagnostic>
 }> {}
 
+/** A well-formed document that Exclusive C14N cannot represent (e.g. a relative namespace URI). */
+export class XmlCanonicalizeFailure extends Data.TaggedError("XmlCanonicalizeFailure")<{
+  readonly diagnostics: ReadonlyArray<Diagnostic>
+}> {}
+
 /** An XSD that libxml2 refused to compile. */
 export class SchemaCompileError extends Data.TaggedError("SchemaCompileError")<{
   readonly name: string
@@ -165,7 +170,7 @@ export declare namespace XmlEngine {
     ) => Either.Either<A, XmlParseFailure>
     readonly release: (doc: XmlDocument) => void
     /** Exclusive C14N 1.0, comments dropped. */
-    readonly canonicalize: (doc: XmlDocument) => string
+    readonly canonicalize: (doc: XmlDocument) => Either.Either<string, XmlCanonicalizeFailure>
     readonly serialize: (doc: XmlDocument, options?: { readonly format?: boolean }) => string
     /** Compiles an XSD once; released when the Scope closes. */
     readonly compileSchema: (name: string, xsd: string) => Effect.Effect<CompiledSchema, SchemaCompileError, Scope.Scope>
@@ -201,7 +206,10 @@ export class XmlEngine extends Context.Tag("xml-organism/XmlEngine")<XmlEngine, 
       release,
       canonicalize: (doc) => {
         checkLive(doc)
-        return Raw.canonicalize(doc.ptr)
+        const result = Raw.canonicalize(doc.ptr)
+        return result._tag === "Canonical"
+          ? Either.right(result.text)
+          : Either.left(new XmlCanonicalizeFailure({ diagnostics: [new Diagnostic({ message: result.message })] }))
       },
       serialize: (doc, options) => {
         checkLive(doc)

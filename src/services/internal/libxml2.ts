@@ -235,20 +235,32 @@ const takeCollected = (): string => {
 
 export const C14N_EXCLUSIVE_1_0 = 1
 
-/** Exclusive C14N 1.0 without comments, as a string. */
-export const canonicalize = (doc: DocPtr): string => {
+export type CanonicalizeResult =
+  | { readonly _tag: "Canonical"; readonly text: string }
+  | { readonly _tag: "Failed"; readonly message: string }
+
+/**
+ * Exclusive C14N 1.0 without comments, as a string. libxml2 refuses some well-formed trees
+ * (a relative namespace URI, an entity reference left by the recovering parser): that is a
+ * property of the input, so it is a result, not an exception.
+ */
+export const canonicalize = (doc: DocPtr): CanonicalizeResult => {
   scratchLength = 0
   const out = lib._xmlOutputBufferCreateIO(collectWrite, collectClose, 0, 0)
   if (out === 0) throw new Error("libxml2: out of memory creating an output buffer")
   let rc = -1
+  lib._xmlResetLastError()
   try {
     rc = lib._xmlC14NExecute(doc, 0, 0, C14N_EXCLUSIVE_1_0, 0, 0, out)
   } finally {
     lib._xmlOutputBufferClose(out)
   }
-  const result = takeCollected()
-  if (rc < 0) throw new Error("libxml2: canonicalization failed")
-  return result
+  const text = takeCollected()
+  if (rc >= 0) return { _tag: "Canonical", text }
+  // C14N reports through libxml2's global "last error", not a context we own.
+  const err = lib._xmlGetLastError()
+  const message = err === 0 ? "" : readCString(lib.getValue(err + 8, "*")).trim()
+  return { _tag: "Failed", message: message === "" ? "canonicalization failed" : message }
 }
 
 // --- serialization ---------------------------------------------------------------------
