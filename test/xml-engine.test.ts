@@ -75,6 +75,37 @@ layer(XmlEngine.layer)("XmlEngine", (it) => {
         engine.release(recovered.right)
       }))
 
+    it.effect("recovery never changes characters, attributes, entities or namespaces", () =>
+      Effect.gen(function*() {
+        const engine = yield* XmlEngine
+        const refused = [
+          `<r><a>ad\u0000min</a></r>`, // a NUL recovery would drop
+          `<r><a>text</r><b>&#x1b;</b>`, // the strict parse stops before the bad reference
+          `<r><a x="1" x="2"/></r>`, // which x?
+          `<r><p:a>text</p:a></r>`, // an undeclared prefix
+          `<r>&nbsp;</r>` // an entity nothing declares
+        ]
+        for (const xml of refused) {
+          const result = engine.parse(utf8(xml), { recover: true })
+          if (Either.isRight(result)) throw new Error(`repaired ${JSON.stringify(xml)}`)
+          expect(result.left.reason).toBe("malformed")
+          expect(String(result.left.diagnostics[0])).toMatch(/^not repaired/)
+        }
+      }))
+
+    it.effect("<!DOCTYPE quoted in a comment or CDATA is not a DTD: the document is repaired", () =>
+      Effect.gen(function*() {
+        const engine = yield* XmlEngine
+        for (const xml of [`<r><!-- <!DOCTYPE html> --><a>text</r>`, `<r><a><![CDATA[<!DOCTYPE html>]]></r>`]) {
+          const result = engine.parse(utf8(xml), { recover: true })
+          if (Either.isLeft(result)) throw new Error(`${xml}: ${result.left.reason}`)
+          expect(result.right.repaired).toBe(true)
+          engine.release(result.right)
+        }
+        const dtd = engine.parse(utf8(`<!-- x --><!DOCTYPE r [<!ENTITY e "x">]><r>&e;</a>`), { recover: true })
+        expect(Either.isLeft(dtd) && dtd.left.reason).toBe("dtd")
+      }))
+
     it.effect("releases every document and schema it hands out", () =>
       Effect.gen(function*() {
         const engine = yield* XmlEngine

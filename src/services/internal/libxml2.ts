@@ -20,6 +20,8 @@ export type DocPtr = number & { readonly _doc: unique symbol }
 export type NodePtr = number & { readonly _node: unique symbol }
 
 export interface RawError {
+  /** libxml2's xmlParserErrors code (which rule was broken). */
+  readonly code: number
   readonly message: string
   /** 1 warning, 2 error, 3 fatal */
   readonly level: number
@@ -61,6 +63,7 @@ const errorCallback = lib.addFunction((_data: number, err: number) => {
     }
   }
   sink.push({
+    code: lib.getValue(err + 4, "i32"),
     message: readCString(lib.getValue(err + 8, "*")).trim(),
     level: lib.getValue(err + 12, "i32"),
     line: lib.getValue(err + 20, "i32"),
@@ -352,6 +355,7 @@ export const validateElement = (s: RawSchema, node: NodePtr): ReadonlyArray<RawE
 }
 
 const internalError = (rc: number): RawError => ({
+  code: 1,
   message: `validation failed (libxml2 code ${rc})`,
   level: 2,
   line: 0,
