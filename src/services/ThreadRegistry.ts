@@ -11,7 +11,7 @@
  * registries that keep per-thread state join here to clean up).
  */
 import { Context, Effect, Layer } from "effect"
-import { type ThreadId, makeThreadId } from "../domain/Ids.js"
+import { makeThreadId, ownThreadId, type ThreadId } from "../domain/Ids.js"
 
 export interface RootThread {
   readonly id: ThreadId
@@ -34,6 +34,11 @@ export interface ThreadNode {
   readonly root: RootThread
   /** Hops from the injector (the injector's own node is 0). */
   readonly depth: number
+  /**
+   * The hops made from here: the first in `child` (most nodes have one at most, and a Map
+   * costs ≈ 430 bytes even for one entry), any further ones in `children`.
+   */
+  child: ThreadNode | undefined
   children: Map<string, ThreadNode> | undefined
 }
 
@@ -74,10 +79,14 @@ export const makeThreadRegistry = (): ThreadRegistry.Service => {
   }
 
   const child = (parent: ThreadNode, name: string, id: ThreadId): ThreadNode => {
-    const node: ThreadNode = { id, name, parent, root: parent.root, depth: parent.depth + 1, children: undefined }
-    ;(parent.children ??= new Map()).set(name, node)
+    const node: ThreadNode = { id, name, parent, root: parent.root, depth: parent.depth + 1, child: undefined, children: undefined }
+    if (parent.child === undefined) parent.child = node
+    else (parent.children ??= new Map()).set(name, node)
     return add(parent.root, node)
   }
+
+  const childNamed = (node: ThreadNode, name: string): ThreadNode | undefined =>
+    node.child !== undefined && node.child.name === name ? node.child : node.children?.get(name)
 
   const complete = (root: RootThread) => {
     root.completed = true
@@ -89,7 +98,7 @@ export const makeThreadRegistry = (): ThreadRegistry.Service => {
 
   return {
     startRoot: (injector, to, id) => {
-      const rootId = id !== undefined && !nodes.has(id) ? id : makeThreadId()
+      const rootId = id !== undefined && !nodes.has(id) ? ownThreadId(id) : makeThreadId()
       const root: RootThread = {
         id: rootId,
         injector,
@@ -101,12 +110,20 @@ export const makeThreadRegistry = (): ThreadRegistry.Service => {
       }
       roots++
       // The injector's own node exists so that responding from the first hop reaches it.
-      const top: ThreadNode = { id: makeThreadId(), name: injector, parent: undefined, root, depth: 0, children: undefined }
+      const top: ThreadNode = {
+        id: makeThreadId(),
+        name: injector,
+        parent: undefined,
+        root,
+        depth: 0,
+        child: undefined,
+        children: undefined
+      }
       add(root, top)
       return child(top, to, rootId)
     },
     lookup: (id) => nodes.get(id),
-    extend: (node, name) => node.children?.get(name) ?? child(node, name, makeThreadId()),
+    extend: (node, name) => childNamed(node, name) ?? child(node, name, makeThreadId()),
     prune: (node) => node.parent,
     chain: (node) => {
       const names: Array<string> = []
