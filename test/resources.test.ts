@@ -16,6 +16,7 @@ import { Effect, Fiber, Queue } from "effect"
 import { runInNewContext } from "node:vm"
 import { setFlagsFromString } from "node:v8"
 import { ENVELOPE_NS, writeEnvelope } from "../src/domain/Envelope.js"
+import { isThreadId, makeThreadId, ownThreadId, type ThreadId } from "../src/domain/Ids.js"
 import { Listener } from "../src/domain/Listener.js"
 import { Organism } from "../src/domain/Organism.js"
 import { specOf } from "../src/domain/Payload.js"
@@ -129,6 +130,34 @@ describe("backpressure", () => {
           }))
       }))
   }
+})
+
+describe("thread ids", () => {
+  it("fresh ids are distinct canonical UUIDv4s", () => {
+    const ids = Array.from({ length: 100_000 }, makeThreadId)
+    expect(ids.filter((id) => !isThreadId(id))).toEqual([])
+    expect(new Set(ids).size).toBe(ids.length)
+  })
+
+  it("an id kept for a conversation is a flat string: not a rope, not a view into its envelope", () => {
+    const kept = new Map<string, number>()
+    const base = heapAfterGc()
+    for (let i = 0; i < 100_000; i++) kept.set(makeThreadId(), i)
+    // A flat 36-character string and its Map entry: well under 200 bytes (a rope: ≈ 500).
+    expect((heapAfterGc() - base) / kept.size).toBeLessThan(200)
+
+    // Ids read from 1 MiB envelopes: a plain substring keeps each envelope alive.
+    const envelope = (i: number) => Buffer.alloc(1 << 20, 97 + (i % 26)).toString("latin1") + THREAD
+    const retained = (take: (id: ThreadId) => ThreadId) => {
+      const before = heapAfterGc()
+      const ids = Array.from({ length: 16 }, (_, i) => take(envelope(i).slice(-36) as ThreadId))
+      const grown = heapAfterGc() - before
+      expect(ids.every((id) => id === THREAD)).toBe(true)
+      return grown
+    }
+    expect(retained((id) => id)).toBeGreaterThan(8 << 20) // the measurement sees it
+    expect(retained(ownThreadId)).toBeLessThan(1 << 20)
+  })
 })
 
 describe("the thread registry", () => {
