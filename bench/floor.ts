@@ -24,7 +24,7 @@ export const measureFloor = (envelope: Uint8Array, payloadXsd: string, seconds =
   const once = () => {
     const doc = Raw.readDocument(envelope, Raw.hardenedFlags)
     if (Raw.validateDocument(env, doc).length > 0) throw new Error("floor: envelope invalid")
-    Raw.canonicalize(doc)
+    if (Raw.canonicalize(doc)._tag !== "Canonical") throw new Error("floor: no canonical form")
     if (Raw.validateElement(pay, Raw.nthElementChild(Raw.rootElement(doc), 1)).length > 0) {
       throw new Error("floor: payload invalid")
     }

@@ -1,13 +1,16 @@
 /**
- * `npm run bench [NAME…] [--json] [--threads T] [--hops H] [--seconds S]`
+ * `npm run bench [NAME…] [--json] [--threads T] [--hops H] [--listeners L] [--messages M]
+ *  [--live N] [--seconds S]`
  *
  * One JSON line per benchmark with its figures and `ratio_to_floor` (the libxml2 floor
  * measured in the same run divided by the measured throughput: 1.0 means the framework
  * costs nothing beyond libxml2).
  */
 import { Effect } from "effect"
+import { broadcastBench } from "./broadcast.js"
 import { ingressBench } from "./ingress.js"
 import { pingpongBench } from "./pingpong.js"
+import { threadsBench } from "./threads.js"
 
 const argv = process.argv.slice(2)
 const flag = (name: string) => argv.includes(`--${name}`)
@@ -21,13 +24,15 @@ const option = (name: string, fallback: number) => {
   }
   return v
 }
-const valued = new Set(["--threads", "--hops", "--seconds"])
+const valued = new Set(["--threads", "--hops", "--listeners", "--messages", "--live", "--seconds"])
 const names = argv.filter((a, i) => !a.startsWith("--") && !valued.has(argv[i - 1] ?? ""))
 
 const seconds = option("seconds", 2)
 const benches: Record<string, () => Effect.Effect<Record<string, unknown>, unknown>> = {
   ingress: () => ingressBench({ seconds }),
-  pingpong: () => pingpongBench({ threads: option("threads", 50), hops: option("hops", 2000), seconds })
+  pingpong: () => pingpongBench({ threads: option("threads", 50), hops: option("hops", 2000), seconds }),
+  broadcast: () => broadcastBench({ listeners: option("listeners", 100), messages: option("messages", 5000), seconds }),
+  threads: () => threadsBench({ live: option("live", 10_000), seconds })
 }
 
 const unknown = names.filter((n) => !(n in benches))

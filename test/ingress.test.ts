@@ -170,6 +170,13 @@ layer(IngressFixture.layer)("Ingress", (it) => {
         expect(o.envelope.extras).toEqual([`<sig:sig xmlns:sig="urn:sig" a="1" b="2">abc</sig:sig>`])
       }))
 
+    it.effect("the payload's own XML keeps declarations and attributes that follow xmlns=\"\"", () =>
+      Effect.gen(function*() {
+        const xsi = `xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"`
+        const o = accepted(yield* run(env(fullMeta, `<Greeting xmlns="" ${xsi} xsi:noNamespaceSchemaLocation="x.xsd"><Name>W</Name></Greeting>`)))
+        expect(o.envelope.payloadXml).toBe(`<Greeting ${xsi} xsi:noNamespaceSchemaLocation="x.xsd"><Name>W</Name></Greeting>`)
+      }))
+
     it.effect("<, &, ]]> and quotes in meta fields round-trip escaped", () =>
       Effect.gen(function*() {
         const tricky = `a<b & c]]>"d" 'e'`

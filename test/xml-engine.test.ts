@@ -8,7 +8,7 @@ layer(XmlEngine.layer)("XmlEngine", (it) => {
   const c14n = (xml: string) =>
     Effect.gen(function*() {
       const engine = yield* XmlEngine
-      return Either.getOrThrow(engine.withDocument(utf8(xml), { recover: false }, engine.canonicalize))
+      return Either.getOrThrow(Either.flatMap(engine.withDocument(utf8(xml), { recover: false }, engine.canonicalize), (c) => c))
     })
 
   describe("Exclusive C14N", () => {
@@ -71,8 +71,39 @@ layer(XmlEngine.layer)("XmlEngine", (it) => {
         if (Either.isLeft(recovered)) throw new Error("expected a repaired document")
         expect(recovered.right.repaired).toBe(true)
         expect(recovered.right.diagnostics.map(String).join(" ")).toMatch(/1:\d+ .*mismatch/)
-        expect(engine.canonicalize(recovered.right)).toBe(`<r><a>text</a></r>`)
+        expect(engine.canonicalize(recovered.right)).toEqual(Either.right(`<r><a>text</a></r>`))
         engine.release(recovered.right)
+      }))
+
+    it.effect("recovery never changes characters, attributes, entities or namespaces", () =>
+      Effect.gen(function*() {
+        const engine = yield* XmlEngine
+        const refused = [
+          `<r><a>ad\u0000min</a></r>`, // a NUL recovery would drop
+          `<r><a>text</r><b>&#x1b;</b>`, // the strict parse stops before the bad reference
+          `<r><a x="1" x="2"/></r>`, // which x?
+          `<r><p:a>text</p:a></r>`, // an undeclared prefix
+          `<r>&nbsp;</r>` // an entity nothing declares
+        ]
+        for (const xml of refused) {
+          const result = engine.parse(utf8(xml), { recover: true })
+          if (Either.isRight(result)) throw new Error(`repaired ${JSON.stringify(xml)}`)
+          expect(result.left.reason).toBe("malformed")
+          expect(String(result.left.diagnostics[0])).toMatch(/^not repaired/)
+        }
+      }))
+
+    it.effect("<!DOCTYPE quoted in a comment or CDATA is not a DTD: the document is repaired", () =>
+      Effect.gen(function*() {
+        const engine = yield* XmlEngine
+        for (const xml of [`<r><!-- <!DOCTYPE html> --><a>text</r>`, `<r><a><![CDATA[<!DOCTYPE html>]]></r>`]) {
+          const result = engine.parse(utf8(xml), { recover: true })
+          if (Either.isLeft(result)) throw new Error(`${xml}: ${result.left.reason}`)
+          expect(result.right.repaired).toBe(true)
+          engine.release(result.right)
+        }
+        const dtd = engine.parse(utf8(`<!-- x --><!DOCTYPE r [<!ENTITY e "x">]><r>&e;</a>`), { recover: true })
+        expect(Either.isLeft(dtd) && dtd.left.reason).toBe("dtd")
       }))
 
     it.effect("releases every document and schema it hands out", () =>

@@ -161,7 +161,10 @@ const loadListener = (
 
 /** `<Greeting><Name>World</Name></Greeting>` → RawPayload, checked for well-formedness. */
 export const parsePayloadXml = (engine: XmlEngine.Service, xml: string): Either.Either<RawPayload, string> => {
-  const parsed = engine.withDocument(Buffer.from(xml, "utf8"), { recover: false }, (doc) => engine.canonicalize(doc))
+  const parsed = Either.flatMap(
+    engine.withDocument(Buffer.from(xml, "utf8"), { recover: false }, (doc) => engine.canonicalize(doc)),
+    (canonical) => canonical
+  )
   if (Either.isLeft(parsed)) return Either.left(`not well-formed XML: ${parsed.left.diagnostics.map(String).join("; ")}`)
   const root = readCanonical(parsed.right)
   if (root.namespace === ENVELOPE_NS) return Either.left("give the payload element itself, not an envelope")

@@ -15,8 +15,41 @@ const threadIdPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}
 
 export const isThreadId = (s: string): s is ThreadId => s.length === 36 && threadIdPattern.test(s)
 
-/** A fresh thread id. `crypto.randomUUID` yields canonical lowercase v4. */
-export const makeThreadId = (): ThreadId => crypto.randomUUID() as ThreadId
+// Thread ids are Map keys that live as long as their conversation, so they should be flat
+// 36-byte strings. crypto.randomUUID() returns a rope of eight concatenated fragments (about
+// 500 bytes per id while it is kept), and an id read from an envelope is a view that keeps
+// the whole envelope text alive. Ids are therefore written, or copied, in one piece.
+const HEX = new TextEncoder().encode("0123456789abcdef")
+const random = new Uint8Array(16 * 256)
+let used = random.length
+const idBytes = new Uint8Array(36)
+const idEncoder = new TextEncoder()
+const idDecoder = new TextDecoder()
+
+/** A fresh thread id: a canonical lowercase UUIDv4 from the CSPRNG, as a flat string. */
+export const makeThreadId = (): ThreadId => {
+  if (used === random.length) {
+    crypto.getRandomValues(random)
+    used = 0
+  }
+  let o = 0
+  for (let i = 0; i < 16; i++) {
+    let b = random[used + i]!
+    if (i === 6) b = (b & 0x0f) | 0x40 // version 4
+    else if (i === 8) b = (b & 0x3f) | 0x80 // RFC 4122 variant
+    if (i === 4 || i === 6 || i === 8 || i === 10) idBytes[o++] = 0x2d
+    idBytes[o++] = HEX[b >> 4]!
+    idBytes[o++] = HEX[b & 15]!
+  }
+  used += 16
+  return idDecoder.decode(idBytes) as ThreadId
+}
+
+/** The same id as a string of its own (not a view into the envelope it was read from). */
+export const ownThreadId = (id: ThreadId): ThreadId => {
+  idEncoder.encodeInto(id, idBytes)
+  return idDecoder.decode(idBytes) as ThreadId
+}
 
 /**
  * A listener name. Dots are allowed (`system.boot`, `search.google`): chains are lists of

@@ -181,6 +181,20 @@ export class DecodeFailed extends Schema.TaggedError<DecodeFailed>()("DecodeFail
   }
 }
 
+/**
+ * The pipeline itself threw (a libxml2 trap, a bug, a registry Layer that threw): the
+ * message is rejected and recorded instead of taking the pump down with it.
+ */
+export class InternalError extends Schema.TaggedError<InternalError>()("InternalError", {
+  ...common,
+  stage: stage("ingress"),
+  detail: Schema.String
+}) {
+  override get message() {
+    return `internal error while processing the message: ${this.detail}`
+  }
+}
+
 export type IngressError =
   | MessageTooLarge
   | InvalidEncoding
@@ -198,5 +212,6 @@ export type IngressError =
   | UnknownRoute
   | PayloadInvalid
   | DecodeFailed
+  | InternalError
 
 export type IngressErrorKind = IngressError["_tag"]

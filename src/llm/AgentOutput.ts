@@ -137,7 +137,12 @@ export const parseAgentOutput = (
       problems.push(`${region.slice(0, 60)}…: not XML (${parsed.left.diagnostics.map(String).join("; ")})`)
       continue
     }
-    const { canonical, diagnostics, repaired } = parsed.right
+    if (Either.isLeft(parsed.right.canonical)) {
+      problems.push(`${region.slice(0, 60)}…: not canonical XML (${parsed.right.canonical.left.diagnostics.map(String).join("; ")})`)
+      continue
+    }
+    const canonical = parsed.right.canonical.right
+    const { diagnostics, repaired } = parsed.right
     if (repaired) repairs.push(`repaired ${region.slice(0, 40)}…: ${diagnostics.join("; ")}`)
     const root = readCanonical(canonical)
     const inner = childElements(root)

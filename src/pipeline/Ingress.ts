@@ -10,7 +10,7 @@ import { Effect, Either, type Scope } from "effect"
 import type { Diagnostic } from "../domain/Diagnostic.js"
 import { defaultIngressConfig, type IngressConfig } from "../domain/IngressConfig.js"
 import { ENVELOPE_XSD, type Envelope } from "../domain/Envelope.js"
-import type { IngressError, Stage } from "../domain/IngressError.js"
+import { type IngressError, InternalError, type Stage } from "../domain/IngressError.js"
 import { type CompiledSchema, type SchemaCompileError, type XmlDocument, XmlEngine } from "../services/XmlEngine.js"
 import { type AssignedThread, assignThread } from "./stages/assignThread.js"
 import { type Canonical, canonicalize } from "./stages/canonicalize.js"
@@ -77,7 +77,7 @@ export const makeIngress = (
   envelopeSchema: CompiledSchema,
   config: IngressConfig
 ): Ingress => {
-  const run = (input: Uint8Array | string, routes: RouteResolver | undefined): IngressOutcome => {
+  const runUnsafe = (input: Uint8Array | string, routes: RouteResolver | undefined): IngressOutcome => {
     const sized = checkSize(input, config.maxBytes)
     if (Either.isLeft(sized)) return rejected(sized.left)
     const parsed = repair(engine, input, config.recover)
@@ -131,7 +131,7 @@ export const makeIngress = (
    * code of each stage stays hot in the CPU caches instead of being evicted by the next
    * stage's code for every message. Outcomes are in input order.
    */
-  const runBatch = (inputs: ReadonlyArray<Uint8Array | string>, routes: RouteResolver | undefined): Array<IngressOutcome> => {
+  const runBatchUnsafe = (inputs: ReadonlyArray<Uint8Array | string>, routes: RouteResolver | undefined): Array<IngressOutcome> => {
     const n = inputs.length
     const out: Array<IngressOutcome | undefined> = new Array(n)
     const docs: Array<XmlDocument | undefined> = new Array(n)
@@ -201,8 +201,31 @@ export const makeIngress = (
     }
     return out as Array<IngressOutcome>
   }
+
+  // Both are total: whatever throws inside (a trap in the WebAssembly module, a bug in a
+  // stage) becomes an InternalError rejection of the message concerned, never an exception
+  // that would end the pump's inbox fiber.
+  const run = (input: Uint8Array | string, routes: RouteResolver | undefined): IngressOutcome => {
+    try {
+      return runUnsafe(input, routes)
+    } catch (thrown) {
+      return rejected(new InternalError({ diagnostics: [], detail: describeThrown(thrown) }))
+    }
+  }
+  const runBatch = (inputs: ReadonlyArray<Uint8Array | string>, routes: RouteResolver | undefined): Array<IngressOutcome> => {
+    try {
+      return runBatchUnsafe(inputs, routes)
+    } catch {
+      // One message broke the batch: redo them one by one so only that one is rejected.
+      return inputs.map((input) => run(input, routes))
+    }
+  }
   return { config, run, runBatch }
 }
+
+/** A thrown value as one line of text. */
+export const describeThrown = (thrown: unknown): string =>
+  thrown instanceof Error ? `${thrown.name}: ${thrown.message}` : String(thrown)
 
 /** Compiles the envelope XSD (once) and returns the composed ingress. */
 export const Ingress = {

@@ -14,7 +14,7 @@
  * keep per-thread state join here to clean up).
  */
 import { Context, Effect, Layer } from "effect"
-import { type ThreadId, makeThreadId } from "../domain/Ids.js"
+import { makeThreadId, ownThreadId, type ThreadId } from "../domain/Ids.js"
 
 export interface RootThread {
   readonly id: ThreadId
@@ -102,7 +102,7 @@ export const makeThreadRegistry = (): ThreadRegistry.Service => {
 
   return {
     startRoot: (injector, to, id) => {
-      const rootId = id !== undefined && !nodes.has(id) ? id : makeThreadId()
+      const rootId = id !== undefined && !nodes.has(id) ? ownThreadId(id) : makeThreadId()
       const root = {
         id: rootId,
         injector,

@@ -36,6 +36,11 @@ export class XmlParseFailure extends Data.TaggedError("XmlParseFailure")<{
   readonly diagnostics: ReadonlyArray<Diagnostic>
 }> {}
 
+/** A well-formed document that Exclusive C14N cannot represent (e.g. a relative namespace URI). */
+export class XmlCanonicalizeFailure extends Data.TaggedError("XmlCanonicalizeFailure")<{
+  readonly diagnostics: ReadonlyArray<Diagnostic>
+}> {}
+
 /** An XSD that libxml2 refused to compile. */
 export class SchemaCompileError extends Data.TaggedError("SchemaCompileError")<{
   readonly name: string
@@ -83,13 +88,50 @@ const firstInvalidUtf8 = (bytes: Uint8Array): number => {
 
 const DOCTYPE = new TextEncoder().encode("<!DOCTYPE")
 
+// Comments, CDATA sections and processing instructions may quote `<!DOCTYPE` (a model
+// writing about HTML) without declaring anything.
+const QUOTING_MARKUP = /<!--[\s\S]*?(?:-->|$)|<!\[CDATA\[[\s\S]*?(?:\]\]>|$)|<\?[\s\S]*?(?:\?>|$)/g
+
+const hasDoctype = (input: Uint8Array | string): boolean => {
+  const bytes = typeof input === "string" ? undefined : Buffer.from(input.buffer, input.byteOffset, input.byteLength)
+  if (bytes === undefined ? !(input as string).includes("<!DOCTYPE") : bytes.indexOf(DOCTYPE) === -1) return false
+  // Cold path (the strict parse failed): the markup is ASCII, so latin1 is a faithful view.
+  const text = bytes === undefined ? (input as string) : bytes.toString("latin1")
+  return text.replace(QUOTING_MARKUP, "").includes("<!DOCTYPE")
+}
+
 const classify = (input: Uint8Array | string, errors: ReadonlyArray<Raw.RawError>): XmlParseFailure["reason"] => {
   if (errors.some((e) => e.message.includes("Excessive depth"))) return "too-deep"
-  const hasDoctype = typeof input === "string"
-    ? input.includes("<!DOCTYPE")
-    : Buffer.from(input.buffer, input.byteOffset, input.byteLength).indexOf(DOCTYPE) !== -1
-  return hasDoctype ? "dtd" : "malformed"
+  return hasDoctype(input) ? "dtd" : "malformed"
 }
+
+/**
+ * libxml2 errors (xmlParserErrors codes) recovery must not paper over. Recovery may close,
+ * truncate or drop *markup* — the typos a model makes — but for these it would silently
+ * change characters (a NUL dropped turns `ad\0min` into `admin`), pick one of two values of
+ * an attribute, keep an entity reference nothing can resolve, or build a tree that is not
+ * namespace-well-formed (whose "canonical" form is not XML). Each is a place where two
+ * parsers disagree about what a message says, so the message is refused instead.
+ */
+const UNREPAIRABLE: ReadonlySet<number> = new Set([
+  6, // XML_ERR_INVALID_HEX_CHARREF
+  7, // XML_ERR_INVALID_DEC_CHARREF
+  8, // XML_ERR_INVALID_CHARREF
+  9, // XML_ERR_INVALID_CHAR (NUL, control characters, U+FFFE…)
+  26, // XML_ERR_UNDECLARED_ENTITY
+  42, // XML_ERR_ATTRIBUTE_REDEFINED
+  110, // XML_ERR_NAME_TOO_LONG (a limit, like depth)
+  200, // XML_NS_ERR_XML_NAMESPACE
+  201, // XML_NS_ERR_UNDEFINED_NAMESPACE
+  202, // XML_NS_ERR_QNAME
+  203, // XML_NS_ERR_ATTRIBUTE_REDEFINED
+  204, // XML_NS_ERR_EMPTY
+  205 // XML_NS_ERR_COLON
+])
+const unrepairable = (e: Raw.RawError) => UNREPAIRABLE.has(e.code)
+const notRepaired = new Diagnostic({
+  message: "not repaired: recovery would alter characters, attributes, entities or namespaces"
+})
 
 const read = (input: Uint8Array | string, flags: number): Raw.DocPtr =>
   typeof input === "string" ? Raw.readDocumentString(input, flags) : Raw.readDocument(input, flags)
@@ -116,19 +158,28 @@ const parse = (input: Uint8Array | string, options: ParseOptions): Either.Either
     Raw.freeDocument(doc)
     doc = 0 as Raw.DocPtr
     const reason = classify(input, strictErrors)
+    let diagnostics = strictErrors.map(toDiagnostic)
     // Never "repair" around a DTD or a depth bomb: those are refusals, not typos.
     if (options.recover && reason === "malformed") {
-      const recovered = read(input, Raw.hardenedFlags | Raw.ParseFlags.RECOVER)
-      if (recovered !== 0 && Raw.rootElement(recovered) !== 0) {
-        doc = recovered
-        repaired = true
+      if (strictErrors.some(unrepairable)) {
+        diagnostics = [notRepaired, ...diagnostics]
       } else {
-        Raw.freeDocument(recovered)
+        const recovered = read(input, Raw.hardenedFlags | Raw.ParseFlags.RECOVER)
+        // The strict parse stops at the first fatal error; recovery reads on and may meet
+        // what it must not repair further down.
+        const recoveryErrors = Raw.lastErrors()
+        if (recoveryErrors.some(unrepairable)) {
+          Raw.freeDocument(recovered)
+          diagnostics = [notRepaired, ...recoveryErrors.map(toDiagnostic)]
+        } else if (recovered !== 0 && Raw.rootElement(recovered) !== 0) {
+          doc = recovered
+          repaired = true
+        } else {
+          Raw.freeDocument(recovered)
+        }
       }
     }
-    if (doc === 0) {
-      return Either.left(new XmlParseFailure({ reason, diagnostics: strictErrors.map(toDiagnostic) }))
-    }
+    if (doc === 0) return Either.left(new XmlParseFailure({ reason, diagnostics }))
   }
   const notes = strictErrors
   if (Raw.hasInternalSubset(doc)) {
@@ -165,7 +216,7 @@ export declare namespace XmlEngine {
     ) => Either.Either<A, XmlParseFailure>
     readonly release: (doc: XmlDocument) => void
     /** Exclusive C14N 1.0, comments dropped. */
-    readonly canonicalize: (doc: XmlDocument) => string
+    readonly canonicalize: (doc: XmlDocument) => Either.Either<string, XmlCanonicalizeFailure>
     readonly serialize: (doc: XmlDocument, options?: { readonly format?: boolean }) => string
     /** Compiles an XSD once; released when the Scope closes. */
     readonly compileSchema: (name: string, xsd: string) => Effect.Effect<CompiledSchema, SchemaCompileError, Scope.Scope>
@@ -201,7 +252,10 @@ export class XmlEngine extends Context.Tag("xml-organism/XmlEngine")<XmlEngine, 
       release,
       canonicalize: (doc) => {
         checkLive(doc)
-        return Raw.canonicalize(doc.ptr)
+        const result = Raw.canonicalize(doc.ptr)
+        return result._tag === "Canonical"
+          ? Either.right(result.text)
+          : Either.left(new XmlCanonicalizeFailure({ diagnostics: [new Diagnostic({ message: result.message })] }))
       },
       serialize: (doc, options) => {
         checkLive(doc)

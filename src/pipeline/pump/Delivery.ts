@@ -5,12 +5,12 @@
  * answers a waiting request at its injector. Every message ends in exactly one outcome.
  */
 import { Chunk, Duration, Either, Exit } from "effect"
-import type { IngressError } from "../../domain/IngressError.js"
+import { type IngressError, InternalError } from "../../domain/IngressError.js"
 import { GuardTripped, MessageReceived, ThreadCreated } from "../../domain/PumpEvent.js"
 import { RequestFailed } from "../../domain/PumpError.js"
 import { SystemError, SystemErrors } from "../../domain/SystemPayloads.js"
 import type { ThreadNode } from "../../services/ThreadRegistry.js"
-import type { IngressOutcome, Rejected } from "../Ingress.js"
+import { describeThrown, type IngressOutcome, type Rejected } from "../Ingress.js"
 import type { ListenerEntry } from "../Router.js"
 import type { RouteTarget } from "../stages/validatePayload.js"
 import { type InboxItem, type PumpCore, TEXT_LIMIT } from "./Core.js"
@@ -22,6 +22,10 @@ const decoder = new TextDecoder()
 export const makeDelivery = (core: PumpCore, outbox: Outbox, dispatcher: Dispatcher) => {
   const { counts, registry } = core
   let messageSeq = 0
+  // What the item being processed still holds, for the safety net in `processChunk`: the
+  // node it retained (until released) and whether it reached one of its outcomes.
+  let holding: ThreadNode | undefined
+  let settled = false
 
   const bounceFor = (error: IngressError): SystemError => {
     switch (error._tag) {
@@ -58,8 +62,10 @@ export const makeDelivery = (core: PumpCore, outbox: Outbox, dispatcher: Dispatc
       if (!origin.system && origin.senderNode !== undefined && origin.senderNode.parent !== undefined) {
         outbox.sendSystemError(origin.senderNode.name, origin.senderNode, bounceFor(error))
       }
+      holding = undefined
       registry.release(origin.node)
     }
+    settled = true
     core.permitDone(item.permit)
     counts.checkIdle()
   }
@@ -74,7 +80,9 @@ export const makeDelivery = (core: PumpCore, outbox: Outbox, dispatcher: Dispatc
     if (origin !== undefined && !origin.system && origin.senderNode !== undefined && origin.senderNode.parent !== undefined) {
       outbox.sendSystemError(origin.senderNode.name, origin.senderNode, SystemErrors.guard(`Stopped by the ${guard} guard: ${detail}`))
     }
+    holding = undefined
     registry.release(node)
+    settled = true
     core.permitDone(item.permit)
     counts.checkIdle()
   }
@@ -201,7 +209,9 @@ export const makeDelivery = (core: PumpCore, outbox: Outbox, dispatcher: Dispatc
         replies: undefined
       })
     }
+    holding = undefined
     registry.release(node)
+    settled = true
     core.permitDone(item.permit)
     counts.checkIdle()
   }
@@ -213,6 +223,7 @@ export const makeDelivery = (core: PumpCore, outbox: Outbox, dispatcher: Dispatc
     let node: ThreadNode
     if (item.origin !== undefined) {
       node = item.origin.node
+      holding = node
     } else {
       const known = registry.lookup(outcome.thread.thread)
       const to = envelope.to
@@ -226,6 +237,7 @@ export const makeDelivery = (core: PumpCore, outbox: Outbox, dispatcher: Dispatc
         }
       }
       registry.retain(node)
+      holding = node
     }
     deliver(
       item,
@@ -240,11 +252,40 @@ export const makeDelivery = (core: PumpCore, outbox: Outbox, dispatcher: Dispatc
     )
   }
 
+  /**
+   * The safety net: something threw while delivering (a registry Layer, a bug). The message
+   * gets its outcome — an InternalError rejection, unless it had already reached one — and
+   * gives back what it held, so the pump keeps going and the counters still add up.
+   */
+  const salvage = (item: InboxItem, outcome: IngressOutcome, thrown: unknown) => {
+    const node = holding
+    holding = undefined
+    if (!settled) {
+      const seen = outcome._tag === "Rejected"
+        ? outcome.seen
+        : { from: outcome.envelope.from, to: outcome.envelope.to, thread: outcome.thread.thread, payloadTag: outcome.envelope.payloadTag }
+      const error = new InternalError({ diagnostics: [], stage: "dispatch", detail: describeThrown(thrown) })
+      outbox.recordRejection(error.stage, error._tag, error.message, [], { ...seen, payloadType: seen.payloadTag }, outcome.canonical ?? "", node?.root.id ?? null)
+      if (node !== undefined) core.noteProblem(node.root, error.message)
+      core.permitDone(item.permit)
+    }
+    if (node !== undefined) registry.release(node)
+    counts.checkIdle()
+  }
+
   /** A chunk from the inbox: every ingress stage for the whole chunk, then delivery in order. */
   const processChunk = (chunk: Chunk.Chunk<InboxItem>) => {
     const items = Chunk.toReadonlyArray(chunk)
     const outcomes = core.ingress.runBatch(items.map((i) => i.input), core.router)
-    for (let i = 0; i < items.length; i++) processItem(items[i]!, outcomes[i]!)
+    for (let i = 0; i < items.length; i++) {
+      holding = undefined
+      settled = false
+      try {
+        processItem(items[i]!, outcomes[i]!)
+      } catch (thrown) {
+        salvage(items[i]!, outcomes[i]!, thrown)
+      }
+    }
   }
 
   return { processChunk }

@@ -18,18 +18,31 @@ export interface Canonical {
 /**
  * Canonicalize: Exclusive C14N 1.0 without comments — the form signatures are computed
  * over and the form every later stage reads. The configured depth limit is enforced here.
+ * A document C14N cannot represent (a relative namespace URI) is malformed *for us*: it
+ * could never be signed or compared, so it is rejected here rather than passed on.
  */
 export const canonicalize = (
   engine: XmlEngine.Service,
   doc: XmlDocument,
   maxDepth: number
 ): Either.Either<Canonical, TooDeep | MalformedXml> => {
-  const text = engine.canonicalize(doc)
+  const canonical = engine.canonicalize(doc)
+  if (Either.isLeft(canonical)) {
+    return Either.left(
+      new MalformedXml({
+        diagnostics: [diagnostic("no canonical form (Exclusive C14N 1.0)"), ...canonical.left.diagnostics],
+        stage: "canonicalize"
+      })
+    )
+  }
+  const text = canonical.right
   try {
     return Either.right({ doc, text, root: readCanonical(text, maxDepth) })
   } catch (e) {
     if (e instanceof CanonicalDepthError) return Either.left(new TooDeep({ diagnostics: [], limit: e.limit }))
     // Only reachable if libxml2 emitted something that is not canonical XML.
-    return Either.left(new MalformedXml({ diagnostics: [diagnostic(`canonical form unreadable: ${String(e)}`)] }))
+    return Either.left(
+      new MalformedXml({ diagnostics: [diagnostic(`canonical form unreadable: ${String(e)}`)], stage: "canonicalize" })
+    )
   }
 }

@@ -55,8 +55,9 @@ export const extract = (canonical: Canonical): Either.Either<Extracted, NoPayloa
   const undeclare = `<${payload.qname} xmlns="">`
   if (payload.namespace === "" && payloadXml.startsWith(undeclare)) {
     payloadXml = `<${payload.qname}>${payloadXml.slice(undeclare.length)}`
-  } else if (payload.namespace === "" && payloadXml.startsWith(`<${payload.qname} xmlns="" `)) {
-    payloadXml = `<${payload.qname} ${payloadXml.slice(payload.qname.length + 12)}`
+  } else if (payload.namespace === "" && payloadXml.startsWith(`${undeclare.slice(0, -1)} `)) {
+    // Further declarations or attributes follow (`xmlns:xsi="…"`): keep them whole.
+    payloadXml = `<${payload.qname} ${payloadXml.slice(undeclare.length)}`
   }
   const envelope: Envelope = {
     from,

@@ -20,6 +20,8 @@ export type DocPtr = number & { readonly _doc: unique symbol }
 export type NodePtr = number & { readonly _node: unique symbol }
 
 export interface RawError {
+  /** libxml2's xmlParserErrors code (which rule was broken). */
+  readonly code: number
   readonly message: string
   /** 1 warning, 2 error, 3 fatal */
   readonly level: number
@@ -61,6 +63,7 @@ const errorCallback = lib.addFunction((_data: number, err: number) => {
     }
   }
   sink.push({
+    code: lib.getValue(err + 4, "i32"),
     message: readCString(lib.getValue(err + 8, "*")).trim(),
     level: lib.getValue(err + 12, "i32"),
     line: lib.getValue(err + 20, "i32"),
@@ -80,6 +83,26 @@ export const liveHandles = (): { readonly documents: number; readonly schemas: n
 
 /** Bytes of wasm linear memory (grows, never shrinks). */
 export const heapBytes = (): number => lib.HEAPU8.byteLength
+
+/**
+ * Bytes of wasm linear memory in use, to 16 KiB: fills the free space with probe blocks
+ * until the heap has to grow, then frees them. The heap only ever grows, so a leak hides in
+ * its free space until that runs out; this sees it at once. For leak tests (libxml2-wasm
+ * exports no mallinfo); each call grows the heap by one step.
+ */
+export const heapBytesInUse = (): number => {
+  const size = 16384
+  const before = lib.HEAPU8.byteLength
+  const blocks: Array<number> = []
+  while (lib.HEAPU8.byteLength === before) {
+    const p = lib._malloc(size)
+    if (p === 0) break
+    blocks.push(p)
+  }
+  for (const p of blocks) lib._free(p)
+  // The last block is the one that did not fit.
+  return before - Math.max(0, blocks.length - 1) * size
+}
 
 // --- parsing --------------------------------------------------------------------------
 export const ParseFlags = {
@@ -235,20 +258,32 @@ const takeCollected = (): string => {
 
 export const C14N_EXCLUSIVE_1_0 = 1
 
-/** Exclusive C14N 1.0 without comments, as a string. */
-export const canonicalize = (doc: DocPtr): string => {
+export type CanonicalizeResult =
+  | { readonly _tag: "Canonical"; readonly text: string }
+  | { readonly _tag: "Failed"; readonly message: string }
+
+/**
+ * Exclusive C14N 1.0 without comments, as a string. libxml2 refuses some well-formed trees
+ * (a relative namespace URI, an entity reference left by the recovering parser): that is a
+ * property of the input, so it is a result, not an exception.
+ */
+export const canonicalize = (doc: DocPtr): CanonicalizeResult => {
   scratchLength = 0
   const out = lib._xmlOutputBufferCreateIO(collectWrite, collectClose, 0, 0)
   if (out === 0) throw new Error("libxml2: out of memory creating an output buffer")
   let rc = -1
+  lib._xmlResetLastError()
   try {
     rc = lib._xmlC14NExecute(doc, 0, 0, C14N_EXCLUSIVE_1_0, 0, 0, out)
   } finally {
     lib._xmlOutputBufferClose(out)
   }
-  const result = takeCollected()
-  if (rc < 0) throw new Error("libxml2: canonicalization failed")
-  return result
+  const text = takeCollected()
+  if (rc >= 0) return { _tag: "Canonical", text }
+  // C14N reports through libxml2's global "last error", not a context we own.
+  const err = lib._xmlGetLastError()
+  const message = err === 0 ? "" : readCString(lib.getValue(err + 8, "*")).trim()
+  return { _tag: "Failed", message: message === "" ? "canonicalization failed" : message }
 }
 
 // --- serialization ---------------------------------------------------------------------
@@ -340,6 +375,7 @@ export const validateElement = (s: RawSchema, node: NodePtr): ReadonlyArray<RawE
 }
 
 const internalError = (rc: number): RawError => ({
+  code: 1,
   message: `validation failed (libxml2 code ${rc})`,
   level: 2,
   line: 0,
