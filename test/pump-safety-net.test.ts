@@ -30,7 +30,7 @@ const trappingEngine = Layer.effect(
     ...engine,
     parse: (input, options) => {
       const text = typeof input === "string" ? input : new TextDecoder().decode(input)
-      if (text.includes("TRAP")) throw new WebAssembly.RuntimeError("memory access out of bounds")
+      if (text.includes("TRAP")) throw Object.assign(new Error("memory access out of bounds"), { name: "RuntimeError" })
       return engine.parse(input, options)
     }
   }))

@@ -153,20 +153,8 @@ export const makeDispatcher = <R>(
       if (value !== undefined && value !== null) {
         if (isReply(value)) outbox.sendReply(job, value)
         else {
-          const detail = `handler returned ${typeof value === "object" ? (value as object).constructor?.name : typeof value}, not a Reply`
-          if (core.observed()) {
-            core.publish(
-              new HandlerFailed({
-                thread: job.node.id,
-                root: job.node.root.id,
-                time: core.now(),
-                listener: job.entry.listener.name,
-                reason: "invalid-reply",
-                detail
-              }, true)
-            )
-          }
-          core.noteProblem(job.node.root, detail)
+          // A programming error, not a model's: reported, not bounced back to the listener.
+          outbox.reportInvalidReply(job, `handler returned ${typeof value === "object" ? (value as object).constructor?.name : typeof value}, not a Reply`)
         }
       }
       if (core.observed()) {

@@ -138,24 +138,29 @@ export const makeOutbox = (core: PumpCore) => {
     sendSystemError(job.entry.listener.name, job.node, error)
   }
 
-  const encodeOrReport = (job: Job, value: PayloadValue): Encoded | undefined => {
-    const encoded = encodePayload(value)
-    if (Either.isRight(encoded)) return encoded.right
-    const listener = job.entry.listener.name
+  /** A handler's reply the pump cannot send: an event and a note on its conversation. */
+  const reportInvalidReply = (job: Job, detail: string) => {
     if (core.observed()) {
       core.publish(
         new HandlerFailed({
           thread: job.node.id,
           root: job.node.root.id,
           time: core.now(),
-          listener,
+          listener: job.entry.listener.name,
           reason: "invalid-reply",
-          detail: encoded.left
+          detail
         }, true)
       )
     }
-    core.noteProblem(job.node.root, encoded.left)
-    sendSystemError(listener, job.node, SystemErrors.invalid(encoded.left))
+    core.noteProblem(job.node.root, detail)
+  }
+
+  const encodeOrReport = (job: Job, value: PayloadValue): Encoded | undefined => {
+    const encoded = encodePayload(value)
+    if (Either.isRight(encoded)) return encoded.right
+    reportInvalidReply(job, encoded.left)
+    // The listener hears what was wrong (a model can correct itself).
+    sendSystemError(job.entry.listener.name, job.node, SystemErrors.invalid(encoded.left))
     return undefined
   }
 
@@ -264,7 +269,7 @@ export const makeOutbox = (core: PumpCore) => {
       replies: undefined
     }, reply)
 
-  return { encodePayload, send, sendSystem, sendSystemError, recordRejection, sendReply, replyAs }
+  return { encodePayload, send, sendSystem, sendSystemError, recordRejection, reportInvalidReply, sendReply, replyAs }
 }
 
 export type Outbox = ReturnType<typeof makeOutbox>
