@@ -117,6 +117,9 @@ export class OrganismConfig extends Schema.Class<OrganismConfig>("OrganismConfig
   organism: OrganismSection,
   listeners: Schema.Array(ListenerConfig).annotations(expected("a list of listeners")),
   boot: Schema.optional(Schema.Array(BootConfig).annotations(expected("a list of {to, payload} messages"))),
-  /** The models agents call (see LlmConfig). */
-  llm: Schema.optional(LlmConfig)
+  /**
+   * The models agents call (see LlmConfig). Exact: with `LlmConfig | undefined`, every
+   * mistake inside the section would also be reported as "expected undefined" at `llm`.
+   */
+  llm: Schema.optionalWith(LlmConfig, { exact: true })
 }) {}

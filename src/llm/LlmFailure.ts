@@ -56,6 +56,19 @@ const bodyMessage = (body: string | undefined): string | undefined => {
   return body.slice(0, 300)
 }
 
+/** `: why`, from a description or the innermost cause that has a message. */
+const detail = (description: string | undefined, cause: unknown): string => {
+  if (description !== undefined && description !== "") return `: ${description}`
+  let c: unknown = cause
+  let message: string | undefined
+  for (let depth = 0; depth < 5 && c !== null && typeof c === "object"; depth++) {
+    const m = (c as { message?: unknown }).message
+    if (typeof m === "string" && m !== "") message = m
+    c = (c as { cause?: unknown }).cause
+  }
+  return message === undefined ? "" : `: ${message}`
+}
+
 /** Classifies an @effect/ai error; `started` says a stream had produced output before it. */
 export const classify = (error: AiError.AiError, started: boolean, now: number): AttemptFailed => {
   const broke = (message: string, status?: number, retryAfterMs?: number) =>
@@ -72,10 +85,14 @@ export const classify = (error: AiError.AiError, started: boolean, now: number):
         }
         return broke(message, status, retryAfter)
       }
-      return broke(`the response could not be read (${error.reason}${error.description ? `: ${error.description}` : ""})`, status)
+      return broke(`the response was cut short or is not valid JSON (${error.reason}${detail(error.description, undefined)})`, status)
     }
     case "HttpRequestError":
-      return broke(`the request failed (${error.reason}${error.description ? `: ${error.description}` : ""})`)
+      return broke(
+        error.reason === "Transport"
+          ? `the connection failed or was dropped${detail(error.description, error.cause)}`
+          : `the request could not be sent (${error.reason}${detail(error.description, error.cause)})`
+      )
     case "MalformedOutput":
       return broke(`the response is malformed${error.description ? `: ${error.description}` : ""}`)
     case "MalformedInput":

@@ -126,6 +126,8 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
   BudgetRegistry | HttpClient.HttpClient | Scope.Scope
 > {
   const budget = yield* BudgetRegistry
+  // Cooldowns are set in this clock's time; `backends()` reads it outside any Effect.
+  const clock = yield* Effect.clock
   const env = options.env ?? process.env
   const backends: Array<Backend> = []
   for (const [index, b] of config.backends.entries()) {
@@ -405,7 +407,7 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
     complete,
     usage: () => ledger.report(),
     backends: () => {
-      const now = Date.now()
+      const now = clock.unsafeCurrentTimeMillis()
       return backends.map((b) => ({
         name: b.config.name,
         provider: b.provider,
