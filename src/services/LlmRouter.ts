@@ -20,8 +20,7 @@
  * 5. the usage is recorded (per agent, model, backend, with cost) and charged to the budget,
  *    whose warnings come back in the response.
  */
-import type { Response } from "@effect/ai"
-import { Prompt } from "@effect/ai"
+import { Prompt, type Response } from "@effect/ai"
 import type { HttpClient } from "@effect/platform"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { Clock, Context, Duration, Effect, Either, Layer, Random, type Scope, Stream } from "effect"
@@ -267,6 +266,8 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
   type BackendOutcome =
     | { readonly _tag: "done"; readonly completion: Completion; readonly model: string }
     | { readonly _tag: "exhausted" }
+  const done = (completion: Completion, model: string): BackendOutcome => ({ _tag: "done", completion, model })
+  const exhausted: BackendOutcome = { _tag: "exhausted" }
 
   /** Charges what a call used: usage ledger and budget. */
   const charge = (call: Call, b: Backend, model: string, promptTokens: number, completionTokens: number) => {
@@ -301,7 +302,7 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
           }
           yield* b.limiter.settle(reservation, completion.promptTokens + completion.completionTokens)
           b.coolingUntil = 0
-          return { _tag: "done", completion, model } as BackendOutcome
+          return done(completion, model)
         }
         const failure = result.left
         b.failures++
@@ -334,7 +335,7 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
         yield* Effect.sleep(Duration.millis(delay))
       }
       b.coolingUntil = (yield* Clock.currentTimeMillis) + cooldownMs
-      return { _tag: "exhausted" } as BackendOutcome
+      return exhausted
     })
 
   /** The backend counts the request as its load from assignment to the end, waits included. */
