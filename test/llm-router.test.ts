@@ -431,6 +431,7 @@ describe("streams", () => {
         const root = makeThreadId()
         const e = llmError(yield* Effect.exit(router.complete(ask("hi", { stream: true, root }))))
         expect(e.reason).toBe("stream-failed")
+        expect(e.message).toMatch(/cut short|malformed|dropped/)
         expect(e.attempts).toHaveLength(1)
         expect(a.requests()).toHaveLength(1)
         expect(b.requests()).toHaveLength(0)
@@ -456,6 +457,46 @@ describe("streams", () => {
         expect(yield* router.complete(ask("hi", { stream: true }))).toMatchObject({ text: "from b", backend: "b", attempts: 2 })
       }))
   }
+})
+
+describe("the Chat Completions adapter", () => {
+  it.scopedLive("a malformed stream event fails the stream instead of losing its text", () =>
+    Effect.gen(function*() {
+      const a = yield* mock({ responses: [{ text: "aaaabbbbcccc", chunk_size: 4, chunk_delay: "20ms", fault: "malformed", fault_after: 1 }] })
+      const { router } = yield* makeRouter({ ...fast, backends: [chat("a", a)] })
+      const e = llmError(yield* Effect.exit(router.complete(ask("hi", { stream: true }))))
+      expect(e.reason).toBe("stream-failed")
+      expect(e.message).toContain("not valid JSON")
+    }))
+
+  it.scopedLive("a malformed plain body is a backend failure: retried", () =>
+    Effect.gen(function*() {
+      const a = yield* mock({ responses: [{ text: "x", fault: "malformed" }, { text: "whole" }] })
+      const { router } = yield* makeRouter({ ...fast, backends: [chat("a", a)] })
+      expect(yield* router.complete(ask("hi"))).toMatchObject({ text: "whole", attempts: 2 })
+    }))
+
+  it.scopedLive("a compatible server's sparse answer (no logprobs, refusal, usage or id) is read", () =>
+    Effect.gen(function*() {
+      const { createServer } = yield* Effect.promise(() => import("node:http"))
+      const server = createServer((_req, res) => {
+        res.writeHead(200, { "content-type": "application/json" })
+        res.end(JSON.stringify({ choices: [{ message: { role: "assistant", content: "sparse" }, finish_reason: "eos" }] }))
+      })
+      yield* Effect.acquireRelease(
+        Effect.async<void>((resume) => void server.listen(0, "127.0.0.1", () => resume(Effect.void))),
+        () => Effect.async<void>((resume) => void server.close(() => resume(Effect.void)))
+      )
+      const port = (server.address() as import("node:net").AddressInfo).port
+      const { router } = yield* makeRouter({
+        ...fast,
+        backends: [{ name: "l", provider: "llamacpp", base_url: `http://127.0.0.1:${port}/v1`, models: ["local"] }]
+      })
+      const r = yield* router.complete(ask("hello there"))
+      expect(r).toMatchObject({ text: "sparse", finishReason: "other" })
+      // No usage reported: the estimate (4 characters a token) is charged.
+      expect(r.usage).toEqual({ promptTokens: Math.ceil(("You answer in XML.".length + "hello there".length) / 4), completionTokens: 2 })
+    }))
 })
 
 describe("retry delays", () => {

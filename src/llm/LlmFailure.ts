@@ -69,10 +69,13 @@ const detail = (description: string | undefined, cause: unknown): string => {
   return message === undefined ? "" : `: ${message}`
 }
 
-/** Classifies an @effect/ai error; `started` says a stream had produced output before it. */
-export const classify = (error: AiError.AiError, started: boolean, now: number): AttemptFailed => {
+/**
+ * Classifies an @effect/ai error; `started` says a stream had produced output before it, and
+ * `partialText` is what it had delivered.
+ */
+export const classify = (error: AiError.AiError, started: boolean, now: number, partialText?: string): AttemptFailed => {
   const broke = (message: string, status?: number, retryAfterMs?: number) =>
-    new AttemptFailed({ kind: started ? "stream-failed" : "retryable", status, retryAfterMs, message })
+    new AttemptFailed({ kind: started ? "stream-failed" : "retryable", status, retryAfterMs, message, partialText })
   switch (error._tag) {
     case "HttpResponseError": {
       const status = error.response.status

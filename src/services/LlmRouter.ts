@@ -234,12 +234,7 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
             }
           })
         ),
-        Effect.catchAll((e) =>
-          Effect.flatMap(Clock.currentTimeMillis, (now) => {
-            const failure = classify(e, started, now)
-            return Effect.fail(new AttemptFailed({ ...failure, partialText: text }))
-          })
-        ),
+        Effect.catchAll((e) => Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.fail(classify(e, started, now, text)))),
         Effect.timeoutFail({ duration: b.timeout, onTimeout: () => failed(`the stream did not finish within ${Duration.format(b.timeout)}`) }),
         Effect.flatMap((): Effect.Effect<Completion, AttemptFailed> => {
           if (error !== undefined) return Effect.fail(failed(`the provider sent an error in the stream: ${describeStreamError(error.error)}`))
