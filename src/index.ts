@@ -79,3 +79,27 @@ export { TodoClosed, TodoComplete, TodoRegistered, TodoUntil } from "./domain/To
 export { BudgetSeverity, BudgetWarning } from "./domain/BudgetPayloads.js"
 export { MockLlmServer, MockLlmServerError, type RecordedRequest, type RequestOutcome } from "./llm/MockLlmServer.js"
 export { decodeMockScript, loadMockScript, MockScript, MockScriptError, type MockScriptInput } from "./llm/MockScript.js"
+export {
+  type BackendStatus,
+  LlmRouter,
+  type UsageLine,
+  type UsageReport
+} from "./services/LlmRouter.js"
+export {
+  LlmAttempt,
+  LlmConfigError,
+  LlmError,
+  type LlmMessage,
+  type LlmRequest,
+  type LlmResponse,
+  type LlmUsage
+} from "./domain/Llm.js"
+export {
+  LlmBackendConfig,
+  LlmConfig,
+  type LlmConfigInput,
+  LlmPrice,
+  LlmProvider,
+  LlmStrategy
+} from "./domain/LlmConfig.js"
+export * as OpenAiChatLanguageModel from "./llm/OpenAiChatLanguageModel.js"

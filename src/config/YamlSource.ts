@@ -98,7 +98,10 @@ const keysAt = (ast: AST.AST, path: Path): ReadonlyArray<string> => {
     if (cur === undefined) return []
     const u: AST.AST = unwrap(cur)
     if (typeof seg === "number" && u._tag === "TupleType") cur = u.rest[0]?.type
-    else if (typeof seg === "string" && u._tag === "TypeLiteral") cur = u.propertySignatures.find((p) => p.name === seg)?.type
+    else if (typeof seg === "string" && u._tag === "TypeLiteral") {
+      // A record (`prices: {model: {…}}`) is a TypeLiteral whose values are its index signature's.
+      cur = u.propertySignatures.find((p) => p.name === seg)?.type ?? u.indexSignatures[0]?.type
+    }
     else return []
   }
   if (cur === undefined) return []

@@ -8,6 +8,7 @@ import { readFile } from "node:fs/promises"
 import { dirname, resolve } from "node:path"
 import { ENVELOPE_NS } from "../domain/Envelope.js"
 import { type Handler, Listener } from "../domain/Listener.js"
+import type { LlmConfig } from "../domain/LlmConfig.js"
 import { type BootMessage, Organism } from "../domain/Organism.js"
 import { type ListenerConfig, OrganismConfig, type RetryConfig } from "../domain/OrganismConfig.js"
 import type { PayloadType } from "../domain/Payload.js"
@@ -20,7 +21,11 @@ import { decodeSource, type Path, parseYaml, type YamlSource } from "./YamlSourc
 
 export interface LoadedOrganism {
   readonly file: string
+  /** The organism file's directory: relative paths in it (a mock LLM script) start here. */
+  readonly baseDir: string
   readonly config: OrganismConfig
+  /** The decoded `llm:` section, if the file has one (LlmRouter.layer takes it). */
+  readonly llm: LlmConfig | undefined
   readonly organism: Organism<never>
 }
 
@@ -194,7 +199,7 @@ export const loadOrganism = Effect.fn("loadOrganism")(function*(path: string, op
   if (Either.isLeft(parsed)) return yield* fail(path, parsed.left)
   const source = parsed.right
   if (source.value === null || typeof source.value !== "object" || Array.isArray(source.value)) {
-    return yield* fail(path, [source.problem([], "expected a mapping with the keys organism, listeners and (optionally) boot")])
+    return yield* fail(path, [source.problem([], "expected a mapping with the keys organism and listeners (optionally boot and llm)")])
   }
   const decoded = decodeSource(source, OrganismConfig)
   if (Either.isLeft(decoded)) return yield* fail(path, decoded.left)
@@ -286,6 +291,6 @@ export const loadOrganism = Effect.fn("loadOrganism")(function*(path: string, op
       }
     }
   })
-  const loaded: LoadedOrganism = { file, config, organism }
+  const loaded: LoadedOrganism = { file, baseDir, config, llm: config.llm, organism }
   return loaded
 })

@@ -3,24 +3,14 @@
  * Unknown keys are errors (the loader suggests the closest known key). Every field carries a
  * `message` so a wrong value reads as "expected …" rather than as a type dump.
  */
-import { Duration, Either, ParseResult, Schema } from "effect"
+import { Duration, Schema } from "effect"
+import { DurationConfig, expected, integerAtLeast, NonNegativeInt, PositiveInt } from "./ConfigValues.js"
 import type { ConcurrencyClass } from "./Listener.js"
+import { LlmConfig } from "./LlmConfig.js"
 
-const shown = (u: unknown) => (typeof u === "string" ? JSON.stringify(u) : u === undefined ? "nothing" : JSON.stringify(u))
+// Where they always were, for the modules that import them from here.
+export { DurationConfig, NonNegativeInt, parseDuration, PositiveInt } from "./ConfigValues.js"
 
-/** A message that says what was expected and what was found. */
-const expected = (what: string) => ({
-  message: (issue: ParseResult.ParseIssue) =>
-    "actual" in issue ? `expected ${what}, got ${shown(issue.actual)}` : `expected ${what}`
-})
-
-// The message goes on the base type too, so a string where a number belongs reads the same.
-const integer = (what: string, refine: (s: Schema.Schema<number>) => Schema.Schema<number>) =>
-  refine(Schema.Number.annotations(expected(what)).pipe(Schema.int())).annotations(expected(what))
-export const PositiveInt = integer("a positive integer", (s) => s.pipe(Schema.positive()))
-const integerAtLeast = (min: number) =>
-  integer(`an integer of at least ${min}`, (s) => s.pipe(Schema.greaterThanOrEqualTo(min)))
-export const NonNegativeInt = integer("a non-negative integer", (s) => s.pipe(Schema.nonNegative()))
 const Text = Schema.String.annotations(expected("a string"))
 const Flag = Schema.Boolean.annotations(expected("true or false"))
 const Name = Schema.String.annotations(expected("a name")).pipe(Schema.pattern(/^[A-Za-z_][A-Za-z0-9_.:-]*$/), Schema.maxLength(128)).annotations(
@@ -32,48 +22,6 @@ const ModuleRef = Schema.String.pipe(Schema.pattern(/^[^#]+#[A-Za-z_$][\w$]*$/))
 const PayloadRef = Schema.String.pipe(Schema.pattern(/^([^#]+#[A-Za-z_$][\w$]*|[A-Z][A-Za-z0-9]*)$/)).annotations(
   expected("a payload type: ./module.ts#ExportName, or a built-in name such as TextInput")
 )
-
-const units: Record<string, number> = {
-  ms: 1,
-  millis: 1,
-  s: 1000,
-  sec: 1000,
-  seconds: 1000,
-  second: 1000,
-  m: 60_000,
-  min: 60_000,
-  minutes: 60_000,
-  minute: 60_000,
-  h: 3_600_000,
-  hours: 3_600_000,
-  hour: 3_600_000
-}
-
-/** "500ms", "10s", "1.5 minutes", "2h", or a bare number of seconds. */
-export const parseDuration = (input: string | number): Either.Either<Duration.Duration, string> => {
-  if (typeof input === "number") {
-    return Number.isFinite(input) && input >= 0 ? Either.right(Duration.seconds(input)) : Either.left("negative or not finite")
-  }
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]+)?\s*$/i.exec(input)
-  if (m === null) return Either.left("not a duration")
-  const unit = (m[2] ?? "s").toLowerCase()
-  const factor = units[unit]
-  return factor === undefined ? Either.left(`unknown unit "${m[2]}"`) : Either.right(Duration.millis(Number(m[1]) * factor))
-}
-
-export const DurationConfig = Schema.transformOrFail(
-  Schema.Union(Schema.Number, Schema.String).annotations(expected("a duration like 500ms, 10s, 2m, or a number of seconds")),
-  Schema.DurationFromSelf,
-  {
-    strict: true,
-    decode: (input, _, ast) =>
-      Either.mapLeft(
-        parseDuration(input),
-        () => new ParseResult.Type(ast, input, `expected a duration like 500ms, 10s, 2m, or a number of seconds, got ${shown(input)}`)
-      ),
-    encode: (d) => Either.right(Duration.toMillis(d) / 1000)
-  }
-).annotations(expected("a duration like 500ms, 10s, 2m, or a number of seconds"))
 
 export const ConcurrencyConfig = Schema.transform(
   Schema.Union(
@@ -173,5 +121,10 @@ export class BootConfig extends Schema.Class<BootConfig>("BootConfig")({
 export class OrganismConfig extends Schema.Class<OrganismConfig>("OrganismConfig")({
   organism: OrganismSection,
   listeners: Schema.Array(ListenerConfig).annotations(expected("a list of listeners")),
-  boot: Schema.optional(Schema.Array(BootConfig).annotations(expected("a list of {to, payload} messages")))
+  boot: Schema.optional(Schema.Array(BootConfig).annotations(expected("a list of {to, payload} messages"))),
+  /**
+   * The models agents call (see LlmConfig). Exact: with `LlmConfig | undefined`, every
+   * mistake inside the section would also be reported as "expected undefined" at `llm`.
+   */
+  llm: Schema.optionalWith(LlmConfig, { exact: true })
 }) {}

@@ -4,10 +4,34 @@
  * and jitter honouring Retry-After, fallback across backends, per-backend rate limits and
  * concurrency, usage and cost, and the token budget checked before and charged after every
  * call.
+ *
+ * One call, in order:
+ * 1. the conversation's budget is checked (`BudgetExhausted`: no request is sent);
+ * 2. the backends serving the model are ordered by the strategy — backends cooling down
+ *    after a failure go last;
+ * 3. on each backend in turn: wait for its rate limit (a delay, never a failure), take one of
+ *    its concurrency slots for the HTTP exchange only, and send; a retryable failure (429,
+ *    5xx, 408/409, timeout, dropped connection, unreadable body) is retried on the same
+ *    backend after a backoff, up to `retries` times, then the next backend is tried;
+ * 4. a refused request (another 4xx) ends the call at once (`rejected`): the request is wrong,
+ *    not the backend. A stream that breaks after output has started ends it too
+ *    (`stream-failed`): the caller has seen part of an answer that no other backend would
+ *    continue;
+ * 5. the usage is recorded (per agent, model, backend, with cost) and charged to the budget,
+ *    whose warnings come back in the response.
  */
-import { Context, type Effect } from "effect"
-import type { BudgetExhausted } from "./BudgetRegistry.js"
-import type { LlmError, LlmRequest, LlmResponse } from "../domain/Llm.js"
+import { Prompt, type Response } from "@effect/ai"
+import type { HttpClient } from "@effect/platform"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import { Clock, Context, Duration, Effect, Either, Layer, Random, type Scope, Stream } from "effect"
+import { LlmAttempt, LlmConfigError, LlmError, type LlmRequest, type LlmResponse } from "../domain/Llm.js"
+import type { LlmBackendConfig, LlmConfig, LlmProvider } from "../domain/LlmConfig.js"
+import { type BackendConnection, connectBackend } from "../llm/LlmBackend.js"
+import { AttemptFailed, classify, describeStreamError } from "../llm/LlmFailure.js"
+import { makeRateLimiter, type RateLimiter } from "../llm/RateLimiter.js"
+import { retryDelayMillis } from "../llm/RetryDelay.js"
+import { makeUsageLedger } from "../llm/UsageLedger.js"
+import { type BudgetExhausted, BudgetRegistry } from "./BudgetRegistry.js"
 
 export interface UsageLine {
   readonly requests: number
@@ -27,10 +51,18 @@ export interface BackendStatus {
   readonly name: string
   readonly provider: string
   readonly models: ReadonlyArray<string>
-  /** Requests in flight now. */
+  /** Requests in flight now (HTTP exchanges under way). */
   readonly inFlight: number
+  /** Requests assigned to it that wait: for its rate limit, a concurrency slot, or a retry's backoff. */
+  readonly waiting: number
+  /** False while it cools down after a failure (the strategies try it last). */
+  readonly healthy: boolean
+  /** HTTP requests sent. */
   readonly requests: number
+  /** Requests that failed. */
   readonly failures: number
+  /** Where its requests go (for a mock backend: the server the router started). */
+  readonly baseUrl: string
 }
 
 export declare namespace LlmRouter {
@@ -41,6 +73,369 @@ export declare namespace LlmRouter {
     readonly usage: () => UsageReport
     readonly backends: () => ReadonlyArray<BackendStatus>
   }
+
+  export interface Options {
+    /** The organism file's directory: a mock backend's `script` is relative to it. */
+    readonly baseDir: string
+    /** Where API keys are looked up (default: process.env). */
+    readonly env?: Readonly<Record<string, string | undefined>> | undefined
+  }
 }
 
-export class LlmRouter extends Context.Tag("xml-organism/LlmRouter")<LlmRouter, LlmRouter.Service>() {}
+/** A backend at run time: its connection, limits and counters. */
+interface Backend {
+  readonly config: LlmBackendConfig
+  readonly index: number
+  readonly provider: LlmProvider
+  readonly connection: BackendConnection
+  readonly limiter: RateLimiter
+  readonly semaphore: Effect.Semaphore | undefined
+  readonly retries: number
+  readonly timeout: Duration.Duration
+  /** Requests assigned to it now, whatever they are doing (the least-loaded measure). */
+  assigned: number
+  inFlight: number
+  requests: number
+  failures: number
+  /** Epoch ms until which it is passed over; 0 when healthy. */
+  coolingUntil: number
+}
+
+/** What one successful request produced. */
+interface Completion {
+  readonly text: string
+  readonly promptTokens: number
+  readonly completionTokens: number
+  readonly finishReason: string
+}
+
+/** About four characters per token: the estimate for rate limits and missing usage figures. */
+const estimateTokens = (chars: number) => Math.ceil(chars / 4)
+
+const byPriority = (a: Backend, b: Backend): number => {
+  // Lower first; backends without a priority after every numbered one, in file order.
+  const pa = a.config.priority ?? Number.POSITIVE_INFINITY
+  const pb = b.config.priority ?? Number.POSITIVE_INFINITY
+  return pa < pb ? -1 : pa > pb ? 1 : a.index - b.index
+}
+
+const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: LlmRouter.Options): Effect.fn.Return<
+  LlmRouter.Service,
+  LlmConfigError,
+  BudgetRegistry | HttpClient.HttpClient | Scope.Scope
+> {
+  const budget = yield* BudgetRegistry
+  // Cooldowns are set in this clock's time; `backends()` reads it outside any Effect.
+  const clock = yield* Effect.clock
+  const env = options.env ?? process.env
+  const backends: Array<Backend> = []
+  for (const [index, b] of config.backends.entries()) {
+    const connection = yield* connectBackend(b, { baseDir: options.baseDir, env })
+    backends.push({
+      config: b,
+      index,
+      provider: b.provider,
+      connection,
+      limiter: yield* makeRateLimiter({ requestsPerMinute: b.rate_limit_rpm, tokensPerMinute: b.rate_limit_tpm }),
+      semaphore: b.max_concurrent === undefined ? undefined : yield* Effect.makeSemaphore(b.max_concurrent),
+      retries: b.retries ?? config.retries,
+      timeout: b.timeout ?? config.timeout,
+      assigned: 0,
+      inFlight: 0,
+      requests: 0,
+      failures: 0,
+      coolingUntil: 0
+    })
+  }
+  const ledger = makeUsageLedger(config.prices)
+  const baseMs = Duration.toMillis(config.backoff_base)
+  const maxMs = Duration.toMillis(config.backoff_max)
+  const retryAfterMaxMs = Duration.toMillis(config.retry_after_max)
+  const cooldownMs = Duration.toMillis(config.cooldown)
+  let turn = 0
+
+  /** The order to try the candidates in: the strategy's among healthy ones, then the rest. */
+  const order = (candidates: ReadonlyArray<Backend>, now: number): Array<Backend> => {
+    const healthy = candidates.filter((b) => b.coolingUntil <= now).sort(byPriority)
+    const cooling = candidates.filter((b) => b.coolingUntil > now).sort((a, b) => a.coolingUntil - b.coolingUntil || byPriority(a, b))
+    let first: Array<Backend> = healthy
+    if (healthy.length > 1) {
+      if (config.strategy === "round-robin") {
+        const start = turn++ % healthy.length
+        first = [...healthy.slice(start), ...healthy.slice(0, start)]
+      } else if (config.strategy === "least-loaded") {
+        // A stable sort: equal loads keep the priority order.
+        first = [...healthy].sort((a, b) => a.assigned - b.assigned)
+      }
+    }
+    return [...first, ...cooling]
+  }
+
+  /** One HTTP exchange, plain: the whole answer or a failure. */
+  const generate = (b: Backend, model: string, prompt: Prompt.Prompt, maxOutputTokens: number) =>
+    b.connection.generateText(model, prompt, maxOutputTokens).pipe(
+      Effect.map((r): Completion => ({
+        text: r.text,
+        promptTokens: r.usage.inputTokens ?? -1,
+        completionTokens: r.usage.outputTokens ?? -1,
+        finishReason: r.finishReason
+      })),
+      Effect.catchAll((e) => Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.fail(classify(e, false, now)))),
+      Effect.timeoutFail({
+        duration: b.timeout,
+        onTimeout: () =>
+          new AttemptFailed({
+            kind: "retryable",
+            status: undefined,
+            retryAfterMs: undefined,
+            message: `no answer within ${Duration.format(b.timeout)}`
+          })
+      })
+    )
+
+  /**
+   * One HTTP exchange, streamed and gathered. The stream has started once a
+   * `response-metadata` or `text-delta` part arrived; a failure after that is `stream-failed`.
+   * A stream that ends with an `error` part, or without a `finish` part, has failed: the
+   * clients end some broken streams successfully.
+   */
+  const stream = (b: Backend, model: string, prompt: Prompt.Prompt, maxOutputTokens: number) =>
+    Effect.suspend(() => {
+      let started = false
+      let text = ""
+      let finish: Response.FinishPart | undefined
+      let error: { readonly error: unknown } | undefined
+      const failed = (message: string) =>
+        new AttemptFailed({
+          kind: started ? "stream-failed" : "retryable",
+          status: undefined,
+          retryAfterMs: undefined,
+          message,
+          partialText: text
+        })
+      return b.connection.streamText(model, prompt, maxOutputTokens).pipe(
+        Stream.takeUntil((part) => part.type === "error"),
+        Stream.runForEach((part) =>
+          Effect.sync(() => {
+            switch (part.type) {
+              case "response-metadata":
+                started = true
+                break
+              case "text-delta":
+                started = true
+                text += part.delta
+                break
+              case "finish":
+                finish = part
+                break
+              case "error":
+                error = { error: part.error }
+                break
+            }
+          })
+        ),
+        Effect.catchAll((e) => Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.fail(classify(e, started, now, text)))),
+        Effect.timeoutFail({ duration: b.timeout, onTimeout: () => failed(`the stream did not finish within ${Duration.format(b.timeout)}`) }),
+        Effect.flatMap((): Effect.Effect<Completion, AttemptFailed> => {
+          if (error !== undefined) return Effect.fail(failed(`the provider sent an error in the stream: ${describeStreamError(error.error)}`))
+          if (finish === undefined) return Effect.fail(failed("the stream ended without finishing"))
+          return Effect.succeed({
+            text,
+            promptTokens: finish.usage.inputTokens ?? -1,
+            completionTokens: finish.usage.outputTokens ?? -1,
+            finishReason: finish.reason
+          })
+        })
+      )
+    })
+
+  interface Call {
+    readonly request: LlmRequest
+    readonly prompt: Prompt.Prompt
+    readonly promptChars: number
+    readonly maxOutputTokens: number
+    readonly stream: boolean
+    readonly attempts: Array<LlmAttempt>
+  }
+
+  type BackendOutcome =
+    | { readonly _tag: "done"; readonly completion: Completion; readonly model: string }
+    | { readonly _tag: "exhausted" }
+  const done = (completion: Completion, model: string): BackendOutcome => ({ _tag: "done", completion, model })
+  const exhausted: BackendOutcome = { _tag: "exhausted" }
+
+  /** Charges what a call used: usage ledger and budget. */
+  const charge = (call: Call, b: Backend, model: string, promptTokens: number, completionTokens: number) => {
+    const costUsd = ledger.record({ agent: call.request.agent, model, backend: b.config.name, promptTokens, completionTokens })
+    const warnings = budget.consume(call.request.root, call.request.agent, { promptTokens, completionTokens, model })
+    return { costUsd, warnings }
+  }
+
+  /** Every attempt on one backend: its retries, each after a backoff. */
+  const onBackend = (b: Backend, model: string, call: Call) =>
+    Effect.gen(function*() {
+      const estimate = estimateTokens(call.promptChars) + call.maxOutputTokens
+      for (let retry = 0;; retry++) {
+        const reservation = yield* b.limiter.acquire(estimate)
+        const exchange = Effect.gen(function*() {
+          b.inFlight++
+          b.requests++
+          return yield* (call.stream ? stream : generate)(b, model, call.prompt, call.maxOutputTokens).pipe(
+            Effect.ensuring(Effect.sync(() => void b.inFlight--))
+          )
+        })
+        // The slot is held for the HTTP exchange alone: not while waiting for the rate limit
+        // (above) nor during a backoff (below).
+        const result = yield* Effect.either(b.semaphore === undefined ? exchange : b.semaphore.withPermits(1)(exchange))
+        if (Either.isRight(result)) {
+          const c = result.right
+          const completion: Completion = {
+            ...c,
+            // A provider that reports no usage is charged the estimate.
+            promptTokens: c.promptTokens >= 0 ? c.promptTokens : estimateTokens(call.promptChars),
+            completionTokens: c.completionTokens >= 0 ? c.completionTokens : estimateTokens(c.text.length)
+          }
+          yield* b.limiter.settle(reservation, completion.promptTokens + completion.completionTokens)
+          b.coolingUntil = 0
+          return done(completion, model)
+        }
+        const failure = result.left
+        b.failures++
+        call.attempts.push(
+          new LlmAttempt({
+            backend: b.config.name,
+            model,
+            ...(failure.status !== undefined ? { status: failure.status } : {}),
+            error: failure.message
+          })
+        )
+        if (failure.kind === "stream-failed") {
+          // Tokens were spent on the part that arrived: charged as estimated.
+          const spent = estimateTokens(call.promptChars) + estimateTokens(failure.partialText?.length ?? 0)
+          yield* b.limiter.settle(reservation, spent)
+          charge(call, b, model, estimateTokens(call.promptChars), estimateTokens(failure.partialText?.length ?? 0))
+          return yield* failure
+        }
+        yield* b.limiter.settle(reservation, 0)
+        if (failure.kind === "rejected") return yield* failure
+        if (retry >= b.retries) break
+        const delay = retryDelayMillis({
+          retry: retry + 1,
+          baseMs,
+          maxMs,
+          retryAfterMs: failure.retryAfterMs,
+          retryAfterMaxMs,
+          random: yield* Random.next
+        })
+        yield* Effect.sleep(Duration.millis(delay))
+      }
+      b.coolingUntil = (yield* Clock.currentTimeMillis) + cooldownMs
+      return exhausted
+    })
+
+  /** The backend counts the request as its load from assignment to the end, waits included. */
+  const assigned = (b: Backend, model: string, call: Call) =>
+    Effect.suspend(() => {
+      b.assigned++
+      return onBackend(b, model, call).pipe(Effect.ensuring(Effect.sync(() => void b.assigned--)))
+    })
+
+  const summary = (attempts: ReadonlyArray<LlmAttempt>) =>
+    attempts.map((a) => `${a.backend} (${a.model}): ${a.error}`).join("; ")
+
+  const complete = Effect.fn("LlmRouter.complete")(function*(request: LlmRequest) {
+    yield* budget.check(request.root, request.agent)
+    const candidates = backends.filter((b) => request.model === undefined || b.config.models.includes(request.model))
+    if (candidates.length === 0) {
+      const served = backends.map((b) => `${b.config.name}: ${b.config.models.join(", ")}`).join("; ")
+      return yield* new LlmError({
+        reason: "no-backend",
+        message: `no backend serves model "${request.model}" (${served})`,
+        attempts: []
+      })
+    }
+    const raw: Array<Prompt.MessageEncoded> = []
+    if (request.system !== "") raw.push({ role: "system", content: request.system })
+    for (const m of request.messages) raw.push({ role: m.role, content: m.content })
+    const call: Call = {
+      request,
+      prompt: Prompt.make(raw),
+      promptChars: request.system.length + request.messages.reduce((n, m) => n + m.content.length, 0),
+      maxOutputTokens: request.maxOutputTokens ?? config.max_output_tokens,
+      stream: request.stream ?? config.stream,
+      attempts: []
+    }
+    for (const b of order(candidates, yield* Clock.currentTimeMillis)) {
+      const model = request.model ?? b.config.models[0]!
+      const outcome = yield* assigned(b, model, call).pipe(
+        Effect.catchTag("AttemptFailed", (failure) =>
+          new LlmError({
+            reason: failure.kind === "rejected" ? "rejected" : "stream-failed",
+            message: failure.kind === "rejected"
+              ? `backend ${b.config.name} refused the request (not retried elsewhere): ${failure.message}`
+              : `the stream from backend ${b.config.name} broke after output had started (not retried): ${failure.message}`,
+            attempts: call.attempts
+          }))
+      )
+      if (outcome._tag === "exhausted") continue
+      const c = outcome.completion
+      const { costUsd, warnings } = charge(call, b, outcome.model, c.promptTokens, c.completionTokens)
+      const response: LlmResponse = {
+        text: c.text,
+        usage: { promptTokens: c.promptTokens, completionTokens: c.completionTokens },
+        model: outcome.model,
+        backend: b.config.name,
+        costUsd,
+        finishReason: c.finishReason,
+        warnings,
+        attempts: call.attempts.length + 1
+      }
+      return response
+    }
+    return yield* new LlmError({
+      reason: "unavailable",
+      message: `every backend failed: ${summary(call.attempts)}`,
+      attempts: call.attempts
+    })
+  })
+
+  const service: LlmRouter.Service = {
+    complete,
+    usage: () => ledger.report(),
+    backends: () => {
+      const now = clock.unsafeCurrentTimeMillis()
+      return backends.map((b) => ({
+        name: b.config.name,
+        provider: b.provider,
+        models: b.config.models,
+        inFlight: b.inFlight,
+        waiting: b.assigned - b.inFlight,
+        healthy: b.coolingUntil <= now,
+        requests: b.requests,
+        failures: b.failures,
+        baseUrl: b.connection.baseUrl
+      }))
+    }
+  }
+  return service
+})
+
+export class LlmRouter extends Context.Tag("xml-organism/LlmRouter")<LlmRouter, LlmRouter.Service>() {
+  /**
+   * Connects every backend (starting mock servers), in the caller's scope. Takes the
+   * HttpClient from context: `layer` provides undici's.
+   */
+  static readonly make: (
+    config: LlmConfig,
+    options: LlmRouter.Options
+  ) => Effect.Effect<LlmRouter.Service, LlmConfigError, BudgetRegistry | HttpClient.HttpClient | Scope.Scope> = make
+
+  /**
+   * The router over its own undici HTTP client (`NodeHttpClient.layerUndici`): with
+   * node:http, a connection dropped mid-stream leaves the stream hanging forever, which no
+   * retry policy can recover from. Fails with LlmConfigError when a backend cannot start (a
+   * missing API key, a mock script that does not load).
+   */
+  static readonly layer = (config: LlmConfig, options: LlmRouter.Options): Layer.Layer<LlmRouter, LlmConfigError, BudgetRegistry> =>
+    Layer.scoped(LlmRouter, make(config, options)).pipe(Layer.provide(NodeHttpClient.layerUndici))
+}

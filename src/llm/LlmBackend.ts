@@ -1,0 +1,155 @@
+/**
+ * One configured backend, connected: its provider's client (base URL, API key) and a
+ * `LanguageModel` per model it serves, built once in the router's scope and shared by every
+ * request. Which @effect/ai model speaks for which wire format:
+ * - `responses`: `OpenAiLanguageModel` (OpenAI's Responses API);
+ * - `chat`: `OpenAiChatLanguageModel` (Chat Completions, the OpenAI-compatible servers);
+ * - `anthropic`: `AnthropicLanguageModel` (Messages).
+ * A `mock` backend is a MockLlmServer started here, on a free loopback port, for as long as
+ * the scope lasts, and spoken to with one of the above.
+ */
+import { type AiError, LanguageModel, type Prompt, type Response } from "@effect/ai"
+import { AnthropicClient, AnthropicLanguageModel } from "@effect/ai-anthropic"
+import { OpenAiClient, OpenAiLanguageModel } from "@effect/ai-openai"
+import type { HttpClient } from "@effect/platform"
+import { Effect, Redacted, type Scope, Stream } from "effect"
+import { resolve } from "node:path"
+import { LlmConfigError } from "../domain/Llm.js"
+import { type LlmBackendConfig, type LlmWire, providerInfo } from "../domain/LlmConfig.js"
+import { MockLlmServer } from "./MockLlmServer.js"
+import { loadMockScript } from "./MockScript.js"
+import * as OpenAiChatLanguageModel from "./OpenAiChatLanguageModel.js"
+
+export interface BackendConnection {
+  readonly wire: LlmWire
+  /** Where requests go (for a mock: the server it started). */
+  readonly baseUrl: string
+  readonly generateText: (
+    model: string,
+    prompt: Prompt.Prompt,
+    maxOutputTokens: number
+  ) => Effect.Effect<LanguageModel.GenerateTextResponse<{}>, AiError.AiError>
+  readonly streamText: (
+    model: string,
+    prompt: Prompt.Prompt,
+    maxOutputTokens: number
+  ) => Stream.Stream<Response.StreamPart<{}>, AiError.AiError>
+}
+
+export interface ConnectOptions {
+  /** The organism file's directory: a mock's `script` is relative to it. */
+  readonly baseDir: string
+  /** Where API keys are read (process.env by default). */
+  readonly env: Readonly<Record<string, string | undefined>>
+}
+
+const wireOf = (b: LlmBackendConfig): LlmWire =>
+  b.provider === "mock"
+    ? b.wire === "anthropic" ? "anthropic" : b.api === "chat" ? "chat" : "responses"
+    : b.provider === "openai"
+    ? b.api === "chat" ? "chat" : "responses"
+    : providerInfo[b.provider].wire
+
+/** A missing key fails the start, naming the variable: better than a 401 on the first call. */
+const apiKeyOf = (b: LlmBackendConfig, env: ConnectOptions["env"]): Effect.Effect<Redacted.Redacted | undefined, LlmConfigError> => {
+  const info = providerInfo[b.provider]
+  const variable = b.api_key_env ?? info.keyEnv
+  if (variable === undefined) return Effect.succeed(undefined)
+  const value = env[variable]
+  if (value !== undefined && value !== "") return Effect.succeed(Redacted.make(value))
+  // A key named explicitly is wanted; a provider's default variable only when it needs one.
+  if (b.api_key_env === undefined && !info.keyRequired) return Effect.succeed(undefined)
+  return Effect.fail(
+    new LlmConfigError({
+      backend: b.name,
+      message: `backend "${b.name}" (${b.provider}): the environment variable ${variable} that should hold its API key is not set`
+    })
+  )
+}
+
+/** Starts the mock server of a `mock` backend; its base URLs. */
+const startMock = (b: LlmBackendConfig, baseDir: string) =>
+  Effect.gen(function*() {
+    const script = b.script === undefined ? undefined : yield* loadMockScript(resolve(baseDir, b.script))
+    return yield* MockLlmServer.make({ script })
+  }).pipe(
+    Effect.mapError((e) =>
+      new LlmConfigError({
+        backend: b.name,
+        message: e._tag === "MockScriptError"
+          ? `backend "${b.name}": the mock script cannot be used:\n${e.message}`
+          : `backend "${b.name}": the mock server cannot start: ${e.message}`
+      })
+    )
+  )
+
+const trimSlash = (url: string) => url.replace(/\/+$/, "")
+
+export const connectBackend = Effect.fn("LlmBackend.connect")(function*(b: LlmBackendConfig, options: ConnectOptions): Effect.fn.Return<
+  BackendConnection,
+  LlmConfigError,
+  HttpClient.HttpClient | Scope.Scope
+> {
+  const wire = wireOf(b)
+  const apiKey = yield* apiKeyOf(b, options.env)
+  let baseUrl: string
+  if (b.provider === "mock") {
+    const server = yield* startMock(b, options.baseDir)
+    baseUrl = wire === "anthropic" ? server.url : server.openAiUrl
+  } else {
+    // The schema requires base_url where the provider has no default.
+    baseUrl = trimSlash(b.base_url ?? providerInfo[b.provider].baseUrl ?? "")
+  }
+
+  const models = new Map<string, LanguageModel.Service>()
+  let withLimit: {
+    readonly effect: <A, E, R>(self: Effect.Effect<A, E, R>, n: number) => Effect.Effect<A, E, R>
+    readonly stream: <A, E, R>(self: Stream.Stream<A, E, R>, n: number) => Stream.Stream<A, E, R>
+  }
+  if (wire === "anthropic") {
+    const client = yield* AnthropicClient.make({ apiUrl: baseUrl, apiKey })
+    for (const model of b.models) {
+      models.set(model, yield* Effect.provideService(AnthropicLanguageModel.make({ model }), AnthropicClient.AnthropicClient, client))
+    }
+    withLimit = {
+      effect: (self, n) => AnthropicLanguageModel.withConfigOverride(self, { max_tokens: n }),
+      stream: (self, n) => self.pipe(Stream.provideService(AnthropicLanguageModel.Config, { max_tokens: n }))
+    }
+  } else {
+    const client = yield* OpenAiClient.make({ apiUrl: baseUrl, apiKey })
+    for (const model of b.models) {
+      const make = wire === "responses" ? OpenAiLanguageModel.make({ model }) : OpenAiChatLanguageModel.make({ model })
+      models.set(model, yield* Effect.provideService(make, OpenAiClient.OpenAiClient, client))
+    }
+    if (wire === "responses") {
+      withLimit = {
+        effect: (self, n) => OpenAiLanguageModel.withConfigOverride(self, { max_output_tokens: n }),
+        stream: (self, n) => self.pipe(Stream.provideService(OpenAiLanguageModel.Config, { max_output_tokens: n }))
+      }
+    } else {
+      // OpenAI itself deprecated max_tokens for max_completion_tokens; the compatible servers read max_tokens.
+      const field = b.provider === "openai" ? "max_completion_tokens" : "max_tokens"
+      withLimit = {
+        effect: (self, n) => OpenAiChatLanguageModel.withConfigOverride({ [field]: n })(self),
+        stream: (self, n) => self.pipe(Stream.provideService(OpenAiChatLanguageModel.Config, { [field]: n }))
+      }
+    }
+  }
+
+  const modelOf = (model: string): LanguageModel.Service => {
+    const lm = models.get(model)
+    // The router only asks a backend for the models it lists.
+    if (lm === undefined) throw new Error(`backend "${b.name}" does not serve model "${model}"`)
+    return lm
+  }
+
+  const connection: BackendConnection = {
+    wire,
+    baseUrl,
+    generateText: (model, prompt, maxOutputTokens) =>
+      withLimit.effect(Effect.suspend(() => modelOf(model).generateText({ prompt })), maxOutputTokens),
+    streamText: (model, prompt, maxOutputTokens) =>
+      withLimit.stream(Stream.suspend(() => modelOf(model).streamText({ prompt })), maxOutputTokens)
+  }
+  return connection
+})
