@@ -19,9 +19,9 @@ interface Run {
   readonly stderr: string
 }
 
-const organism = (args: ReadonlyArray<string>, input?: string): Promise<Run> =>
+const organism = (args: ReadonlyArray<string>, input?: string, env: NodeJS.ProcessEnv = process.env): Promise<Run> =>
   new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], { cwd: root, stdio: ["pipe", "pipe", "pipe"] })
+    const child = spawn(process.execPath, [bin, ...args], { cwd: root, env, stdio: ["pipe", "pipe", "pipe"] })
     let stdout = ""
     let stderr = ""
     child.stdout.on("data", (d) => (stdout += d))
@@ -166,6 +166,37 @@ describe("organism run", () => {
     expect(r.stdout).toMatch(/rejected at validate-payload \(UnknownRoute\)/)
     const lenient = await organism(["run", hello, "--until-idle", "--send", "nobody=<Greeting><Name>x</Name></Greeting>"])
     expect(lenient.code).toBe(0)
+  })
+
+  it("runs the LLM agents example on its scripted mock model, with no API key", async () => {
+    const { OPENAI_API_KEY: _o, ANTHROPIC_API_KEY: _a, ...env } = process.env
+    const r = await organism(["run", "examples/agents/organism.yaml", "--until-idle", "--strict"], undefined, env)
+    expect(r.stderr).toBe("")
+    expect(r.code).toBe(0)
+    expect(r.stdout).toMatch(/coordinator → researcher: <ResearchRequest><Topic>XML envelopes<\/Topic><\/ResearchRequest>/)
+    expect(r.stdout).toMatch(/writer → coordinator: <Draft><Title>XML envelopes, explained<\/Title>/)
+    expect(r.stdout).toMatch(/coordinator ⇐ The writer delivered/)
+    expect(r.stdout).toMatch(/agents: 7 injected, 7 delivered, 0 rejected, 0 stopped by guards, 6 handler invocations; models: 5 calls, \d+ prompt \+ \d+ completion tokens/)
+  })
+
+  it("a model backend whose API key is not set: named, exit 2, before anything runs", async () => {
+    const { OPENAI_API_KEY: _o, ...env } = process.env
+    const r = await organism(["run", file("keyless.yaml", `organism:
+  name: keyless
+llm:
+  backends:
+    - name: cloud
+      provider: openai
+      models: [gpt-4o-mini]
+listeners:
+  - name: helper
+    agent: true
+    payload: TextInput
+    prompt: Help.
+`), "--until-idle"], undefined, env)
+    expect(r.code).toBe(2)
+    expect(r.stderr).toMatch(/keyless\.yaml: llm: backend "cloud" \(openai\): .*OPENAI_API_KEY .*not set/)
+    expect(r.stdout).toBe("")
   })
 
   it("a broken organism file: every problem with file and line, exit 2", async () => {

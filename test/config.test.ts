@@ -7,6 +7,7 @@ import { loadOrganism } from "../src/config/loadOrganism.js"
 import { Pump } from "../src/pipeline/Pump.js"
 import { XmlEngine } from "../src/services/XmlEngine.js"
 import { Question } from "./fixtures/modules.js"
+import { layerWithoutModels } from "./support/pump.js"
 
 const dir = mkdtempSync(join(tmpdir(), "organism-config-"))
 const modules = relative(dir, join(__dirname, "fixtures", "modules.ts"))
@@ -44,7 +45,7 @@ describe("YAML organisms", () => {
       const reply = yield* Effect.scoped(Effect.flatMap(Pump.make(organism), (pump) =>
         pump.request("oracle", new Question({ text: "why" }))))
       expect((reply as { text: string }).text).toBe("you asked: why")
-    }).pipe(Effect.provide(Pump.layerServices)))
+    }).pipe(Effect.provide(layerWithoutModels)))
 
   it.effect("a missing file", () =>
     Effect.gen(function*() {
@@ -138,10 +139,19 @@ boot:
       expect(p!.message).toMatch(/missing required key "handler" \(only an LLM agent/)
       const [q] = yield* problems(write("noprompt.yaml", noHandler("    agent: true\n")))
       expect(q!.message).toMatch(/needs a "prompt"/)
-      const { organism } = yield* loadOrganism(write("llm.yaml", noHandler("    agent: true\n    prompt: Be brief.\n    model: gpt-4o\n")))
+      const agent = noHandler("    agent: true\n    prompt: Be brief.\n    model: gpt-4o\n")
+      const [r] = yield* problems(write("nomodels.yaml", agent))
+      expect(r).toMatchObject({ line: 4, key: `listeners[0] "bot"` })
+      expect(r!.message).toMatch(/LLM agent .* needs the file's llm: section/)
+      const { organism } = yield* loadOrganism(
+        write("llm.yaml", `${agent}llm:\n  backends:\n    - name: local\n      provider: mock\n      models: [gpt-4o]\n`)
+      )
       const bot = organism.listeners.find((l) => l.name === "bot")!
       expect(bot.llm).toEqual({ model: "gpt-4o", maxOutputTokens: undefined, outputRetries: undefined, errorRetries: undefined })
       expect(bot.prompt).toBe("Be brief.")
+      const [m] = yield* problems(write("unserved.yaml", `${agent}llm:\n  backends:\n    - name: local\n      provider: mock\n      models: [gpt-4o-mini, gpt-4]\n`))
+      expect(m).toMatchObject({ line: 8, key: `listeners[0] "bot".model` })
+      expect(m!.message).toBe(`no backend in llm: serves the model "gpt-4o" (served: gpt-4o-mini, gpt-4) — did you mean "gpt-4"?`)
     }).pipe(Effect.provide(XmlEngine.layer)))
 
   it.effect("a boot payload that is not well-formed XML", () =>

@@ -18,7 +18,7 @@ import { findConversation, traceOf } from "../src/journal/Trace.js"
 import { Pump } from "../src/pipeline/Pump.js"
 import { Events } from "../src/services/Events.js"
 import { Journal } from "../src/services/Journal.js"
-import { expectBalanced, Note } from "./support/pump.js"
+import { expectBalanced, layerWithoutModels, Note } from "./support/pump.js"
 
 const dir = mkdtempSync(join(tmpdir(), "organism-journal-"))
 const desk = join(__dirname, "fixtures", "journal", "organism.yaml")
@@ -45,7 +45,7 @@ const recordDesk = <A>(path: string, body: (pump: Pump.Service) => Effect.Effect
     expectBalanced(pump)
     yield* journal.close
     return { result, counters: pump.counters() }
-  }).pipe(Effect.scoped, Effect.provide(Pump.layerServices))
+  }).pipe(Effect.scoped, Effect.provide(layerWithoutModels))
 
 const payloadOf = (tag: string, inner: string) => new RawPayload({ tag, inner })
 
@@ -186,7 +186,7 @@ describe("Journal", () => {
         expectBalanced(pump)
         expect(throwing).toBe(1)
         expect(seen).toContain("ThreadCompleted")
-      }).pipe(Effect.scoped, Effect.provide(Pump.layerServices))
+      }).pipe(Effect.scoped, Effect.provide(layerWithoutModels))
     }))
 })
 
@@ -272,7 +272,7 @@ describe("replay", () => {
       // The replay's own journal replays identically too.
       const again = yield* replay(yield* Journal.read(out), organism)
       expect(again.comparison.identical).toBe(true)
-    }).pipe(Effect.scoped, Effect.provide(Pump.layerServices)))
+    }).pipe(Effect.scoped, Effect.provide(layerWithoutModels)))
 
   it.effect("a handler that answers differently is a difference, placed on its thread", () =>
     Effect.gen(function*() {
@@ -296,7 +296,7 @@ describe("replay", () => {
           replayed: expect.stringContaining("<Answer>a library for TypeScript</Answer>")
         })
       ])
-    }).pipe(Effect.scoped, Effect.provide(Pump.layerServices)))
+    }).pipe(Effect.scoped, Effect.provide(layerWithoutModels)))
 
   it.effect("a conversation the replay lacks, one it adds, and a different ending are differences", () =>
     Effect.gen(function*() {
@@ -321,7 +321,7 @@ describe("replay", () => {
       expect(moreBoot.comparison.differences).toEqual([
         expect.objectContaining({ conversation: "boot 3 (console → loop Loop)", change: "extra", recordedRoot: null })
       ])
-    }).pipe(Effect.scoped, Effect.provide(Pump.layerServices)))
+    }).pipe(Effect.scoped, Effect.provide(layerWithoutModels)))
 
   it.effect("without a booted mark, the organism's own boot messages are still recognised", () =>
     Effect.gen(function*() {
@@ -331,7 +331,7 @@ describe("replay", () => {
       const result = yield* replay({ ...contents, records: contents.records.filter((r) => r.type !== "booted") }, organism)
       expect(result).toMatchObject({ inputs: 7, boot: 2 })
       expect(result.comparison.identical).toBe(true)
-    }).pipe(Effect.scoped, Effect.provide(Pump.layerServices)))
+    }).pipe(Effect.scoped, Effect.provide(layerWithoutModels)))
 
   it.effect("input that arrived at an idle organism waits for idle in the replay; input in a burst does not", () =>
     Effect.gen(function*() {

@@ -5,13 +5,14 @@
  */
 import { Args, Command, Options } from "@effect/cli"
 import { Console, Effect, Either, Option } from "effect"
+import { layerForOrganism } from "../config/layerForOrganism.js"
 import { loadOrganism } from "../config/loadOrganism.js"
 import { analyse, inputOf } from "../journal/Conversations.js"
 import { replay } from "../journal/Replay.js"
 import { findConversation, traceOf } from "../journal/Trace.js"
-import { Pump } from "../pipeline/Pump.js"
 import { Journal, type JournalError } from "../services/Journal.js"
-import { reportConfigError } from "./configErrors.js"
+import { XmlEngine } from "../services/XmlEngine.js"
+import { reportConfigError, reportLlmConfigError } from "./configErrors.js"
 import { ExitWith, UsageError } from "./Exit.js"
 import { renderReplay, renderTrace } from "./renderJournal.js"
 
@@ -85,7 +86,9 @@ export const replayCommand = Command.make(
           : undefined
       }).pipe(
         Effect.catchTag("JournalError", (e) => new UsageError({ message: `journal ${e.path}: ${e.message}` })),
-        Effect.scoped
+        Effect.scoped,
+        Effect.provide(layerForOrganism(loaded)),
+        Effect.catchTag("LlmConfigError", reportLlmConfigError(opts.organism))
       )
       if (opts.json) {
         yield* Console.log(JSON.stringify({
@@ -103,7 +106,7 @@ export const replayCommand = Command.make(
         yield* Console.log(renderReplay(result, Math.max(1, opts.limit)))
       }
       if (!result.comparison.identical) return yield* new ExitWith({ code: 1 })
-    }).pipe(Effect.provide(Pump.layerServices))
+    }).pipe(Effect.provide(XmlEngine.layer))
 ).pipe(
   Command.withDescription(
     "Send a journal's input again through a fresh organism and compare the runs: exit 0 identical, 1 different"

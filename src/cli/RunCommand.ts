@@ -1,7 +1,8 @@
 import { Args, Command, Options } from "@effect/cli"
 import { Cause, Console, Duration, Effect, Either, Exit, Fiber, Option, Queue, Stream } from "effect"
 import { createInterface } from "node:readline"
-import { loadOrganism, parsePayloadXml } from "../config/loadOrganism.js"
+import { layerForOrganism } from "../config/layerForOrganism.js"
+import { type LoadedOrganism, loadOrganism, parsePayloadXml } from "../config/loadOrganism.js"
 import { eventToJson, type PumpEvent } from "../domain/PumpEvent.js"
 import { parseDuration } from "../domain/OrganismConfig.js"
 import type { PayloadValue } from "../domain/Reply.js"
@@ -12,8 +13,9 @@ import { makeRouter } from "../pipeline/Router.js"
 import { ThreadRegistry } from "../services/ThreadRegistry.js"
 import { Events } from "../services/Events.js"
 import { Journal, type JournalError } from "../services/Journal.js"
+import { LlmRouter } from "../services/LlmRouter.js"
 import { XmlEngine } from "../services/XmlEngine.js"
-import { reportConfigError } from "./configErrors.js"
+import { reportConfigError, reportLlmConfigError } from "./configErrors.js"
 import { ExitWith, UsageError } from "./Exit.js"
 import { renderEvent } from "./renderEvent.js"
 import { watchOrganism } from "./watchOrganism.js"
@@ -86,6 +88,32 @@ export const runCommand = Command.make(
       for (const s of sends) if (Either.isLeft(s)) return yield* new UsageError({ message: s.left })
 
       const loaded = yield* loadOrganism(opts.file).pipe(Effect.catchTag("OrganismConfigError", reportConfigError(2)))
+      yield* runLoaded({ ...opts, drainTimeout: deadline.right }, loaded, engine, sends.flatMap((s) => (Either.isRight(s) ? [s.right] : []))).pipe(
+        Effect.provide(layerForOrganism(loaded)),
+        Effect.catchTag("LlmConfigError", reportLlmConfigError(opts.file))
+      )
+    }).pipe(Effect.scoped, Effect.provide(XmlEngine.layer))
+).pipe(Command.withDescription("Run an organism, printing its events"))
+
+interface RunOptions {
+  readonly file: string
+  readonly json: boolean
+  readonly untilIdle: boolean
+  readonly strict: boolean
+  readonly verbose: boolean
+  readonly watch: boolean
+  readonly journal: Option.Option<string>
+  readonly drainTimeout: Duration.Duration
+}
+
+/** The run itself, inside the organism's own services (its registries, its model router). */
+const runLoaded = (
+  opts: RunOptions,
+  loaded: LoadedOrganism,
+  engine: XmlEngine.Service,
+  sends: ReadonlyArray<{ readonly to: string; readonly payload: PayloadValue }>
+) =>
+  Effect.gen(function*() {
       const organism = loaded.organism
       const injector = organism.settings.injector
       const events = yield* Events
@@ -115,10 +143,16 @@ export const runCommand = Command.make(
       const closeJournal = recording === undefined ? Effect.void : recording.close
       const pump = yield* Pump.make(organism)
       if (recording !== undefined) yield* recording.markBooted
+      const models = yield* LlmRouter
       const summary = Effect.suspend(() => {
         const c = pump.counters()
+        const u = models.usage().totals
         const line = `${organism.settings.name}: ${c.injected} injected, ${c.delivered} delivered, ` +
-          `${c.rejected} rejected, ${c.guardStopped} stopped by guards, ${c.invocations} handler invocations`
+          `${c.rejected} rejected, ${c.guardStopped} stopped by guards, ${c.invocations} handler invocations` +
+          (u.requests === 0
+            ? ""
+            : `; models: ${u.requests} calls, ${u.promptTokens} prompt + ${u.completionTokens} completion tokens` +
+              (u.costUsd > 0 ? `, $${u.costUsd.toFixed(4)}` : ""))
         return opts.json ? Console.error(line) : Console.log(line)
       })
       // Ctrl-C: stop taking input, let in-flight work finish (bounded), then report. The
@@ -126,10 +160,10 @@ export const runCommand = Command.make(
       yield* Effect.addFinalizer((exit) =>
         Exit.isFailure(exit) && Cause.isInterrupted(exit.cause)
           ? Effect.gen(function*() {
-            const drained = yield* pump.drain(deadline.right)
+            const drained = yield* pump.drain(opts.drainTimeout)
             yield* flush
             yield* closeJournal.pipe(Effect.catchAll((e) => Console.error(`organism: ${journalProblem(e)}`)))
-            if (!drained) yield* Console.error(`organism: stopped with work in flight after ${Duration.format(deadline.right)}`)
+            if (!drained) yield* Console.error(`organism: stopped with work in flight after ${Duration.format(opts.drainTimeout)}`)
             yield* summary
           })
           : Effect.void
@@ -137,9 +171,7 @@ export const runCommand = Command.make(
 
       if (opts.watch) yield* Effect.forkScoped(watchOrganism(opts.file, loaded.config, pump, events))
 
-      for (const s of sends) {
-        if (Either.isRight(s)) yield* pump.inject(s.right.to, s.right.payload)
-      }
+      for (const s of sends) yield* pump.inject(s.to, s.payload)
 
       if (!opts.untilIdle) {
         if (!opts.json && process.stdin.isTTY) yield* Console.error(HELP)
@@ -164,8 +196,7 @@ export const runCommand = Command.make(
       )
       const c = pump.counters()
       if (opts.strict && c.rejected + c.guardStopped > 0) return yield* new ExitWith({ code: 1 })
-    }).pipe(Effect.scoped, Effect.provide(Pump.layerServices))
-).pipe(Command.withDescription("Run an organism, printing its events"))
+    }).pipe(Effect.scoped)
 
 export const validateCommand = Command.make(
   "validate",

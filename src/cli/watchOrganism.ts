@@ -25,7 +25,8 @@ const filesOf = (file: string, config: OrganismConfig): Array<string> => {
  * `organism run --watch`: polls the organism file and the modules it names (polling survives
  * editors that replace files on save), and on a change loads the new version and hot-reloads
  * the pump. A version that does not load is rejected with its problems; the organism keeps
- * running on the last good one. Runs until interrupted.
+ * running on the last good one. The `llm:` section is read once, at start: a version that
+ * changes it is rejected with a note to restart. Runs until interrupted.
  */
 export const watchOrganism = (file: string, initial: OrganismConfig, pump: Pump.Service, events: Events.Service) =>
   Effect.gen(function*() {
@@ -60,6 +61,12 @@ export const watchOrganism = (file: string, initial: OrganismConfig, pump: Pump.
       const loaded = yield* Effect.either(loadOrganism(file, { reload: true }))
       if (Either.isLeft(loaded)) {
         reject(loaded.left.problems.map(String))
+        continue
+      }
+      // The model router was built from the llm: section at start (its backends, limits and
+      // mock servers live for the whole run): a changed section needs a restart.
+      if (JSON.stringify(loaded.right.config.llm) !== JSON.stringify(initial.llm)) {
+        reject(["the llm: section changed; restart the organism to apply it (listeners were not reloaded)"])
         continue
       }
       const applied = yield* Effect.either(pump.reload(loaded.right.organism))

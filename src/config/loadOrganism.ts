@@ -14,8 +14,10 @@ import { type ListenerConfig, OrganismConfig, type RetryConfig } from "../domain
 import type { PayloadType } from "../domain/Payload.js"
 import { RawPayload } from "../domain/Reply.js"
 import { readCanonical } from "../domain/xml/CanonicalTree.js"
+import type { LlmRouter } from "../services/LlmRouter.js"
 import { XmlEngine } from "../services/XmlEngine.js"
 import { ConfigProblem, OrganismConfigError } from "./ConfigError.js"
+import { closest } from "./suggest.js"
 import { loadFunction, loadPayloadType, ModuleLoadError, moduleChanged } from "./ModuleRef.js"
 import { decodeSource, type Path, parseYaml, type YamlSource } from "./YamlSource.js"
 
@@ -26,7 +28,8 @@ export interface LoadedOrganism {
   readonly config: OrganismConfig
   /** The decoded `llm:` section, if the file has one (LlmRouter.layer takes it). */
   readonly llm: LlmConfig | undefined
-  readonly organism: Organism<never>
+  /** Its LLM agents need an LlmRouter: `layerForOrganism` provides one with the pump's services. */
+  readonly organism: Organism<LlmRouter>
 }
 
 const fail = (file: string, problems: ReadonlyArray<ConfigProblem>) =>
@@ -75,6 +78,19 @@ const checkReferences = (source: YamlSource, config: OrganismConfig): Array<Conf
       problems.push(source.problem(["boot", i, "to"], `"${b.to}" is not a listener of this organism`))
     }
   })
+  // A model no backend serves would only fail at the agent's first call.
+  if (config.llm !== undefined) {
+    const served = [...new Set(config.llm.backends.flatMap((b) => b.models))]
+    config.listeners.forEach((l, i) => {
+      if (l.model !== undefined && !served.includes(l.model)) {
+        const near = closest(l.model, served)
+        problems.push(source.problem(
+          ["listeners", i, "model"],
+          `no backend in llm: serves the model "${l.model}" (served: ${served.join(", ")})${near === undefined ? "" : ` — did you mean "${near}"?`}`
+        ))
+      }
+    })
+  }
   return problems
 }
 
@@ -105,7 +121,8 @@ const loadListener = (
   baseDir: string,
   config: ListenerConfig,
   index: number,
-  options: LoadOptions
+  options: LoadOptions,
+  hasLlm: boolean
 ) =>
   Effect.gen(function*() {
     const problems: Array<ConfigProblem> = []
@@ -126,6 +143,12 @@ const loadListener = (
       problems.push(source.problem(at("handler"), `missing required key "handler" (only an LLM agent — agent: true with a prompt — has none)`))
     } else if (llmAgent && (config.prompt === undefined || config.prompt.trim() === "")) {
       problems.push(source.problem(at("prompt"), `an agent without a handler is an LLM agent and needs a "prompt"`))
+    } else if (llmAgent && !hasLlm) {
+      problems.push(source.problem(
+        ["listeners", index],
+        `an LLM agent (agent: true, a prompt, no handler) needs the file's llm: section naming a model backend, ` +
+          `and there is none (see "Models: the LLM router" in the README; provider: mock needs no API key)`
+      ))
     }
     const handler = llmAgent ? undefined : yield* attempt(at("handler"), loadFunction(config.handler!, baseDir, options))
     const onSystem = config.on_system === undefined
@@ -152,7 +175,7 @@ const loadListener = (
           prompt: config.prompt!,
           model: config.model,
           maxOutputTokens: config.max_output_tokens
-        }) as Listener<any, never>
+        }) as Listener<any, LlmRouter>
       )
     }
     return Either.right(Listener.make({
@@ -223,9 +246,9 @@ export const loadOrganism = Effect.fn("loadOrganism")(function*(path: string, op
     }
     if (problems.length > 0) return yield* fail(path, problems)
   }
-  const listeners: Array<Listener<any, never>> = []
+  const listeners: Array<Listener<any, LlmRouter>> = []
   for (const [i, l] of config.listeners.entries()) {
-    const loaded = yield* loadListener(source, baseDir, l, i, options)
+    const loaded = yield* loadListener(source, baseDir, l, i, options, config.llm !== undefined)
     if (Either.isLeft(loaded)) problems.push(...loaded.left)
     else listeners.push(loaded.right)
   }
@@ -250,7 +273,7 @@ export const loadOrganism = Effect.fn("loadOrganism")(function*(path: string, op
   if (problems.length > 0) return yield* fail(path, problems)
 
   const o = config.organism
-  const organism = Organism.make<never>({
+  const organism = Organism.make<LlmRouter>({
     name: o.name,
     listeners,
     boot,

@@ -438,4 +438,17 @@ export class LlmRouter extends Context.Tag("xml-organism/LlmRouter")<LlmRouter, 
    */
   static readonly layer = (config: LlmConfig, options: LlmRouter.Options): Layer.Layer<LlmRouter, LlmConfigError, BudgetRegistry> =>
     Layer.scoped(LlmRouter, make(config, options)).pipe(Layer.provide(NodeHttpClient.layerUndici))
+
+  /**
+   * A router without backends, for an organism that configures none: every call fails with
+   * `no-backend`, saying why — rather than a missing-service defect deep in a handler.
+   */
+  static readonly layerNone = (reason: string): Layer.Layer<LlmRouter> =>
+    Layer.succeed(LlmRouter, {
+      complete: () => Effect.fail(new LlmError({ reason: "no-backend", message: reason, attempts: [] })),
+      usage: () => ({ totals: noUsage, byAgent: {}, byModel: {}, byBackend: {} }),
+      backends: () => []
+    })
 }
+
+const noUsage: UsageLine = { requests: 0, promptTokens: 0, completionTokens: 0, costUsd: 0 }

@@ -1,11 +1,12 @@
 /** Running a pump in a test: events collected, accounting checked at the end. */
 import { expect } from "@effect/vitest"
-import { Effect, type Layer, Queue, Schema } from "effect"
+import { Effect, Layer, Queue, Schema } from "effect"
 import type { Organism } from "../../src/domain/Organism.js"
 import * as Payload from "../../src/domain/Payload.js"
 import type { PumpEvent } from "../../src/domain/PumpEvent.js"
 import { Pump, type PumpServices } from "../../src/pipeline/Pump.js"
 import { Events } from "../../src/services/Events.js"
+import { LlmRouter } from "../../src/services/LlmRouter.js"
 
 export class Ping extends Payload.Class<Ping>("Ping")({ n: Schema.Int }) {}
 export class Pong extends Payload.Class<Pong>("Pong")({ n: Schema.Int }) {}
@@ -56,3 +57,6 @@ export const withPump = <A, E, R>(
     expectBalanced(pump)
     return result
   }).pipe(Effect.scoped, Effect.provide(services))
+
+/** The embedded services plus a router without backends: what a file organism without `llm:` runs on. */
+export const layerWithoutModels = Layer.mergeAll(Pump.layerServices, LlmRouter.layerNone("this test configures no model backends"))
