@@ -1,12 +1,13 @@
 /**
  * `npm run bench [NAME…] [--json] [--threads T] [--hops H] [--listeners L] [--messages M]
- *  [--live N] [--seconds S]`
+ *  [--live N] [--agents A] [--turns N] [--seconds S]`
  *
  * One JSON line per benchmark with its figures and `ratio_to_floor` (the libxml2 floor
  * measured in the same run divided by the measured throughput: 1.0 means the framework
  * costs nothing beyond libxml2).
  */
 import { Effect } from "effect"
+import { agentsBench } from "./agents.js"
 import { broadcastBench } from "./broadcast.js"
 import { ingressBench } from "./ingress.js"
 import { pingpongBench } from "./pingpong.js"
@@ -24,7 +25,7 @@ const option = (name: string, fallback: number) => {
   }
   return v
 }
-const valued = new Set(["--threads", "--hops", "--listeners", "--messages", "--live", "--seconds"])
+const valued = new Set(["--threads", "--hops", "--listeners", "--messages", "--live", "--agents", "--turns", "--seconds"])
 const names = argv.filter((a, i) => !a.startsWith("--") && !valued.has(argv[i - 1] ?? ""))
 
 const seconds = option("seconds", 2)
@@ -32,7 +33,8 @@ const benches: Record<string, () => Effect.Effect<Record<string, unknown>, unkno
   ingress: () => ingressBench({ seconds }),
   pingpong: () => pingpongBench({ threads: option("threads", 50), hops: option("hops", 2000), seconds }),
   broadcast: () => broadcastBench({ listeners: option("listeners", 100), messages: option("messages", 5000), seconds }),
-  threads: () => threadsBench({ live: option("live", 10_000), seconds })
+  threads: () => threadsBench({ live: option("live", 10_000), seconds }),
+  agents: () => agentsBench({ agents: option("agents", 20), turns: option("turns", 20) })
 }
 
 const unknown = names.filter((n) => !(n in benches))
