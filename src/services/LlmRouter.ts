@@ -22,11 +22,10 @@
  */
 import { Prompt, type Response } from "@effect/ai"
 import type { HttpClient } from "@effect/platform"
-import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { Clock, Context, Duration, Effect, Either, Layer, Random, type Scope, Stream } from "effect"
 import { LlmAttempt, LlmConfigError, LlmError, type LlmRequest, type LlmResponse } from "../domain/Llm.js"
 import type { LlmBackendConfig, LlmConfig, LlmProvider } from "../domain/LlmConfig.js"
-import { type BackendConnection, connectBackend } from "../llm/LlmBackend.js"
+import type { BackendConnection } from "../llm/LlmBackend.js"
 import { AttemptFailed, classify, describeStreamError } from "../llm/LlmFailure.js"
 import { makeRateLimiter, type RateLimiter } from "../llm/RateLimiter.js"
 import { retryDelayMillis } from "../llm/RetryDelay.js"
@@ -128,6 +127,9 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
   // Cooldowns are set in this clock's time; `backends()` reads it outside any Effect.
   const clock = yield* Effect.clock
   const env = options.env ?? process.env
+  // The provider clients (and their generated schemas) load only for an organism with
+  // models: importing them costs every other run a third of its start-up time.
+  const { connectBackend } = yield* Effect.promise(() => import("../llm/LlmBackend.js"))
   const backends: Array<Backend> = []
   for (const [index, b] of config.backends.entries()) {
     const connection = yield* connectBackend(b, { baseDir: options.baseDir, env })
@@ -437,7 +439,11 @@ export class LlmRouter extends Context.Tag("xml-organism/LlmRouter")<LlmRouter, 
    * missing API key, a mock script that does not load).
    */
   static readonly layer = (config: LlmConfig, options: LlmRouter.Options): Layer.Layer<LlmRouter, LlmConfigError, BudgetRegistry> =>
-    Layer.scoped(LlmRouter, make(config, options)).pipe(Layer.provide(NodeHttpClient.layerUndici))
+    Layer.scoped(LlmRouter, make(config, options)).pipe(
+      Layer.provide(Layer.unwrapEffect(
+        Effect.promise(() => import("@effect/platform-node/NodeHttpClient")).pipe(Effect.map((m) => m.layerUndici))
+      ))
+    )
 
   /**
    * A router without backends, for an organism that configures none: every call fails with

@@ -40,37 +40,43 @@ const formatNumber = (n: number): string => {
 const formatInteger = (n: number): string =>
   Object.is(n, -0) ? "-0" : Number.isSafeInteger(n) ? String(n) : BigInt(n).toString()
 
+// Hot path: no closures here — each would be a fresh function object per value.
+const refuse = (payload: string, path: string, reason: string): never => {
+  throw new PayloadEncodeError({ payload, field: path, reason })
+}
+
+const fieldPathOf = (path: string, key: string) => (path === "" ? key : `${path}.${key}`)
+
 const encodeScalar = (payload: string, path: string, shape: Shape, value: unknown): string => {
-  const bad = (reason: string): never => {
-    throw new PayloadEncodeError({ payload, field: path, reason })
-  }
   switch (shape._tag) {
     case "String": {
-      if (typeof value !== "string") return bad(`expected a string, got ${typeof value}`)
+      if (typeof value !== "string") return refuse(payload, path, `expected a string, got ${typeof value}`)
       const at = findInvalidXmlChar(value)
-      if (at !== -1) bad(`${describeChar(value, at)} cannot appear in XML 1.0`)
+      if (at !== -1) refuse(payload, path, `${describeChar(value, at)} cannot appear in XML 1.0`)
       return escapeText(value)
     }
     case "Xml": {
-      if (typeof value !== "string") return bad(`expected XML text, got ${typeof value}`)
+      if (typeof value !== "string") return refuse(payload, path, `expected XML text, got ${typeof value}`)
       const at = findInvalidXmlChar(value)
-      if (at !== -1) bad(`${describeChar(value, at)} cannot appear in XML 1.0`)
+      if (at !== -1) refuse(payload, path, `${describeChar(value, at)} cannot appear in XML 1.0`)
       return value
     }
     case "Number":
-      return typeof value === "number" ? formatNumber(value) : bad(`expected a number, got ${typeof value}`)
+      return typeof value === "number" ? formatNumber(value) : refuse(payload, path, `expected a number, got ${typeof value}`)
     case "Integer":
       return typeof value === "number" && Number.isInteger(value)
         ? formatInteger(value)
-        : bad(`expected an integer, got ${String(value)}`)
+        : refuse(payload, path, `expected an integer, got ${String(value)}`)
     case "Boolean":
-      return typeof value === "boolean" ? (value ? "true" : "false") : bad(`expected a boolean, got ${typeof value}`)
+      return typeof value === "boolean"
+        ? (value ? "true" : "false")
+        : refuse(payload, path, `expected a boolean, got ${typeof value}`)
     case "Enum":
       return shape.values.includes(value as string)
         ? escapeText(enumLexical(value as string))
-        : bad(`expected one of ${shape.values.map((v) => JSON.stringify(v)).join(", ")}`)
+        : refuse(payload, path, `expected one of ${shape.values.map((v) => JSON.stringify(v)).join(", ")}`)
     case "Struct":
-      if (typeof value !== "object" || value === null) return bad("expected an object")
+      if (typeof value !== "object" || value === null) return refuse(payload, path, "expected an object")
       return encodeFields(payload, path, shape, value as Record<string, unknown>)
   }
 }
@@ -79,19 +85,18 @@ const encodeFields = (payload: string, path: string, shape: Struct, obj: Record<
   let out = ""
   for (const f of shape.fields) {
     const value = obj[f.key]
-    const fieldPath = path === "" ? f.key : `${path}.${f.key}`
+    const fieldPath = fieldPathOf(path, f.key)
     if (f.occurs === "many" || f.occurs === "many1") {
-      if (!Array.isArray(value)) {
-        throw new PayloadEncodeError({ payload, field: fieldPath, reason: "expected an array" })
-      }
-      for (let i = 0; i < value.length; i++) {
-        out += `<${f.element}>${encodeScalar(payload, `${fieldPath}[${i}]`, f.shape, value[i])}</${f.element}>`
+      if (!Array.isArray(value)) refuse(payload, fieldPath, "expected an array")
+      const items = value as Array<unknown>
+      for (let i = 0; i < items.length; i++) {
+        out += `<${f.element}>${encodeScalar(payload, `${fieldPath}[${i}]`, f.shape, items[i])}</${f.element}>`
       }
       continue
     }
     if (value === undefined) {
       if (f.occurs === "optional") continue
-      throw new PayloadEncodeError({ payload, field: fieldPath, reason: "missing required value" })
+      refuse(payload, fieldPath, "missing required value")
     }
     out += `<${f.element}>${encodeScalar(payload, fieldPath, f.shape, value)}</${f.element}>`
   }
