@@ -11,6 +11,7 @@ import { agentsBench } from "./agents.js"
 import { broadcastBench } from "./broadcast.js"
 import { ingressBench } from "./ingress.js"
 import { pingpongBench } from "./pingpong.js"
+import { soakBench } from "./soak.js"
 import { threadsBench } from "./threads.js"
 
 const argv = process.argv.slice(2)
@@ -34,7 +35,9 @@ const benches: Record<string, () => Effect.Effect<Record<string, unknown>, unkno
   pingpong: () => pingpongBench({ threads: option("threads", 50), hops: option("hops", 2000), seconds }),
   broadcast: () => broadcastBench({ listeners: option("listeners", 100), messages: option("messages", 5000), seconds }),
   threads: () => threadsBench({ live: option("live", 10_000), seconds }),
-  agents: () => agentsBench({ agents: option("agents", 20), turns: option("turns", 20) })
+  agents: () => agentsBench({ agents: option("agents", 20), turns: option("turns", 20) }),
+  // Not in the default set: a million messages take about a minute.
+  soak: () => soakBench({ messages: option("messages", 1_000_000), seconds })
 }
 
 const unknown = names.filter((n) => !(n in benches))
@@ -43,7 +46,8 @@ if (unknown.length > 0) {
   process.exit(2)
 }
 
-for (const name of names.length > 0 ? names : Object.keys(benches)) {
+const defaults = Object.keys(benches).filter((n) => n !== "soak")
+for (const name of names.length > 0 ? names : defaults) {
   const result = await Effect.runPromise(benches[name]!())
   if (flag("json")) console.log(JSON.stringify(result))
   else {

@@ -1,4 +1,6 @@
 import { Schema } from "effect"
+import { setFlagsFromString } from "node:v8"
+import { runInNewContext } from "node:vm"
 import * as Payload from "../src/domain/Payload.js"
 
 /** A payload that makes a ~300-byte envelope, like a typical agent message. */
@@ -18,3 +20,12 @@ export const percentile = (sorted: Float64Array, p: number) =>
   sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
 
 export const rssMb = () => round(process.memoryUsage().rss / 1024 / 1024, 1)
+
+/**
+ * A full garbage collection, without `--expose-gc` on the command line: the flag is set at
+ * run time and `gc` taken from a fresh context, where V8 installs it.
+ */
+export const collectGarbage: () => void = (() => {
+  setFlagsFromString("--expose-gc")
+  return runInNewContext("gc") as () => void
+})()

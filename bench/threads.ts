@@ -10,25 +10,19 @@
  * `npm run bench` nor `node` needs `--expose-gc`.
  */
 import { Deferred, Duration, Effect } from "effect"
-import { setFlagsFromString } from "node:v8"
-import { runInNewContext } from "node:vm"
 import { writeEnvelope } from "../src/domain/Envelope.js"
 import { Listener } from "../src/domain/Listener.js"
 import { Organism } from "../src/domain/Organism.js"
 import { specOf } from "../src/domain/Payload.js"
 import { Pump } from "../src/pipeline/Pump.js"
 import { measureFloor } from "./floor.js"
-import { Ping, pingValue, round, rssMb } from "./support.js"
+import { collectGarbage, Ping, pingValue, round, rssMb } from "./support.js"
 
 export interface ThreadsOptions {
   readonly live: number
   readonly seconds: number
 }
 
-const collectGarbage: () => void = (() => {
-  setFlagsFromString("--expose-gc")
-  return runInNewContext("gc") as () => void
-})()
 
 const settledMemory = () =>
   Effect.gen(function*() {
