@@ -31,7 +31,8 @@ export { JournalRecord } from "./domain/JournalRecord.js"
 export { replay, type ReplayOptions, type ReplayResult } from "./journal/Replay.js"
 export { Pump, SYSTEM } from "./pipeline/Pump.js"
 export { Ingress } from "./pipeline/Ingress.js"
-export { loadOrganism } from "./config/loadOrganism.js"
+export { type LoadedOrganism, loadOrganism } from "./config/loadOrganism.js"
+export { layerForOrganism, type LayerForOrganismOptions } from "./config/layerForOrganism.js"
 export { ConfigProblem, OrganismConfigError } from "./config/ConfigError.js"
 export {
   type AppendResult,
