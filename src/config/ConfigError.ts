@@ -15,6 +15,16 @@ export class ConfigProblem extends Schema.Class<ConfigProblem>("ConfigProblem")(
   }
 }
 
+/** A configuration file that could not be read at all (missing, unreadable). */
+export const unreadableFile = (file: string, error: unknown): ConfigProblem =>
+  new ConfigProblem({
+    file,
+    line: 0,
+    column: 0,
+    key: "",
+    message: (error as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : `cannot read: ${String(error)}`
+  })
+
 /** A configuration file that cannot be used; lists every problem found. */
 export class OrganismConfigError extends Schema.TaggedError<OrganismConfigError>()("OrganismConfigError", {
   file: Schema.String,

@@ -16,7 +16,7 @@ import { RawPayload } from "../domain/Reply.js"
 import { readCanonical } from "../domain/xml/CanonicalTree.js"
 import type { LlmRouter } from "../services/LlmRouter.js"
 import { XmlEngine } from "../services/XmlEngine.js"
-import { ConfigProblem, OrganismConfigError } from "./ConfigError.js"
+import { type ConfigProblem, OrganismConfigError, unreadableFile } from "./ConfigError.js"
 import { closest } from "./suggest.js"
 import { loadFunction, loadPayloadType, ModuleLoadError, moduleChanged } from "./ModuleRef.js"
 import { decodeSource, type Path, parseYaml, type YamlSource } from "./YamlSource.js"
@@ -204,19 +204,7 @@ export const loadOrganism = Effect.fn("loadOrganism")(function*(path: string, op
   const file = resolve(path)
   const text = yield* Effect.tryPromise({
     try: () => readFile(file, "utf8"),
-    catch: (e) =>
-      new OrganismConfigError({
-        file: path,
-        problems: [
-          new ConfigProblem({
-            file: path,
-            line: 0,
-            column: 0,
-            key: "",
-            message: (e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : `cannot read: ${String(e)}`
-          })
-        ]
-      })
+    catch: (e) => new OrganismConfigError({ file: path, problems: [unreadableFile(path, e)] })
   })
   const parsed = parseYaml(path, text)
   if (Either.isLeft(parsed)) return yield* fail(path, parsed.left)

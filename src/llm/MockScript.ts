@@ -10,7 +10,7 @@
  */
 import { Duration, Effect, Either, ParseResult, Schema } from "effect"
 import { readFile } from "node:fs/promises"
-import { ConfigProblem } from "../config/ConfigError.js"
+import { ConfigProblem, unreadableFile } from "../config/ConfigError.js"
 import { decodeSource, formatPath, parseYaml, type YamlSource } from "../config/YamlSource.js"
 import { DurationConfig, NonNegativeInt, PositiveInt } from "../domain/OrganismConfig.js"
 
@@ -252,16 +252,7 @@ export const parseMockScript = (file: string, text: string): Either.Either<MockS
 export const loadMockScript = Effect.fn("MockScript.load")(function*(path: string) {
   const text = yield* Effect.tryPromise({
     try: () => readFile(path, "utf8"),
-    catch: (e) =>
-      fail(path, [
-        new ConfigProblem({
-          file: path,
-          line: 0,
-          column: 0,
-          key: "",
-          message: (e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : `cannot read: ${String(e)}`
-        })
-      ])
+    catch: (e) => fail(path, [unreadableFile(path, e)])
   })
   return yield* parseMockScript(path, text)
 })
