@@ -6,7 +6,7 @@
  * every line with `JournalRecord`: a file that is not a journal is refused, not guessed at.
  */
 import { Schema } from "effect"
-import type { PumpEvent } from "./PumpEvent.js"
+import { type PumpEvent, rejectionFields } from "./PumpEvent.js"
 
 export const JOURNAL_FORMAT = "xml-organism-journal"
 export const JOURNAL_VERSION = 1
@@ -90,15 +90,7 @@ export class Rejected extends Schema.Class<Rejected>("Rejected")({
   failure: Schema.tag("rejected"),
   ...base,
   ...hop,
-  stage: Schema.String,
-  kind: Schema.String,
-  reason: Schema.String,
-  diagnostics: Schema.Array(Schema.String),
-  from: Nullable,
-  to: Nullable,
-  payloadType: Nullable,
-  /** The message as text (canonical when it got that far), at most 4 KiB. */
-  payload: Nullable
+  ...rejectionFields
 }) {}
 
 /** A handler failed, died, timed out or returned something that is not a valid reply. */

@@ -75,14 +75,17 @@ const buildSpec = <A>(
 ): PayloadSpec<A> => {
   const encodeValue = Schema.encodeEither(schema)
   const decodeValue = Schema.decodeUnknownEither(schema)
+  const common = {
+    tag,
+    routeTag: tag.toLowerCase(),
+    description,
+    shape,
+    xsd: payloadXsd(tag, shape, description),
+    example: exampleDocument(tag, shape)
+  }
   if (plainClass !== undefined) {
     return {
-      tag,
-      routeTag: tag.toLowerCase(),
-      description,
-      shape,
-      xsd: payloadXsd(tag, shape, description),
-      example: exampleDocument(tag, shape),
+      ...common,
       encodeInner: (value) => encodeInner(tag, shape, value as Record<string, unknown>),
       decode: (text, element) => {
         try {
@@ -98,12 +101,7 @@ const buildSpec = <A>(
     }
   }
   return {
-    tag,
-    routeTag: tag.toLowerCase(),
-    description,
-    shape,
-    xsd: payloadXsd(tag, shape, description),
-    example: exampleDocument(tag, shape),
+    ...common,
     encodeInner: (value) => {
       const encoded = encodeValue(value)
       if (Either.isLeft(encoded)) {

@@ -71,9 +71,8 @@ export class HandlerCompleted extends Schema.TaggedClass<HandlerCompleted>()("Ha
   durationMs: Schema.Number
 }) {}
 
-export class MessageRejected extends Schema.TaggedClass<MessageRejected>()("MessageRejected", {
-  ...base,
-  ...root,
+/** What a rejection says, in events and in journals alike. */
+export const rejectionFields = {
   stage: Schema.String,
   kind: Schema.String,
   reason: Schema.String,
@@ -83,6 +82,12 @@ export class MessageRejected extends Schema.TaggedClass<MessageRejected>()("Mess
   payloadType: Nullable,
   /** The message as text (canonical when it got that far), truncated to 4 KiB. */
   payload: Nullable
+}
+
+export class MessageRejected extends Schema.TaggedClass<MessageRejected>()("MessageRejected", {
+  ...base,
+  ...root,
+  ...rejectionFields
 }) {}
 
 export class AgentState extends Schema.TaggedClass<AgentState>()("AgentState", {
