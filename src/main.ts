@@ -30,6 +30,14 @@ const organism = Command.make("organism").pipe(
 
 const cli = Command.run(organism, { name: "organism", version: packageJson.version })
 
+// `organism schema … | head`: the reader went away; that is the end of the output, not an error.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code === "EPIPE") process.exit(0)
+    throw e
+  })
+}
+
 /**
  * @effect/cli stops reading options after a lone "-" (standard input), so `inspect - --json`
  * would reject `--json`. Moving the "-" after the options keeps the usual Unix spelling.

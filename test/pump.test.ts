@@ -345,6 +345,99 @@ describe("failures are contained", () => {
         }))
     }))
 
+  it.effect("a retry policy does not re-run a handler that died or timed out", () =>
+    Effect.gen(function*() {
+      let defects = 0
+      let slow = 0
+      const organism = Organism.make({
+        listeners: [
+          Listener.make({
+            name: "buggy",
+            payload: Ping,
+            retry: Schedule.recurs(3),
+            handler: () => Effect.suspend(() => Effect.die(new Error(`bug ${++defects}`)))
+          }),
+          Listener.make({
+            name: "slow",
+            payload: Note,
+            retry: Schedule.recurs(3),
+            timeout: Duration.seconds(1),
+            handler: () => Effect.suspend(() => Effect.as(Effect.sleep("2 seconds"), Reply.none).pipe(Effect.tap(() => void slow++)))
+          })
+        ]
+      })
+      yield* withPump(organism, ({ eventsOf, pump }) =>
+        Effect.gen(function*() {
+          yield* pump.inject("buggy", new Ping({ n: 1 }))
+          yield* pump.inject("slow", new Note({ text: "x" }))
+          yield* Effect.yieldNow()
+          yield* TestClock.adjust("10 seconds")
+          yield* pump.awaitIdle
+          expect(defects).toBe(1)
+          expect(slow).toBe(0)
+          const failures = (yield* eventsOf("HandlerFailed")).map((e) => [e.listener, e.reason])
+          expect(failures.sort()).toEqual([["buggy", "died"], ["slow", "timed-out"]])
+        }))
+    }))
+
+  it.effect("drain waits for in-flight work up to its deadline, and says whether it all finished", () =>
+    Effect.gen(function*() {
+      const organism = Organism.make({
+        listeners: [
+          Listener.make({
+            name: "worker",
+            payload: Ping,
+            timeout: Duration.minutes(5),
+            handler: (p) => Effect.as(Effect.sleep(Duration.seconds(p.n)), Reply.none)
+          })
+        ]
+      })
+      yield* withPump(organism, ({ pump }) =>
+        Effect.gen(function*() {
+          yield* pump.inject("worker", new Ping({ n: 3 }))
+          yield* Effect.yieldNow()
+          const quick = yield* Effect.fork(pump.drain("5 seconds"))
+          yield* TestClock.adjust("4 seconds")
+          expect(yield* Fiber.join(quick)).toBe(true)
+          expect(pump.counters().inFlight).toBe(0)
+        }))
+      yield* withPump(organism, ({ pump }) =>
+        Effect.gen(function*() {
+          yield* pump.inject("worker", new Ping({ n: 10 }))
+          yield* Effect.yieldNow()
+          const late = yield* Effect.fork(pump.drain("5 seconds"))
+          yield* TestClock.adjust("6 seconds")
+          expect(yield* Fiber.join(late)).toBe(false)
+          expect(pump.counters().running).toBe(1)
+          // Draining stopped external input: a new message is refused.
+          expect(Exit.isFailure(yield* Effect.exit(pump.inject("worker", new Ping({ n: 1 }))))).toBe(true)
+          yield* TestClock.adjust("5 seconds")
+        }))
+    }))
+
+  it.effect("an agent's state is reported while it works and when it is idle again", () =>
+    Effect.gen(function*() {
+      const organism = Organism.make({
+        listeners: [
+          Listener.make({
+            name: "thinker",
+            agent: true,
+            payload: Note,
+            handler: () => Effect.as(Effect.sleep("1 second"), Reply.respond(new Note({ text: "thought" })))
+          })
+        ]
+      })
+      yield* withPump(organism, ({ eventsOf, pump }) =>
+        Effect.gen(function*() {
+          yield* pump.inject("thinker", new Note({ text: "think" }))
+          yield* Effect.yieldNow()
+          yield* TestClock.adjust("2 seconds")
+          yield* pump.awaitIdle
+          const states = (yield* eventsOf("AgentState")).map((e) => [e.listener, e.state])
+          expect(states).toEqual([["thinker", "running"], ["thinker", "idle"]])
+        }))
+    }))
+
   it.effect("a rejected reply bounces to its sender as a SystemError quoting the problem", () =>
     Effect.gen(function*() {
       const received: Array<SystemError> = []
