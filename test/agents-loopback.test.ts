@@ -138,6 +138,39 @@ describe("LLM agents on the loopback model server", () => {
       expect(rejected).toMatchObject({ kind: "PayloadInvalid", from: "assistant" })
     }))
 
+  it.effect("output that stays unusable is retried a bounded number of times, then the caller hears why", () =>
+    Effect.gen(function*() {
+      const { events, requests } = yield* runAgainst({ default: { text: `Asking the oracle. <Send to="oracle"><Search><Query>x</Query></Search></Send>` } }, organism())
+      // The first answer plus two corrections, then the turn ends with an error for the caller.
+      expect(requests).toHaveLength(3)
+      expect(turnsOf(requests[2]!)).toMatch(/Nothing was sent. Problems:.*oracle is not one of your peers/)
+      const toConsole = events.find((e) => e._tag === "MessageReceived" && e.to === "console")
+      expect(toConsole).toMatchObject({ payloadType: "SystemError", payload: expect.stringMatching(/could not produce a usable answer/) })
+    }))
+
+  it.effect("payloads that keep failing validation get a bounded number of extra turns", () =>
+    Effect.gen(function*() {
+      // A different invalid payload each time (identical ones would trip the loop guard first).
+      const responses = Array.from({ length: 10 }, (_, i) => ({ text: `<Search><Qery>x${i}</Qery></Search>` }))
+      const { events, requests } = yield* runAgainst({ responses }, organism())
+      const rejected = events.filter((e) => e._tag === "MessageRejected")
+      // The first turn and three SystemError turns: four invalid payloads, then nothing more.
+      expect(rejected).toHaveLength(4)
+      expect(requests).toHaveLength(4)
+      expect(rejected.every((e) => e._tag === "MessageRejected" && e.kind === "PayloadInvalid")).toBe(true)
+    }))
+
+  it.effect("an agent's max_output_tokens reaches the model on every call", () =>
+    Effect.gen(function*() {
+      const capped = Organism.make({
+        listeners: [
+          Listener.llmAgent({ name: "assistant", payload: TextInput, prompt: "Be brief.", maxOutputTokens: 123 })
+        ]
+      })
+      const { requests } = yield* runAgainst({ default: { text: "<Respond>ok</Respond>" } }, capped)
+      expect(requests.map((r) => (r.body as { max_tokens?: number }).max_tokens)).toEqual([123])
+    }))
+
   it.effect("usage and cost are the server's figures, priced", () =>
     Effect.gen(function*() {
       const usage = { prompt_tokens: 1200, completion_tokens: 300 }

@@ -1,7 +1,7 @@
 /** The `organism` command line, run as a real process. */
 import { describe, expect, it, vi } from "@effect/vitest"
 import { spawn } from "node:child_process"
-import { mkdtempSync, writeFileSync } from "node:fs"
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 
@@ -100,6 +100,25 @@ describe("organism inspect", () => {
 })
 
 describe("organism schema and validate", () => {
+  it("output cut short by its reader (| head) ends quietly", async () => {
+    const r = await new Promise<Run>((resolve, reject) => {
+      // A real pipe into `head`, which exits after the first line while the CLI still writes.
+      const child = spawn("bash", ["-o", "pipefail", "-c", `"${process.execPath}" "${bin}" schema examples/hello/payloads.ts#Greeting | head -1`], {
+        cwd: root,
+        stdio: ["ignore", "pipe", "pipe"]
+      })
+      let stdout = ""
+      let stderr = ""
+      child.stdout.on("data", (d) => (stdout += d))
+      child.stderr.on("data", (d) => (stderr += d))
+      child.on("error", reject)
+      child.on("close", (code) => resolve({ code, stdout, stderr }))
+    })
+    expect(r.stdout.trim().split("\n")).toHaveLength(1)
+    expect(r.stderr).not.toMatch(/EPIPE|Error/)
+    expect(r.code).toBe(0)
+  })
+
   it("schema prints a payload type's XSD and example", async () => {
     const r = await organism(["schema", "examples/hello/payloads.ts#GreetingResponse"])
     expect(r.code).toBe(0)
@@ -197,6 +216,16 @@ listeners:
     expect(r.code).toBe(2)
     expect(r.stderr).toMatch(/keyless\.yaml: llm: backend "cloud" \(openai\): .*OPENAI_API_KEY .*not set/)
     expect(r.stdout).toBe("")
+  })
+
+  it("--strict exits 1 when a guard stopped a message", async () => {
+    const hello = readFileSync(join(root, "examples/hello/organism.yaml"), "utf8")
+      .replaceAll("./", `${join(root, "examples/hello")}/`)
+      .replace("organism:\n  name: hello", "organism:\n  name: hello\n  guards:\n    max_chain_depth: 1")
+    const r = await organism(["run", file("shallow.yaml", hello), "--until-idle", "--strict"])
+    expect(r.stdout).toMatch(/⛔ .*max-chain-depth/)
+    expect(r.stdout).toMatch(/1 stopped by guards/)
+    expect(r.code).toBe(1)
   })
 
   it("a broken organism file: every problem with file and line, exit 2", async () => {

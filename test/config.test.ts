@@ -1,10 +1,13 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Either } from "effect"
+import { Duration, Effect, Either } from "effect"
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join, relative } from "node:path"
+import { layerForOrganism } from "../src/config/layerForOrganism.js"
 import { loadOrganism } from "../src/config/loadOrganism.js"
 import { Pump } from "../src/pipeline/Pump.js"
+import { BudgetRegistry } from "../src/services/BudgetRegistry.js"
+import { ContextBuffer } from "../src/services/ContextBuffer.js"
 import { XmlEngine } from "../src/services/XmlEngine.js"
 import { Question } from "./fixtures/modules.js"
 import { layerWithoutModels } from "./support/pump.js"
@@ -46,6 +49,28 @@ describe("YAML organisms", () => {
         pump.request("oracle", new Question({ text: "why" }))))
       expect((reply as { text: string }).text).toBe("you asked: why")
     }).pipe(Effect.provide(layerWithoutModels)))
+
+  it.effect("the file's history limits and token budgets configure the services layerForOrganism builds", () =>
+    Effect.gen(function*() {
+      const file = write("limits.yaml", valid(
+        "  max_tokens_per_thread: 5000\n  context:\n    max_slots_per_thread: 3\n    max_threads: 7\n" +
+          "    on_full: drop-oldest\n    retain_completed: 2\n    retain_for: 10m",
+        "    max_tokens_per_thread: 1200\n"
+      ))
+      const loaded = yield* loadOrganism(file)
+      yield* Effect.gen(function*() {
+        const history = yield* ContextBuffer
+        expect(history.config).toMatchObject({ maxSlotsPerThread: 3, maxThreads: 7, onFull: "drop-oldest", retainCompleted: 2 })
+        expect(Duration.toMillis(history.config.retainFor)).toBe(600_000)
+        expect((yield* BudgetRegistry).config).toMatchObject({ maxTokensPerThread: 5000, perListener: { oracle: 1200 } })
+        // And the pump records into them: the question and its answer, kept after completion.
+        const pump = yield* Pump.make(loaded.organism)
+        const root = yield* pump.inject("oracle", new Question({ text: "1" }))
+        yield* pump.awaitIdle
+        expect(history.slots(root).map((slot) => slot.payloadType)).toEqual(["Question", "Answer"])
+        expect(history.info(root)?.completedAt).toBeDefined()
+      }).pipe(Effect.scoped, Effect.provide(layerForOrganism(loaded)))
+    }).pipe(Effect.provide(XmlEngine.layer)))
 
   it.effect("a missing file", () =>
     Effect.gen(function*() {
