@@ -6,7 +6,7 @@ import { Ingress } from "../src/pipeline/Ingress.js"
 import { routesForPayloads } from "../src/pipeline/PayloadRoutes.js"
 import { XmlEngine } from "../src/services/XmlEngine.js"
 import { measureFloor } from "./floor.js"
-import { Ping, pingValue, round } from "./support.js"
+import { percentile, Ping, pingValue, round, rssMb } from "./support.js"
 
 export const ingressBench = (options: { readonly seconds: number }) =>
   Effect.gen(function*() {
@@ -33,12 +33,23 @@ export const ingressBench = (options: { readonly seconds: number }) =>
       n += 1000
     }
     const perSecond = n / ((performance.now() - started) / 1000)
+    // Latency, measured apart so the clock reads do not weigh on the throughput figure.
+    const samples = new Float64Array(20_000)
+    for (let i = 0; i < samples.length; i++) {
+      const t = performance.now()
+      once()
+      samples[i] = performance.now() - t
+    }
+    samples.sort()
     const floor = measureFloor(bytes, spec.xsd, options.seconds)
     return {
       name: "ingress",
       bytes: bytes.length,
       per_s: Math.round(perSecond),
       us_per_message: round(1e6 / perSecond),
+      p50_ms: round(percentile(samples, 50), 4),
+      p99_ms: round(percentile(samples, 99), 4),
+      rss_mb: rssMb(),
       floor_per_s: Math.round(floor.perSecond),
       floor_us: round(floor.microseconds),
       ratio_to_floor: round(floor.perSecond / perSecond)

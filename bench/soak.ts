@@ -90,6 +90,15 @@ export const soakBench = (options: SoakOptions) =>
       options.seconds
     )
     const perSecond = c.injected / elapsed
+    // A leak fails the benchmark, it does not just print a number.
+    const leaks = [
+      handles.documents !== handlesAtStart.documents && `${handles.documents - handlesAtStart.documents} libxml2 documents left`,
+      handles.schemas !== handlesAtStart.schemas && `${handles.schemas - handlesAtStart.schemas} schemas left`,
+      end.wasm !== afterWarmUp!.wasm && `the WebAssembly heap grew by ${end.wasm - afterWarmUp!.wasm} bytes after warm-up`,
+      end.heap - afterWarmUp!.heap > 16 * 1024 * 1024 && `the JS heap grew by ${mb(end.heap - afterWarmUp!.heap)} MB after warm-up`,
+      pump.threads().roots !== 0 && `${pump.threads().roots} conversations still live`
+    ].filter((l): l is string => typeof l === "string")
+    if (leaks.length > 0) throw new Error(`soak: ${leaks.join("; ")}`)
     return {
       name: "soak",
       messages: options.messages,
@@ -105,6 +114,7 @@ export const soakBench = (options: SoakOptions) =>
       live_documents: handles.documents - handlesAtStart.documents,
       live_schemas: handles.schemas - handlesAtStart.schemas,
       live_threads: pump.threads().roots,
+      rss_mb: mb(end.rss),
       floor_per_s: Math.round(floor.perSecond),
       ratio_to_floor: round(floor.perSecond / perSecond)
     }
