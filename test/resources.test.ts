@@ -21,7 +21,11 @@ import { Listener } from "../src/domain/Listener.js"
 import { Organism } from "../src/domain/Organism.js"
 import { specOf } from "../src/domain/Payload.js"
 import { Reply } from "../src/domain/Reply.js"
+import { TodoUntil } from "../src/domain/TodoPayloads.js"
 import { Pump } from "../src/pipeline/Pump.js"
+import { BudgetRegistry } from "../src/services/BudgetRegistry.js"
+import { ContextBuffer } from "../src/services/ContextBuffer.js"
+import { TodoRegistry } from "../src/services/TodoRegistry.js"
 import * as Raw from "../src/services/internal/libxml2.js"
 import { IngressFixture, THREAD } from "./support/ingress.js"
 import { expectBalanced, Note, Task, withPump } from "./support/pump.js"
@@ -160,15 +164,30 @@ describe("thread ids", () => {
   })
 })
 
-describe("the thread registry", () => {
-  it.live("stays bounded over 100,000 conversations, and empties when they end", () =>
+describe("the thread registry and the registries keyed by conversation", () => {
+  it.live("stay bounded over 100,000 conversations, and empty when they end", () =>
     Effect.gen(function*() {
       const CAPACITY = 256
+      const budgets = yield* BudgetRegistry
       const organism = Organism.make({
         settings: { inboxCapacity: CAPACITY },
         listeners: [
           // Each conversation: console → a → b (a forwards, extending the chain), then ends.
-          Listener.make({ name: "a", payload: Task, handler: (t) => Reply.forward("b", new Note({ text: String(t.id) })) }),
+          // On the way, agent `a` spends tokens and, every tenth time, raises a todo that
+          // nothing will ever close: the conversation's end must clean both up.
+          Listener.make({
+            name: "a",
+            agent: true,
+            peers: ["b"],
+            payload: Task,
+            handler: (t, meta) => {
+              budgets.consume(meta.root, "a", { promptTokens: 10, completionTokens: 5 })
+              const next = Reply.forward("b", new Note({ text: String(t.id) }))
+              return t.id % 10 === 0
+                ? Reply.all(next, Reply.forward("system.todo", new TodoUntil({ waitFor: "Never", description: "wait forever" })))
+                : next
+            }
+          }),
           Listener.make({ name: "b", payload: Note, handler: () => Reply.none })
         ]
       })
@@ -194,7 +213,9 @@ describe("the thread registry", () => {
       const after = heapAfterGc()
 
       expectBalanced(pump)
-      expect(pump.counters().invocations).toBeGreaterThanOrEqual(200_000)
+      // a and b in every conversation, system.todo in every tenth; nothing refused.
+      expect(pump.counters().invocations).toBeGreaterThanOrEqual(210_000)
+      expect(pump.counters().rejected + pump.counters().guardStopped).toBe(0)
       expect(pump.threads()).toEqual({ roots: 0, nodes: 0 })
       // Live conversations never exceed what the inbox admits (each holds its permit until
       // its last message settles); a conversation has three nodes (console, a, b).
@@ -202,6 +223,12 @@ describe("the thread registry", () => {
       expect(maxNodes).toBeLessThanOrEqual(CAPACITY * 3)
       // 90,000 conversations later: keeping even 50 bytes per conversation would show.
       expect(after - warm).toBeLessThan(90_000 * 50)
+      // History keeps only what its retention allows; todos and budgets keep nothing.
+      const history = (yield* ContextBuffer).stats()
+      expect(history.threads).toBeLessThanOrEqual((yield* ContextBuffer).config.retainCompleted)
+      expect(history.appended).toBeGreaterThanOrEqual(200_000)
+      expect((yield* TodoRegistry).stats()).toEqual({ threads: 0, open: 0, raised: 0 })
+      expect(budgets.stats()).toMatchObject({ conversations: 0, totalTokens: 100_000 * 15 })
     }).pipe(Effect.scoped, Effect.provide(Pump.layerServices)), { timeout: 120_000 })
 })
 
