@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Fiber } from "effect"
+import { Deferred, Duration, Effect, Fiber } from "effect"
 import { spawn } from "node:child_process"
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
@@ -80,6 +80,25 @@ describe("Pump.reload", () => {
           const second = yield* Effect.forEach([4, 5, 6], (n) => Effect.fork(pump.request("solo", new Ping({ n }))))
           yield* Effect.forEach([...first, ...second], Fiber.join)
           expect(max).toBe(1)
+        }))
+    }))
+
+  it.effect("an agent's prompt and the usage instructions generated from its peers are rebuilt", () =>
+    Effect.gen(function*() {
+      const quiet = () => Reply.none
+      const agent = (prompt: string) => Listener.make({ name: "agent", agent: true, peers: ["tool"], payload: Note, prompt, handler: quiet })
+      const answer = echo("tool", "t")
+      const tool = (description: string, seconds: number) => Listener.make({ ...answer, description, timeout: Duration.seconds(seconds) })
+      yield* withPump(Organism.make({ listeners: [agent("Be brief."), tool("Looks things up.", 5)] }), ({ pump }) =>
+        Effect.gen(function*() {
+          expect(pump.prompts().promptFor("agent")?.system).toMatch(/^Be brief\.[\s\S]*Looks things up\./)
+          const diff = yield* pump.reload(Organism.make({ listeners: [agent("Be thorough."), tool("Searches the web.", 9)] }))
+          expect([...diff.updated].sort()).toEqual(["agent", "tool"])
+          expect([...diff.details].sort()).toEqual(["agent: prompt", "tool: description, timeout"])
+          const system = pump.prompts().promptFor("agent")?.system
+          expect(system).toMatch(/^Be thorough\./)
+          expect(system).toMatch(/Searches the web\./)
+          expect(system).not.toMatch(/Looks things up|Be brief/)
         }))
     }))
 
