@@ -6,7 +6,7 @@
  * every line with `JournalRecord`: a file that is not a journal is refused, not guessed at.
  */
 import { Schema } from "effect"
-import { type PumpEvent, rejectionFields } from "./PumpEvent.js"
+import { deliveryFields, type PumpEvent, rejectionFields } from "./PumpEvent.js"
 
 export const JOURNAL_FORMAT = "xml-organism-journal"
 export const JOURNAL_VERSION = 1
@@ -64,13 +64,7 @@ export class Dispatched extends Schema.Class<Dispatched>("Dispatched")({
   ...base,
   ...hop,
   parent: Nullable,
-  from: Schema.String,
-  to: Schema.String,
-  payloadType: Schema.String,
-  payload: Schema.String,
-  diagnostics: Schema.Array(Schema.String),
-  /** The envelope in canonical form. */
-  envelope: Schema.String
+  ...deliveryFields
 }) {}
 
 /** A handler finished (with a reply, or none). */

@@ -47,10 +47,8 @@ export class RawReceived extends Schema.TaggedClass<RawReceived>()("RawReceived"
 }) {}
 
 /** A message was delivered: to a listener's handler, or back to its injector. */
-export class MessageReceived extends Schema.TaggedClass<MessageReceived>()("MessageReceived", {
-  ...base,
-  ...root,
-  ...parent,
+/** What a delivery says, in events and in journals alike. */
+export const deliveryFields = {
   from: Schema.String,
   to: Schema.String,
   payloadType: Schema.String,
@@ -59,6 +57,13 @@ export class MessageReceived extends Schema.TaggedClass<MessageReceived>()("Mess
   diagnostics: Schema.Array(Schema.String),
   /** The envelope in canonical form. */
   envelope: Schema.String
+}
+
+export class MessageReceived extends Schema.TaggedClass<MessageReceived>()("MessageReceived", {
+  ...base,
+  ...root,
+  ...parent,
+  ...deliveryFields
 }) {}
 
 /** A handler finished with a reply (or none); failures are `HandlerFailed`. */
