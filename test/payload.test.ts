@@ -70,6 +70,27 @@ describe("Payload declaration", () => {
     rejects(() => Payload.Class<any>("I")({ n: Schema.NullOr(Schema.String) }), "n", /literals only|cannot/)
   })
 
+  it("refuses wrong values at construction with Schema's own error, and drops unknown keys", () => {
+    expect(() => new P.Int({ value: 1.5 })).toThrow(/Expected an integer/)
+    expect(() => new P.Text({ text: 5 as unknown as string })).toThrow(/Expected string/)
+    expect(() => new P.Choice({ color: "pink" as "red", level: 1 })).toThrow(/\["color"\][\s\S]*Expected "red"/)
+    const extra = new P.Text({ text: "a", extra: 1 } as unknown as { text: string })
+    expect(Object.keys(extra)).toEqual(["text"])
+  })
+
+  for (const [name, arbitrary] of Object.entries(instances)) {
+    const type = (P as Record<string, unknown>)[name] as new(props: unknown, options?: boolean) => object
+    it.prop(`${name}: built without Schema's validation (a plain payload) or with it, the same value`, [arbitrary], ([value]) => {
+      const props = { ...(value as object) }
+      const quick = new type(props)
+      const checked = new type(props, false)
+      expect(Object.getPrototypeOf(quick)).toBe(type.prototype)
+      // Schema copies arrays where the quick path keeps the caller's: equal, not identical.
+      expect(quick).toStrictEqual(checked)
+      expect(Schema.is(type as unknown as Schema.Schema<object>)(quick)).toBe(true)
+    }, { fastCheck: { numRuns: 100 } })
+  }
+
   it("rejects a tag that is not an XML name", () => {
     expect(() => Payload.Class<any>("1bad")({ a: Schema.String })).toThrow(/not a valid XML element name/)
   })
