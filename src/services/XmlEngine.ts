@@ -237,6 +237,9 @@ export declare namespace XmlEngine {
   }
 }
 
+/** What a valid document's validation returns: shared, never mutated. */
+const NO_DIAGNOSTICS: ReadonlyArray<Diagnostic> = Object.freeze([])
+
 export class XmlEngine extends Context.Tag("xml-organism/XmlEngine")<XmlEngine, XmlEngine.Service>() {
   static readonly make: Effect.Effect<XmlEngine.Service> = Effect.sync(() => {
     const service: XmlEngine.Service = {
@@ -274,14 +277,14 @@ export class XmlEngine extends Context.Tag("xml-organism/XmlEngine")<XmlEngine, 
       validateDocument: (schema, doc) => {
         checkLive(doc)
         const errors = Raw.validateDocument(schema.raw, doc.ptr)
-        return errors.length === 0 ? [] : errors.map(toDiagnostic)
+        return errors.length === 0 ? NO_DIAGNOSTICS : errors.map(toDiagnostic)
       },
       validateRootChild: (schema, doc, index) => {
         checkLive(doc)
         const el = Raw.nthElementChild(Raw.rootElement(doc.ptr), index)
         if (el === 0) return [new Diagnostic({ message: `no element child at index ${index}` })]
         const errors = Raw.validateElement(schema.raw, el)
-        return errors.length === 0 ? [] : errors.map(toDiagnostic)
+        return errors.length === 0 ? NO_DIAGNOSTICS : errors.map(toDiagnostic)
       },
       parseScoped: (input, options) =>
         Effect.acquireRelease(

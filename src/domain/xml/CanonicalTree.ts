@@ -62,23 +62,41 @@ const decodeReferences = (raw: string): string => {
   })
 }
 
-type Scope = ReadonlyMap<string, string>
-const emptyScope: Scope = new Map()
+/**
+ * In-scope namespace declarations as a chain (one link per declaration, innermost first):
+ * a declaration costs one small object instead of a copy of every binding above it, and
+ * lookups walk a handful of links.
+ */
+interface Scope {
+  readonly prefix: string
+  readonly uri: string
+  readonly parent: Scope | undefined
+}
+
+const lookup = (scope: Scope | undefined, prefix: string): string => {
+  for (let s = scope; s !== undefined; s = s.parent) if (s.prefix === prefix) return s.uri
+  return ""
+}
+
+/** Shared by every element without attributes (nearly all of them): never mutated. */
+const NO_ATTRIBUTES: ReadonlyArray<readonly [string, string]> = Object.freeze([])
 
 /** Reads the document element of a canonical document. */
 export const readCanonical = (text: string, maxDepth = 256): CanonicalElement => {
-  const stack: Array<{ el: CanonicalElement; scope: Scope }> = []
+  // The open elements and their scopes, as two parallel stacks (no object per level).
+  const open: Array<CanonicalElement> = []
+  const scopes: Array<Scope | undefined> = []
   let root: CanonicalElement | undefined
   let pos = 0
   const n = text.length
   while (pos < n) {
     const lt = text.indexOf("<", pos)
     if (lt === -1) {
-      if (stack.length > 0) throw new CanonicalReadError("unexpected end of input")
+      if (open.length > 0) throw new CanonicalReadError("unexpected end of input")
       break
     }
-    if (lt > pos && stack.length > 0) {
-      stack[stack.length - 1]!.el.children.push(decodeReferences(text.slice(pos, lt)))
+    if (lt > pos && open.length > 0) {
+      open[open.length - 1]!.children.push(decodeReferences(text.slice(pos, lt)))
     }
     const next = text.charCodeAt(lt + 1)
     if (next === 0x3f /* ? */) {
@@ -89,12 +107,13 @@ export const readCanonical = (text: string, maxDepth = 256): CanonicalElement =>
     }
     if (next === 0x2f /* / */) {
       const gt = text.indexOf(">", lt + 2)
-      const top = stack.pop()
-      if (gt === -1 || top === undefined || text.slice(lt + 2, gt) !== top.el.qname) {
+      const top = open.pop()
+      scopes.pop()
+      if (gt === -1 || top === undefined || !endTagNames(text, lt + 2, gt, top.qname)) {
         throw new CanonicalReadError(`unexpected end tag at offset ${lt}`)
       }
-      top.el.contentEnd = lt
-      top.el.end = gt + 1
+      top.contentEnd = lt
+      top.end = gt + 1
       pos = gt + 1
       continue
     }
@@ -107,9 +126,8 @@ export const readCanonical = (text: string, maxDepth = 256): CanonicalElement =>
       i++
     }
     const qname = text.slice(lt + 1, i)
-    const attributes: Array<readonly [string, string]> = []
-    const parentScope = stack.length > 0 ? stack[stack.length - 1]!.scope : emptyScope
-    let scope: Scope = parentScope
+    let attributes = NO_ATTRIBUTES as Array<readonly [string, string]>
+    let scope = scopes.length > 0 ? scopes[scopes.length - 1] : undefined
     while (text.charCodeAt(i) === 0x20) {
       const eq = text.indexOf("=\"", i + 1)
       const endQuote = eq === -1 ? -1 : text.indexOf("\"", eq + 2)
@@ -117,22 +135,21 @@ export const readCanonical = (text: string, maxDepth = 256): CanonicalElement =>
       const name = text.slice(i + 1, eq)
       const value = decodeReferences(text.slice(eq + 2, endQuote))
       if (name === "xmlns" || name.startsWith("xmlns:")) {
-        if (scope === parentScope) scope = new Map(parentScope)
-        ;(scope as Map<string, string>).set(name === "xmlns" ? "" : name.slice(6), value)
+        scope = { prefix: name === "xmlns" ? "" : name.slice(6), uri: value, parent: scope }
       } else {
+        if (attributes === NO_ATTRIBUTES) attributes = []
         attributes.push([name, value])
       }
       i = endQuote + 1
     }
     if (text.charCodeAt(i) !== 0x3e) throw new CanonicalReadError(`malformed start tag at offset ${lt}`)
     const colon = qname.indexOf(":")
-    const prefix = colon === -1 ? "" : qname.slice(0, colon)
-    const depth = stack.length + 1
+    const depth = open.length + 1
     if (depth > maxDepth) throw new CanonicalDepthError(maxDepth)
     const el: CanonicalElement = {
       qname,
       localName: colon === -1 ? qname : qname.slice(colon + 1),
-      namespace: scope.get(prefix) ?? "",
+      namespace: lookup(scope, colon === -1 ? "" : qname.slice(0, colon)),
       attributes,
       children: [],
       start: lt,
@@ -141,15 +158,20 @@ export const readCanonical = (text: string, maxDepth = 256): CanonicalElement =>
       end: -1,
       depth
     }
-    if (stack.length > 0) stack[stack.length - 1]!.el.children.push(el)
+    if (open.length > 0) open[open.length - 1]!.children.push(el)
     else if (root === undefined) root = el
     else throw new CanonicalReadError("more than one document element")
-    stack.push({ el, scope })
+    open.push(el)
+    scopes.push(scope)
     pos = i + 1
   }
-  if (root === undefined || stack.length > 0) throw new CanonicalReadError("no complete document element")
+  if (root === undefined || open.length > 0) throw new CanonicalReadError("no complete document element")
   return root
 }
+
+/** `text[from, to)` is `name`, compared in place (no substring). */
+const endTagNames = (text: string, from: number, to: number, name: string): boolean =>
+  to - from === name.length && text.startsWith(name, from)
 
 /** Element children, skipping text (whitespace between elements). */
 export const childElements = (el: CanonicalElement): Array<CanonicalElement> => {

@@ -132,7 +132,6 @@ const utf8Name = (() => {
 // One input buffer reused across parses: libxml2 reads it only during the call.
 let inputPtr = 0
 let inputCapacity = 0
-const encoder = new TextEncoder()
 const reserveInput = (size: number): number => {
   if (size > inputCapacity) {
     if (inputPtr !== 0) lib._free(inputPtr)
@@ -149,9 +148,9 @@ const reserveInput = (size: number): number => {
 }
 const stageInput = (bytes: Uint8Array): number => {
   const ptr = reserveInput(bytes.length + 1)
-  const heap = lib.HEAPU8
-  heap.set(bytes, ptr)
-  heap[ptr + bytes.length] = 0
+  const memory = lib.HEAPU8
+  memory.set(bytes, ptr)
+  memory[ptr + bytes.length] = 0
   return ptr
 }
 
@@ -185,11 +184,22 @@ export const readDocument = (bytes: Uint8Array, flags: number): DocPtr => {
   return read(c, buf, bytes.length, flags)
 }
 
+// The wasm memory as a Node Buffer, kept until the memory grows (which detaches every view
+// of it). Buffer's ranged write/copy/toString move text in and out of the heap without a
+// view object per message (those were a tenth of the bytes the pump allocated per hop).
+let heapBuffer: Buffer | undefined
+const heap = (): Buffer => {
+  const memory = lib.HEAPU8.buffer as ArrayBuffer
+  if (heapBuffer === undefined || heapBuffer.buffer !== memory) heapBuffer = Buffer.from(memory)
+  return heapBuffer
+}
+
 /** Parses a string (encoded straight into the wasm heap, no intermediate buffer). */
 export const readDocumentString = (text: string, flags: number): DocPtr => {
   const buf = reserveInput(text.length * 3 + 1)
-  const { written } = encoder.encodeInto(text, lib.HEAPU8.subarray(buf, buf + inputCapacity - 1))
-  lib.HEAPU8[buf + written] = 0
+  const h = heap()
+  const written = h.write(text, buf, inputCapacity - 1, "utf8")
+  h[buf + written] = 0
   return read(parserContext(written), buf, written, flags)
 }
 
@@ -229,30 +239,29 @@ export const nthElementChild = (node: NodePtr, n: number): NodePtr => {
 }
 
 // --- canonicalization -----------------------------------------------------------------
-const decoder = new TextDecoder("utf-8")
 
 // Output is copied into one reusable scratch buffer and decoded once: libxml2 may split its
 // output anywhere, even inside a multi-byte character, and decoding once is also faster
 // than a streaming decode per chunk.
-let scratch = new Uint8Array(16384)
+let scratch = Buffer.allocUnsafe(16384)
 let scratchLength = 0
 
 const collectWrite = lib.addFunction((_ctx: number, buf: number, len: number) => {
   if (scratchLength + len > scratch.length) {
-    const grown = new Uint8Array(Math.max(scratch.length * 2, scratchLength + len))
-    grown.set(scratch.subarray(0, scratchLength))
+    const grown = Buffer.allocUnsafe(Math.max(scratch.length * 2, scratchLength + len))
+    scratch.copy(grown, 0, 0, scratchLength)
     scratch = grown
   }
-  scratch.set(lib.HEAPU8.subarray(buf, buf + len), scratchLength)
+  heap().copy(scratch, scratchLength, buf, buf + len)
   scratchLength += len
   return len
 }, "iiii")
 const collectClose = lib.addFunction(() => 0, "ii")
 
 const takeCollected = (): string => {
-  const text = decoder.decode(scratch.subarray(0, scratchLength))
+  const text = scratch.toString("utf8", 0, scratchLength)
   scratchLength = 0
-  if (scratch.length > 1 << 20) scratch = new Uint8Array(16384) // do not keep a huge buffer
+  if (scratch.length > 1 << 20) scratch = Buffer.allocUnsafe(16384) // do not keep a huge buffer
   return text
 }
 
