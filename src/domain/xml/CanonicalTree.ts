@@ -19,7 +19,8 @@ export interface CanonicalElement {
   /** Namespace URI, "" for no namespace. */
   readonly namespace: string
   readonly attributes: ReadonlyArray<readonly [qname: string, value: string]>
-  readonly children: Array<CanonicalElement | string>
+  /** Child elements and text, in document order. */
+  readonly children: ReadonlyArray<CanonicalElement | string>
   /** Offset of `<` of the start tag. */
   readonly start: number
   /** Offset just after the start tag's `>`. */
@@ -81,6 +82,15 @@ const lookup = (scope: Scope | undefined, prefix: string): string => {
 /** Shared by every element without attributes (nearly all of them): never mutated. */
 const NO_ATTRIBUTES: ReadonlyArray<readonly [string, string]> = Object.freeze([])
 
+/** Shared by every element until its first child; then an array of exactly that child. */
+const NO_CHILDREN: ReadonlyArray<CanonicalElement | string> = Object.freeze([])
+
+/** Adds a child: a first push on an empty array reserves room for 17, most have one. */
+const addChild = (parent: CanonicalElement, child: CanonicalElement | string): void => {
+  if (parent.children === NO_CHILDREN) (parent as { children: ReadonlyArray<CanonicalElement | string> }).children = [child]
+  else (parent.children as Array<CanonicalElement | string>).push(child)
+}
+
 /** Reads the document element of a canonical document. */
 export const readCanonical = (text: string, maxDepth = 256): CanonicalElement => {
   // The open elements and their scopes, as two parallel stacks (no object per level).
@@ -96,7 +106,7 @@ export const readCanonical = (text: string, maxDepth = 256): CanonicalElement =>
       break
     }
     if (lt > pos && open.length > 0) {
-      open[open.length - 1]!.children.push(decodeReferences(text.slice(pos, lt)))
+      addChild(open[open.length - 1]!, decodeReferences(text.slice(pos, lt)))
     }
     const next = text.charCodeAt(lt + 1)
     if (next === 0x3f /* ? */) {
@@ -151,14 +161,14 @@ export const readCanonical = (text: string, maxDepth = 256): CanonicalElement =>
       localName: colon === -1 ? qname : qname.slice(colon + 1),
       namespace: lookup(scope, colon === -1 ? "" : qname.slice(0, colon)),
       attributes,
-      children: [],
+      children: NO_CHILDREN,
       start: lt,
       contentStart: i + 1,
       contentEnd: -1,
       end: -1,
       depth
     }
-    if (open.length > 0) open[open.length - 1]!.children.push(el)
+    if (open.length > 0) addChild(open[open.length - 1]!, el)
     else if (root === undefined) root = el
     else throw new CanonicalReadError("more than one document element")
     open.push(el)
