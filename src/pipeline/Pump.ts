@@ -5,7 +5,7 @@
  * or stopped by a guard. Counters for the three always add up to what was injected.
  *
  * Shape of the machinery (and why):
- * - The inbox is one unbounded FIFO read in batches (internal/Inbox.ts); each batch runs through the
+ * - The inbox is one unbounded queue read as a Stream in chunks; each chunk runs through the
  *   ingress stages synchronously, stage by stage (they are libxml2 calls — no fiber per stage
  *   or message), then through delivery (pump/Delivery.ts).
  * - External producers (inject, injectRaw) hold a permit from a bounded pool until their
@@ -17,7 +17,7 @@
  *
  * This file wires the parts around a shared core (pump/Core.ts) and exposes the API.
  */
-import { Context, Deferred, Duration, Effect, Either, Exit, FiberSet, Layer, Scope, type Stream } from "effect"
+import { Context, Deferred, Duration, Effect, Either, Exit, FiberSet, Layer, Queue, Scope, Stream } from "effect"
 import { builtinPayloads } from "../config/builtins.js"
 import type { ThreadId } from "../domain/Ids.js"
 import type { Listener } from "../domain/Listener.js"
@@ -46,7 +46,6 @@ import { ThreadRegistry } from "../services/ThreadRegistry.js"
 import { TodoRegistry } from "../services/TodoRegistry.js"
 import { type SchemaCompileError, XmlEngine } from "../services/XmlEngine.js"
 import { Ingress } from "./Ingress.js"
-import { Inbox } from "./internal/Inbox.js"
 import { Permits } from "./internal/Permits.js"
 import { TimeoutWheel } from "./internal/TimeoutWheel.js"
 import { diffListeners, type ListenerDiff } from "./ListenerDiff.js"
@@ -124,7 +123,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
   const events = yield* Events
   const clock = yield* Effect.clock
   const scope = yield* Effect.scope
-  const inbox = new Inbox<InboxItem>(1024)
+  const inbox = yield* Effect.acquireRelease(Queue.unbounded<InboxItem>(), Queue.shutdown)
   const permits = new Permits(organism.settings.inboxCapacity)
   const rootHooks = new Map<string, Array<() => void>>()
   const requests = new Map<string, Waiting>()
@@ -212,7 +211,9 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
     scope
   )
   yield* Effect.forkIn(
-    Effect.forever(Effect.map(inbox.take, delivery.processChunk)),
+    Stream.fromQueue(inbox, { maxChunkSize: 1024 }).pipe(
+      Stream.runForEachChunk((chunk) => Effect.sync(() => delivery.processChunk(chunk)))
+    ),
     scope
   )
 
@@ -265,7 +266,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
           const text = typeof input === "string" ? input : decoder.decode(input)
           core.publish(new RawReceived({ thread: null, time: core.now(), text: text.slice(0, 65536), size: input.length }, true))
         }
-        inbox.offer({ input, origin: undefined, permit: { pending: 1 } })
+        inbox.unsafeOffer({ input, origin: undefined, permit: { pending: 1 } })
       })
     )
 

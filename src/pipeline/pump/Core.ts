@@ -3,7 +3,7 @@
  * a hot reload replaces), the inbox, and the accounting. Each part (outbox, dispatcher,
  * delivery, built-ins) is a function of this core; Pump.ts wires them and exposes the API.
  */
-import { Effect, type Exit, type Fiber } from "effect"
+import { Effect, type Exit, type Fiber, type Queue } from "effect"
 import type { Listener } from "../../domain/Listener.js"
 import type { OrganismSettings } from "../../domain/Organism.js"
 import type { RequestError } from "../../domain/PumpError.js"
@@ -16,7 +16,6 @@ import type { RootThread, ThreadNode, ThreadRegistry } from "../../services/Thre
 import type { TodoRegistry } from "../../services/TodoRegistry.js"
 import type { XmlEngine } from "../../services/XmlEngine.js"
 import type { Ingress } from "../Ingress.js"
-import type { Inbox } from "../internal/Inbox.js"
 import type { Gate } from "../internal/Gate.js"
 import type { Permits } from "../internal/Permits.js"
 import type { Timer } from "../internal/TimeoutWheel.js"
@@ -191,7 +190,7 @@ export interface PumpCore {
   ingress: Ingress
   listeners: ReadonlyArray<Listener>
   readonly counts: Accounting
-  readonly inbox: Inbox<InboxItem>
+  readonly inbox: Queue.Queue<InboxItem>
   readonly permits: Permits
   readonly requests: Map<string, Waiting>
   /** No new external messages (draining). */

@@ -4,7 +4,7 @@
  * is recorded in the conversation's history, and becomes one job per receiving listener — or
  * answers a waiting request at its injector. Every message ends in exactly one outcome.
  */
-import { Duration, Either, Exit } from "effect"
+import { Chunk, Duration, Either, Exit } from "effect"
 import { type IngressError, InternalError } from "../../domain/IngressError.js"
 import { GuardTripped, MessageReceived, ThreadCreated } from "../../domain/PumpEvent.js"
 import { RequestFailed } from "../../domain/PumpError.js"
@@ -274,7 +274,8 @@ export const makeDelivery = (core: PumpCore, outbox: Outbox, dispatcher: Dispatc
   }
 
   /** A chunk from the inbox: every ingress stage for the whole chunk, then delivery in order. */
-  const processChunk = (items: ReadonlyArray<InboxItem>) => {
+  const processChunk = (chunk: Chunk.Chunk<InboxItem>) => {
+    const items = Chunk.toReadonlyArray(chunk)
     const outcomes = core.ingress.runBatch(items.map((i) => i.input), core.router)
     for (let i = 0; i < items.length; i++) {
       holding = undefined

@@ -73,7 +73,7 @@ export const makeOutbox = (core: PumpCore) => {
         }, true)
       )
     }
-    core.inbox.offer({ input: xml, origin: { node, senderNode, system }, permit })
+    core.inbox.unsafeOffer({ input: xml, origin: { node, senderNode, system }, permit })
   }
 
   /** A message from the pump itself (SystemError, BudgetWarning): never bounced if it fails. */
