@@ -19,9 +19,10 @@ interface Run {
   readonly stderr: string
 }
 
-const organism = (args: ReadonlyArray<string>, input?: string, env: NodeJS.ProcessEnv = process.env): Promise<Run> =>
+/** Runs a command in the repository, feeding it `input`, and collects what it printed. */
+const exec = (command: string, args: ReadonlyArray<string>, input?: string, env: NodeJS.ProcessEnv = process.env): Promise<Run> =>
   new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], { cwd: root, env, stdio: ["pipe", "pipe", "pipe"] })
+    const child = spawn(command, args, { cwd: root, env, stdio: ["pipe", "pipe", "pipe"] })
     let stdout = ""
     let stderr = ""
     child.stdout.on("data", (d) => (stdout += d))
@@ -30,6 +31,9 @@ const organism = (args: ReadonlyArray<string>, input?: string, env: NodeJS.Proce
     child.on("close", (code) => resolve({ code, stdout, stderr }))
     child.stdin.end(input ?? "")
   })
+
+const organism = (args: ReadonlyArray<string>, input?: string, env?: NodeJS.ProcessEnv): Promise<Run> =>
+  exec(process.execPath, [bin, ...args], input, env)
 
 const file = (name: string, text: string) => {
   const path = join(dir, name)
@@ -101,19 +105,8 @@ describe("organism inspect", () => {
 
 describe("organism schema and validate", () => {
   it("output cut short by its reader (| head) ends quietly", async () => {
-    const r = await new Promise<Run>((resolve, reject) => {
-      // A real pipe into `head`, which exits after the first line while the CLI still writes.
-      const child = spawn("bash", ["-o", "pipefail", "-c", `"${process.execPath}" "${bin}" schema examples/hello/payloads.ts#Greeting | head -1`], {
-        cwd: root,
-        stdio: ["ignore", "pipe", "pipe"]
-      })
-      let stdout = ""
-      let stderr = ""
-      child.stdout.on("data", (d) => (stdout += d))
-      child.stderr.on("data", (d) => (stderr += d))
-      child.on("error", reject)
-      child.on("close", (code) => resolve({ code, stdout, stderr }))
-    })
+    // A real pipe into `head`, which exits after the first line while the CLI still writes.
+    const r = await exec("bash", ["-o", "pipefail", "-c", `"${process.execPath}" "${bin}" schema examples/hello/payloads.ts#Greeting | head -1`])
     expect(r.stdout.trim().split("\n")).toHaveLength(1)
     expect(r.stderr).not.toMatch(/EPIPE|Error/)
     expect(r.code).toBe(0)
