@@ -15,7 +15,7 @@ import { Pump } from "../src/pipeline/Pump.js"
 import * as Raw from "../src/services/internal/libxml2.js"
 import { XmlEngine } from "../src/services/XmlEngine.js"
 import { measureFloor } from "./floor.js"
-import { collectGarbage, round } from "./support.js"
+import { collectGarbage, mb, round } from "./support.js"
 
 export interface SoakOptions {
   readonly messages: number
@@ -52,8 +52,6 @@ const sample = (): Sample => {
   const m = process.memoryUsage()
   return { rss: m.rss, heap: m.heapUsed, wasm: Raw.heapBytes() }
 }
-
-const mb = (bytes: number) => round(bytes / 1024 / 1024, 1)
 
 export const soakBench = (options: SoakOptions) =>
   Effect.gen(function*() {

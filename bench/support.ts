@@ -19,7 +19,10 @@ export const round = (x: number, digits = 2) => Number(x.toFixed(digits))
 export const percentile = (sorted: Float64Array, p: number) =>
   sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
 
-export const rssMb = () => round(process.memoryUsage().rss / 1024 / 1024, 1)
+/** Bytes as MiB, one decimal. */
+export const mb = (bytes: number) => round(bytes / 1024 / 1024, 1)
+
+export const rssMb = () => mb(process.memoryUsage().rss)
 
 /**
  * A full garbage collection, without `--expose-gc` on the command line: the flag is set at

@@ -4,21 +4,18 @@
  * Completions protocol) through the LlmRouter — budgets included.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Queue } from "effect"
+import { Effect } from "effect"
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { parse, stringify } from "yaml"
 import { layerForOrganism } from "../src/config/layerForOrganism.js"
 import { loadOrganism } from "../src/config/loadOrganism.js"
-import type { PumpEvent } from "../src/domain/PumpEvent.js"
-import { MockLlmServer, type RecordedRequest } from "../src/llm/MockLlmServer.js"
-import { Pump } from "../src/pipeline/Pump.js"
+import { MockLlmServer } from "../src/llm/MockLlmServer.js"
 import { BudgetRegistry } from "../src/services/BudgetRegistry.js"
-import { Events } from "../src/services/Events.js"
 import { LlmRouter } from "../src/services/LlmRouter.js"
 import { XmlEngine } from "../src/services/XmlEngine.js"
-import { expectBalanced } from "./support/pump.js"
+import { agentOf, turnsOf, withPump } from "./support/pump.js"
 
 const example = join(__dirname, "..", "examples", "agents")
 const dir = mkdtempSync(join(tmpdir(), "organism-agents-"))
@@ -27,14 +24,11 @@ const dir = mkdtempSync(join(tmpdir(), "organism-agents-"))
 const runFile = (file: string) =>
   Effect.gen(function*() {
     const loaded = yield* loadOrganism(file)
-    return yield* Effect.gen(function*() {
-      const queue = yield* (yield* Events).subscribe
-      const pump = yield* Pump.make(loaded.organism)
-      yield* pump.awaitIdle
-      expectBalanced(pump)
-      const events: ReadonlyArray<PumpEvent> = [...yield* Queue.takeAll(queue)]
-      return { events, pump, usage: (yield* LlmRouter).usage(), budgets: (yield* BudgetRegistry).stats() }
-    }).pipe(Effect.scoped, Effect.provide(layerForOrganism(loaded)))
+    return yield* withPump(loaded.organism, ({ events, pump }) =>
+      Effect.gen(function*() {
+        yield* pump.awaitIdle
+        return { events: yield* events(), pump, usage: (yield* LlmRouter).usage(), budgets: (yield* BudgetRegistry).stats() }
+      }), layerForOrganism(loaded))
   }).pipe(Effect.provide(XmlEngine.layer))
 
 /** The example's script with fixed usage figures (500 tokens a call), so budgets are exact. */
@@ -57,12 +51,6 @@ const exampleOn = (name: string, server: MockLlmServer.Service, coordinatorCap: 
   writeFileSync(file, stringify(organism))
   return file
 }
-
-const agentOf = (r: RecordedRequest) => /You are "([^"]+)"/.exec(r.system)?.[1]
-
-/** The turns a Chat Completions request sends, without the system prompt (which explains warnings). */
-const conversationOf = (r: RecordedRequest) =>
-  JSON.stringify((r.body as { messages: Array<{ role: string }> }).messages.filter((m) => m.role !== "system"))
 
 describe("LLM agents from YAML, end to end", () => {
   it.effect("the agents example runs on its scripted model: research, writing, an answer for the console", () =>
@@ -92,8 +80,8 @@ describe("LLM agents from YAML, end to end", () => {
       const { events } = yield* runFile(exampleOn("warned", server, 600))
       const coordinatorCalls = server.requests().filter((r) => agentOf(r) === "coordinator")
       expect(coordinatorCalls.length).toBe(2)
-      expect(conversationOf(coordinatorCalls[0]!)).not.toMatch(/BudgetWarning/)
-      expect(conversationOf(coordinatorCalls[1]!)).toMatch(/<BudgetWarning>.*<Severity>warning<\/Severity>/)
+      expect(turnsOf(coordinatorCalls[0]!)).not.toMatch(/BudgetWarning/)
+      expect(turnsOf(coordinatorCalls[1]!)).toMatch(/<BudgetWarning>.*<Severity>warning<\/Severity>/)
       // Its second call took it to 1000 of 600: the third turn is refused before any request.
       const guard = events.find((e) => e._tag === "GuardTripped")
       expect(guard).toMatchObject({ guard: "token-budget", listener: "coordinator" })

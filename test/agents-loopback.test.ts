@@ -3,7 +3,7 @@
  * safety, malformed output, usage and cost, and the same behaviour over every wire format.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, Queue, Schema } from "effect"
+import { Effect, Layer, Schema } from "effect"
 import { Listener } from "../src/domain/Listener.js"
 import type { LlmConfigInput } from "../src/domain/LlmConfig.js"
 import { LlmConfig } from "../src/domain/LlmConfig.js"
@@ -15,9 +15,8 @@ import { TextInput } from "../src/domain/SystemPayloads.js"
 import { MockLlmServer, type RecordedRequest } from "../src/llm/MockLlmServer.js"
 import type { MockScriptInput } from "../src/llm/MockScript.js"
 import { Pump } from "../src/pipeline/Pump.js"
-import { Events } from "../src/services/Events.js"
 import { LlmRouter } from "../src/services/LlmRouter.js"
-import { expectBalanced } from "./support/pump.js"
+import { turnsOf, withPump } from "./support/pump.js"
 
 class Search extends Payload.Class<Search>("Search", { description: "a query for the index" })({ query: Schema.String }) {}
 class Found extends Payload.Class<Found>("Found")({ query: Schema.String, hits: Schema.Int }) {}
@@ -60,26 +59,20 @@ const runAgainst = (
     const config = Schema.decodeUnknownSync(LlmConfig)(llm(server))
     const env = { TEST_OPENAI_KEY: "sk-test", TEST_ANTHROPIC_KEY: "sk-ant-test" }
     const services = Layer.provideMerge(LlmRouter.layer(config, { baseDir: __dirname, env }), Pump.layerServicesFor(organismValue))
-    return yield* Effect.gen(function*() {
-      const queue = yield* (yield* Events).subscribe
-      const pump = yield* Pump.make(organismValue)
-      yield* pump.inject("assistant", new TextInput({ text: "find effect", source: "test", user: "" }))
-      yield* pump.awaitIdle
-      expectBalanced(pump)
-      expect(pump.threads()).toEqual({ roots: 0, nodes: 0 })
-      const run: Run = { events: [...yield* Queue.takeAll(queue)], requests: server.requests(), usage: (yield* LlmRouter).usage() }
-      return run
-    }).pipe(Effect.scoped, Effect.provide(services))
+    return yield* withPump(organismValue, ({ events, pump }) =>
+      Effect.gen(function*() {
+        yield* pump.inject("assistant", new TextInput({ text: "find effect", source: "test", user: "" }))
+        yield* pump.awaitIdle
+        expect(pump.threads()).toEqual({ roots: 0, nodes: 0 })
+        const run: Run = { events: yield* events(), requests: server.requests(), usage: (yield* LlmRouter).usage() }
+        return run
+      }), services)
   }).pipe(Effect.scoped)
 
 const hops = (events: ReadonlyArray<PumpEvent>) =>
   events.flatMap((e) => (e._tag === "MessageReceived" && !e.from.startsWith("system") ? [`${e.from} → ${e.to}: ${e.payload}`] : []))
 
 const guards = (events: ReadonlyArray<PumpEvent>) => events.flatMap((e) => (e._tag === "GuardTripped" ? [e.guard] : []))
-
-/** The turns of a Chat Completions request after the system prompt, as one text. */
-const turnsOf = (r: RecordedRequest) =>
-  JSON.stringify((r.body as { messages: Array<{ role: string }> }).messages.filter((m) => m.role !== "system"))
 
 describe("LLM agents on the loopback model server", () => {
   it.effect("loop detection: the third identical payload to the same peer is not sent, and the agent is told why", () =>

@@ -6,6 +6,7 @@ import * as Payload from "../../src/domain/Payload.js"
 import type { PumpEvent } from "../../src/domain/PumpEvent.js"
 import { Pump, type PumpServices } from "../../src/pipeline/Pump.js"
 import { Events } from "../../src/services/Events.js"
+import type { RecordedRequest } from "../../src/llm/MockLlmServer.js"
 import { LlmRouter } from "../../src/services/LlmRouter.js"
 
 export class Ping extends Payload.Class<Ping>("Ping")({ n: Schema.Int }) {}
@@ -31,12 +32,14 @@ export const expectBalanced = (pump: Pump.Service) => {
 
 /**
  * Builds a pump for `organism`, runs `body`, waits until idle and checks the accounting.
- * Subscribes to events before the pump starts, so boot events are seen too.
+ * Subscribes to events before the pump starts, so boot events are seen too. `services` may
+ * provide more than the pump needs (an organism file's model router).
  */
-export const withPump = <A, E, R>(
+export const withPump = <A, E, R, RS = never, ES = never>(
   organism: Organism<R>,
   body: (h: Harness) => Effect.Effect<A, E, R>,
-  services: Layer.Layer<PumpServices> = Pump.layerServices
+  // RS and ES are never unless a layer is given, so the default is exactly this type.
+  services: Layer.Layer<PumpServices | RS, ES> = Pump.layerServices as Layer.Layer<PumpServices | RS, ES>
 ) =>
   Effect.gen(function*() {
     const bus = yield* Events
@@ -60,3 +63,13 @@ export const withPump = <A, E, R>(
 
 /** The embedded services plus a router without backends: what a file organism without `llm:` runs on. */
 export const layerWithoutModels = Layer.mergeAll(Pump.layerServices, LlmRouter.layerNone("this test configures no model backends"))
+
+/** The agent a model request is for: its system prompt names it. */
+export const agentOf = (r: RecordedRequest) => /You are "([^"]+)"/.exec(r.system)?.[1]
+
+/**
+ * The turns a Chat Completions request sends, as one text, without the system prompt (which
+ * explains SystemErrors and BudgetWarnings, so it would match what a test looks for).
+ */
+export const turnsOf = (r: RecordedRequest) =>
+  JSON.stringify((r.body as { messages: Array<{ role: string }> }).messages.filter((m) => m.role !== "system"))

@@ -31,32 +31,25 @@ const body = (c: Completion) => ({
 })
 
 const frames = (c: Completion, chunks: ReadonlyArray<string>, options: { readonly includeUsage: boolean }) => {
+  // Every chunk of one completion carries the same header.
+  const header = {
+    id: `chatcmpl-${c.id}`,
+    object: "chat.completion.chunk",
+    created: c.created,
+    model: c.model,
+    service_tier: "default",
+    system_fingerprint: "fp_mock"
+  }
   const chunk = (choice: Record<string, unknown>, delta = false): Frame =>
     frame({
-      id: `chatcmpl-${c.id}`,
-      object: "chat.completion.chunk",
-      created: c.created,
-      model: c.model,
-      service_tier: "default",
-      system_fingerprint: "fp_mock",
+      ...header,
       choices: [{ index: 0, logprobs: null, finish_reason: null, ...choice }],
       ...(options.includeUsage ? { usage: null } : {})
     }, { delta })
   const out: Array<Frame> = [chunk({ delta: { role: "assistant", content: "", refusal: null } })]
   for (const text of chunks) out.push(chunk({ delta: { content: text } }, true))
   out.push(chunk({ delta: {}, finish_reason: c.finishReason }))
-  if (options.includeUsage) {
-    out.push(frame({
-      id: `chatcmpl-${c.id}`,
-      object: "chat.completion.chunk",
-      created: c.created,
-      model: c.model,
-      service_tier: "default",
-      system_fingerprint: "fp_mock",
-      choices: [],
-      usage: usage(c)
-    }))
-  }
+  if (options.includeUsage) out.push(frame({ ...header, choices: [], usage: usage(c) }))
   out.push(frame("[DONE]"))
   return out
 }
