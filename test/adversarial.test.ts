@@ -42,8 +42,12 @@ const kinds = [
 ] as const satisfies ReadonlyArray<IngressErrorKind>
 // A new kind of ingress error must be added here (and then to the corpus). InternalError is
 // the pump's safety net for exceptions: no input may produce it, so the expected outcomes
-// (whose kinds come from this list) can never name it.
-const everyKind: [Exclude<IngressErrorKind, (typeof kinds)[number] | "InternalError">] extends [never] ? true : never = true
+// (whose kinds come from this list) can never name it. PeerViolation (a reply to a listener
+// that is not a peer) and StageRejected (an organism's own stage) judge replies and
+// organisms, not raw input: the corpus has no organism stage and no peers to violate.
+const everyKind: [
+  Exclude<IngressErrorKind, (typeof kinds)[number] | "InternalError" | "PeerViolation" | "StageRejected">
+] extends [never] ? true : never = true
 
 const Accepted = Schema.Struct({
   /** The sender as delivered (trimmed). */
@@ -81,7 +85,7 @@ const manifest = Schema.decodeUnknownSync(Schema.Struct({ cases: Schema.Record({
 const cases = Object.entries(manifest.cases)
 
 /** With repair off, what only the recovering parser could read is malformed. */
-const strictOutcome = (c: Case): Outcome => c.repaired === true ? { rejected: { stage: "repair", kind: "MalformedXml" } } : c
+const strictOutcome = (c: Case): Outcome => c.repaired === true ? { rejected: { stage: "parse", kind: "MalformedXml" } } : c
 
 // --- the organism (test/support/hostile.ts) ----------------------------------------------
 const organism = (recover: boolean) => hostileOrganism({ ingress: { maxBytes: 65_536, maxDepth: 64, recover } })

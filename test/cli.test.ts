@@ -52,7 +52,7 @@ describe("organism inspect", () => {
     expect(r.code).toBe(0)
     expect(JSON.parse(r.stdout)).toEqual({
       accepted: true,
-      stage: "assign-thread",
+      stage: "thread",
       kind: null,
       diagnostics: [],
       from: "console",
@@ -77,14 +77,14 @@ describe("organism inspect", () => {
     const r = await organism(["inspect", "--organism", hello, "--json", file("bad.xml", envelope(`<Greeting xmlns=""><Nom>Ada</Nom></Greeting>`))])
     expect(r.code).toBe(1)
     const v = JSON.parse(r.stdout)
-    expect(v).toMatchObject({ accepted: false, stage: "validate-payload", kind: "PayloadInvalid", from: "console", payloadTag: "Greeting" })
+    expect(v).toMatchObject({ accepted: false, stage: "payload", kind: "PayloadInvalid", from: "console", payloadTag: "Greeting" })
     expect(v.diagnostics.join("\n")).toMatch(/Element 'Nom': This element is not expected/)
   })
 
   it("reads standard input with -, readable output by default", async () => {
     const r = await organism(["inspect", "-"], envelope(`<A xmlns=""/><B xmlns=""/>`))
     expect(r.code).toBe(1)
-    expect(r.stdout).toMatch(/^rejected at validate-envelope: SeveralPayloads/)
+    expect(r.stdout).toMatch(/^rejected at envelope: SeveralPayloads/)
   })
 
   it("--payloads validates against a module's payload types", async () => {
@@ -175,7 +175,7 @@ describe("organism run", () => {
   it("--strict exits 1 when a message was rejected", async () => {
     const r = await organism(["run", hello, "--until-idle", "--strict", "--send", "nobody=<Greeting><Name>x</Name></Greeting>"])
     expect(r.code).toBe(1)
-    expect(r.stdout).toMatch(/rejected at validate-payload \(UnknownRoute\)/)
+    expect(r.stdout).toMatch(/rejected at route \(UnknownRoute\)/)
     const lenient = await organism(["run", hello, "--until-idle", "--send", "nobody=<Greeting><Name>x</Name></Greeting>"])
     expect(lenient.code).toBe(0)
   })

@@ -30,20 +30,20 @@ layer(IngressFixture.layer)("Ingress", (it) => {
 
   describe("envelope defects each have their own kind", () => {
     const cases: Array<[string, string, string, string]> = [
-      ["no meta", `<message xmlns="${ENVELOPE_NS}">${greeting}</message>`, "MissingMeta", "validate-envelope"],
-      ["no from", env(`<to>greeter</to><thread>${THREAD}</thread>`, greeting), "MissingFrom", "validate-envelope"],
+      ["no meta", `<message xmlns="${ENVELOPE_NS}">${greeting}</message>`, "MissingMeta", "envelope"],
+      ["no from", env(`<to>greeter</to><thread>${THREAD}</thread>`, greeting), "MissingFrom", "envelope"],
       ["empty from", env(`<from> </from><thread>${THREAD}</thread>`, greeting), "MissingFrom", "extract"],
-      ["no thread", env(`<from>console</from><to>greeter</to>`, greeting), "MissingThread", "validate-envelope"],
+      ["no thread", env(`<from>console</from><to>greeter</to>`, greeting), "MissingThread", "envelope"],
       ["no payload", env(fullMeta, ""), "NoPayload", "extract"],
-      ["two payloads", env(fullMeta, greeting + greeting), "SeveralPayloads", "validate-envelope"],
-      ["wrong root", `<envelope xmlns="${ENVELOPE_NS}"><meta>${fullMeta}</meta>${greeting}</envelope>`, "WrongRoot", "validate-envelope"],
-      ["root in another namespace", `<message xmlns="urn:other"><meta>${fullMeta}</meta>${greeting}</message>`, "WrongNamespace", "validate-envelope"],
-      ["root in no namespace", `<message><meta>${fullMeta}</meta>${greeting}</message>`, "WrongNamespace", "validate-envelope"],
-      ["meta out of order", env(`<thread>${THREAD}</thread><from>console</from>`, greeting), "EnvelopeInvalid", "validate-envelope"],
-      ["unknown route", env(fullMeta, `<Nobody xmlns=""/>`), "UnknownRoute", "validate-payload"],
-      ["payload invalid", env(fullMeta, `<Greeting xmlns=""><Nom>x</Nom></Greeting>`), "PayloadInvalid", "validate-payload"],
-      ["payload in the envelope namespace", env(fullMeta, `<Greeting><Name>x</Name></Greeting>`), "PayloadInvalid", "validate-payload"],
-      ["not XML at all", `hello`, "MalformedXml", "repair"]
+      ["two payloads", env(fullMeta, greeting + greeting), "SeveralPayloads", "envelope"],
+      ["wrong root", `<envelope xmlns="${ENVELOPE_NS}"><meta>${fullMeta}</meta>${greeting}</envelope>`, "WrongRoot", "envelope"],
+      ["root in another namespace", `<message xmlns="urn:other"><meta>${fullMeta}</meta>${greeting}</message>`, "WrongNamespace", "envelope"],
+      ["root in no namespace", `<message><meta>${fullMeta}</meta>${greeting}</message>`, "WrongNamespace", "envelope"],
+      ["meta out of order", env(`<thread>${THREAD}</thread><from>console</from>`, greeting), "EnvelopeInvalid", "envelope"],
+      ["unknown route", env(fullMeta, `<Nobody xmlns=""/>`), "UnknownRoute", "route"],
+      ["payload invalid", env(fullMeta, `<Greeting xmlns=""><Nom>x</Nom></Greeting>`), "PayloadInvalid", "payload"],
+      ["payload in the envelope namespace", env(fullMeta, `<Greeting><Name>x</Name></Greeting>`), "PayloadInvalid", "payload"],
+      ["not XML at all", `hello`, "MalformedXml", "parse"]
     ]
     for (const [name, xml, kind, stage] of cases) {
       it.effect(name, () => Effect.map(run(xml), (o) => rejectedAs(o, kind, stage)))
@@ -51,7 +51,7 @@ layer(IngressFixture.layer)("Ingress", (it) => {
 
     it.effect("payload invalid carries libxml2's diagnostics", () =>
       Effect.gen(function*() {
-        const o = rejectedAs(yield* run(env(fullMeta, `<Int xmlns=""><Value>x</Value></Int>`)), "PayloadInvalid", "validate-payload")
+        const o = rejectedAs(yield* run(env(fullMeta, `<Int xmlns=""><Value>x</Value></Int>`)), "PayloadInvalid", "payload")
         expect(o.error.diagnostics.map(String).join("\n")).toMatch(/'x' is not a valid value of the atomic type 'xs:integer'/)
         expect(o.seen).toEqual({ from: "console", to: "greeter", thread: THREAD, payloadTag: "Int" })
       }))
@@ -85,7 +85,7 @@ layer(IngressFixture.layer)("Ingress", (it) => {
             env(fullMeta, greeting)
           ]
           for (const doc of docs) {
-            const o = rejectedAs(yield* run(doc), "DtdForbidden", "repair")
+            const o = rejectedAs(yield* run(doc), "DtdForbidden", "parse")
             expect(JSON.stringify(o)).not.toMatch(/root:|LEAKED/)
           }
           expect(requests).toBe(0)
@@ -102,7 +102,7 @@ layer(IngressFixture.layer)("Ingress", (it) => {
           env(fullMeta, `<Greeting xmlns=""><Name>&lol9;</Name></Greeting>`)
         const rss = process.memoryUsage().rss
         const started = performance.now()
-        rejectedAs(yield* run(doc), "DtdForbidden", "repair")
+        rejectedAs(yield* run(doc), "DtdForbidden", "parse")
         expect(performance.now() - started).toBeLessThan(2000)
         expect(process.memoryUsage().rss - rss).toBeLessThan(64 * 1024 * 1024)
       }))
@@ -110,7 +110,7 @@ layer(IngressFixture.layer)("Ingress", (it) => {
     it.effect("10,000-deep nesting is rejected; so is anything past the configured depth", () =>
       Effect.gen(function*() {
         const deep = (n: number) => env(fullMeta, `<Greeting xmlns=""><Name>${"<a>".repeat(n)}${"</a>".repeat(n)}</Name></Greeting>`)
-        rejectedAs(yield* run(deep(10_000)), "TooDeep", "repair")
+        rejectedAs(yield* run(deep(10_000)), "TooDeep", "parse")
         const o = rejectedAs(yield* run(deep(100)), "TooDeep", "canonicalize")
         expect((o.error as { limit: number }).limit).toBe(defaultIngressConfig.maxDepth)
       }))

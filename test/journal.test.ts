@@ -233,13 +233,13 @@ describe("trace", () => {
           String.raw`system → front  SystemError  ${time}\n✓ completed: 2 handler invocations  ${time}$`, "m")
       )
       expect(renderTrace(traceOf(run, conversationAsking(run, "garble")))).toMatch(
-        /^✗ librarian → front {2}Found {2}rejected at validate-payload \(PayloadInvalid\): payload <Found> does not match/m
+        /^✗ librarian → front {2}Found {2}rejected at payload \(PayloadInvalid\): payload <Found> does not match/m
       )
       expect(renderTrace(traceOf(run, run.conversations.find((c) => inputOf(c)?.to === "loop")!))).toMatch(
         new RegExp(String.raw`^ {6}loop → loop  Loop  .*\n {8}⛔ max-chain-depth guard at loop: chain depth 5 exceeds 4  ${time}$`, "m")
       )
       const nobody = renderTrace(traceOf(run, conversationAsking(run, "x")))
-      expect(nobody).toMatch(/^✗ console → nobody {2}Ask {2}rejected at validate-payload \(UnknownRoute\)/m)
+      expect(nobody).toMatch(/^✗ console → nobody {2}Ask {2}rejected at route \(UnknownRoute\)/m)
       expect(nobody).toMatch(/✓ completed: 0 handler invocations/)
     }))
 

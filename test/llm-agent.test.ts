@@ -126,7 +126,7 @@ describe("LLM agents", () => {
       Effect.gen(function*() {
         const reply = yield* pump.request("assistant", new TextInput({ text: "go", source: "console", user: "" }))
         expect((reply as TextOutput).text).toBe("sorry")
-        expect(pump.counters().rejectedBy).toEqual({ "validate-payload/PayloadInvalid": 1 })
+        expect(pump.counters().rejectedBy).toEqual({ "payload/PayloadInvalid": 1 })
       }))
   })
 

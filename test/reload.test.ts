@@ -166,7 +166,7 @@ describe("organism run --watch", () => {
       await waitFor(/↻ reloaded: added response-handler-2; removed response-handler; updated shouter: peers/)
       child.stdin.write("@greeter Cy\n")
       // shouter still forwards to the removed listener: rejected, and shouter is told.
-      await waitFor(/rejected at validate-payload \(UnknownRoute\): no listener for route "response-handler\.shoutedresponse"/)
+      await waitFor(/rejected at route \(UnknownRoute\): no listener for route "response-handler\.shoutedresponse"/)
       child.kill("SIGINT")
       expect(await exited).toBe(130)
       expect(out).toMatch(/hello: \d+ injected/)

@@ -48,7 +48,7 @@ export const ENVELOPE_XSD = `<?xml version="1.0" encoding="UTF-8"?>
 export const Envelope = Schema.Struct({
   from: Schema.String,
   to: Schema.optional(Schema.String),
-  /** The thread as written on the wire (assign-thread decides what it becomes). */
+  /** The thread as written on the wire (thread decides what it becomes). */
   thread: Schema.String,
   /** Canonical XML of each foreign-namespace element in meta (signatures…). */
   extras: Schema.Array(Schema.String),

@@ -8,15 +8,16 @@ import { Diagnostic } from "./Diagnostic.js"
 
 export const Stage = Schema.Literal(
   "ingress",
-  "repair",
+  "parse",
   "canonicalize",
-  "validate-envelope",
+  "envelope",
   "extract",
-  "assign-thread",
-  "validate-payload",
-  "decode",
+  "thread",
   "route",
-  "dispatch"
+  "payload",
+  "decode",
+  "dispatch",
+  "stage"
 )
 export type Stage = typeof Stage.Type
 
@@ -50,7 +51,7 @@ export class InvalidEncoding extends Schema.TaggedError<InvalidEncoding>()("Inva
 
 export class MalformedXml extends Schema.TaggedError<MalformedXml>()("MalformedXml", {
   ...common,
-  stage: stage("repair")
+  stage: stage("parse")
 }) {
   override get message() {
     return summarize("malformed XML", this.diagnostics)
@@ -59,7 +60,7 @@ export class MalformedXml extends Schema.TaggedError<MalformedXml>()("MalformedX
 
 export class DtdForbidden extends Schema.TaggedError<DtdForbidden>()("DtdForbidden", {
   ...common,
-  stage: stage("repair")
+  stage: stage("parse")
 }) {
   override get message() {
     return summarize("document type declarations (DTDs, entities) are not allowed", this.diagnostics)
@@ -78,7 +79,7 @@ export class TooDeep extends Schema.TaggedError<TooDeep>()("TooDeep", {
 
 export class WrongRoot extends Schema.TaggedError<WrongRoot>()("WrongRoot", {
   ...common,
-  stage: stage("validate-envelope"),
+  stage: stage("envelope"),
   root: Schema.String
 }) {
   override get message() {
@@ -88,7 +89,7 @@ export class WrongRoot extends Schema.TaggedError<WrongRoot>()("WrongRoot", {
 
 export class WrongNamespace extends Schema.TaggedError<WrongNamespace>()("WrongNamespace", {
   ...common,
-  stage: stage("validate-envelope"),
+  stage: stage("envelope"),
   namespace: Schema.String
 }) {
   override get message() {
@@ -98,7 +99,7 @@ export class WrongNamespace extends Schema.TaggedError<WrongNamespace>()("WrongN
 
 export class MissingMeta extends Schema.TaggedError<MissingMeta>()("MissingMeta", {
   ...common,
-  stage: stage("validate-envelope")
+  stage: stage("envelope")
 }) {
   override get message() {
     return summarize("envelope has no <meta>", this.diagnostics)
@@ -107,7 +108,7 @@ export class MissingMeta extends Schema.TaggedError<MissingMeta>()("MissingMeta"
 
 export class MissingFrom extends Schema.TaggedError<MissingFrom>()("MissingFrom", {
   ...common,
-  stage: stage("validate-envelope")
+  stage: stage("envelope")
 }) {
   override get message() {
     return summarize("envelope <meta> has no <from>", this.diagnostics)
@@ -116,7 +117,7 @@ export class MissingFrom extends Schema.TaggedError<MissingFrom>()("MissingFrom"
 
 export class MissingThread extends Schema.TaggedError<MissingThread>()("MissingThread", {
   ...common,
-  stage: stage("validate-envelope")
+  stage: stage("envelope")
 }) {
   override get message() {
     return summarize("envelope <meta> has no <thread>", this.diagnostics)
@@ -125,7 +126,7 @@ export class MissingThread extends Schema.TaggedError<MissingThread>()("MissingT
 
 export class EnvelopeInvalid extends Schema.TaggedError<EnvelopeInvalid>()("EnvelopeInvalid", {
   ...common,
-  stage: stage("validate-envelope")
+  stage: stage("envelope")
 }) {
   override get message() {
     return summarize("envelope does not match the envelope schema", this.diagnostics)
@@ -143,7 +144,7 @@ export class NoPayload extends Schema.TaggedError<NoPayload>()("NoPayload", {
 
 export class SeveralPayloads extends Schema.TaggedError<SeveralPayloads>()("SeveralPayloads", {
   ...common,
-  stage: stage("validate-envelope"),
+  stage: stage("envelope"),
   count: Schema.Number
 }) {
   override get message() {
@@ -153,7 +154,7 @@ export class SeveralPayloads extends Schema.TaggedError<SeveralPayloads>()("Seve
 
 export class UnknownRoute extends Schema.TaggedError<UnknownRoute>()("UnknownRoute", {
   ...common,
-  stage: stage("validate-payload"),
+  stage: stage("route"),
   routeKey: Schema.String
 }) {
   override get message() {
@@ -163,7 +164,7 @@ export class UnknownRoute extends Schema.TaggedError<UnknownRoute>()("UnknownRou
 
 export class PayloadInvalid extends Schema.TaggedError<PayloadInvalid>()("PayloadInvalid", {
   ...common,
-  stage: stage("validate-payload"),
+  stage: stage("payload"),
   payloadTag: Schema.String
 }) {
   override get message() {
@@ -195,6 +196,31 @@ export class InternalError extends Schema.TaggedError<InternalError>()("Internal
   }
 }
 
+/** A listener replied to a target that is not among its peers. */
+export class PeerViolation extends Schema.TaggedError<PeerViolation>()("PeerViolation", {
+  ...common,
+  stage: stage("route"),
+  listener: Schema.String,
+  target: Schema.String
+}) {
+  override get message() {
+    return `${this.listener} may not send to ${this.target} (not a peer)`
+  }
+}
+
+/** A stage of the organism's own (`stages:`) refused the message, with its reason. */
+export class StageRejected extends Schema.TaggedError<StageRejected>()("StageRejected", {
+  ...common,
+  stage: stage("stage"),
+  /** The name of the user stage that refused it. */
+  name: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `refused by stage ${this.name}: ${this.reason}`
+  }
+}
+
 export type IngressError =
   | MessageTooLarge
   | InvalidEncoding
@@ -212,6 +238,8 @@ export type IngressError =
   | UnknownRoute
   | PayloadInvalid
   | DecodeFailed
+  | PeerViolation
+  | StageRejected
   | InternalError
 
 export type IngressErrorKind = IngressError["_tag"]

@@ -94,7 +94,7 @@ export class HandlerFailure extends Schema.Class<HandlerFailure>("HandlerFailure
   ...base,
   ...hop,
   listener: Schema.String,
-  reason: Schema.Literal("failed", "died", "timed-out", "invalid-reply"),
+  reason: Schema.Literal("failed", "died", "timed-out", "invalid-reply", "cancelled"),
   detail: Schema.String
 }) {}
 

@@ -3,6 +3,7 @@
  * Build one with `Organism.make`, or load one from YAML with `loadOrganism`.
  */
 import { Duration } from "effect"
+import type { CustomStage } from "./CustomStage.js"
 import type { ContextBufferConfig } from "../services/ContextBuffer.js"
 import { defaultIngressConfig, type IngressConfig } from "./IngressConfig.js"
 import { Listener } from "./Listener.js"
@@ -74,6 +75,8 @@ export interface Organism<R = never> {
   readonly settings: OrganismSettings
   readonly listeners: ReadonlyArray<Listener<any, R>>
   readonly boot: ReadonlyArray<BootMessage>
+  /** The organism's own pipeline stages (redaction, audit, policy), in order. */
+  readonly stages: ReadonlyArray<CustomStage>
 }
 
 /** The listener that receives `Boot` at start; it ends the boot thread. */
@@ -92,6 +95,7 @@ export interface OrganismOptions<R> {
   }
   readonly listeners: ReadonlyArray<Listener<any, R>>
   readonly boot?: ReadonlyArray<BootMessage>
+  readonly stages?: ReadonlyArray<CustomStage>
 }
 
 export const Organism = {
@@ -107,6 +111,6 @@ export const Organism = {
     const listeners = options.listeners.some((l) => l.name === bootListener.name)
       ? options.listeners
       : [...options.listeners, bootListener as Listener<any, R>]
-    return { settings, listeners, boot: options.boot ?? [] }
+    return { settings, listeners, boot: options.boot ?? [], stages: options.stages ?? [] }
   }
 } as const

@@ -125,7 +125,7 @@ export class HandlerFailed extends Schema.TaggedClass<HandlerFailed>()("HandlerF
   ...base,
   ...root,
   listener: Schema.String,
-  reason: Schema.Literal("failed", "died", "timed-out", "invalid-reply"),
+  reason: Schema.Literal("failed", "died", "timed-out", "invalid-reply", "cancelled"),
   detail: Schema.String
 }) {}
 

@@ -1,27 +1,32 @@
 /**
- * The ingress half of the pipeline, composed: ingress → repair → canonicalize → validate
- * envelope → extract → assign thread → validate payload → decode.
+ * The ingress half of the pipeline: size → parse → canonicalize → envelope → extract →
+ * thread → route → payload → decode.
  *
- * Each stage is a typed transformation returning Either; this module only sequences them,
- * owns the parsed document for exactly the duration of one message, and records what was
- * seen so a rejection can still say who sent what.
+ * Each stage is a typed transformation of a chunk of messages (`Stage<A, B>`): what one stage
+ * produces is what the next one takes, and a message a stage rejects skips the rest as its
+ * `Rejected` outcome. The stages run one at a time across the whole chunk, so the libxml2
+ * code of each stays hot in the CPU caches instead of being evicted by the next stage's code
+ * for every message. The pump, `organism inspect` and the tests all run this one composition;
+ * `run(input)` is the chunk of one.
  */
 import { Effect, Either, type Scope } from "effect"
 import type { Diagnostic } from "../domain/Diagnostic.js"
-import { defaultIngressConfig, type IngressConfig } from "../domain/IngressConfig.js"
 import { ENVELOPE_XSD, type Envelope } from "../domain/Envelope.js"
-import { type IngressError, InternalError, type Stage } from "../domain/IngressError.js"
+import { defaultIngressConfig, type IngressConfig } from "../domain/IngressConfig.js"
+import { type IngressError, InternalError, type Stage as StageName } from "../domain/IngressError.js"
 import { type CompiledSchema, type SchemaCompileError, type XmlDocument, XmlEngine } from "../services/XmlEngine.js"
-import { type AssignedThread, assignThread } from "./stages/assignThread.js"
+import type { RouteMatch, RouteResolver } from "./Router.js"
 import { type Canonical, canonicalize } from "./stages/canonicalize.js"
-import { checkSize } from "./stages/checkSize.js"
-import { type Decoded, decode } from "./stages/decode.js"
+import { decode, type Delivery } from "./stages/decode.js"
+import { envelope as checkEnvelope } from "./stages/envelope.js"
 import { type Extracted, extract } from "./stages/extract.js"
-import { repair } from "./stages/repair.js"
-import { validateEnvelope } from "./stages/validateEnvelope.js"
+import { parse } from "./stages/parse.js"
+import { payload as checkPayload } from "./stages/payload.js"
+import { route as resolveRoute } from "./stages/route.js"
+import { checkSize } from "./stages/size.js"
+import { type AssignedThread, assignThread } from "./stages/thread.js"
 
 export { defaultIngressConfig, type IngressConfig } from "../domain/IngressConfig.js"
-import { type RouteResolver, validatePayload } from "./stages/validatePayload.js"
 
 /** What was read from a message before it was accepted or rejected. */
 export interface Seen {
@@ -33,10 +38,16 @@ export interface Seen {
 
 const nothingSeen: Seen = { from: undefined, to: undefined, thread: undefined, payloadTag: undefined }
 
+/** What the stages decided to deliver, and to whom. */
+export interface Decoded {
+  readonly route: RouteMatch
+  readonly deliveries: ReadonlyArray<Delivery>
+}
+
 export interface Accepted {
   readonly _tag: "Accepted"
-  /** The last stage that ran ("assign-thread" when no routes were given, else "decode"). */
-  readonly stage: Stage
+  /** The last stage that ran ("thread" when no routes were given, else "decode"). */
+  readonly stage: StageName
   readonly envelope: Envelope
   readonly thread: AssignedThread
   readonly canonical: string
@@ -47,28 +58,74 @@ export interface Accepted {
   readonly decoded: Decoded | undefined
 }
 
-export interface Rejected {
-  readonly _tag: "Rejected"
-  readonly error: IngressError
-  readonly seen: Seen
-  readonly canonical: string | undefined
-  readonly diagnostics: ReadonlyArray<Diagnostic>
+export class Rejected {
+  readonly _tag = "Rejected"
+  constructor(
+    readonly error: IngressError,
+    readonly seen: Seen = nothingSeen,
+    /** The canonical text, when the message got that far. */
+    readonly canonical: string | undefined = undefined,
+    readonly diagnostics: ReadonlyArray<Diagnostic> = []
+  ) {}
 }
 
 export type IngressOutcome = Accepted | Rejected
 
-const rejected = (
-  error: IngressError,
-  seen: Seen = nothingSeen,
-  canonical?: string,
-  diagnostics: ReadonlyArray<Diagnostic> = []
-): Rejected => ({ _tag: "Rejected", error, seen, canonical, diagnostics })
+/** A message between two stages: what the last stage made of it, or its rejection. */
+export type Slot<A> = A | Rejected
+
+/**
+ * A stage: a typed transformation of a chunk. It rewrites the slots in place (no chunk is
+ * copied per stage) and returns them typed as what they now hold.
+ */
+export type Stage<A, B> = (slots: Array<Slot<A>>) => Array<Slot<B>>
+
+/** A stage from what it does to one message; rejected messages pass through untouched. */
+export const stage = <A, B>(f: (a: A) => Slot<B>): Stage<A, B> => (slots) => {
+  for (let i = 0; i < slots.length; i++) {
+    const s = slots[i]!
+    if (!(s instanceof Rejected)) (slots as Array<unknown>)[i] = f(s)
+  }
+  return slots as unknown as Array<Slot<B>>
+}
+
+/** A message once its envelope is read: everything a later rejection can still report. */
+interface Read extends Extracted {
+  readonly canonical: Canonical
+  readonly thread: AssignedThread
+  readonly diagnostics: ReadonlyArray<Diagnostic>
+}
+
+interface Routed extends Read {
+  readonly route: RouteMatch
+}
+
+const seenOf = (r: Read): Seen => ({
+  from: r.envelope.from,
+  to: r.envelope.to,
+  thread: r.thread.thread,
+  payloadTag: r.envelope.payloadTag
+})
+
+const accepted = (r: Read, stage: StageName, decoded: Decoded | undefined): Accepted => ({
+  _tag: "Accepted",
+  stage,
+  envelope: r.envelope,
+  thread: r.thread,
+  canonical: r.canonical.text,
+  repaired: r.canonical.doc.repaired,
+  diagnostics: r.diagnostics,
+  decoded
+})
 
 export interface Ingress {
   readonly config: IngressConfig
-  /** Runs every ingress stage on one message. Pure apart from libxml2 work; never throws. */
+  /** Every ingress stage for one message: the chunk of one. Never throws. */
   readonly run: (input: Uint8Array | string, routes: RouteResolver | undefined) => IngressOutcome
-  /** `run` for a chunk of messages, stage by stage; outcomes in input order. */
+  /**
+   * Every ingress stage for a chunk of messages; outcomes in input order. Without routes it
+   * stops after `thread` (what `inspect` shows of an envelope on its own). Never throws.
+   */
   readonly runBatch: (inputs: ReadonlyArray<Uint8Array | string>, routes: RouteResolver | undefined) => Array<IngressOutcome>
 }
 
@@ -77,129 +134,76 @@ export const makeIngress = (
   envelopeSchema: CompiledSchema,
   config: IngressConfig
 ): Ingress => {
-  const runUnsafe = (input: Uint8Array | string, routes: RouteResolver | undefined): IngressOutcome => {
+  const size = stage((input: Uint8Array | string): Slot<Uint8Array | string> => {
     const sized = checkSize(input, config.maxBytes)
-    if (Either.isLeft(sized)) return rejected(sized.left)
-    const parsed = repair(engine, input, config.recover)
-    if (Either.isLeft(parsed)) return rejected(parsed.left)
-    const doc = parsed.right
-    try {
-      const notes = doc.diagnostics
-      const canonical = canonicalize(engine, doc, config.maxDepth)
-      if (Either.isLeft(canonical)) return rejected(canonical.left, nothingSeen, undefined, notes)
-      const c = canonical.right
-      const envelopeOk = validateEnvelope(engine, envelopeSchema, c)
-      if (Either.isLeft(envelopeOk)) return rejected(envelopeOk.left, nothingSeen, c.text, notes)
-      const extracted = extract(c)
-      if (Either.isLeft(extracted)) return rejected(extracted.left, nothingSeen, c.text, notes)
-      const envelope = extracted.right.envelope
-      const thread = assignThread(envelope.thread)
-      const diagnostics = thread.diagnostics.length === 0 ? notes : [...notes, ...thread.diagnostics]
-      const seen: Seen = { from: envelope.from, to: envelope.to, thread: thread.thread, payloadTag: envelope.payloadTag }
-      if (routes === undefined) {
-        return {
-          _tag: "Accepted",
-          stage: "assign-thread",
-          envelope,
-          thread,
-          canonical: c.text,
-          repaired: doc.repaired,
-          diagnostics,
-          decoded: undefined
-        }
-      }
-      const validated = validatePayload(engine, c, extracted.right, thread, routes)
-      if (Either.isLeft(validated)) return rejected(validated.left, seen, c.text, diagnostics)
-      const decoded = decode(c, validated.right)
-      if (Either.isLeft(decoded)) return rejected(decoded.left, seen, c.text, diagnostics)
-      return {
-        _tag: "Accepted",
-        stage: "decode",
-        envelope,
-        thread,
-        canonical: c.text,
-        repaired: doc.repaired,
-        diagnostics,
-        decoded: decoded.right
-      }
-    } finally {
-      engine.release(doc)
+    return Either.isLeft(sized) ? new Rejected(sized.left) : input
+  })
+
+  const canonical = stage((doc: XmlDocument): Slot<Canonical> => {
+    const c = canonicalize(engine, doc, config.maxDepth)
+    return Either.isLeft(c) ? new Rejected(c.left, nothingSeen, undefined, doc.diagnostics) : c.right
+  })
+
+  const envelope = stage((c: Canonical): Slot<Canonical> => {
+    const ok = checkEnvelope(engine, envelopeSchema, c)
+    return Either.isLeft(ok) ? new Rejected(ok.left, nothingSeen, c.text, c.doc.diagnostics) : c
+  })
+
+  const extracted = stage((c: Canonical): Slot<Extracted & { readonly canonical: Canonical }> => {
+    const e = extract(c)
+    if (Either.isLeft(e)) return new Rejected(e.left, nothingSeen, c.text, c.doc.diagnostics)
+    return { envelope: e.right.envelope, payload: e.right.payload, payloadIndex: e.right.payloadIndex, canonical: c }
+  })
+
+  const thread = stage((e: Extracted & { readonly canonical: Canonical }): Slot<Read> => {
+    const t = assignThread(e.envelope.thread)
+    const notes = e.canonical.doc.diagnostics
+    return {
+      envelope: e.envelope,
+      payload: e.payload,
+      payloadIndex: e.payloadIndex,
+      canonical: e.canonical,
+      thread: t,
+      diagnostics: t.diagnostics.length === 0 ? notes : [...notes, ...t.diagnostics]
     }
-  }
-  /**
-   * The same stages for a chunk of messages, one stage at a time across the chunk: the libxml2
-   * code of each stage stays hot in the CPU caches instead of being evicted by the next
-   * stage's code for every message. Outcomes are in input order.
-   */
-  const runBatchUnsafe = (inputs: ReadonlyArray<Uint8Array | string>, routes: RouteResolver | undefined): Array<IngressOutcome> => {
-    const n = inputs.length
-    const out: Array<IngressOutcome | undefined> = new Array(n)
-    const docs: Array<XmlDocument | undefined> = new Array(n)
-    const canon: Array<Canonical | undefined> = new Array(n)
-    const extracted: Array<Extracted | undefined> = new Array(n)
-    const threads: Array<AssignedThread | undefined> = new Array(n)
+  })
+
+  const routeWith = (routes: RouteResolver) =>
+    stage((r: Read): Slot<Routed> => {
+      const match = resolveRoute(routes, r.envelope, r.thread.thread)
+      if (Either.isLeft(match)) return new Rejected(match.left, seenOf(r), r.canonical.text, r.diagnostics)
+      return { ...r, route: match.right }
+    })
+
+  const payload = stage((r: Routed): Slot<Routed> => {
+    const invalid = checkPayload(engine, r.canonical, r.payloadIndex, r.envelope.payloadTag, r.route)
+    return invalid === undefined ? r : new Rejected(invalid, seenOf(r), r.canonical.text, r.diagnostics)
+  })
+
+  const decoded = stage((r: Routed): Slot<Accepted> => {
+    const deliveries = decode(r.canonical.text, r.payload, r.envelope.payloadTag, r.route)
+    return Either.isLeft(deliveries)
+      ? new Rejected(deliveries.left, seenOf(r), r.canonical.text, r.diagnostics)
+      : accepted(r, "decode", { route: r.route, deliveries: deliveries.right })
+  })
+
+  const unrouted = stage((r: Read): Slot<Accepted> => accepted(r, "thread", undefined))
+
+  const runChunk = (inputs: ReadonlyArray<Uint8Array | string>, routes: RouteResolver | undefined): Array<IngressOutcome> => {
+    // Parsed documents live exactly as long as the chunk's stages: released whatever happens.
+    const docs: Array<XmlDocument> = []
+    const parsed = stage((input: Uint8Array | string): Slot<XmlDocument> => {
+      const doc = parse(engine, input, config.recover)
+      if (Either.isLeft(doc)) return new Rejected(doc.left)
+      docs.push(doc.right)
+      return doc.right
+    })
     try {
-      for (let i = 0; i < n; i++) {
-        const input = inputs[i]!
-        const sized = checkSize(input, config.maxBytes)
-        if (Either.isLeft(sized)) {
-          out[i] = rejected(sized.left)
-          continue
-        }
-        const parsed = repair(engine, input, config.recover)
-        if (Either.isLeft(parsed)) out[i] = rejected(parsed.left)
-        else docs[i] = parsed.right
-      }
-      for (let i = 0; i < n; i++) {
-        const doc = docs[i]
-        if (doc === undefined) continue
-        const c = canonicalize(engine, doc, config.maxDepth)
-        if (Either.isLeft(c)) out[i] = rejected(c.left, nothingSeen, undefined, doc.diagnostics)
-        else canon[i] = c.right
-      }
-      for (let i = 0; i < n; i++) {
-        const c = canon[i]
-        if (c === undefined) continue
-        const ok = validateEnvelope(engine, envelopeSchema, c)
-        if (Either.isLeft(ok)) {
-          out[i] = rejected(ok.left, nothingSeen, c.text, c.doc.diagnostics)
-          continue
-        }
-        const e = extract(c)
-        if (Either.isLeft(e)) {
-          out[i] = rejected(e.left, nothingSeen, c.text, c.doc.diagnostics)
-          continue
-        }
-        extracted[i] = e.right
-        threads[i] = assignThread(e.right.envelope.thread)
-      }
-      for (let i = 0; i < n; i++) {
-        const c = canon[i]
-        const e = extracted[i]
-        if (c === undefined || e === undefined) continue
-        const thread = threads[i]!
-        const envelope = e.envelope
-        const notes = c.doc.diagnostics
-        const diagnostics = thread.diagnostics.length === 0 ? notes : [...notes, ...thread.diagnostics]
-        if (routes === undefined) {
-          out[i] = { _tag: "Accepted", stage: "assign-thread", envelope, thread, canonical: c.text, repaired: c.doc.repaired, diagnostics, decoded: undefined }
-          continue
-        }
-        const seen: Seen = { from: envelope.from, to: envelope.to, thread: thread.thread, payloadTag: envelope.payloadTag }
-        const validated = validatePayload(engine, c, e, thread, routes)
-        if (Either.isLeft(validated)) {
-          out[i] = rejected(validated.left, seen, c.text, diagnostics)
-          continue
-        }
-        const decoded = decode(c, validated.right)
-        out[i] = Either.isLeft(decoded)
-          ? rejected(decoded.left, seen, c.text, diagnostics)
-          : { _tag: "Accepted", stage: "decode", envelope, thread, canonical: c.text, repaired: c.doc.repaired, diagnostics, decoded: decoded.right }
-      }
+      const read = thread(extracted(envelope(canonical(parsed(size(inputs.slice()))))))
+      return routes === undefined ? unrouted(read) : decoded(payload(routeWith(routes)(read)))
     } finally {
-      for (let i = 0; i < n; i++) if (docs[i] !== undefined) engine.release(docs[i]!)
+      for (const doc of docs) engine.release(doc)
     }
-    return out as Array<IngressOutcome>
   }
 
   // Both are total: whatever throws inside (a trap in the WebAssembly module, a bug in a
@@ -207,16 +211,16 @@ export const makeIngress = (
   // that would end the pump's inbox fiber.
   const run = (input: Uint8Array | string, routes: RouteResolver | undefined): IngressOutcome => {
     try {
-      return runUnsafe(input, routes)
+      return runChunk([input], routes)[0]!
     } catch (thrown) {
-      return rejected(new InternalError({ diagnostics: [], detail: describeThrown(thrown) }))
+      return new Rejected(new InternalError({ diagnostics: [], detail: describeThrown(thrown) }))
     }
   }
   const runBatch = (inputs: ReadonlyArray<Uint8Array | string>, routes: RouteResolver | undefined): Array<IngressOutcome> => {
     try {
-      return runBatchUnsafe(inputs, routes)
+      return runChunk(inputs, routes)
     } catch {
-      // One message broke the batch: redo them one by one so only that one is rejected.
+      // One message broke the chunk: redo them one by one so only that one is rejected.
       return inputs.map((input) => run(input, routes))
     }
   }

@@ -17,7 +17,7 @@
  *
  * This file wires the parts around a shared core (pump/Core.ts) and exposes the API.
  */
-import { Context, Deferred, Duration, Effect, Either, Exit, FiberSet, Layer, Queue, Scope, Stream } from "effect"
+import { Context, Data, Deferred, Duration, Effect, Either, Equal, Exit, FiberSet, Layer, Option, Queue, Scope, Stream } from "effect"
 import { builtinPayloads } from "../config/builtins.js"
 import type { ThreadId } from "../domain/Ids.js"
 import type { Listener } from "../domain/Listener.js"
@@ -51,20 +51,22 @@ import { TimeoutWheel } from "./internal/TimeoutWheel.js"
 import { diffListeners, type ListenerDiff } from "./ListenerDiff.js"
 import { makeBuiltIns } from "./pump/BuiltIns.js"
 import {
-  Accounting,
+  Books,
   type Counters as CoreCounters,
   type DeadLetter as CoreDeadLetter,
   type Encoded,
-  type InboxItem,
-  type Permit,
   type PumpCore,
   SYSTEM,
   type Waiting
 } from "./pump/Core.js"
+import { CustomStages } from "./pump/CustomStages.js"
 import { makeDelivery } from "./pump/Delivery.js"
-import { makeDispatcher } from "./pump/Dispatcher.js"
-import { makeOutbox } from "./pump/Outbox.js"
-import { makeRouter, type RouteTableError, type Router } from "./Router.js"
+import { makeDispatcher, makeGateSet } from "./pump/Dispatcher.js"
+import type { Hop, Permit } from "./pump/Hop.js"
+import { makeLifecycle } from "./pump/Lifecycle.js"
+import { encodePayload, makeOutbox } from "./pump/Outbox.js"
+import { limitsOf, stagesByPoint, type Version, vocabularyOf } from "./pump/Version.js"
+import { makeRouter, type RouteTableError } from "./Router.js"
 
 export { SYSTEM } from "./pump/Core.js"
 
@@ -96,6 +98,11 @@ export declare namespace Pump {
     readonly request: (to: string, payload: PayloadValue, options?: RequestOptions) => Effect.Effect<unknown, RequestError>
     /** Every pump event from the moment the stream is run. */
     readonly events: Stream.Stream<PumpEvent>
+    /**
+     * A subscription to the pump's events, live when this Effect returns: no event published
+     * afterwards is missed. It lasts as long as the Scope.
+     */
+    readonly subscribe: Effect.Effect<Queue.Dequeue<PumpEvent>, never, Scope.Scope>
     /** Waits until the inbox is empty and no handler is running. */
     readonly awaitIdle: Effect.Effect<void>
     readonly counters: () => Counters
@@ -103,7 +110,9 @@ export declare namespace Pump {
     readonly threads: () => { readonly roots: number; readonly nodes: number }
     /**
      * Stops taking external messages and waits for in-flight work to finish, up to
-     * `deadline`; true when everything finished in time.
+     * `deadline`; true when everything finished in time. Past the deadline, what is left is
+     * stopped and booked — messages by the `shutdown` guard, running handlers interrupted —
+     * and it returns false once the books add up.
      */
     readonly drain: (deadline: Duration.DurationInput) => Effect.Effect<boolean>
     /**
@@ -121,62 +130,100 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
   const registry = yield* ThreadRegistry
   const engine = yield* XmlEngine
   const events = yield* Events
+  const context = yield* ContextBuffer
+  const todos = yield* TodoRegistry
+  const budgets = yield* BudgetRegistry
+  const layerStages = Option.getOrElse(yield* Effect.serviceOption(CustomStages), () => [])
   const clock = yield* Effect.clock
   const scope = yield* Effect.scope
-  const inbox = yield* Effect.acquireRelease(Queue.unbounded<InboxItem>(), Queue.shutdown)
+  const inbox = yield* Effect.acquireRelease(Queue.unbounded<Hop>(), Queue.shutdown)
   const permits = new Permits(organism.settings.inboxCapacity)
   const rootHooks = new Map<string, Array<() => void>>()
   const requests = new Map<string, Waiting>()
+  // A hop takes tens of microseconds: whole milliseconds would make durations all 0.
+  const now = () => Number(clock.unsafeCurrentTimeNanos()) / 1_000_000
+  const noteProblem: PumpCore["noteProblem"] = (root, problem) => {
+    if (root === undefined) return
+    const waiting = requests.get(root.id)
+    if (waiting !== undefined) waiting.lastProblem = problem
+  }
+  const onRootComplete: PumpCore["onRootComplete"] = (root, hook) => {
+    const hooks = rootHooks.get(root)
+    if (hooks === undefined) rootHooks.set(root, [hook])
+    else hooks.push(hook)
+  }
 
-  // Filled in below: the router, prompts and listeners depend on the built-ins, which need
-  // the core. Nothing reads them before the first message.
+  // The built-in listeners reach the running pump through these closures; they are called
+  // while messages are handled, never while a version is being built.
+  const builtIns = makeBuiltIns({
+    registry,
+    engine,
+    context,
+    todos,
+    now,
+    observed: events.active,
+    publish: events.publish,
+    noteProblem,
+    onRootComplete,
+    version: () => core.version,
+    emitSystem: (to, node, payload) => lifecycle.emitSystem(to, node, payload),
+    replyAs: (entry, node, reply) => outbox.replyAs(entry, node, reply)
+  })
+  const gateSet = makeGateSet()
+
+  /** Everything the pump derives from an organism, built and compiled before it is used. */
+  const buildVersion = (next: Organism<any>) =>
+    Effect.gen(function*() {
+      const listeners = builtIns.prepare(next.listeners as ReadonlyArray<Listener>)
+      // The framework's own payload types are always known, so an injector gets them typed.
+      const routes = yield* Scope.extend(makeRouter(listeners, registry, Object.values(builtinPayloads)), scope)
+      // Agent prompts and usage instructions, rebuilt with every version of the organism.
+      const prompts = yield* PromptRegistry.fromListeners(listeners)
+      const ingress = yield* Scope.extend(Ingress.make(next.settings.ingress), scope)
+      const { capacity, gates } = gateSet.gatesFor(routes, next.settings)
+      const version: Version = {
+        organism: next,
+        settings: next.settings,
+        listeners,
+        routes,
+        prompts,
+        ingress,
+        gates,
+        gateCapacity: capacity,
+        stages: stagesByPoint([...layerStages, ...next.stages]),
+        limits: limitsOf(next),
+        vocabulary: vocabularyOf(routes)
+      }
+      return version
+    }).pipe(Effect.provideService(XmlEngine, engine))
+
+  const first = yield* buildVersion(organism)
+  gateSet.apply(first.gateCapacity)
+
   const core: PumpCore = {
     registry,
     engine,
-    context: yield* ContextBuffer,
-    todos: yield* TodoRegistry,
-    budgets: yield* BudgetRegistry,
+    context,
+    todos,
+    budgets,
     events,
-    settings: organism.settings,
-    router: undefined as unknown as Router,
-    prompts: undefined as unknown as PromptRegistry.Service,
-    ingress: yield* Ingress.make(organism.settings.ingress),
-    listeners: [],
-    counts: new Accounting(),
+    version: first,
+    books: new Books(),
     inbox,
     permits,
     requests,
     stopped: false,
+    halting: undefined,
     closing: false,
-    // A hop takes tens of microseconds: whole milliseconds would make durations all 0.
-    now: () => Number(clock.unsafeCurrentTimeNanos()) / 1_000_000,
+    now,
     observed: events.active,
     publish: events.publish,
-    permitDone: (permit) => {
-      if (permit !== undefined && --permit.pending === 0) permits.release()
-    },
-    noteProblem: (root, problem) => {
-      if (root === undefined) return
-      const waiting = requests.get(root.id)
-      if (waiting !== undefined) waiting.lastProblem = problem
-    },
-    onRootComplete: (root, hook) => {
-      const hooks = rootHooks.get(root)
-      if (hooks === undefined) rootHooks.set(root, [hook])
-      else hooks.push(hook)
-    }
+    noteProblem,
+    onRootComplete
   }
-  const { counts } = core
-
-  const outbox = makeOutbox(core)
-  const builtIns = makeBuiltIns(core, outbox)
-  // The framework's own payload types are always known, so an injector gets them typed.
-  const knownTypes = Object.values(builtinPayloads)
-  core.listeners = builtIns.prepare(organism.listeners as ReadonlyArray<Listener>)
-  core.router = yield* makeRouter(core.listeners, registry, knownTypes)
-  // Agent prompts and usage instructions, rebuilt with every version of the organism.
-  core.prompts = yield* PromptRegistry.fromListeners(core.listeners)
-  let current: Organism<R> = organism
+  const { books } = core
+  const lifecycle = makeLifecycle(core)
+  const outbox = makeOutbox(core, lifecycle)
 
   // Deadlines are checked every 100 ms: handler timeouts are seconds, not milliseconds.
   const wheel = new TimeoutWheel(100, clock.unsafeCurrentTimeMillis())
@@ -184,14 +231,13 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
   // Registered after the FiberSet, so it runs before it: handlers interrupted by shutdown
   // are not reported as failures of the organism.
   yield* Effect.addFinalizer(() => Effect.sync(() => void (core.closing = true)))
-  const dispatcher = makeDispatcher(core, outbox, wheel, yield* Effect.runtime<R>(), suspended)
-  dispatcher.buildGates()
-  const delivery = makeDelivery(core, outbox, dispatcher)
+  const dispatcher = makeDispatcher(core, lifecycle, outbox, wheel, yield* Effect.runtime<R>(), suspended)
+  const delivery = makeDelivery(core, lifecycle, dispatcher)
 
   registry.onComplete((root) => {
-    core.context.complete(root.id)
-    core.todos.cleanup(root.id)
-    core.budgets.cleanup(root.id)
+    context.complete(root.id)
+    todos.cleanup(root.id)
+    budgets.cleanup(root.id)
     const hooks = rootHooks.get(root.id)
     if (hooks !== undefined) {
       rootHooks.delete(root.id)
@@ -221,17 +267,19 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
   const startConversation = (to: string, payload: PayloadValue, options: Pump.InjectOptions | undefined) =>
     Effect.suspend((): Effect.Effect<Encoded, InjectError> => {
       if (core.stopped) return Effect.fail(new PumpStopped())
-      const encoded = outbox.encodePayload(payload)
+      const encoded = encodePayload(payload)
       if (Either.isLeft(encoded)) return Effect.fail(new PayloadNotEncodable({ reason: encoded.left }))
       return Effect.as(permits.acquire, encoded.right)
     }).pipe(
       Effect.map((encoded) => {
-        const from = options?.from ?? core.settings.injector
+        const from = options?.from ?? core.version.settings.injector
         const node = registry.startRoot(from, to)
         if (core.observed()) core.publish(new ThreadCreated({ thread: node.root.id, time: core.now(), injector: from, to }, true))
+        // The caller holds the permit while the message is written, so it cannot be released
+        // by a message that settles at once.
         const permit: Permit = { pending: 1 }
-        outbox.send(from, to, node, encoded, undefined, false, permit)
-        core.permitDone(permit)
+        lifecycle.emit(from, to, node, encoded, undefined, false, permit, undefined)
+        lifecycle.permitDone(permit)
         return node
       })
     )
@@ -261,68 +309,94 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
   const injectRaw: Pump.Service["injectRaw"] = (input) =>
     Effect.suspend(() => (core.stopped ? Effect.fail(new PumpStopped()) : permits.acquire)).pipe(
       Effect.map(() => {
-        counts.injected++
+        const permit: Permit = { pending: 1 }
+        const hop = lifecycle.open(input, undefined, permit)
         if (core.observed()) {
           const text = typeof input === "string" ? input : decoder.decode(input)
           core.publish(new RawReceived({ thread: null, time: core.now(), text: text.slice(0, 65536), size: input.length }, true))
         }
-        inbox.unsafeOffer({ input, origin: undefined, permit: { pending: 1 } })
+        inbox.unsafeOffer(hop)
+        lifecycle.permitDone(permit)
       })
     )
 
+  /** Makes a new version the running one, in one step between two chunks. */
+  const swap = (next: Version) => {
+    const previous = core.version
+    core.version = next
+    gateSet.apply(next.gateCapacity)
+    applyLimits(previous, next)
+    if (previous.settings.inboxCapacity !== next.settings.inboxCapacity) permits.resize(next.settings.inboxCapacity)
+    // A higher global limit lets waiting jobs start now.
+    dispatcher.promote()
+  }
+
+  /** The registries' limits follow the version (history, budgets). */
+  const applyLimits = (previous: Version, next: Version) => {
+    if (!Equal.equals(Data.struct(previous.limits.context), Data.struct(next.limits.context))) {
+      context.unsafeReconfigure(next.limits.context)
+    }
+    if (JSON.stringify(previous.limits.budgets) !== JSON.stringify(next.limits.budgets)) {
+      budgets.unsafeReconfigure(next.limits.budgets)
+    }
+  }
+
   const reload: Pump.Service["reload"] = (next) =>
     Effect.gen(function*() {
-      // Compile first: a version whose schemas do not compile changes nothing.
-      const listeners = builtIns.prepare(next.listeners as ReadonlyArray<Listener>)
-      const router = yield* Scope.extend(makeRouter(listeners, registry, knownTypes), scope)
-      const prompts = yield* PromptRegistry.fromListeners(listeners)
-      const ingress = yield* Scope.extend(Ingress.make(next.settings.ingress), scope)
-      const diff = diffListeners(current.listeners as ReadonlyArray<Listener>, next.listeners as ReadonlyArray<Listener>)
-      // One synchronous swap between two chunks: a message is routed entirely by the old
-      // tables or entirely by the new ones; jobs already dispatched keep their listener.
-      current = next as Organism<R>
-      core.settings = next.settings
-      core.listeners = listeners
-      core.router = router
-      core.prompts = prompts
-      core.ingress = ingress
-      builtIns.resetVocabularies()
-      dispatcher.buildGates()
-      dispatcher.promote()
+      // Build first: a version whose schemas do not compile changes nothing.
+      const version = yield* buildVersion(next)
+      const diff = diffListeners(core.version.organism.listeners as ReadonlyArray<Listener>, next.listeners as ReadonlyArray<Listener>)
+      swap(version)
       if (core.observed()) {
         core.publish(new ReloadEvent({ thread: null, time: core.now(), outcome: "applied", ...diff, problems: [] }, true))
       }
       return diff
-    }).pipe(Effect.provideService(XmlEngine, engine))
+    })
+
+  /**
+   * After a drain's deadline: whatever is still in flight ends now. Hops not yet judged are
+   * stopped by the `shutdown` guard, suspended handlers are interrupted (their callers hear
+   * it), jobs not yet started never start — and the books still add up.
+   */
+  const halt = (reason: string) =>
+    Effect.suspend(() => {
+      core.halting = reason
+      return FiberSet.clear(suspended)
+    }).pipe(Effect.zipRight(books.awaitIdle))
 
   const service: Pump.Service = {
     get organism() {
-      return current
+      return core.version.organism
     },
-    prompts: () => core.prompts,
+    prompts: () => core.version.prompts,
     reload,
     inject,
     injectRaw,
     request,
     events: events.stream,
-    awaitIdle: counts.awaitIdle,
-    counters: () => counts.snapshot(),
-    deadLetters: () => [...counts.deadLetters],
+    subscribe: events.subscribe,
+    awaitIdle: books.awaitIdle,
+    counters: () => books.snapshot(),
+    deadLetters: () => [...books.deadLetters],
     threads: registry.stats,
     drain: (deadline) =>
       Effect.suspend(() => {
         core.stopped = true
-        return counts.awaitIdle.pipe(Effect.as(true), Effect.timeoutTo({ duration: deadline, onSuccess: (b) => b, onTimeout: () => false }))
+        return books.awaitIdle.pipe(
+          Effect.as(true),
+          Effect.timeoutTo({ duration: deadline, onSuccess: (b) => b, onTimeout: () => false }),
+          Effect.tap((finished) => (finished ? Effect.void : halt(`not finished within ${Duration.format(Duration.decode(deadline))}`)))
+        )
       })
   }
 
   // Boot: `system.boot` hears Boot on its own root thread, then the configured messages go out.
   const boot = new Boot({
-    organismName: core.settings.name,
+    organismName: core.version.settings.name,
     timestamp: new Date(core.now()).toISOString(),
-    listenerCount: core.router.listeners.size
+    listenerCount: core.version.routes.listeners.size
   }, true)
-  if (core.router.listenerNamed("system.boot") !== undefined) yield* inject("system.boot", boot, { from: SYSTEM })
+  if (core.version.routes.listenerNamed("system.boot") !== undefined) yield* inject("system.boot", boot, { from: SYSTEM })
   for (const message of organism.boot) yield* inject(message.to, message.payload)
   return service
 })

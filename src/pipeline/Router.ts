@@ -1,17 +1,24 @@
 /**
- * The route table: `to.payloadtag` (lowercase) → listener, and `payloadtag` → every listener
- * that takes broadcasts of that type. Each payload type's XSD is compiled once, whatever
- * the number of listeners that accept it.
+ * Routing, in one module: which receivers a message goes to, and which payload types (with
+ * their compiled XSDs) an organism knows.
+ *
+ * - A route key is `to.payloadtag` (lowercase) for a message addressed to a listener, or the
+ *   payload tag alone for a broadcast, which reaches every listener that takes broadcasts of
+ *   that type.
+ * - A message addressed to a conversation's injector (console, API caller) reaches it with
+ *   any payload: typed when the organism knows the type, raw XML otherwise.
+ * - Each payload type's XSD is compiled once per route table, whatever the number of
+ *   listeners that accept it. A type that only appears in replies is learned explicitly
+ *   (`learn`), and a failure to compile it is returned, never swallowed.
  */
-import { Effect, Schema, Scope } from "effect"
+import { Effect, Either, Schema, Scope } from "effect"
+import { BudgetWarning } from "../domain/BudgetPayloads.js"
 import type { Listener } from "../domain/Listener.js"
 import { type PayloadSpec, type PayloadType, specOf } from "../domain/Payload.js"
-import { BudgetWarning } from "../domain/BudgetPayloads.js"
 import { SystemError } from "../domain/SystemPayloads.js"
 import { TodoClosed, TodoRegistered } from "../domain/TodoPayloads.js"
-import { type CompiledSchema, type SchemaCompileError, XmlEngine } from "../services/XmlEngine.js"
 import type { ThreadRegistry } from "../services/ThreadRegistry.js"
-import type { RouteMatch, RouteResolver, RouteTarget } from "./stages/validatePayload.js"
+import { type CompiledSchema, type SchemaCompileError, XmlEngine } from "../services/XmlEngine.js"
 
 /** Listeners that cannot share one route table (duplicate names, two types with one tag). */
 export class RouteTableError extends Schema.TaggedError<RouteTableError>()("RouteTableError", { reason: Schema.String }) {
@@ -20,6 +27,7 @@ export class RouteTableError extends Schema.TaggedError<RouteTableError>()("Rout
   }
 }
 
+/** A payload type the organism knows: its spec and its compiled XSD. */
 export interface TypeEntry {
   readonly spec: PayloadSpec<any>
   readonly schema: CompiledSchema
@@ -29,15 +37,36 @@ export interface TypeEntry {
 export interface ListenerEntry {
   readonly listener: Listener
   readonly types: ReadonlyMap<string, RouteTarget>
+  /** The payload types every listener accepts without declaring them (SystemError…). */
   readonly system: ReadonlyMap<string, RouteTarget>
 }
 
+/** One receiver of a route: a listener, an injector, or (routing by type alone) nobody yet. */
+export interface RouteTarget {
+  /** Listener or injector name; undefined when routing by payload type only. */
+  readonly name: string | undefined
+  /** The payload type; undefined = accepted as raw XML (unvalidated). */
+  readonly spec: PayloadSpec<any> | undefined
+  readonly schema: CompiledSchema | undefined
+  /** The receiving listener; undefined for an injector or a route by type. */
+  readonly listener: ListenerEntry | undefined
+}
+
+export interface RouteMatch {
+  /** `to.payloadtag` or `payloadtag`, lowercase. */
+  readonly key: string
+  readonly targets: ReadonlyArray<RouteTarget>
+}
+
+/** What the `route` stage asks: the receivers of a message, given its thread. */
+export interface RouteResolver {
+  readonly resolve: (to: string | undefined, payloadTag: string, thread: string) => RouteMatch | undefined
+}
+
+export const routeKeyOf = (to: string | undefined, payloadTag: string): string =>
+  to === undefined ? payloadTag.toLowerCase() : `${to.toLowerCase()}.${payloadTag.toLowerCase()}`
+
 export interface Router extends RouteResolver {
-  /**
-   * Makes a payload type known after start (a handler replied with a type no listener
-   * declares): its XSD is compiled once, so an injector receives it typed, not raw.
-   */
-  readonly learn: (payload: PayloadType) => void
   readonly listeners: ReadonlyMap<string, ListenerEntry>
   /** Every payload type known to the organism, by lowercase tag. */
   readonly types: ReadonlyMap<string, TypeEntry>
@@ -46,10 +75,43 @@ export interface Router extends RouteResolver {
   readonly broadcastTargets: (tag: string) => ReadonlyArray<RouteTarget>
   /** The target for a payload sent to a listener, if it accepts that type. */
   readonly targetOf: (entry: ListenerEntry, tag: string) => RouteTarget | undefined
+  /**
+   * Makes a payload type known after start (a handler replies with a type no listener
+   * declares), so that an injector receives it typed rather than raw. Its XSD is compiled
+   * once; a type that does not compile, or that clashes with another type of the same tag,
+   * is an error for the caller to report.
+   */
+  readonly learn: (payload: PayloadType) => Either.Either<TypeEntry, SchemaCompileError | RouteTableError>
 }
 
 /** Payload types every listener accepts without declaring them. */
 export const systemPayloadTypes: ReadonlyArray<PayloadType> = [SystemError, BudgetWarning, TodoRegistered, TodoClosed]
+
+/** The type table shared by the route tables below: compile each tag once, refuse clashes. */
+const makeTypeTable = (engine: XmlEngine.Service, scope: Scope.Scope) => {
+  const types = new Map<string, TypeEntry>()
+  const learn = (payload: PayloadType): Either.Either<TypeEntry, SchemaCompileError | RouteTableError> => {
+    const spec = specOf(payload)
+    const known = types.get(spec.routeTag)
+    if (known !== undefined) {
+      if (known.spec !== spec && known.spec.xsd !== spec.xsd) {
+        return Either.left(
+          new RouteTableError({
+            reason: `two different payload types are named <${spec.tag}>; payload tags must be unique per organism`
+          })
+        )
+      }
+      return Either.right(known)
+    }
+    // Compiling an XSD is synchronous libxml2 work; the schema lives as long as the pump.
+    const compiled = Effect.runSync(Effect.either(Scope.extend(engine.compileSchema(spec.tag, spec.xsd), scope)))
+    if (Either.isLeft(compiled)) return Either.left(compiled.left)
+    const entry: TypeEntry = { spec, schema: compiled.right }
+    types.set(spec.routeTag, entry)
+    return Either.right(entry)
+  }
+  return { types, learn }
+}
 
 export const makeRouter = Effect.fn("Router.make")(function*(
   listeners: ReadonlyArray<Listener>,
@@ -57,29 +119,14 @@ export const makeRouter = Effect.fn("Router.make")(function*(
   extraTypes: ReadonlyArray<PayloadType> = []
 ) {
   const engine = yield* XmlEngine
-  const types = new Map<string, TypeEntry>()
-  const typeOf = (payload: PayloadType) =>
-    Effect.gen(function*() {
-      const spec = specOf(payload)
-      const known = types.get(spec.routeTag)
-      if (known !== undefined) {
-        if (known.spec !== spec && known.spec.xsd !== spec.xsd) {
-          return yield* new RouteTableError({
-            reason: `two different payload types are named <${spec.tag}>; payload tags must be unique per organism`
-          })
-        }
-        return known
-      }
-      const entry: TypeEntry = { spec, schema: yield* engine.compileSchema(spec.tag, spec.xsd) }
-      types.set(spec.routeTag, entry)
-      return entry
-    })
+  const { learn, types } = makeTypeTable(engine, yield* Effect.scope)
 
   const system = new Map<string, TypeEntry>()
-  for (const t of [...systemPayloadTypes, ...extraTypes]) {
-    const entry = yield* typeOf(t)
-    if (systemPayloadTypes.includes(t)) system.set(entry.spec.routeTag, entry)
+  for (const t of systemPayloadTypes) {
+    const entry = yield* learn(t)
+    system.set(entry.spec.routeTag, entry)
   }
+  for (const t of extraTypes) yield* learn(t)
 
   const byName = new Map<string, ListenerEntry>()
   const broadcast = new Map<string, Array<RouteTarget>>()
@@ -87,14 +134,13 @@ export const makeRouter = Effect.fn("Router.make")(function*(
     const key = listener.name.toLowerCase()
     if (byName.has(key)) return yield* new RouteTableError({ reason: `listener "${listener.name}" is registered twice` })
     const accepted = new Map<string, RouteTarget>()
-    const entry: ListenerEntry = { listener, types: accepted, system: new Map() }
+    const implicit = new Map<string, RouteTarget>()
+    const entry: ListenerEntry = { listener, types: accepted, system: implicit }
     for (const payload of [listener.payload, ...listener.accepts]) {
-      const t = yield* typeOf(payload)
-      accepted.set(t.spec.routeTag, { name: listener.name, spec: t.spec, schema: t.schema, entry })
+      const t = yield* learn(payload)
+      accepted.set(t.spec.routeTag, { name: listener.name, spec: t.spec, schema: t.schema, listener: entry })
     }
-    for (const [tag, t] of system) {
-      ;(entry.system as Map<string, RouteTarget>).set(tag, { name: listener.name, spec: t.spec, schema: t.schema, entry })
-    }
+    for (const [tag, t] of system) implicit.set(tag, { name: listener.name, spec: t.spec, schema: t.schema, listener: entry })
     byName.set(key, entry)
     if (listener.broadcast) {
       for (const [tag, target] of accepted) {
@@ -108,7 +154,7 @@ export const makeRouter = Effect.fn("Router.make")(function*(
   const targetOf = (entry: ListenerEntry, tag: string): RouteTarget | undefined =>
     entry.types.get(tag) ?? entry.system.get(tag)
 
-  const resolve: RouteResolver["resolve"] = (to, payloadTag, thread): RouteMatch | undefined => {
+  const resolve: RouteResolver["resolve"] = (to, payloadTag, thread) => {
     const tag = payloadTag.toLowerCase()
     if (to === undefined) {
       const targets = broadcast.get(tag)
@@ -122,24 +168,16 @@ export const makeRouter = Effect.fn("Router.make")(function*(
       if (target !== undefined) return { key, targets: [target] }
       if (!entry.listener.acceptsAny) return undefined
       const known = types.get(tag)
-      return { key, targets: [{ name: entry.listener.name, spec: known?.spec, schema: known?.schema, entry }] }
+      return { key, targets: [{ name: entry.listener.name, spec: known?.spec, schema: known?.schema, listener: entry }] }
     }
     // Not a listener: the injector of this conversation (console, API caller) takes any
     // payload; a type the organism knows is validated and decoded, anything else kept raw.
-    const node = registry.lookup(thread.thread)
+    const node = registry.lookup(thread)
     if (node !== undefined && node.root.injector === to) {
       const known = types.get(tag)
-      return { key, targets: [{ name: to, spec: known?.spec, schema: known?.schema }] }
+      return { key, targets: [{ name: to, spec: known?.spec, schema: known?.schema, listener: undefined }] }
     }
     return undefined
-  }
-
-  const scope = yield* Effect.scope
-  const learn = (payload: PayloadType) => {
-    const spec = specOf(payload)
-    if (types.has(spec.routeTag)) return
-    const compiled = Effect.runSync(Effect.either(Scope.extend(engine.compileSchema(spec.tag, spec.xsd), scope)))
-    if (compiled._tag === "Right") types.set(spec.routeTag, { spec, schema: compiled.right })
   }
 
   const router: Router = {
@@ -157,3 +195,26 @@ export const makeRouter = Effect.fn("Router.make")(function*(
   registry: ThreadRegistry.Service,
   extraTypes?: ReadonlyArray<PayloadType>
 ) => Effect.Effect<Router, SchemaCompileError | RouteTableError, XmlEngine | Scope.Scope>
+
+/**
+ * Routes by payload tag alone, ignoring `to`: what `organism inspect --payloads` needs to
+ * validate and decode payloads before any organism (and its listeners) exists.
+ */
+export const routesForPayloads = Effect.fn("Router.routesForPayloads")(function*(
+  payloads: ReadonlyArray<PayloadType>
+) {
+  const { learn, types } = makeTypeTable(yield* XmlEngine, yield* Effect.scope)
+  for (const payload of payloads) yield* learn(payload)
+  const resolver: RouteResolver = {
+    resolve: (_to, tag) => {
+      const key = tag.toLowerCase()
+      const known = types.get(key)
+      return known === undefined
+        ? undefined
+        : { key, targets: [{ name: undefined, spec: known.spec, schema: known.schema, listener: undefined }] }
+    }
+  }
+  return resolver
+}) as (
+  payloads: ReadonlyArray<PayloadType>
+) => Effect.Effect<RouteResolver, SchemaCompileError | RouteTableError, XmlEngine | Scope.Scope>

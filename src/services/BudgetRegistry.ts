@@ -101,6 +101,8 @@ export const thresholds: ReadonlyArray<{ readonly percent: number; readonly seve
 export declare namespace BudgetRegistry {
   export interface Service {
     readonly config: BudgetConfig
+    /** New limits from now on (a hot reload), for conversations already running too. */
+    readonly unsafeReconfigure: (options: Partial<BudgetConfig>) => void
     /** Before a model request: the agent's budget, or BudgetExhausted. */
     readonly check: (root: ThreadId, agent: string) => Effect.Effect<BudgetStatus, BudgetExhausted>
     /** After a model request: records its usage; the warnings to deliver to `agent`. */
@@ -169,10 +171,16 @@ const messageFor = (severity: BudgetSeverity, s: BudgetStatus): string => {
 }
 
 export const makeBudgetRegistry = (options: Partial<BudgetConfig> = {}): BudgetRegistry.Service => {
-  const config: BudgetConfig = { ...defaultBudgetConfig, ...options }
-  const conversationMax = limit("maxTokensPerThread", config.maxTokensPerThread)
+  let conversationMax = 0
   const caps = new Map<string, number>()
-  for (const [name, n] of Object.entries(config.perListener)) caps.set(name.toLowerCase(), limit(`perListener.${name}`, n))
+  let config: BudgetConfig = defaultBudgetConfig
+  const configure = (options: Partial<BudgetConfig>) => {
+    config = { ...defaultBudgetConfig, ...options }
+    conversationMax = limit("maxTokensPerThread", config.maxTokensPerThread)
+    caps.clear()
+    for (const [name, n] of Object.entries(config.perListener)) caps.set(name.toLowerCase(), limit(`perListener.${name}`, n))
+  }
+  configure(options)
   const capOf = (agent: string) => caps.get(agent.toLowerCase()) ?? Infinity
 
   const conversations = new Map<string, Conversation>()
@@ -289,7 +297,10 @@ export const makeBudgetRegistry = (options: Partial<BudgetConfig> = {}): BudgetR
   }
 
   return {
-    config,
+    get config() {
+      return config
+    },
+    unsafeReconfigure: configure,
     check,
     consume,
     status,

@@ -136,6 +136,8 @@ export interface ContextBufferStats {
 export declare namespace ContextBuffer {
   export interface Service {
     readonly config: ContextBufferConfig
+    /** New limits from now on (a hot reload): the defaults, overridden by `options`. */
+    readonly unsafeReconfigure: (options: Partial<ContextBufferConfig>) => void
     /** Records a delivered message once. */
     readonly append: (message: ContextMessage) => Either.Either<AppendResult, ContextFull>
     /** Every slot held for a conversation, oldest first (empty when unknown or evicted). */
@@ -175,11 +177,19 @@ export const makeContextBuffer = (
   options: Partial<ContextBufferConfig> = {},
   now: () => number = Date.now
 ): ContextBuffer.Service => {
-  const config: ContextBufferConfig = { ...defaultContextBufferConfig, ...options }
-  const maxSlots = Math.max(1, Math.floor(config.maxSlotsPerThread))
-  const maxThreads = Math.max(1, Math.floor(config.maxThreads))
-  const retainCompleted = Math.max(0, Math.floor(config.retainCompleted))
-  const retainMs = Duration.toMillis(config.retainFor)
+  let config: ContextBufferConfig = { ...defaultContextBufferConfig, ...options }
+  let maxSlots = 0
+  let maxThreads = 0
+  let retainCompleted = 0
+  let retainMs = 0
+  const configure = (next: ContextBufferConfig) => {
+    config = next
+    maxSlots = Math.max(1, Math.floor(config.maxSlotsPerThread))
+    maxThreads = Math.max(1, Math.floor(config.maxThreads))
+    retainCompleted = Math.max(0, Math.floor(config.retainCompleted))
+    retainMs = Duration.toMillis(config.retainFor)
+  }
+  configure(config)
 
   // Insertion order is what eviction reads: `all` by creation, `completed` by completion.
   const all = new Map<string, Conversation>()
@@ -314,7 +324,10 @@ export const makeContextBuffer = (
   }
 
   return {
-    config,
+    get config() {
+      return config
+    },
+    unsafeReconfigure: (options) => configure({ ...defaultContextBufferConfig, ...options }),
     append,
     slots: (root) => {
       const c = find(root)

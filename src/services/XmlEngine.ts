@@ -159,7 +159,7 @@ const parse = (input: Uint8Array | string, options: ParseOptions): Either.Either
     doc = 0 as Raw.DocPtr
     const reason = classify(input, strictErrors)
     let diagnostics = strictErrors.map(toDiagnostic)
-    // Never "repair" around a DTD or a depth bomb: those are refusals, not typos.
+    // Never "parse" around a DTD or a depth bomb: those are refusals, not typos.
     if (options.recover && reason === "malformed") {
       if (strictErrors.some(unrepairable)) {
         diagnostics = [notRepaired, ...diagnostics]

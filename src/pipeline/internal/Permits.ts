@@ -9,7 +9,11 @@ import { Effect } from "effect"
 export class Permits {
   private readonly waiters: Array<() => void> = []
 
-  constructor(private available: number) {}
+  constructor(private capacity: number) {
+    this.available = capacity
+  }
+
+  private available: number
 
   readonly acquire: Effect.Effect<void> = Effect.async<void>((resume) => {
     if (this.available > 0) {
@@ -24,6 +28,19 @@ export class Permits {
       else this.release() // granted and interrupted in the same tick: give it back
     })
   })
+
+  /**
+   * A new number of permits (a reload changed the inbox capacity). Permits held now stay
+   * held; with fewer permits, producers wait until enough are given back.
+   */
+  resize(capacity: number): void {
+    this.available += capacity - this.capacity
+    this.capacity = capacity
+    while (this.available > 0 && this.waiters.length > 0) {
+      this.available--
+      this.waiters.shift()!()
+    }
+  }
 
   release(): void {
     const next = this.waiters.shift()

@@ -2,20 +2,41 @@
  * The listeners the platform supplies: the orchestration primitives (sequence, buffer, todos)
  * and the handlers of LLM agents. Both need a little more than a handler's usual powers —
  * branch-end notifications, replying outside an invocation, the conversation's history — and
- * get it here, from the pump's core.
+ * get it here, from the running pump.
  */
 import { Either } from "effect"
 import type { Listener } from "../../domain/Listener.js"
-import type { PayloadValue } from "../../domain/Reply.js"
-import { GuardTripped } from "../../domain/PumpEvent.js"
-import type { OutputVocabulary } from "../../llm/AgentOutput.js"
+import { GuardTripped, type PumpEvent } from "../../domain/PumpEvent.js"
+import type { PayloadValue, Reply } from "../../domain/Reply.js"
+import type { ContextBuffer } from "../../services/ContextBuffer.js"
+import type { ThreadNode, ThreadRegistry } from "../../services/ThreadRegistry.js"
+import type { TodoRegistry } from "../../services/TodoRegistry.js"
+import type { XmlEngine } from "../../services/XmlEngine.js"
 import { type AgentSupport, llmAgentHandlers } from "../agents/LlmAgent.js"
 import type { PrimitiveContext } from "../primitives/PrimitiveContext.js"
 import { primitiveListeners, withPrimitives } from "../primitives/withPrimitives.js"
-import { payloadXmlOf, type PumpCore } from "./Core.js"
-import type { Outbox } from "./Outbox.js"
+import type { ListenerEntry } from "../Router.js"
+import { type Encoded, payloadXmlOf, type PumpCore } from "./Core.js"
+import { encodePayload } from "./Outbox.js"
+import type { Version } from "./Version.js"
 
-export const makeBuiltIns = (core: PumpCore, outbox: Outbox) => {
+/** What the built-ins need of the pump; the last three reach the running pump. */
+export interface BuiltInDeps {
+  readonly registry: ThreadRegistry.Service
+  readonly engine: XmlEngine.Service
+  readonly context: ContextBuffer.Service
+  readonly todos: TodoRegistry.Service
+  readonly now: () => number
+  readonly observed: () => boolean
+  readonly publish: (event: PumpEvent) => void
+  readonly noteProblem: PumpCore["noteProblem"]
+  readonly onRootComplete: PumpCore["onRootComplete"]
+  readonly version: () => Version
+  readonly emitSystem: (to: string, node: ThreadNode, payload: Encoded) => void
+  readonly replyAs: (entry: ListenerEntry, node: ThreadNode, reply: Reply) => void
+}
+
+export const makeBuiltIns = (core: BuiltInDeps) => {
   const { registry } = core
 
   const primitives: PrimitiveContext = {
@@ -25,11 +46,11 @@ export const makeBuiltIns = (core: PumpCore, outbox: Outbox) => {
     },
     reply: (listener, thread, reply) => {
       const node = registry.lookup(thread)
-      const entry = core.router.listenerNamed(listener)
-      if (node !== undefined && entry !== undefined) outbox.replyAs(entry, node, reply)
+      const entry = core.version().routes.listenerNamed(listener)
+      if (node !== undefined && entry !== undefined) core.replyAs(entry, node, reply)
     },
     xmlOf: (payload) => {
-      const encoded = outbox.encodePayload(payload as PayloadValue)
+      const encoded = encodePayload(payload as PayloadValue)
       return Either.isRight(encoded) ? payloadXmlOf(encoded.right.tag, encoded.right.inner) : String(payload)
     },
     onRootComplete: core.onRootComplete,
@@ -38,34 +59,15 @@ export const makeBuiltIns = (core: PumpCore, outbox: Outbox) => {
   }
   const builtIn = primitiveListeners(primitives, core.todos)
 
-  // What each agent can address (peer payload tags), per route table.
-  let vocabularies = new Map<string, OutputVocabulary>()
-  const vocabulary = (agent: string): OutputVocabulary => {
-    const key = agent.toLowerCase()
-    let v = vocabularies.get(key)
-    if (v === undefined) {
-      const peersByTag = new Map<string, Array<string>>()
-      const peers: Array<string> = []
-      for (const name of core.router.listenerNamed(agent)?.listener.peers ?? []) {
-        const peer = core.router.listenerNamed(name)
-        if (peer === undefined) continue
-        peers.push(peer.listener.name)
-        for (const tag of peer.types.keys()) peersByTag.set(tag, [...(peersByTag.get(tag) ?? []), peer.listener.name])
-      }
-      vocabularies.set(key, v = { peers, peersByTag })
-    }
-    return v
-  }
-
   const support: AgentSupport = {
     engine: core.engine,
     context: core.context,
-    prompts: () => core.prompts,
-    vocabulary,
+    prompts: () => core.version().prompts,
+    vocabulary: (agent) => core.version().vocabulary(agent),
     notify: (agent, thread, payload) => {
       const node = registry.lookup(thread)
-      const encoded = outbox.encodePayload(payload)
-      if (node !== undefined && Either.isRight(encoded)) outbox.sendSystem(agent, node, encoded.right)
+      const encoded = encodePayload(payload)
+      if (node !== undefined && Either.isRight(encoded)) core.emitSystem(agent, node, encoded.right)
     },
     guard: (agent, thread, guard, detail) => {
       const node = registry.lookup(thread)
@@ -85,11 +87,5 @@ export const makeBuiltIns = (core: PumpCore, outbox: Outbox) => {
       return { ...l, handler, onSystem }
     })
 
-  return {
-    prepare,
-    /** A new route table: vocabularies are recomputed on demand. */
-    resetVocabularies: () => {
-      vocabularies = new Map()
-    }
-  }
+  return { prepare }
 }

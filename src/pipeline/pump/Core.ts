@@ -1,25 +1,20 @@
 /**
- * What the parts of the pump share: the services, the version of the organism it runs (which
- * a hot reload replaces), the inbox, and the accounting. Each part (outbox, dispatcher,
- * delivery, built-ins) is a function of this core; Pump.ts wires them and exposes the API.
+ * What the parts of the pump share: the services, the running version (replaced whole by a
+ * hot reload), the inbox of hops, the books and the producers' permits. Each part (lifecycle,
+ * outbox, dispatcher, delivery, built-ins) is a function of this core; Pump.ts wires them.
  */
-import { Effect, type Exit, type Fiber, type Queue } from "effect"
-import type { Listener } from "../../domain/Listener.js"
-import type { OrganismSettings } from "../../domain/Organism.js"
+import { Deferred, Effect, type Exit, FiberId, type Queue } from "effect"
 import type { RequestError } from "../../domain/PumpError.js"
 import type { PumpEvent } from "../../domain/PumpEvent.js"
 import type { BudgetRegistry } from "../../services/BudgetRegistry.js"
 import type { ContextBuffer } from "../../services/ContextBuffer.js"
 import type { Events } from "../../services/Events.js"
-import type { PromptRegistry } from "../../services/PromptRegistry.js"
-import type { RootThread, ThreadNode, ThreadRegistry } from "../../services/ThreadRegistry.js"
+import type { RootThread, ThreadRegistry } from "../../services/ThreadRegistry.js"
 import type { TodoRegistry } from "../../services/TodoRegistry.js"
 import type { XmlEngine } from "../../services/XmlEngine.js"
-import type { Ingress } from "../Ingress.js"
-import type { Gate } from "../internal/Gate.js"
 import type { Permits } from "../internal/Permits.js"
-import type { Timer } from "../internal/TimeoutWheel.js"
-import type { ListenerEntry, Router } from "../Router.js"
+import type { Hop } from "./Hop.js"
+import type { Version } from "./Version.js"
 
 /** The sender name of messages the pump writes on its own behalf. */
 export const SYSTEM = "system"
@@ -30,49 +25,6 @@ export const TEXT_LIMIT = 4096
 export const clip = (s: string) => (s.length > TEXT_LIMIT ? `${s.slice(0, TEXT_LIMIT)}…` : s)
 
 export const payloadXmlOf = (tag: string, inner: string) => `<${tag}>${inner}</${tag}>`
-
-export interface Origin {
-  /** The node this message travels on (the receiver's end of the chain). */
-  readonly node: ThreadNode
-  /** Where a bounce goes if the message is rejected: the sending listener's node. */
-  readonly senderNode: ThreadNode | undefined
-  /** Written by the pump for itself (SystemErrors): never bounced, not a step. */
-  readonly system: boolean
-}
-
-export interface InboxItem {
-  /** Raw bytes from outside, or the envelope text the pump wrote. */
-  readonly input: Uint8Array | string
-  /** Present when the pump wrote the envelope (trusted routing facts). */
-  readonly origin: Origin | undefined
-  readonly permit: Permit | undefined
-}
-
-/** An external producer's permit, returned when its message and its deliveries are done. */
-export interface Permit {
-  pending: number
-}
-
-/** One handler invocation, from routing to completion. */
-export interface Job {
-  readonly entry: ListenerEntry
-  readonly payload: unknown
-  /** A payload the listener accepts implicitly (SystemError…): its onSystem handler runs. */
-  readonly system: boolean
-  readonly node: ThreadNode
-  readonly from: string
-  readonly permit: Permit | undefined
-  readonly gates: ReadonlyArray<Gate>
-  settled: boolean
-  timer: Timer | undefined
-  /** The fiber of a handler that suspended. */
-  fiber: Fiber.RuntimeFiber<unknown, unknown> | undefined
-  startedAt: number
-  /** Payload types written for this job's reply (only kept while events are observed). */
-  replies: Array<string> | undefined
-  /** (target, payload) pairs this invocation already counted for loop detection. */
-  loopSeen?: Set<string>
-}
 
 /** A payload as it goes into an envelope. */
 export interface Encoded {
@@ -102,13 +54,13 @@ export interface DeadLetter {
 }
 
 export interface Counters {
-  /** Envelopes that entered the inbox (plus replies refused before writing: peer violations). */
+  /** Hops opened: envelopes that entered the inbox, plus replies refused before writing. */
   readonly injected: number
   /** Messages handed to their handler(s) or back to their injector. */
   readonly delivered: number
   readonly rejected: number
   readonly guardStopped: number
-  /** Injected but not yet settled, plus handler invocations not yet finished. */
+  /** Hops not yet settled, plus handler invocations not yet finished. */
   readonly inFlight: number
   /** Handler invocations started. */
   readonly invocations: number
@@ -119,47 +71,45 @@ export interface Counters {
 }
 
 /**
- * The pump's accounting: every message ends delivered, rejected or guard-stopped, so once
- * idle `injected = delivered + rejected + guardStopped`. Idle means nothing in flight:
- * neither a message nor a handler invocation.
+ * The pump's books. Every hop ends delivered, rejected or guard-stopped, so once idle
+ * `injected = delivered + rejected + guardStopped`. Idle means nothing in flight: neither a
+ * hop nor a job. The outcome counters are written by the lifecycle (pump/Lifecycle.ts) only.
  */
-export class Accounting {
+export class Books {
   injected = 0
   delivered = 0
   rejected = 0
   guardStopped = 0
   invocations = 0
   running = 0
-  /** Jobs scheduled and not finished (waiting in a gate, for a slot, or running). */
+  /** Jobs holding a lease (waiting in a gate, for a slot, or running). */
   jobsOpen = 0
   readonly rejectedBy: Record<string, number> = {}
   readonly deadLetters: Array<DeadLetter> = []
-  private idleWaiters: Array<() => void> = []
+  /** Completed when the pump is next idle; made when someone waits. */
+  private idle: Deferred.Deferred<void> | undefined
 
   inFlight(): number {
     return this.injected - this.delivered - this.rejected - this.guardStopped + this.jobsOpen
   }
 
   checkIdle(): void {
-    if (this.idleWaiters.length > 0 && this.inFlight() === 0) {
-      const waiters = this.idleWaiters
-      this.idleWaiters = []
-      for (const w of waiters) w()
+    if (this.idle !== undefined && this.inFlight() === 0) {
+      const idle = this.idle
+      this.idle = undefined
+      Deferred.unsafeDone(idle, Effect.void)
     }
   }
 
-  readonly awaitIdle: Effect.Effect<void> = Effect.async<void>((resume) => {
-    if (this.inFlight() === 0) return resume(Effect.void)
-    const waiter = () => resume(Effect.void)
-    this.idleWaiters.push(waiter)
-    return Effect.sync(() => {
-      this.idleWaiters = this.idleWaiters.filter((w) => w !== waiter)
-    })
+  readonly awaitIdle: Effect.Effect<void> = Effect.suspend(() => {
+    if (this.inFlight() === 0) return Effect.void
+    this.idle ??= Deferred.unsafeMake<void>(FiberId.none)
+    return Deferred.await(this.idle)
   })
 
   addDeadLetter(letter: DeadLetter, capacity: number): void {
     this.deadLetters.push(letter)
-    if (this.deadLetters.length > capacity) this.deadLetters.shift()
+    while (this.deadLetters.length > capacity) this.deadLetters.shift()
   }
 
   snapshot(): Counters {
@@ -183,18 +133,16 @@ export interface PumpCore {
   readonly todos: TodoRegistry.Service
   readonly budgets: BudgetRegistry.Service
   readonly events: Events.Service
-  /** The running version (replaced whole by a hot reload). */
-  settings: OrganismSettings
-  router: Router
-  prompts: PromptRegistry.Service
-  ingress: Ingress
-  listeners: ReadonlyArray<Listener>
-  readonly counts: Accounting
-  readonly inbox: Queue.Queue<InboxItem>
+  /** The running version: read it where it is needed, keep no copy (a reload replaces it). */
+  version: Version
+  readonly books: Books
+  readonly inbox: Queue.Queue<Hop>
   readonly permits: Permits
   readonly requests: Map<string, Waiting>
   /** No new external messages (draining). */
   stopped: boolean
+  /** Past a drain's deadline, why: every message left is stopped, no handler starts. */
+  halting: string | undefined
   /** The pump's scope is closing: results of interrupted handlers are ignored. */
   closing: boolean
   /** Epoch milliseconds with a sub-millisecond fraction, from the Effect clock. */
@@ -205,7 +153,6 @@ export interface PumpCore {
    */
   readonly observed: () => boolean
   readonly publish: (event: PumpEvent) => void
-  readonly permitDone: (permit: Permit | undefined) => void
   /** Remembers why a conversation may end without a reply (for a waiting `request`). */
   readonly noteProblem: (root: RootThread | undefined, problem: string) => void
   /** Runs `hook` when the conversation `root` completes. */

@@ -1,110 +1,101 @@
 /**
- * Delivery: what happens to a message once the ingress stages have judged it. A rejected one
- * is recorded and bounced to its sender; an accepted one finds its thread, passes the guards,
- * is recorded in the conversation's history, and becomes one job per receiving listener — or
- * answers a waiting request at its injector. Every message ends in exactly one outcome.
+ * Delivery: the pipeline from a chunk of hops to their outcomes. The ingress stages judge the
+ * whole chunk (Ingress.ts); then, in order, each accepted message finds its thread, passes
+ * the organism's `after-decode` stages and the guards, its `before-dispatch` stages, is
+ * recorded in the conversation's history, and becomes one job per receiving listener — or
+ * answers a waiting request at its injector.
+ *
+ * `judge` decides; it never books. Each hop is then settled exactly once, right here, with
+ * what `judge` decided — or, when judging threw (a registry Layer of yours, a bug), as an
+ * InternalError rejection — and the jobs of a delivered hop are scheduled.
  */
-import { Chunk, Duration, Either, Exit } from "effect"
+import { Chunk, Duration, Either } from "effect"
+import type { CustomStage } from "../../domain/CustomStage.js"
 import { type IngressError, InternalError } from "../../domain/IngressError.js"
-import { GuardTripped, MessageReceived, ThreadCreated } from "../../domain/PumpEvent.js"
-import { RequestFailed } from "../../domain/PumpError.js"
-import { SystemError, SystemErrors } from "../../domain/SystemPayloads.js"
-import type { ThreadNode } from "../../services/ThreadRegistry.js"
-import { describeThrown, type IngressOutcome, type Rejected } from "../Ingress.js"
-import type { ListenerEntry } from "../Router.js"
-import type { RouteTarget } from "../stages/validatePayload.js"
-import { type InboxItem, type PumpCore, TEXT_LIMIT } from "./Core.js"
+import { MessageReceived, ThreadCreated } from "../../domain/PumpEvent.js"
+import type { RootThread, ThreadNode } from "../../services/ThreadRegistry.js"
+import { type Accepted, describeThrown, type IngressOutcome, type Rejected, type Seen } from "../Ingress.js"
+import type { Delivery } from "../stages/decode.js"
+import { type PumpCore, TEXT_LIMIT } from "./Core.js"
+import { runStages } from "./CustomStages.js"
 import type { Dispatcher } from "./Dispatcher.js"
-import type { Outbox } from "./Outbox.js"
+import { type Answer, type Hop, Outcome } from "./Hop.js"
+import { type Job, makeJob } from "./Job.js"
+import type { Lifecycle } from "./Lifecycle.js"
+import { encodePayload } from "./Outbox.js"
+import type { Version } from "./Version.js"
 
 const decoder = new TextDecoder()
 
-export const makeDelivery = (core: PumpCore, outbox: Outbox, dispatcher: Dispatcher) => {
-  const { counts, registry } = core
+const textOf = (hop: Hop, canonical: string | undefined) =>
+  canonical ?? (typeof hop.input === "string" ? hop.input.slice(0, TEXT_LIMIT) : decoder.decode(hop.input.subarray(0, TEXT_LIMIT)))
+
+const seenOf = (accepted: Accepted): Seen => ({
+  from: accepted.envelope.from,
+  to: accepted.envelope.to,
+  thread: accepted.thread.thread,
+  payloadTag: accepted.envelope.payloadTag
+})
+
+export const makeDelivery = (core: PumpCore, lifecycle: Lifecycle, dispatcher: Dispatcher) => {
+  const { registry } = core
   let messageSeq = 0
-  // What the item being processed still holds, for the safety net in `processChunk`: the
-  // node it retained (until released) and whether it reached one of its outcomes.
-  let holding: ThreadNode | undefined
-  let settled = false
 
-  const bounceFor = (error: IngressError): SystemError => {
-    switch (error._tag) {
-      case "PayloadInvalid":
-      case "DecodeFailed": {
-        // The sender (often a model) gets what was wrong and what was expected.
-        const expected = core.router.types.get(error.payloadTag.toLowerCase())?.spec.example
-        const detail = error.diagnostics.map(String).join("; ") || error.message
-        return SystemErrors.invalid(expected === undefined ? detail : `${detail}\nExpected <${error.payloadTag}> like:\n${expected}`)
+  const rejected = (hop: Hop, r: Rejected): Outcome =>
+    Outcome.Rejected({
+      rejection: {
+        error: r.error,
+        seen: r.seen,
+        text: textOf(hop, r.canonical),
+        diagnostics: [...r.error.diagnostics.map(String), ...r.diagnostics.map(String)]
       }
-      case "UnknownRoute":
-        return SystemErrors.routing()
-      default:
-        return SystemErrors.invalid(error.message)
-    }
-  }
+    })
 
-  const reject = (item: InboxItem, outcome: Rejected) => {
-    const { error, seen } = outcome
-    outbox.recordRejection(
-      error.stage,
-      error._tag,
-      error.message,
-      [...error.diagnostics.map(String), ...outcome.diagnostics.map(String)],
-      { ...seen, payloadType: seen.payloadTag },
-      outcome.canonical ??
-        (typeof item.input === "string" ? item.input.slice(0, TEXT_LIMIT) : decoder.decode(item.input.subarray(0, TEXT_LIMIT))),
-      item.origin?.node.root.id ?? null
-    )
-    const origin = item.origin
-    if (origin !== undefined) {
-      core.noteProblem(origin.node.root, error.message)
-      // Bounce to the sending listener, unless the pump itself sent it.
-      if (!origin.system && origin.senderNode !== undefined && origin.senderNode.parent !== undefined) {
-        outbox.sendSystemError(origin.senderNode.name, origin.senderNode, bounceFor(error))
-      }
-      holding = undefined
-      registry.release(origin.node)
-    }
-    settled = true
-    core.permitDone(item.permit)
-    counts.checkIdle()
-  }
+  const refused = (accepted: Accepted, error: IngressError): Outcome =>
+    Outcome.Rejected({
+      rejection: { error, seen: seenOf(accepted), text: accepted.canonical, diagnostics: error.diagnostics.map(String) }
+    })
 
-  const guardStop = (item: InboxItem, node: ThreadNode, guard: string, detail: string, listener: string | null) => {
-    counts.guardStopped++
-    if (core.observed()) {
-      core.publish(new GuardTripped({ thread: node.id, root: node.root.id, time: core.now(), guard, listener, detail }, true))
-    }
-    core.noteProblem(node.root, `guard ${guard}: ${detail}`)
-    const origin = item.origin
-    if (origin !== undefined && !origin.system && origin.senderNode !== undefined && origin.senderNode.parent !== undefined) {
-      outbox.sendSystemError(origin.senderNode.name, origin.senderNode, SystemErrors.guard(`Stopped by the ${guard} guard: ${detail}`))
-    }
-    holding = undefined
-    registry.release(node)
-    settled = true
-    core.permitDone(item.permit)
-    counts.checkIdle()
-  }
+  const guardStop = (guard: string, detail: string, listener: string | null): Outcome =>
+    Outcome.GuardStopped({ guard, detail, listener, notice: undefined })
 
-  /** The guard a message trips, if any: chain depth, step caps, the conversation's age. */
+  // Conversations whose one SystemError past the limits was delivered (see `guardFor`).
+  const graced = new WeakSet<RootThread>()
+
+  /**
+   * The guard a message trips, if any: chain depth, step caps, the conversation's age. Every
+   * delivery of a conversation passes them — SystemErrors too, so that a handler answering
+   * its own errors cannot loop past them. So that a sender still hears why it was stopped,
+   * one SystemError per conversation is delivered past the limits; nothing after it is.
+   */
   const guardFor = (
+    version: Version,
     node: ThreadNode,
-    targets: ReadonlyArray<{ target: RouteTarget }>,
+    deliveries: ReadonlyArray<Delivery>,
     broadcast: boolean,
     system: boolean
   ): [guard: string, detail: string] | undefined => {
-    const guards = core.settings.guards
+    const tripped = limitFor(version, node, deliveries, broadcast)
+    if (tripped === undefined || !system || graced.has(node.root)) return tripped
+    graced.add(node.root)
+    return undefined
+  }
+
+  const limitFor = (
+    version: Version,
+    node: ThreadNode,
+    deliveries: ReadonlyArray<Delivery>,
+    broadcast: boolean
+  ): [guard: string, detail: string] | undefined => {
+    const guards = version.settings.guards
     const root = node.root
     // The depth of the hop being made.
     const depth = broadcast ? node.depth + 1 : node.depth
     if (depth > guards.maxChainDepth) return ["max-chain-depth", `chain depth ${depth} exceeds ${guards.maxChainDepth}`]
-    // SystemErrors end branches rather than extend them: no step cap for them.
-    if (system) return undefined
     let handlers = 0
     let agents = 0
-    for (const t of targets) {
-      const entry = t.target.entry as ListenerEntry | undefined
+    for (const d of deliveries) {
+      const entry = d.target.listener
       if (entry === undefined) continue
       handlers++
       if (entry.listener.agent) agents++
@@ -115,28 +106,87 @@ export const makeDelivery = (core: PumpCore, outbox: Outbox, dispatcher: Dispatc
     if (agents > 0 && root.agentSteps + agents > guards.maxAgentSteps) {
       return ["max-agent-steps", `${guards.maxAgentSteps} agent steps reached on this thread`]
     }
-    if (handlers > 0 && Date.now() - root.createdAt > Duration.toMillis(guards.maxThreadDuration)) {
+    if (handlers > 0 && core.now() - root.createdAt > Duration.toMillis(guards.maxThreadDuration)) {
       return ["max-thread-duration", `the thread has run longer than ${Duration.format(guards.maxThreadDuration)}`]
     }
     return undefined
   }
 
-  const deliver = (
-    item: InboxItem,
+  /** The node an accepted message travels on; a message from outside is held on it from now. */
+  const nodeOf = (hop: Hop, accepted: Accepted): ThreadNode => {
+    if (hop.origin !== undefined) return hop.origin.node
+    const { envelope, thread } = accepted
+    const known = registry.lookup(thread.thread)
+    const to = envelope.to
+    let node: ThreadNode
+    if (known !== undefined) {
+      node = to === undefined || known.name === to ? known : registry.extend(known, to)
+    } else {
+      // A broadcast from outside is delivered on hops below the sender's own node.
+      node = registry.startRoot(envelope.from, to, thread.replaced ? undefined : thread.thread)
+      if (core.observed()) {
+        core.publish(new ThreadCreated({ thread: node.root.id, time: core.now(), injector: envelope.from, to: to ?? null }, true))
+      }
+    }
+    lifecycle.hold(hop, node)
+    return node
+  }
+
+  /** Runs the organism's stages at one point; the payload they leave, or why they refused. */
+  const staged = (
+    stages: ReadonlyArray<CustomStage>,
     node: ThreadNode,
-    from: string,
-    targets: ReadonlyArray<{ target: RouteTarget; payload: unknown }>,
-    broadcast: boolean,
-    payloadTag: string,
-    payloadXml: string,
-    diagnostics: ReadonlyArray<string>,
-    envelope: string
-  ) => {
-    const system = item.origin?.system === true
+    accepted: Accepted,
+    deliveries: ReadonlyArray<Delivery>
+  ): Either.Either<ReadonlyArray<Delivery>, IngressError> => {
+    if (stages.length === 0) return Either.right(deliveries)
+    const original = deliveries[0]!.payload
+    const result = runStages(stages, {
+      from: accepted.envelope.from,
+      to: deliveries.map((d) => d.target.name ?? ""),
+      thread: node.id,
+      payloadType: accepted.envelope.payloadTag,
+      payload: original
+    })
+    if (Either.isLeft(result)) return Either.left(result.left)
+    const payload = result.right
+    return Either.right(payload === original ? deliveries : deliveries.map((d) => (d.payload === original ? { ...d, payload } : d)))
+  }
+
+  /** Decides the outcome of an accepted message. It books nothing: its caller settles. */
+  const judge = (hop: Hop, accepted: Accepted, version: Version): Outcome => {
+    const { envelope } = accepted
+    const from = envelope.from
+    const node = nodeOf(hop, accepted)
+    if (core.halting !== undefined) return guardStop("shutdown", core.halting, null)
+    const broadcast = envelope.to === undefined
+    let deliveries = accepted.decoded!.deliveries
+    const first = deliveries[0]!.target
+
+    const afterDecode = staged(version.stages["after-decode"], node, accepted, deliveries)
+    if (Either.isLeft(afterDecode)) return refused(accepted, afterDecode.left)
+    deliveries = afterDecode.right
+
+    const system = hop.origin?.system === true
+    const tripped = guardFor(version, node, deliveries, broadcast, system)
+    if (tripped !== undefined) return guardStop(tripped[0], tripped[1], first.name ?? null)
+
+    const beforeDispatch = staged(version.stages["before-dispatch"], node, accepted, deliveries)
+    if (Either.isLeft(beforeDispatch)) return refused(accepted, beforeDispatch.left)
+    deliveries = beforeDispatch.right
+
+    // A stage that replaced the payload (a redaction) changes what is recorded, too.
+    const payload = deliveries[0]!.payload
+    let payloadXml = envelope.payloadXml
+    if (payload !== accepted.decoded!.deliveries[0]!.payload) {
+      const encoded = encodePayload(payload as object)
+      if (Either.isLeft(encoded)) {
+        return refused(accepted, new InternalError({ diagnostics: [], stage: "stage", detail: encoded.left }))
+      }
+      payloadXml = `<${encoded.right.tag}>${encoded.right.inner}</${encoded.right.tag}>`
+    }
+
     const root = node.root
-    const first = targets[0]!.target
-    const tripped = guardFor(node, targets, broadcast, system)
-    if (tripped !== undefined) return guardStop(item, node, tripped[0], tripped[1], first.name ?? null)
     // The conversation's history records each message once, whatever its fan-out.
     const appended = core.context.append({
       id: String(++messageSeq),
@@ -144,17 +194,21 @@ export const makeDelivery = (core: PumpCore, outbox: Outbox, dispatcher: Dispatc
       thread: node.id,
       from,
       to: broadcast ? "" : first.name ?? "",
-      payloadType: payloadTag,
-      payload: targets[0]!.payload,
+      payloadType: envelope.payloadTag,
+      payload,
       xml: payloadXml
     })
     // A full history stops a message — except the pump's own SystemErrors, which must still
     // reach their listener (to say, for one, that its history is full).
-    if (Either.isLeft(appended) && !system) return guardStop(item, node, "context-full", appended.left.message, first.name ?? null)
-    core.todos.observe({ root: root.id, thread: node.id, from, payloadType: payloadTag })
-    counts.delivered++
-    for (const { payload, target } of targets) {
-      const entry = target.entry as ListenerEntry | undefined
+    if (Either.isLeft(appended) && !system) return guardStop("context-full", appended.left.message, first.name ?? null)
+    core.todos.observe({ root: root.id, thread: node.id, from, payloadType: envelope.payloadTag })
+
+    const jobs: Array<Job> = []
+    let answer: Answer | undefined
+    const diagnostics = core.observed() && accepted.diagnostics.length > 0 ? accepted.diagnostics.map(String) : []
+    const tag = envelope.payloadTag.toLowerCase()
+    for (const { payload, target } of deliveries) {
+      const entry = target.listener
       const jobNode = broadcast && target.name !== undefined ? registry.extend(node, target.name) : node
       if (core.observed()) {
         core.publish(
@@ -165,127 +219,53 @@ export const makeDelivery = (core: PumpCore, outbox: Outbox, dispatcher: Dispatc
             time: core.now(),
             from,
             to: target.name ?? "",
-            payloadType: payloadTag,
+            payloadType: envelope.payloadTag,
             payload: payloadXml,
-            diagnostics: [...diagnostics],
-            envelope
+            diagnostics,
+            envelope: accepted.canonical
           }, true)
         )
       }
       if (entry === undefined) {
         // Back at the injector: it answers a pending request, if any.
-        const waiting = core.requests.get(root.id)
-        if (waiting !== undefined) {
-          core.requests.delete(root.id)
-          waiting.resolve(
-            payload instanceof SystemError
-              ? Exit.fail(new RequestFailed({ thread: root.id, error: payload }))
-              : Exit.succeed(payload)
-          )
-        }
+        answer = { root, payload }
         continue
       }
       // A payload every listener accepts implicitly (SystemError, BudgetWarning, todo
       // replies) that this one did not declare goes to its onSystem handler.
-      const tag = payloadTag.toLowerCase()
       const isSystemPayload = !entry.types.has(tag) && entry.system.has(tag)
       if (isSystemPayload && entry.listener.onSystem === undefined) continue
       root.invocations++
       if (entry.listener.agent) root.agentSteps++
-      registry.retain(jobNode)
-      if (item.permit !== undefined) item.permit.pending++
-      dispatcher.schedule({
-        entry,
-        payload,
-        system: isSystemPayload,
-        node: jobNode,
-        from,
-        permit: item.permit,
-        gates: dispatcher.gatesFor(entry),
-        settled: false,
-        timer: undefined,
-        fiber: undefined,
-        startedAt: 0,
-        replies: undefined
-      })
+      jobs.push(
+        makeJob(entry, version, payload, isSystemPayload, jobNode, from, hop.lease.permit, version.gates.get(entry) ?? [])
+      )
     }
-    holding = undefined
-    registry.release(node)
-    settled = true
-    core.permitDone(item.permit)
-    counts.checkIdle()
+    return Outcome.Delivered({ jobs, answer })
   }
 
-  const processItem = (item: InboxItem, outcome: IngressOutcome) => {
-    if (outcome._tag === "Rejected") return reject(item, outcome)
-    const { envelope } = outcome
-    const decoded = outcome.decoded!
-    let node: ThreadNode
-    if (item.origin !== undefined) {
-      node = item.origin.node
-      holding = node
-    } else {
-      const known = registry.lookup(outcome.thread.thread)
-      const to = envelope.to
-      if (known !== undefined) {
-        node = to === undefined || known.name === to ? known : registry.extend(known, to)
-      } else {
-        // A broadcast from outside is delivered on hops below the sender's own node.
-        node = registry.startRoot(envelope.from, to, outcome.thread.replaced ? undefined : outcome.thread.thread)
-        if (core.observed()) {
-          core.publish(new ThreadCreated({ thread: node.root.id, time: core.now(), injector: envelope.from, to: to ?? null }, true))
-        }
-      }
-      registry.retain(node)
-      holding = node
-    }
-    deliver(
-      item,
-      node,
-      envelope.from,
-      decoded.deliveries,
-      envelope.to === undefined,
-      envelope.payloadTag,
-      envelope.payloadXml,
-      outcome.diagnostics.length === 0 ? [] : outcome.diagnostics.map(String),
-      outcome.canonical
-    )
-  }
-
-  /**
-   * The safety net: something threw while delivering (a registry Layer, a bug). The message
-   * gets its outcome — an InternalError rejection, unless it had already reached one — and
-   * gives back what it held, so the pump keeps going and the counters still add up.
-   */
-  const salvage = (item: InboxItem, outcome: IngressOutcome, thrown: unknown) => {
-    const node = holding
-    holding = undefined
-    if (!settled) {
-      const seen = outcome._tag === "Rejected"
-        ? outcome.seen
-        : { from: outcome.envelope.from, to: outcome.envelope.to, thread: outcome.thread.thread, payloadTag: outcome.envelope.payloadTag }
+  /** One hop of the chunk, from its ingress outcome to its settlement. */
+  const deliver = (hop: Hop, ingress: IngressOutcome, version: Version) => {
+    let outcome: Outcome
+    try {
+      outcome = ingress._tag === "Rejected" ? rejected(hop, ingress) : judge(hop, ingress, version)
+    } catch (thrown) {
       const error = new InternalError({ diagnostics: [], stage: "dispatch", detail: describeThrown(thrown) })
-      outbox.recordRejection(error.stage, error._tag, error.message, [], { ...seen, payloadType: seen.payloadTag }, outcome.canonical ?? "", node?.root.id ?? null)
-      if (node !== undefined) core.noteProblem(node.root, error.message)
-      core.permitDone(item.permit)
+      outcome = ingress._tag === "Rejected"
+        ? rejected(hop, ingress)
+        : Outcome.Rejected({ rejection: { error, seen: seenOf(ingress), text: ingress.canonical, diagnostics: [] } })
     }
-    if (node !== undefined) registry.release(node)
-    counts.checkIdle()
+    lifecycle.settle(hop, outcome)
+    if (outcome._tag === "Delivered") for (const job of outcome.jobs) dispatcher.schedule(job)
   }
 
   /** A chunk from the inbox: every ingress stage for the whole chunk, then delivery in order. */
-  const processChunk = (chunk: Chunk.Chunk<InboxItem>) => {
-    const items = Chunk.toReadonlyArray(chunk)
-    const outcomes = core.ingress.runBatch(items.map((i) => i.input), core.router)
-    for (let i = 0; i < items.length; i++) {
-      holding = undefined
-      settled = false
-      try {
-        processItem(items[i]!, outcomes[i]!)
-      } catch (thrown) {
-        salvage(items[i]!, outcomes[i]!, thrown)
-      }
-    }
+  const processChunk = (chunk: Chunk.Chunk<Hop>) => {
+    const hops = Chunk.toReadonlyArray(chunk)
+    // The whole chunk is judged by one version: a reload lands between two chunks.
+    const version = core.version
+    const outcomes = version.ingress.runBatch(hops.map((h) => h.input), version.routes)
+    for (let i = 0; i < hops.length; i++) deliver(hops[i]!, outcomes[i]!, version)
   }
 
   return { processChunk }

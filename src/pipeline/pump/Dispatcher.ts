@@ -9,61 +9,81 @@
  *
  * The global handler limit and the per-listener / per-category gates are counters with FIFO
  * queues: a job that cannot start waits outside, never occupying a slot it cannot use.
+ *
+ * What a handler returns is checked here, at the boundary: anything but a Reply is an invalid
+ * reply the caller hears about, and the job is finished whatever happens while its reply is
+ * written — a job can never be left holding its lease.
  */
 import { Cause, Duration, Effect, Exit, type Fiber, FiberId, FiberSet, Option, Runtime } from "effect"
 import type { HandlerMetadata } from "../../domain/Listener.js"
 import { AgentState, HandlerCompleted, HandlerFailed } from "../../domain/PumpEvent.js"
 import { isReply } from "../../domain/Reply.js"
 import { SystemErrors } from "../../domain/SystemPayloads.js"
+import { describeThrown } from "../Ingress.js"
 import { enterAll, Gate, leaveAll } from "../internal/Gate.js"
 import type { TimeoutWheel } from "../internal/TimeoutWheel.js"
-import type { ListenerEntry } from "../Router.js"
-import type { Job, PumpCore } from "./Core.js"
+import type { ListenerEntry, Router } from "../Router.js"
+import type { PumpCore } from "./Core.js"
+import type { Job } from "./Job.js"
+import type { Lifecycle } from "./Lifecycle.js"
 import type { Outbox } from "./Outbox.js"
+import type { OrganismSettings } from "../../domain/Organism.js"
 
-export const makeDispatcher = <R>(
-  core: PumpCore,
-  outbox: Outbox,
-  wheel: TimeoutWheel,
-  runtime: Runtime.Runtime<R>,
-  suspended: FiberSet.FiberSet<unknown, unknown>
-) => {
-  const { counts } = core
-  const runSync = Runtime.runSyncExit(runtime)
-
-  // --- gates ----------------------------------------------------------------------------
-  // Kept by name across reloads, so an exclusive listener stays exclusive while jobs of its
-  // old and new versions overlap in time.
+/**
+ * The concurrency gates, kept by name for the pump's lifetime: an exclusive listener stays
+ * exclusive while jobs of an old and a new version of it overlap in time.
+ */
+export const makeGateSet = () => {
   const categoryGates = new Map<string, Gate>()
   const listenerGates = new Map<string, Gate>()
-  let gatesOf = new Map<ListenerEntry, ReadonlyArray<Gate>>()
 
-  /** (Re)builds the gates for the current route table. */
-  const buildGates = () => {
-    const next = new Map<ListenerEntry, ReadonlyArray<Gate>>()
-    for (const entry of core.router.listeners.values()) {
+  /** The gates of a route table's listeners, and their capacities (applied on swap). */
+  const gatesFor = (routes: Router, settings: OrganismSettings) => {
+    const gates = new Map<ListenerEntry, ReadonlyArray<Gate>>()
+    const capacity = new Map<Gate, number>()
+    for (const entry of routes.listeners.values()) {
       const l = entry.listener
-      const gates: Array<Gate> = []
-      const own = l.concurrency._tag === "Exclusive"
+      const own: Array<Gate> = []
+      const limit = l.concurrency._tag === "Exclusive"
         ? 1
-        : l.maxConcurrent ?? (l.agent ? core.settings.maxConcurrentPerAgent : undefined)
-      if (own !== undefined) {
+        : l.maxConcurrent ?? (l.agent ? settings.maxConcurrentPerAgent : undefined)
+      if (limit !== undefined) {
         const key = l.name.toLowerCase()
         let g = listenerGates.get(key)
-        if (g === undefined) listenerGates.set(key, g = new Gate(l.name, Math.max(1, own)))
-        else g.capacity = Math.max(1, own)
-        gates.push(g)
+        if (g === undefined) listenerGates.set(key, g = new Gate(l.name, Math.max(1, limit)))
+        capacity.set(g, Math.max(1, limit))
+        own.push(g)
       }
       if (l.concurrency._tag === "Category") {
         const name = l.concurrency.name
         let g = categoryGates.get(name)
         if (g === undefined) categoryGates.set(name, g = new Gate(`category ${name}`, 1))
-        gates.push(g)
+        capacity.set(g, 1)
+        own.push(g)
       }
-      next.set(entry, gates)
+      gates.set(entry, own)
     }
-    gatesOf = next
+    return { gates, capacity }
   }
+
+  /** Makes a version's capacities the gates' own. */
+  const apply = (capacity: ReadonlyMap<Gate, number>) => {
+    for (const [gate, n] of capacity) gate.capacity = n
+  }
+
+  return { gatesFor, apply }
+}
+
+export const makeDispatcher = <R>(
+  core: PumpCore,
+  lifecycle: Lifecycle,
+  outbox: Outbox,
+  wheel: TimeoutWheel,
+  runtime: Runtime.Runtime<R>,
+  suspended: FiberSet.FiberSet<unknown, unknown>
+) => {
+  const { books } = core
+  const runSync = Runtime.runSyncExit(runtime)
 
   // --- queues -----------------------------------------------------------------------------
   // Jobs wait in two places: a gate's queue (listener or category busy), then `waiting` for a
@@ -80,7 +100,7 @@ export const makeDispatcher = <R>(
     try {
       for (let i = 0; i < runnable.length; i++) {
         const job = runnable[i]!
-        if (counts.running >= core.settings.maxConcurrentHandlers) waiting.push(job)
+        if (books.running >= core.version.settings.maxConcurrentHandlers) waiting.push(job)
         else start(job)
       }
       runnable.length = 0
@@ -94,15 +114,15 @@ export const makeDispatcher = <R>(
     drain()
   }
 
+  /** Jobs of a delivered message (their lease is already theirs) wait for their gates. */
   const schedule = (job: Job) => {
-    counts.jobsOpen++
     if (job.gates.length === 0) ready(job)
     else enterAll(job.gates, () => ready(job))
   }
 
   /** Global slots are free: the longest-waiting jobs take them. */
   const promote = () => {
-    while (waitingHead < waiting.length && counts.running < core.settings.maxConcurrentHandlers) {
+    while (waitingHead < waiting.length && books.running < core.version.settings.maxConcurrentHandlers) {
       const job = waiting[waitingHead]!
       waiting[waitingHead++] = undefined as never
       if (waitingHead === waiting.length) {
@@ -114,82 +134,97 @@ export const makeDispatcher = <R>(
   }
 
   // --- outcomes ---------------------------------------------------------------------------
-  const failJob = (job: Job, reason: "failed" | "died" | "timed-out", detail: string) => {
+  const failJob = (job: Job, reason: "failed" | "died" | "timed-out" | "invalid-reply" | "cancelled", detail: string) => {
     const listener = job.entry.listener.name
     if (core.observed()) {
       core.publish(new HandlerFailed({ thread: job.node.id, root: job.node.root.id, time: core.now(), listener, reason, detail }, true))
     }
     core.noteProblem(job.node.root, `${listener} ${reason}: ${detail}`)
-    // The caller path hears about it: a SystemError travels back one hop.
+    // The caller hears about it: a SystemError travels back one hop.
     const parent = job.node.parent
     if (parent !== undefined && !job.system) {
-      outbox.sendSystemError(parent.name, parent, reason === "timed-out" ? SystemErrors.timeout() : SystemErrors.failed())
+      lifecycle.emitSystemError(
+        parent.name,
+        parent,
+        reason === "timed-out" ? SystemErrors.timeout() : SystemErrors.failed()
+      )
     }
   }
 
   const finishJob = (job: Job) => {
     if (job.timer !== undefined) wheel.disarm(job.timer)
     job.fiber = undefined
-    counts.running--
-    counts.jobsOpen--
     if (job.entry.listener.agent && core.observed()) {
       core.publish(
         new AgentState({ thread: job.node.id, root: job.node.root.id, time: core.now(), listener: job.entry.listener.name, state: "idle" }, true)
       )
     }
     leaveAll(job.gates)
-    core.registry.release(job.node)
-    core.permitDone(job.permit)
+    lifecycle.finish(job, true)
     promote()
-    counts.checkIdle()
+  }
+
+  const replied = (job: Job, value: unknown) => {
+    if (core.observed()) job.replies = []
+    if (value !== undefined && value !== null) {
+      if (!isReply(value)) {
+        const kind = Array.isArray(value) ? "an array" : typeof value === "object" ? (value as object).constructor?.name ?? "an object" : typeof value
+        failJob(job, "invalid-reply", `handler returned ${kind}, not a Reply`)
+        return
+      }
+      outbox.sendReply(job, value)
+    }
+    if (core.observed()) {
+      core.publish(
+        new HandlerCompleted({
+          thread: job.node.id,
+          root: job.node.root.id,
+          time: core.now(),
+          listener: job.entry.listener.name,
+          replies: job.replies ?? [],
+          durationMs: core.now() - job.startedAt
+        }, true)
+      )
+    }
   }
 
   const completeJob = (job: Job, exit: Exit.Exit<unknown, unknown>) => {
-    if (job.settled) return
-    job.settled = true
-    if (Exit.isSuccess(exit)) {
-      const value = exit.value
-      if (core.observed()) job.replies = []
-      if (value !== undefined && value !== null) {
-        if (isReply(value)) outbox.sendReply(job, value)
-        else {
-          // A programming error, not a model's: reported, not bounced back to the listener.
-          outbox.reportInvalidReply(job, `handler returned ${typeof value === "object" ? (value as object).constructor?.name : typeof value}, not a Reply`)
-        }
+    if (job.done) return
+    job.done = true
+    try {
+      if (Exit.isSuccess(exit)) replied(job, exit.value)
+      else if (!Cause.isInterruptedOnly(exit.cause)) {
+        const failure = Cause.failureOption(exit.cause)
+        if (Option.isSome(failure)) failJob(job, "failed", String(failure.value instanceof Error ? failure.value.message : failure.value))
+        else failJob(job, "died", Cause.pretty(exit.cause).split("\n")[0] ?? "defect")
+      } else if (core.halting !== undefined) {
+        failJob(job, "cancelled", core.halting)
+      } else {
+        failJob(job, "died", "interrupted")
       }
-      if (core.observed()) {
-        core.publish(
-          new HandlerCompleted({
-            thread: job.node.id,
-            root: job.node.root.id,
-            time: core.now(),
-            listener: job.entry.listener.name,
-            replies: job.replies ?? [],
-            durationMs: core.now() - job.startedAt
-          }, true)
-        )
-      }
-    } else if (!Cause.isInterruptedOnly(exit.cause)) {
-      const failure = Cause.failureOption(exit.cause)
-      if (Option.isSome(failure)) failJob(job, "failed", String(failure.value instanceof Error ? failure.value.message : failure.value))
-      else failJob(job, "died", Cause.pretty(exit.cause).split("\n")[0] ?? "defect")
-    } else {
-      failJob(job, "died", "interrupted")
+    } catch (thrown) {
+      // Writing the reply threw (a registry Layer, a bug): the handler's reply is lost, which
+      // its caller hears; the job still gives back its lease below.
+      failJob(job, "invalid-reply", describeThrown(thrown))
+    } finally {
+      finishJob(job)
     }
-    finishJob(job)
   }
 
   const timeOut = (job: Job) => {
-    if (job.settled) return
-    job.settled = true
-    failJob(job, "timed-out", `no reply within ${Duration.format(job.entry.listener.timeout ?? core.settings.handlerTimeout)}`)
+    if (job.done) return
+    job.done = true
     const fiber = job.fiber
-    finishJob(job)
+    try {
+      failJob(job, "timed-out", `no reply within ${Duration.format(job.entry.listener.timeout ?? job.version.settings.handlerTimeout)}`)
+    } finally {
+      finishJob(job)
+    }
     fiber?.unsafeInterruptAsFork(FiberId.none)
   }
 
   const armTimeout = (job: Job) => {
-    const timeout = Duration.toMillis(job.entry.listener.timeout ?? core.settings.handlerTimeout)
+    const timeout = Duration.toMillis(job.entry.listener.timeout ?? job.version.settings.handlerTimeout)
     if (Number.isFinite(timeout)) job.timer = wheel.arm(core.now() + timeout, () => timeOut(job))
   }
 
@@ -218,20 +253,25 @@ export const makeDispatcher = <R>(
     const root = job.node.root.id
     const base = { thread: job.node.id, from: job.from, self: l.name, isSelfCall: job.from === l.name, root }
     return l.agent
-      ? { ...base, nudge: core.todos.nudgeFor(l.name, root)?.text, instructions: core.prompts.promptFor(l.name)?.system }
+      ? { ...base, nudge: core.todos.nudgeFor(l.name, root)?.text, instructions: job.version.prompts.promptFor(l.name)?.system }
       : base
   }
 
   const start = (job: Job) => {
-    counts.running++
-    counts.invocations++
+    lifecycle.start()
+    if (core.halting !== undefined) return completeJob(job, Exit.interrupt(FiberId.none))
     job.startedAt = core.now()
     const l = job.entry.listener
     if (l.agent && core.observed()) {
       core.publish(new AgentState({ thread: job.node.id, root: job.node.root.id, time: core.now(), listener: l.name, state: "running" }, true))
     }
     const handler = (job.system ? l.onSystem! : l.handler) as (p: unknown, m: unknown) => unknown
-    const meta = metadataOf(job)
+    let meta: HandlerMetadata
+    try {
+      meta = metadataOf(job)
+    } catch (e) {
+      return completeJob(job, Exit.die(e))
+    }
     if (l.retry !== undefined) {
       const attempt = Effect.suspend(() => {
         const r = handler(job.payload, meta)
@@ -261,12 +301,7 @@ export const makeDispatcher = <R>(
     completeJob(job, Exit.succeed(result))
   }
 
-  return {
-    buildGates,
-    gatesFor: (entry: ListenerEntry): ReadonlyArray<Gate> => gatesOf.get(entry) ?? [],
-    schedule,
-    promote
-  }
+  return { schedule, promote }
 }
 
 export type Dispatcher = ReturnType<typeof makeDispatcher>

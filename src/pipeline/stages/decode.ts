@@ -3,45 +3,46 @@ import { diagnostic } from "../../domain/Diagnostic.js"
 import { DecodeFailed } from "../../domain/IngressError.js"
 import type { PayloadSpec } from "../../domain/Payload.js"
 import { RawPayload } from "../../domain/Reply.js"
-import type { Canonical } from "./canonicalize.js"
-import type { RouteTarget, Validated } from "./validatePayload.js"
+import type { CanonicalElement } from "../../domain/xml/CanonicalTree.js"
+import type { RouteMatch, RouteTarget } from "../Router.js"
 
+/** One receiver of a message with the payload as it receives it. */
 export interface Delivery {
   readonly target: RouteTarget
   readonly payload: unknown
 }
 
-export interface Decoded extends Validated {
-  readonly deliveries: ReadonlyArray<Delivery>
-}
-
-/** Decode: the payload element becomes a typed value through its Schema (once per type). */
-export const decode = (canonical: Canonical, validated: Validated): Either.Either<Decoded, DecodeFailed> => {
-  const targets = validated.route.targets
+/**
+ * Decode: the payload element becomes a typed value through its Schema — once per type,
+ * however many receivers share it. A receiver without a type (an injector receiving a type
+ * the organism does not declare) gets the element as raw XML.
+ */
+export const decode = (
+  text: string,
+  element: CanonicalElement,
+  payloadTag: string,
+  route: RouteMatch
+): Either.Either<ReadonlyArray<Delivery>, DecodeFailed> => {
   const deliveries: Array<Delivery> = []
   let lastSpec: PayloadSpec<any> | undefined | null = null
   let lastValue: unknown
-  for (const target of targets) {
+  for (const target of route.targets) {
     if (target.spec === undefined) {
-      // Accepted as raw XML (an injector receiving a type the organism does not declare).
-      const el = validated.payload
       deliveries.push({
         target,
-        payload: new RawPayload({ tag: el.localName, inner: canonical.text.slice(el.contentStart, el.contentEnd) })
+        payload: new RawPayload({ tag: element.localName, inner: text.slice(element.contentStart, element.contentEnd) })
       })
       continue
     }
     if (target.spec !== lastSpec) {
-      const result = target.spec.decode(canonical.text, validated.payload)
+      const result = target.spec.decode(text, element)
       if (Either.isLeft(result)) {
-        return Either.left(
-          new DecodeFailed({ diagnostics: [diagnostic(result.left.message)], payloadTag: validated.envelope.payloadTag })
-        )
+        return Either.left(new DecodeFailed({ diagnostics: [diagnostic(result.left.message)], payloadTag }))
       }
       lastSpec = target.spec
       lastValue = result.right
     }
     deliveries.push({ target, payload: lastValue })
   }
-  return Either.right({ ...validated, deliveries })
+  return Either.right(deliveries)
 }

@@ -44,7 +44,7 @@ const classify = (root: CanonicalElement, diagnostics: ReadonlyArray<Diagnostic>
 }
 
 /** Validate envelope: root must be `{envelope-ns}message`, then the envelope XSD. */
-export const validateEnvelope = (
+export const envelope = (
   engine: XmlEngine.Service,
   schema: CompiledSchema,
   canonical: Canonical
