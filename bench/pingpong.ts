@@ -4,13 +4,14 @@
  * message delivered to a handler; its latency is the time from the previous hop's handler
  * on the same thread to this one.
  */
-import { Effect } from "effect"
+import { Chunk, Effect, Queue } from "effect"
 import { writeEnvelope } from "../src/domain/Envelope.js"
 import { Listener } from "../src/domain/Listener.js"
 import { Organism } from "../src/domain/Organism.js"
 import { specOf } from "../src/domain/Payload.js"
 import { Reply } from "../src/domain/Reply.js"
 import { Pump } from "../src/pipeline/Pump.js"
+import { Events } from "../src/services/Events.js"
 import { measureFloor } from "./floor.js"
 import { percentile, Ping, pingValue, round, rssMb } from "./support.js"
 
@@ -20,7 +21,8 @@ export interface PingpongOptions {
   readonly seconds: number
 }
 
-const run = (threads: number, hops: number) =>
+/** One run; `watched`: a subscriber takes every event, as the CLI and the API do. */
+const run = (threads: number, hops: number, watched: boolean) =>
   Effect.gen(function*() {
     const last = new Map<string, number>()
     const samples = new Float64Array(threads * hops)
@@ -57,6 +59,12 @@ const run = (threads: number, hops: number) =>
       ]
     })
     const pump = yield* Pump.make(organism)
+    let events = 0
+    if (watched) {
+      // Through the Events service, so that this file also runs against older commits.
+      const subscription = yield* (yield* Events).subscribe
+      yield* Effect.forkScoped(Effect.forever(Effect.map(Queue.takeAll(subscription), (c) => void (events += Chunk.size(c)))))
+    }
     yield* pump.awaitIdle
     const started = performance.now()
     for (let t = 0; t < threads; t++) yield* pump.inject("ping", pingValue(1, `t${t}`))
@@ -65,13 +73,17 @@ const run = (threads: number, hops: number) =>
     const c = pump.counters()
     if (c.rejected + c.guardStopped > 0) throw new Error(`pingpong: ${JSON.stringify(c)}`)
     const total = c.invocations - 1 // minus boot
+    if (watched && events === 0) throw new Error("pingpong: the subscriber saw no event")
     return { elapsed, total, samples: samples.subarray(0, count).sort() }
   }).pipe(Effect.scoped, Effect.provide(Pump.layerServices))
 
 export const pingpongBench = (options: PingpongOptions) =>
   Effect.gen(function*() {
-    yield* run(Math.min(options.threads, 10), Math.max(50, Math.floor(options.hops / 10))) // warm-up
-    const { elapsed, samples, total } = yield* run(options.threads, options.hops)
+    yield* run(Math.min(options.threads, 10), Math.max(50, Math.floor(options.hops / 10)), false) // warm-up
+    yield* run(Math.min(options.threads, 10), Math.max(50, Math.floor(options.hops / 10)), true)
+    const { elapsed, samples, total } = yield* run(options.threads, options.hops, false)
+    // The same workload with one event subscriber, measured in the same run.
+    const watched = yield* run(options.threads, options.hops, true)
     const spec = specOf(Ping)
     const bytes = Buffer.from(writeEnvelope({
       from: "ping",
@@ -87,6 +99,8 @@ export const pingpongBench = (options: PingpongOptions) =>
       threads: options.threads,
       hops: options.hops,
       hops_per_s: Math.round(hopsPerSecond),
+      watched_hops_per_s: Math.round(watched.total / watched.elapsed),
+      watched_ratio: round(watched.total / watched.elapsed / hopsPerSecond),
       p50_ms: round(percentile(samples, 50), 3),
       p99_ms: round(percentile(samples, 99), 3),
       rss_mb: rssMb(),

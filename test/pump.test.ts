@@ -241,7 +241,7 @@ describe("peers", () => {
           yield* pump.awaitIdle
           expect(invoked).toEqual([])
           expect(errors).toBe(1)
-          expect(pump.counters().rejectedBy).toEqual({ "route/PeerViolation": 1 })
+          expect(pump.counters().rejectedBy).toEqual({ "outbox/PeerViolation": 1 })
         }))
     }))
 })

@@ -17,7 +17,8 @@ export const Stage = Schema.Literal(
   "payload",
   "decode",
   "dispatch",
-  "stage"
+  "stage",
+  "outbox"
 )
 export type Stage = typeof Stage.Type
 
@@ -199,7 +200,7 @@ export class InternalError extends Schema.TaggedError<InternalError>()("Internal
 /** A listener replied to a target that is not among its peers. */
 export class PeerViolation extends Schema.TaggedError<PeerViolation>()("PeerViolation", {
   ...common,
-  stage: stage("route"),
+  stage: stage("outbox"),
   listener: Schema.String,
   target: Schema.String
 }) {

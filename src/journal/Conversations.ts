@@ -7,7 +7,7 @@
  * - A hop's outcome: the pump handles its inbox strictly in order and publishes the outcome
  *   of a message while handling it, so outcomes (dispatched, rejected, stopped) come in the
  *   order envelopes were received. The one exception is a reply refused before it was
- *   written (stage `route`): it is a hop of its own. A raw envelope without `to` reaches
+ *   written (stage `outbox`): it is a hop of its own. A raw envelope without `to` reaches
  *   every broadcast listener: several `dispatched` records with the same envelope.
  * - A handler's outcome (acknowledged, failed) belongs to a delivery on the same thread to
  *   the same listener; when several are open at once, the oldest (a SystemError to a
@@ -272,7 +272,7 @@ export const analyse = (records: ReadonlyArray<JournalRecord>): Run => {
           }
           break
         }
-        if (r.failure === "rejected" && r.stage === "route") {
+        if (r.failure === "rejected" && r.stage === "outbox") {
           // A reply refused before it was written: no envelope was received for it.
           const hop: Hop = {
             seq: r.seq,

@@ -7,17 +7,21 @@
  */
 import { Cause, Context, Effect, Either, Exit, Layer, Option } from "effect"
 import type { CustomStage, StageMessage } from "../../domain/CustomStage.js"
-import { InternalError, StageRejected } from "../../domain/IngressError.js"
+import { InternalError, type Stage, StageRejected } from "../../domain/IngressError.js"
 import { typeOfValue } from "../../domain/Payload.js"
 import { RawPayload } from "../../domain/Reply.js"
 
 const sameType = (a: unknown, b: unknown): boolean =>
   a instanceof RawPayload ? b instanceof RawPayload && a.tag === b.tag : typeOfValue(a) === typeOfValue(b)
 
-/** The payload after every stage, or why a stage refused it. */
+/**
+ * The payload after every stage, or why a stage refused it; `at` is the pipeline stage a
+ * refusal is booked at ("stage" for messages, "outbox" for replies not yet written).
+ */
 export const runStages = (
   stages: ReadonlyArray<CustomStage>,
-  message: StageMessage
+  message: StageMessage,
+  at: Stage
 ): Either.Either<unknown, StageRejected | InternalError> => {
   let payload = message.payload
   for (const stage of stages) {
@@ -32,6 +36,7 @@ export const runStages = (
         return Either.left(
           new StageRejected({
             diagnostics: [],
+            stage: at,
             name: stage.name,
             reason: `the stage returned a value that is not a <${message.payloadType}> payload`
           })
@@ -42,11 +47,13 @@ export const runStages = (
     }
     const failure = Cause.failureOption(exit.cause)
     if (Option.isSome(failure) && (failure.value as { _tag?: string })._tag === "StageDrop") {
-      return Either.left(new StageRejected({ diagnostics: [], name: stage.name, reason: (failure.value as { reason: string }).reason }))
+      return Either.left(
+        new StageRejected({ diagnostics: [], stage: at, name: stage.name, reason: (failure.value as { reason: string }).reason })
+      )
     }
     // A stage that suspends ends here too: runSyncExit reports it as a defect.
     const detail = Cause.pretty(exit.cause).split("\n")[0] ?? "failed"
-    return Either.left(new InternalError({ diagnostics: [], stage: "stage", detail: `stage ${stage.name}: ${detail}` }))
+    return Either.left(new InternalError({ diagnostics: [], stage: at, detail: `stage ${stage.name}: ${detail}` }))
   }
   return Either.right(payload)
 }

@@ -147,7 +147,7 @@ export const makeDelivery = (core: PumpCore, lifecycle: Lifecycle, dispatcher: D
       thread: node.id,
       payloadType: accepted.envelope.payloadTag,
       payload: original
-    })
+    }, "stage")
     if (Either.isLeft(result)) return Either.left(result.left)
     const payload = result.right
     return Either.right(payload === original ? deliveries : deliveries.map((d) => (d.payload === original ? { ...d, payload } : d)))

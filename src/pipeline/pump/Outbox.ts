@@ -87,7 +87,7 @@ export const makeOutbox = (core: PumpCore, lifecycle: Lifecycle) => {
     let payload = value
     if (stages.length > 0) {
       const tag = value instanceof RawPayload ? value.tag : typeOfValue(value) === undefined ? "?" : specOf(typeOfValue(value)!).tag
-      const staged = runStages(stages, { from: job.entry.listener.name, to: [to], thread: job.node.id, payloadType: tag, payload: value })
+      const staged = runStages(stages, { from: job.entry.listener.name, to: [to], thread: job.node.id, payloadType: tag, payload: value }, "outbox")
       if (Either.isLeft(staged)) {
         refuse(job, to, tag, staged.left)
         return undefined
@@ -180,7 +180,7 @@ export const makeOutbox = (core: PumpCore, lifecycle: Lifecycle) => {
           if (encoded === undefined) continue
           const targets = core.version.routes.broadcastTargets(encoded.tag).filter((t) => peerAllowed(listener, t.name!))
           if (targets.length === 0) {
-            refuse(job, "*", encoded.tag, new UnknownRoute({ diagnostics: [], routeKey: encoded.tag.toLowerCase() }))
+            refuse(job, "*", encoded.tag, new UnknownRoute({ diagnostics: [], stage: "outbox", routeKey: encoded.tag.toLowerCase() }))
             continue
           }
           for (const t of targets) {
