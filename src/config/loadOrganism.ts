@@ -6,6 +6,7 @@
 import { Duration, Effect, Either, Schedule } from "effect"
 import { readFile } from "node:fs/promises"
 import { dirname, resolve } from "node:path"
+import { CustomStage } from "../domain/CustomStage.js"
 import { ENVELOPE_NS } from "../domain/Envelope.js"
 import { type Handler, Listener } from "../domain/Listener.js"
 import type { LlmConfig } from "../domain/LlmConfig.js"
@@ -210,7 +211,7 @@ export const loadOrganism = Effect.fn("loadOrganism")(function*(path: string, op
   if (Either.isLeft(parsed)) return yield* fail(path, parsed.left)
   const source = parsed.right
   if (source.value === null || typeof source.value !== "object" || Array.isArray(source.value)) {
-    return yield* fail(path, [source.problem([], "expected a mapping with the keys organism and listeners (optionally boot and llm)")])
+    return yield* fail(path, [source.problem([], "expected a mapping with the keys organism and listeners (optionally boot, stages and llm)")])
   }
   const decoded = decodeSource(source, OrganismConfig)
   if (Either.isLeft(decoded)) return yield* fail(path, decoded.left)
@@ -258,6 +259,12 @@ export const loadOrganism = Effect.fn("loadOrganism")(function*(path: string, op
     if (Either.isLeft(payload)) problems.push(source.problem(["boot", i, "payload"], payload.left))
     else boot.push({ to: b.to, payload: payload.right })
   }
+  const stages: Array<CustomStage> = []
+  for (const [i, s] of (config.stages ?? []).entries()) {
+    const run = yield* Effect.either(loadFunction(s.run, baseDir, options))
+    if (Either.isLeft(run)) problems.push(source.problem(["stages", i, "run"], run.left.message))
+    else stages.push(CustomStage.fromFunction(s.name ?? s.run.slice(s.run.lastIndexOf("#") + 1), s.at, run.right))
+  }
   if (problems.length > 0) return yield* fail(path, problems)
 
   const o = config.organism
@@ -265,6 +272,7 @@ export const loadOrganism = Effect.fn("loadOrganism")(function*(path: string, op
     name: o.name,
     listeners,
     boot,
+    stages,
     settings: {
       ...(o.injector !== undefined ? { injector: o.injector } : {}),
       ...(o.max_concurrent_handlers !== undefined ? { maxConcurrentHandlers: o.max_concurrent_handlers } : {}),

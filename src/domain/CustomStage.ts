@@ -42,6 +42,19 @@ export interface CustomStage {
 
 export const CustomStage = {
   make: (options: CustomStage): CustomStage => options,
+  /**
+   * A stage from a plain function (what an organism file names): it returns the payload to
+   * carry on with, or an Effect of it; a `StageDrop` failure (or a thrown one) drops.
+   */
+  fromFunction: (name: string, at: StagePoint, f: (message: StageMessage) => unknown): CustomStage => ({
+    name,
+    at,
+    run: (message) =>
+      Effect.suspend(() => {
+        const result = f(message)
+        return Effect.isEffect(result) ? (result as Effect.Effect<unknown, StageDrop>) : Effect.succeed(result)
+      })
+  }),
   /** A stage that only looks (an audit log): every message passes unchanged. */
   tap: (name: string, at: StagePoint, f: (message: StageMessage) => void): CustomStage => ({
     name,

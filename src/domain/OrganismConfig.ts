@@ -6,6 +6,7 @@
 import { Duration, Schema } from "effect"
 import { DurationConfig, expected, integerAtLeast, NonNegativeInt, PositiveInt } from "./ConfigValues.js"
 import type { ConcurrencyClass } from "./Listener.js"
+import { StagePoint } from "./CustomStage.js"
 import { LlmConfig } from "./LlmConfig.js"
 
 // Where they always were, for the modules that import them from here.
@@ -118,10 +119,20 @@ export class BootConfig extends Schema.Class<BootConfig>("BootConfig")({
   payload: Text
 }) {}
 
+/** An organism's own pipeline stage: where it runs and the function that runs there. */
+export class StageConfig extends Schema.Class<StageConfig>("StageConfig")({
+  /** Named in rejections; the function's export name when absent. */
+  name: Schema.optional(Name),
+  at: StagePoint.annotations(expected(`"after-decode", "before-dispatch" or "before-reply"`)),
+  /** A function (message) => payload, or an Effect of one; see CustomStage. */
+  run: ModuleRef
+}) {}
+
 export class OrganismConfig extends Schema.Class<OrganismConfig>("OrganismConfig")({
   organism: OrganismSection,
   listeners: Schema.Array(ListenerConfig).annotations(expected("a list of listeners")),
   boot: Schema.optional(Schema.Array(BootConfig).annotations(expected("a list of {to, payload} messages"))),
+  stages: Schema.optional(Schema.Array(StageConfig).annotations(expected("a list of {at, run} stages"))),
   /**
    * The models agents call (see LlmConfig). Exact: with `LlmConfig | undefined`, every
    * mistake inside the section would also be reported as "expected undefined" at `llm`.
