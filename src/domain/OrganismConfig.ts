@@ -86,7 +86,9 @@ export class OrganismSection extends Schema.Class<OrganismSection>("OrganismSect
   repair: Schema.optional(Flag),
   guards: Schema.optional(GuardsConfig),
   max_tokens_per_thread: Schema.optional(TokenLimit),
-  context: Schema.optional(ContextConfig)
+  context: Schema.optional(ContextConfig),
+  /** The payload wire form: `native` (default) or `xmlify` (xml-pipeline's dataclasses). */
+  wire: Schema.optional(Schema.Literal("native", "xmlify").annotations(expected(`"native" or "xmlify"`)))
 }) {}
 
 export class ListenerConfig extends Schema.Class<ListenerConfig>("ListenerConfig")({

@@ -173,7 +173,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
   // The framework's own payload types are always known, so an injector gets them typed.
   const knownTypes = Object.values(builtinPayloads)
   core.listeners = builtIns.prepare(organism.listeners as ReadonlyArray<Listener>)
-  core.router = yield* makeRouter(core.listeners, registry, knownTypes)
+  core.router = yield* makeRouter(core.listeners, registry, knownTypes, organism.settings.wire)
   // Agent prompts and usage instructions, rebuilt with every version of the organism.
   core.prompts = yield* PromptRegistry.fromListeners(core.listeners)
   let current: Organism<R> = organism
@@ -274,7 +274,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
     Effect.gen(function*() {
       // Compile first: a version whose schemas do not compile changes nothing.
       const listeners = builtIns.prepare(next.listeners as ReadonlyArray<Listener>)
-      const router = yield* Scope.extend(makeRouter(listeners, registry, knownTypes), scope)
+      const router = yield* Scope.extend(makeRouter(listeners, registry, knownTypes, next.settings.wire), scope)
       const prompts = yield* PromptRegistry.fromListeners(listeners)
       const ingress = yield* Scope.extend(Ingress.make(next.settings.ingress), scope)
       const diff = diffListeners(current.listeners as ReadonlyArray<Listener>, next.listeners as ReadonlyArray<Listener>)

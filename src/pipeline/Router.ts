@@ -5,7 +5,7 @@
  */
 import { Effect, Schema, Scope } from "effect"
 import type { Listener } from "../domain/Listener.js"
-import { type PayloadSpec, type PayloadType, specOf } from "../domain/Payload.js"
+import { type PayloadSpec, type PayloadType, specOf, type WireMode } from "../domain/Payload.js"
 import { BudgetWarning } from "../domain/BudgetPayloads.js"
 import { SystemError } from "../domain/SystemPayloads.js"
 import { TodoClosed, TodoRegistered } from "../domain/TodoPayloads.js"
@@ -54,13 +54,15 @@ export const systemPayloadTypes: ReadonlyArray<PayloadType> = [SystemError, Budg
 export const makeRouter = Effect.fn("Router.make")(function*(
   listeners: ReadonlyArray<Listener>,
   registry: ThreadRegistry.Service,
-  extraTypes: ReadonlyArray<PayloadType> = []
+  extraTypes: ReadonlyArray<PayloadType> = [],
+  /** The organism's wire form: every payload spec (XSD, decoder) is taken in it. */
+  wire?: WireMode
 ) {
   const engine = yield* XmlEngine
   const types = new Map<string, TypeEntry>()
   const typeOf = (payload: PayloadType) =>
     Effect.gen(function*() {
-      const spec = specOf(payload)
+      const spec = specOf(payload, wire)
       const known = types.get(spec.routeTag)
       if (known !== undefined) {
         if (known.spec !== spec && known.spec.xsd !== spec.xsd) {
@@ -136,7 +138,7 @@ export const makeRouter = Effect.fn("Router.make")(function*(
 
   const scope = yield* Effect.scope
   const learn = (payload: PayloadType) => {
-    const spec = specOf(payload)
+    const spec = specOf(payload, wire)
     if (types.has(spec.routeTag)) return
     const compiled = Effect.runSync(Effect.either(Scope.extend(engine.compileSchema(spec.tag, spec.xsd), scope)))
     if (compiled._tag === "Right") types.set(spec.routeTag, { spec, schema: compiled.right })
@@ -155,5 +157,6 @@ export const makeRouter = Effect.fn("Router.make")(function*(
 }) as (
   listeners: ReadonlyArray<Listener>,
   registry: ThreadRegistry.Service,
-  extraTypes?: ReadonlyArray<PayloadType>
+  extraTypes?: ReadonlyArray<PayloadType>,
+  wire?: WireMode
 ) => Effect.Effect<Router, SchemaCompileError | RouteTableError, XmlEngine | Scope.Scope>

@@ -57,10 +57,11 @@ const refuse = (payload: string, path: string, reason: string): never => {
 
 /**
  * A finite double in plain decimal notation, exact: the shortest digits that read back as
- * the same double (what `String` gives), with the exponent written out. `-0` keeps its sign.
+ * the same double (what `String` gives), with the exponent written out. Negative zero is
+ * `-0.0`: lxml's objectify reads `-0` as the integer 0 and would drop the sign.
  */
 export const decimalOf = (n: number): string => {
-  if (Object.is(n, -0)) return "-0"
+  if (Object.is(n, -0)) return "-0.0"
   const s = String(n)
   const e = s.indexOf("e")
   if (e === -1) return s

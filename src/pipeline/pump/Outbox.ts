@@ -32,7 +32,7 @@ export const makeOutbox = (core: PumpCore) => {
     if (type === undefined) {
       return Either.left(`${String((value as object)?.constructor?.name ?? value)} is not a payload (declare it with Payload.Class)`)
     }
-    const spec = specOf(type)
+    const spec = specOf(type, core.settings.wire)
     core.router.learn(type)
     try {
       return Either.right({ tag: spec.tag, inner: spec.encodeInner(value) })
@@ -80,7 +80,7 @@ export const makeOutbox = (core: PumpCore) => {
   const sendSystem = (to: string, node: ThreadNode, payload: Encoded) => send(SYSTEM, to, node, payload, undefined, true)
 
   const sendSystemError = (to: string, node: ThreadNode, error: SystemError) =>
-    sendSystem(to, node, { tag: "SystemError", inner: specOf(SystemError).encodeInner(error) })
+    sendSystem(to, node, { tag: "SystemError", inner: specOf(SystemError, core.settings.wire).encodeInner(error) })
 
   /** A rejection: counted by stage and kind, kept as a dead letter, published. */
   const recordRejection = (
