@@ -268,3 +268,21 @@ layer(IngressFixture.layer)("xmlify and native: round trips", (it) => {
       }
     }).pipe(Effect.scoped))
 })
+
+layer(IngressFixture.layer)("a recovering parse that changed the text", (it) => {
+  it.effect("says so in the diagnostics of the accepted message (AT&T read as AT)", () =>
+    Effect.gen(function*() {
+      const { ingress } = yield* IngressFixture
+      const routes = yield* routesFor([P.Text], "native")
+      const outcome = ingress.run(
+        `<message xmlns="https://xml-pipeline.org/ns/envelope/v1"><meta><from>a</from><to>b</to><thread>550e8400-e29b-41d4-a716-446655440000</thread></meta><Text xmlns=""><Text>AT&T</Text></Text></message>`,
+        routes
+      )
+      expect(outcome._tag).toBe("Accepted")
+      if (outcome._tag === "Accepted") {
+        expect((outcome.decoded!.deliveries[0]!.payload as P.Text).text).toBe("AT")
+        expect(outcome.repaired).toBe(true)
+        expect(outcome.diagnostics.map(String).join("; ")).toMatch(/EntityRef: expecting ';'/)
+      }
+    }).pipe(Effect.scoped))
+})
