@@ -88,6 +88,10 @@ layer(IngressFixture.layer)("xmlify wire form: what xml-pipeline writes", (it) =
         message: "Message could not be delivered. Please verify your target and try again.",
         retryAllowed: true
       })
+      // xml-pipeline documents a "validation" code too.
+      const validation = ingress.run(Buffer.from(fixture("system-error.envelope.xml").replace(">routing<", ">validation<")), routes)
+      expect(validation._tag === "Accepted" ? (validation.decoded!.deliveries[0]!.payload as SystemError).code : undefined)
+        .toBe("validation")
       // …and written back the same way.
       expect(Either.getOrThrow(Payload.encode(SystemError, error, "xmlify"))).toBe(
         "<SystemError><code>routing</code><message>Message could not be delivered. Please verify your target and try again.</message><retry-allowed>true</retry-allowed></SystemError>"

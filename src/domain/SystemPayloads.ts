@@ -16,9 +16,10 @@ import * as Payload from "./Payload.js"
 export class SystemError extends Payload.Class<SystemError>("SystemError", {
   description: "an error reported by the organism to a listener"
 })({
-  code: Schema.Literal("routing", "invalid", "timeout", "failed", "guard", "forbidden", "budget").annotations(
-    Payload.xmlifyElement("code")
-  ),
+  // "validation" is a code xml-pipeline documents for its SystemError; this framework sends
+  // "invalid" instead, and reads both.
+  code: Schema.Literal("routing", "invalid", "timeout", "failed", "guard", "forbidden", "budget", "validation")
+    .annotations(Payload.xmlifyElement("code")),
   message: Schema.String.annotations(Payload.xmlifyElement("message")),
   retryAllowed: Schema.Boolean.annotations(Payload.xmlifyElement("retry-allowed"))
 }) {}
