@@ -205,7 +205,7 @@ export const validateCommand = Command.make(
     Effect.gen(function*() {
       const loaded = yield* loadOrganism(file).pipe(Effect.catchTag("OrganismConfigError", reportConfigError(1)))
       // Building the pump's router compiles every payload XSD.
-      const router = yield* makeRouter(loaded.organism.listeners as ReadonlyArray<Listener>, yield* ThreadRegistry.make).pipe(
+      const router = yield* makeRouter(loaded.organism.listeners as ReadonlyArray<Listener>, yield* ThreadRegistry.make, [], loaded.organism.settings.wire).pipe(
         Effect.catchTags({
           RouteTableError: (e) => Console.error(`organism: ${file}: ${e.message}`).pipe(Effect.zipRight(new ExitWith({ code: 1 }))),
           SchemaCompileError: (e) => Console.error(`organism: ${file}: ${e.message}`).pipe(Effect.zipRight(new ExitWith({ code: 1 })))

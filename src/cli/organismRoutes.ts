@@ -11,7 +11,7 @@ export const organismRoutes = (file: string) =>
   Effect.gen(function*() {
     const loaded = yield* loadOrganism(file).pipe(Effect.catchTag("OrganismConfigError", reportConfigError(2)))
     const registry = yield* ThreadRegistry.make
-    return yield* makeRouter(loaded.organism.listeners as ReadonlyArray<Listener>, registry).pipe(
+    return yield* makeRouter(loaded.organism.listeners as ReadonlyArray<Listener>, registry, [], loaded.organism.settings.wire).pipe(
       Effect.mapError((e) => new UsageError({ message: `${file}: ${e.message}` }))
     )
   })

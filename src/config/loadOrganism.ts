@@ -280,6 +280,7 @@ export const loadOrganism = Effect.fn("loadOrganism")(function*(path: string, op
       ...(o.inbox_capacity !== undefined ? { inboxCapacity: o.inbox_capacity } : {}),
       ...(o.handler_timeout !== undefined ? { handlerTimeout: o.handler_timeout } : {}),
       ...(o.dead_letter_capacity !== undefined ? { deadLetterCapacity: o.dead_letter_capacity } : {}),
+      ...(o.wire !== undefined ? { wire: o.wire } : {}),
       ...(o.max_tokens_per_thread !== undefined
         ? { maxTokensPerThread: o.max_tokens_per_thread === "unlimited" ? Infinity : o.max_tokens_per_thread }
         : {}),

@@ -7,6 +7,7 @@ import type { CustomStage } from "./CustomStage.js"
 import type { ContextBufferConfig } from "../services/ContextBuffer.js"
 import { defaultIngressConfig, type IngressConfig } from "./IngressConfig.js"
 import { Listener } from "./Listener.js"
+import type { WireMode } from "./Payload.js"
 import type { PayloadValue } from "./Reply.js"
 import { Boot } from "./SystemPayloads.js"
 
@@ -43,6 +44,11 @@ export interface OrganismSettings {
   readonly maxTokensPerThread: number
   /** Limits of the conversation history (see ContextBuffer). */
   readonly context: Partial<ContextBufferConfig>
+  /**
+   * How payloads are written and read: `native`, or `xmlify` to exchange envelopes with a
+   * Python xml-pipeline organism. A payload type declared with its own `wire` keeps it.
+   */
+  readonly wire: WireMode
 }
 
 export const defaultSettings: OrganismSettings = {
@@ -62,7 +68,8 @@ export const defaultSettings: OrganismSettings = {
   ingress: defaultIngressConfig,
   deadLetterCapacity: 1000,
   maxTokensPerThread: 100_000,
-  context: {}
+  context: {},
+  wire: "native"
 }
 
 /** A message the organism sends (from its injector) once it has started. */

@@ -4,7 +4,7 @@
  * `message` so a wrong value reads as "expected …" rather than as a type dump.
  */
 import { Duration, Schema } from "effect"
-import { DurationConfig, expected, integerAtLeast, NonNegativeInt, PositiveInt } from "./ConfigValues.js"
+import { DurationConfig, expected, expectedOneOf, integerAtLeast, NonNegativeInt, PositiveInt } from "./ConfigValues.js"
 import type { ConcurrencyClass } from "./Listener.js"
 import { StagePoint } from "./CustomStage.js"
 import { LlmConfig } from "./LlmConfig.js"
@@ -87,7 +87,9 @@ export class OrganismSection extends Schema.Class<OrganismSection>("OrganismSect
   repair: Schema.optional(Flag),
   guards: Schema.optional(GuardsConfig),
   max_tokens_per_thread: Schema.optional(TokenLimit),
-  context: Schema.optional(ContextConfig)
+  context: Schema.optional(ContextConfig),
+  /** The payload wire form: `native` (default) or `xmlify` (xml-pipeline's dataclasses). */
+  wire: Schema.optional(Schema.Literal("native", "xmlify").annotations(expectedOneOf(`"native" or "xmlify"`)))
 }) {}
 
 export class ListenerConfig extends Schema.Class<ListenerConfig>("ListenerConfig")({

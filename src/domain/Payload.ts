@@ -13,11 +13,25 @@ import { Either, ParseResult, Schema } from "effect"
 import type { CanonicalElement } from "./xml/CanonicalTree.js"
 import { decodeElement, encodeInner, PayloadEncodeError, PayloadShapeError } from "./payload/Codec.js"
 import { exampleDocument } from "./payload/Example.js"
-import { compilePayloadShape, isPlainStruct, plainConformance, type Struct, XmlFragmentId } from "./payload/Shape.js"
+import { compilePayloadShape, isPlainStruct, plainConformance, type Struct, XmlFragmentId, XmlifyElementId } from "./payload/Shape.js"
+import { decodeElementXmlify, encodeInnerXmlify } from "./payload/Xmlify.js"
+import { xmlifyExample, xmlifyReferenceXsd, xmlifyXsd } from "./payload/XmlifyXsd.js"
 import { payloadXsd } from "./payload/Xsd.js"
 
 export { elementNameOf, PayloadDeclarationError } from "./payload/Shape.js"
 export { PayloadEncodeError } from "./payload/Codec.js"
+export { decimalOf } from "./payload/Xmlify.js"
+
+/**
+ * How payloads are written on the wire.
+ * - `native`: this framework's form (repeated elements for lists, absent elements for
+ *   optional fields, `xs:double` numbers).
+ * - `xmlify`: the form of xml-pipeline's `@xmlify` dataclasses, for organisms that exchange
+ *   envelopes with a Python xml-pipeline organism (see the README's exchange matrix).
+ */
+export type WireMode = "native" | "xmlify"
+
+export const wireModes: ReadonlyArray<WireMode> = ["native", "xmlify"]
 
 export const PayloadTypeId: unique symbol = Symbol.for("xml-organism/PayloadType")
 export type PayloadTypeId = typeof PayloadTypeId
@@ -30,6 +44,8 @@ export interface DecodeFailure {
 /** Everything derived from one payload declaration. Built once per class, on first use. */
 export interface PayloadSpec<A = unknown> {
   readonly tag: string
+  /** The wire form this spec writes and reads. */
+  readonly wire: WireMode
   /** Lowercase tag: the payload half of a route key. */
   readonly routeTag: string
   readonly description: string | undefined
@@ -42,10 +58,17 @@ export interface PayloadSpec<A = unknown> {
   readonly decode: (text: string, element: CanonicalElement) => Either.Either<A, DecodeFailure>
 }
 
+/** The spec of a payload type in a given wire form (built once per type and form). */
+export const PayloadSpecForId: unique symbol = Symbol.for("xml-organism/PayloadSpecFor")
+
 /** A payload class: a Schema whose type is the payload value, with its XML spec attached. */
 export interface PayloadType<A = any, I = any> extends Schema.Schema<A, I, never> {
   readonly payloadTag: string
+  /** The wire form the type was declared with, when it fixes one (`{ wire: "xmlify" }`). */
+  readonly payloadWire: WireMode | undefined
+  /** The spec in the type's own wire form (declared, else native). */
   readonly [PayloadTypeId]: PayloadSpec<A>
+  readonly [PayloadSpecForId]: (wire: WireMode) => PayloadSpec<A>
 }
 
 export type PayloadClass<Self, Fields extends Schema.Struct.Fields> =
@@ -58,12 +81,35 @@ export type PayloadClass<Self, Fields extends Schema.Struct.Fields> =
     {},
     {}
   >
-  & { readonly payloadTag: string; readonly [PayloadTypeId]: PayloadSpec<Self> }
+  & {
+    readonly payloadTag: string
+    readonly payloadWire: WireMode | undefined
+    readonly [PayloadTypeId]: PayloadSpec<Self>
+    readonly [PayloadSpecForId]: (wire: WireMode) => PayloadSpec<Self>
+  }
 
 export const isPayloadType = (u: unknown): u is PayloadType =>
   typeof u === "function" && PayloadTypeId in u && typeof (u as any).payloadTag === "string"
 
-const specs = new WeakMap<object, PayloadSpec<any>>()
+const specs: Record<WireMode, WeakMap<object, PayloadSpec<any>>> = { native: new WeakMap(), xmlify: new WeakMap() }
+
+/** What differs between wire forms: how fields are written and read, and the XSD. */
+interface WireCodec {
+  readonly xsd: (tag: string, shape: Struct, description: string | undefined) => string
+  readonly example: (tag: string, shape: Struct) => string
+  readonly encodeInner: (tag: string, shape: Struct, encoded: Record<string, unknown>) => string
+  readonly decodeElement: (text: string, shape: Struct, el: CanonicalElement) => Record<string, unknown>
+}
+
+const codecs: Record<WireMode, WireCodec> = {
+  native: { xsd: payloadXsd, example: exampleDocument, encodeInner, decodeElement },
+  xmlify: {
+    xsd: xmlifyXsd,
+    example: xmlifyExample,
+    encodeInner: encodeInnerXmlify,
+    decodeElement: decodeElementXmlify
+  }
+}
 
 const buildSpec = <A>(
   schema: Schema.Schema<A, any, never>,
@@ -71,17 +117,20 @@ const buildSpec = <A>(
   shape: Struct,
   description: string | undefined,
   /** The class itself, when its fields are plain (see `isPlainStruct`). */
-  plainClass: (new(props: unknown, disableValidation: boolean) => A) | undefined
+  plainClass: (new(props: unknown, disableValidation: boolean) => A) | undefined,
+  wire: WireMode
 ): PayloadSpec<A> => {
   const encodeValue = Schema.encodeEither(schema)
   const decodeValue = Schema.decodeUnknownEither(schema)
+  const { decodeElement, encodeInner } = codecs[wire]
   const common = {
     tag,
+    wire,
     routeTag: tag.toLowerCase(),
     description,
     shape,
-    xsd: payloadXsd(tag, shape, description),
-    example: exampleDocument(tag, shape)
+    xsd: codecs[wire].xsd(tag, shape, description),
+    example: codecs[wire].example(tag, shape)
   }
   if (plainClass !== undefined) {
     return {
@@ -134,7 +183,14 @@ const buildSpec = <A>(
  * fields become PascalCase child elements. Throws {@link PayloadDeclarationError} naming the
  * field when a shape cannot be expressed as XML.
  */
-export const Class = <Self = never>(tag: string, options?: { readonly description?: string }) =>
+export const Class = <Self = never>(
+  tag: string,
+  options?: {
+    readonly description?: string
+    /** Fixes this type's wire form whatever the organism's (default: the organism's). */
+    readonly wire?: WireMode
+  }
+) =>
 <Fields extends Schema.Struct.Fields>(
   fields: Fields,
   annotations?: Schema.Annotations.Schema<Self>
@@ -161,12 +217,17 @@ export const Class = <Self = never>(tag: string, options?: { readonly descriptio
       super(props, options)
     }
     static readonly payloadTag = tag
+    static readonly payloadWire = options?.wire
     static get [PayloadTypeId](): PayloadSpec<any> {
+      return this[PayloadSpecForId](options?.wire ?? "native")
+    }
+    static [PayloadSpecForId](wire: WireMode): PayloadSpec<any> {
       // Keyed by the final subclass, so decoding constructs the user's class.
-      let spec = specs.get(this)
+      const cache = specs[wire]
+      let spec = cache.get(this)
       if (spec === undefined) {
-        spec = buildSpec(this as any, tag, shape, description, plain ? (this as any) : undefined)
-        specs.set(this, spec)
+        spec = buildSpec(this as any, tag, shape, description, plain ? (this as any) : undefined, wire)
+        cache.set(this, spec)
       }
       return spec
     }
@@ -180,13 +241,37 @@ export const Xml: Schema.SchemaClass<string> = Schema.String.annotations({
   description: "free-form XML content"
 })
 
-export const specOf = <A>(payload: PayloadType<A>): PayloadSpec<A> => payload[PayloadTypeId]
+/**
+ * Marks a field's element name in the xmlify wire form, when xml-pipeline's class does not
+ * use the PascalCase of the key: `retryAllowed: Schema.Boolean.annotations(Payload.xmlifyElement("retry-allowed"))`.
+ */
+export const xmlifyElement = (name: string): Record<symbol, string> => ({ [XmlifyElementId]: name })
+
+/**
+ * Everything derived from a payload type for a wire form: the type's own form when it was
+ * declared with one, else `wire` (an organism's setting), else native.
+ */
+export const specOf = <A>(payload: PayloadType<A>, wire?: WireMode): PayloadSpec<A> => {
+  const fixed = payload.payloadWire
+  return fixed !== undefined || wire === undefined || wire === "native"
+    ? (fixed === undefined ? payload[PayloadTypeId] : payload[PayloadSpecForId](fixed))
+    : payload[PayloadSpecForId](wire)
+}
 
 export const tagOf = (payload: PayloadType): string => payload.payloadTag
 
-export const xsdOf = (payload: PayloadType): string => specOf(payload).xsd
+export const xsdOf = (payload: PayloadType, wire?: WireMode): string => specOf(payload, wire).xsd
 
-export const exampleOf = (payload: PayloadType): string => specOf(payload).example
+export const exampleOf = (payload: PayloadType, wire?: WireMode): string => specOf(payload, wire).example
+
+/**
+ * The XSD xml-pipeline's xmlify generates for the Python dataclass equivalent to this
+ * payload type: what the xmlify form this framework writes is checked against.
+ */
+export const xmlifyReferenceXsdOf = (payload: PayloadType): string => {
+  const spec = specOf(payload, "xmlify")
+  return xmlifyReferenceXsd(spec.tag, spec.shape)
+}
 
 /** The payload type of a value, when it is an instance of a payload class. */
 export const typeOfValue = (value: unknown): PayloadType | undefined => {
@@ -195,10 +280,10 @@ export const typeOfValue = (value: unknown): PayloadType | undefined => {
   return isPayloadType(ctor) ? ctor : undefined
 }
 
-/** Encodes a payload value to `<Tag>…</Tag>`. */
-export const encode = <A>(payload: PayloadType<A>, value: A): Either.Either<string, PayloadEncodeError> => {
+/** Encodes a payload value to `<Tag>…</Tag>` (in the type's wire form, or `wire`). */
+export const encode = <A>(payload: PayloadType<A>, value: A, wire?: WireMode): Either.Either<string, PayloadEncodeError> => {
   try {
-    const spec = specOf(payload)
+    const spec = specOf(payload, wire)
     return Either.right(`<${spec.tag}>${spec.encodeInner(value)}</${spec.tag}>`)
   } catch (e) {
     if (e instanceof PayloadEncodeError) return Either.left(e)

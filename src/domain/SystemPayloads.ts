@@ -9,13 +9,19 @@ import * as Payload from "./Payload.js"
  * What a listener receives when something it sent could not be delivered, a guard stopped
  * it, or a handler it called failed. The text is generic on purpose: it never reveals the
  * organism's topology (details go to events and logs).
+ *
+ * In the xmlify wire form it is written and read as xml-pipeline's hand-written SystemError:
+ * `<code>`, `<message>`, `<retry-allowed>`.
  */
 export class SystemError extends Payload.Class<SystemError>("SystemError", {
   description: "an error reported by the organism to a listener"
 })({
-  code: Schema.Literal("routing", "invalid", "timeout", "failed", "guard", "forbidden", "budget"),
-  message: Schema.String,
-  retryAllowed: Schema.Boolean
+  // "validation" is a code xml-pipeline documents for its SystemError; this framework sends
+  // "invalid" instead, and reads both.
+  code: Schema.Literal("routing", "invalid", "timeout", "failed", "guard", "forbidden", "budget", "validation")
+    .annotations(Payload.xmlifyElement("code")),
+  message: Schema.String.annotations(Payload.xmlifyElement("message")),
+  retryAllowed: Schema.Boolean.annotations(Payload.xmlifyElement("retry-allowed"))
 }) {}
 
 /** Sent to `system.boot` on the boot root thread when the organism starts. */

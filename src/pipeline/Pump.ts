@@ -176,7 +176,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
     Effect.gen(function*() {
       const listeners = builtIns.prepare(next.listeners as ReadonlyArray<Listener>)
       // The framework's own payload types are always known, so an injector gets them typed.
-      const routes = yield* Scope.extend(makeRouter(listeners, registry, Object.values(builtinPayloads)), scope)
+      const routes = yield* Scope.extend(makeRouter(listeners, registry, Object.values(builtinPayloads), next.settings.wire), scope)
       // Agent prompts and usage instructions, rebuilt with every version of the organism.
       const prompts = yield* PromptRegistry.fromListeners(listeners)
       const ingress = yield* Scope.extend(Ingress.make(next.settings.ingress), scope)
@@ -267,7 +267,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
   const startConversation = (to: string, payload: PayloadValue, options: Pump.InjectOptions | undefined) =>
     Effect.suspend((): Effect.Effect<Encoded, InjectError> => {
       if (core.stopped) return Effect.fail(new PumpStopped())
-      const encoded = encodePayload(payload)
+      const encoded = encodePayload(payload, core.version.settings.wire)
       if (Either.isLeft(encoded)) return Effect.fail(new PayloadNotEncodable({ reason: encoded.left }))
       return Effect.as(permits.acquire, encoded.right)
     }).pipe(

@@ -14,7 +14,7 @@
 import { Effect, Either, Schema, Scope } from "effect"
 import { BudgetWarning } from "../domain/BudgetPayloads.js"
 import type { Listener } from "../domain/Listener.js"
-import { type PayloadSpec, type PayloadType, specOf } from "../domain/Payload.js"
+import { type PayloadSpec, type PayloadType, specOf, type WireMode } from "../domain/Payload.js"
 import { SystemError } from "../domain/SystemPayloads.js"
 import { TodoClosed, TodoRegistered } from "../domain/TodoPayloads.js"
 import type { ThreadRegistry } from "../services/ThreadRegistry.js"
@@ -87,11 +87,14 @@ export interface Router extends RouteResolver {
 /** Payload types every listener accepts without declaring them. */
 export const systemPayloadTypes: ReadonlyArray<PayloadType> = [SystemError, BudgetWarning, TodoRegistered, TodoClosed]
 
-/** The type table shared by the route tables below: compile each tag once, refuse clashes. */
-const makeTypeTable = (engine: XmlEngine.Service, scope: Scope.Scope) => {
+/**
+ * The type table shared by the route tables below: compile each tag once, refuse clashes.
+ * Every spec (XSD, decoder) is taken in the organism's wire form.
+ */
+const makeTypeTable = (engine: XmlEngine.Service, scope: Scope.Scope, wire: WireMode | undefined) => {
   const types = new Map<string, TypeEntry>()
   const learn = (payload: PayloadType): Either.Either<TypeEntry, SchemaCompileError | RouteTableError> => {
-    const spec = specOf(payload)
+    const spec = specOf(payload, wire)
     const known = types.get(spec.routeTag)
     if (known !== undefined) {
       if (known.spec !== spec && known.spec.xsd !== spec.xsd) {
@@ -116,10 +119,12 @@ const makeTypeTable = (engine: XmlEngine.Service, scope: Scope.Scope) => {
 export const makeRouter = Effect.fn("Router.make")(function*(
   listeners: ReadonlyArray<Listener>,
   registry: ThreadRegistry.Service,
-  extraTypes: ReadonlyArray<PayloadType> = []
+  extraTypes: ReadonlyArray<PayloadType> = [],
+  /** The organism's wire form. */
+  wire?: WireMode
 ) {
   const engine = yield* XmlEngine
-  const { learn, types } = makeTypeTable(engine, yield* Effect.scope)
+  const { learn, types } = makeTypeTable(engine, yield* Effect.scope, wire)
 
   const system = new Map<string, TypeEntry>()
   for (const t of systemPayloadTypes) {
@@ -193,7 +198,8 @@ export const makeRouter = Effect.fn("Router.make")(function*(
 }) as (
   listeners: ReadonlyArray<Listener>,
   registry: ThreadRegistry.Service,
-  extraTypes?: ReadonlyArray<PayloadType>
+  extraTypes?: ReadonlyArray<PayloadType>,
+  wire?: WireMode
 ) => Effect.Effect<Router, SchemaCompileError | RouteTableError, XmlEngine | Scope.Scope>
 
 /**
@@ -201,9 +207,10 @@ export const makeRouter = Effect.fn("Router.make")(function*(
  * validate and decode payloads before any organism (and its listeners) exists.
  */
 export const routesForPayloads = Effect.fn("Router.routesForPayloads")(function*(
-  payloads: ReadonlyArray<PayloadType>
+  payloads: ReadonlyArray<PayloadType>,
+  wire?: WireMode
 ) {
-  const { learn, types } = makeTypeTable(yield* XmlEngine, yield* Effect.scope)
+  const { learn, types } = makeTypeTable(yield* XmlEngine, yield* Effect.scope, wire)
   for (const payload of payloads) yield* learn(payload)
   const resolver: RouteResolver = {
     resolve: (_to, tag) => {
@@ -216,5 +223,6 @@ export const routesForPayloads = Effect.fn("Router.routesForPayloads")(function*
   }
   return resolver
 }) as (
-  payloads: ReadonlyArray<PayloadType>
+  payloads: ReadonlyArray<PayloadType>,
+  wire?: WireMode
 ) => Effect.Effect<RouteResolver, SchemaCompileError | RouteTableError, XmlEngine | Scope.Scope>

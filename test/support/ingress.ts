@@ -1,7 +1,7 @@
 /** A ready-built ingress (envelope XSD + routes for the test payloads) as a test Layer. */
 import { Context, Effect, Layer } from "effect"
 import { writeEnvelope } from "../../src/domain/Envelope.js"
-import { type PayloadType, specOf } from "../../src/domain/Payload.js"
+import { type PayloadType, specOf, type WireMode } from "../../src/domain/Payload.js"
 import { defaultIngressConfig, type Ingress, type IngressConfig, Ingress as IngressModule } from "../../src/pipeline/Ingress.js"
 import { type RouteResolver, routesForPayloads } from "../../src/pipeline/Router.js"
 import { XmlEngine } from "../../src/services/XmlEngine.js"
@@ -32,9 +32,10 @@ export const THREAD = "550e8400-e29b-41d4-a716-446655440000"
 export const envelopeOf = <A>(
   payload: PayloadType<A>,
   value: A,
-  meta: { from?: string; to?: string; thread?: string } = {}
+  meta: { from?: string; to?: string; thread?: string } = {},
+  wire?: WireMode
 ): Uint8Array => {
-  const spec = specOf(payload)
+  const spec = specOf(payload, wire)
   return Buffer.from(writeEnvelope({
     from: meta.from ?? "tester",
     to: meta.to ?? "receiver",

@@ -37,8 +37,20 @@ const formatNumber = (n: number): string => {
   return Number.isNaN(n) ? "NaN" : n > 0 ? "INF" : "-INF"
 }
 
-const formatInteger = (n: number): string =>
-  Object.is(n, -0) ? "-0" : Number.isSafeInteger(n) ? String(n) : BigInt(n).toString()
+const formatInteger = (n: number): string => (Object.is(n, -0) ? "-0" : String(n))
+
+/**
+ * `<Tags></Tags>` alone is how xml-pipeline writes an *empty* list (its wrapper, once the
+ * comment inside is dropped by canonicalization) and how this format would write a list of
+ * one empty item: the reader cannot tell them apart, so neither side produces or accepts it.
+ */
+export const ONE_EMPTY_ITEM =
+  "a list of exactly one empty item is written exactly as xml-pipeline writes an empty list; " +
+  "it is refused rather than read as either (with xml-pipeline, use the xmlify wire form)"
+
+const collapse = (s: string): string => s.replace(/[ \t\r\n]+/g, " ").trim()
+
+const clip = (s: string): string => (s.length > 40 ? `${s.slice(0, 40)}…` : s)
 
 // Hot path: no closures here — each would be a fresh function object per value.
 const refuse = (payload: string, path: string, reason: string): never => {
@@ -64,9 +76,10 @@ const encodeScalar = (payload: string, path: string, shape: Shape, value: unknow
     case "Number":
       return typeof value === "number" ? formatNumber(value) : refuse(payload, path, `expected a number, got ${typeof value}`)
     case "Integer":
-      return typeof value === "number" && Number.isInteger(value)
+      // Beyond ±(2^53 − 1) a number stands for several integers; the reader would refuse it.
+      return typeof value === "number" && Number.isSafeInteger(value)
         ? formatInteger(value)
-        : refuse(payload, path, `expected an integer, got ${String(value)}`)
+        : refuse(payload, path, `expected an integer within ±(2^53 − 1), got ${String(value)}`)
     case "Boolean":
       return typeof value === "boolean"
         ? (value ? "true" : "false")
@@ -90,7 +103,9 @@ const encodeFields = (payload: string, path: string, shape: Struct, obj: Record<
       if (!Array.isArray(value)) refuse(payload, fieldPath, "expected an array")
       const items = value as Array<unknown>
       for (let i = 0; i < items.length; i++) {
-        out += `<${f.element}>${encodeScalar(payload, `${fieldPath}[${i}]`, f.shape, items[i])}</${f.element}>`
+        const item = encodeScalar(payload, `${fieldPath}[${i}]`, f.shape, items[i])
+        if (item === "" && items.length === 1) refuse(payload, fieldPath, ONE_EMPTY_ITEM)
+        out += `<${f.element}>${item}</${f.element}>`
       }
       continue
     }
@@ -118,18 +133,62 @@ export const encodeInner = (tag: string, shape: Struct, encoded: Record<string, 
 // Decoding: canonical element tree → encoded-side value, for Schema to decode.
 // ---------------------------------------------------------------------------------------
 
-const collapse = (s: string): string => s.replace(/[ \t\r\n]+/g, " ").trim()
-
-const clip = (s: string): string => (s.length > 40 ? `${s.slice(0, 40)}…` : s)
 
 const decodeNumber = (path: string, raw: string): number => {
   const t = raw.trim()
   if (t === "INF" || t === "+INF") return Infinity
   if (t === "-INF") return -Infinity
   if (t === "NaN") return NaN
-  const n = t === "" ? NaN : Number(t)
-  if (Number.isNaN(n)) throw new PayloadShapeError({ field: path, reason: `"${raw}" is not a number` })
+  return finiteNumber(path, raw, t)
+}
+
+const DECIMAL_OR_EXPONENT = /^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$/
+
+/**
+ * A finite number written in decimal or exponent form. One the double cannot hold at all is
+ * refused rather than turned into another value: `1e400` is not Infinity, `1e-400` is not 0.
+ */
+export const finiteNumber = (path: string, raw: string, t: string): number => {
+  if (!DECIMAL_OR_EXPONENT.test(t)) throw new PayloadShapeError({ field: path, reason: `"${clip(raw)}" is not a number` })
+  const n = Number(t)
+  if (!Number.isFinite(n)) {
+    throw new PayloadShapeError({ field: path, reason: `"${clip(raw)}" is beyond the range of a double` })
+  }
+  if (n === 0 && /[1-9]/.test(t.replace(/[eE].*$/, ""))) {
+    throw new PayloadShapeError({ field: path, reason: `"${clip(raw)}" is too small for a double (it would read as 0)` })
+  }
   return n
+}
+
+/**
+ * An integer the value can hold exactly. Beyond ±(2^53 − 1) a JavaScript number rounds
+ * (`1152921504606846977` would arrive as `1152921504606847000`): refused, naming the field,
+ * as the payload's constructor (Schema.Int) would refuse it.
+ */
+export const exactInteger = (path: string, raw: string): number => {
+  const t = raw.trim()
+  const n = /^[+-]?[0-9]+$/.test(t) ? Number(t) : NaN
+  if (Number.isNaN(n)) throw new PayloadShapeError({ field: path, reason: `"${clip(raw)}" is not an integer` })
+  if (!Number.isSafeInteger(n)) {
+    throw new PayloadShapeError({
+      field: path,
+      reason: `${clip(t)} cannot be held exactly (integers are limited to ±(2^53 − 1) = ±9007199254740991)`
+    })
+  }
+  return n
+}
+
+export const decodeBoolean = (path: string, raw: string): boolean => {
+  const t = raw.trim()
+  if (t === "true" || t === "1") return true
+  if (t === "false" || t === "0") return false
+  throw new PayloadShapeError({ field: path, reason: `"${clip(raw)}" is not a boolean` })
+}
+
+export const decodeEnum = (path: string, values: ReadonlyArray<string | number | boolean>, raw: string) => {
+  const t = collapse(raw)
+  for (const v of values) if (enumLexical(v) === t) return v
+  throw new PayloadShapeError({ field: path, reason: `"${clip(raw)}" is not one of the allowed values` })
 }
 
 const decodeScalar = (text: string, path: string, shape: Shape, el: CanonicalElement): unknown => {
@@ -144,30 +203,19 @@ const decodeScalar = (text: string, path: string, shape: Shape, el: CanonicalEle
       return raw
     case "Number":
       return decodeNumber(path, raw)
-    case "Integer": {
-      const t = raw.trim()
-      const n = /^[+-]?[0-9]+$/.test(t) ? Number(t) : NaN
-      // Too many digits become Infinity: not an integer a JavaScript number can hold.
-      if (!Number.isInteger(n)) throw new PayloadShapeError({ field: path, reason: `"${clip(raw)}" is not an integer` })
-      return n
-    }
-    case "Boolean": {
-      const t = raw.trim()
-      if (t === "true" || t === "1") return true
-      if (t === "false" || t === "0") return false
-      throw new PayloadShapeError({ field: path, reason: `"${raw}" is not a boolean` })
-    }
-    case "Enum": {
-      const t = collapse(raw)
-      for (const v of shape.values) if (enumLexical(v) === t) return v
-      throw new PayloadShapeError({ field: path, reason: `"${raw}" is not one of the allowed values` })
-    }
+    case "Integer":
+      return exactInteger(path, raw)
+    case "Boolean":
+      return decodeBoolean(path, raw)
+    case "Enum":
+      return decodeEnum(path, shape.values, raw)
   }
 }
 
 const decodeStruct = (text: string, path: string, shape: Struct, el: CanonicalElement): Record<string, unknown> => {
   const out: Record<string, unknown> = {}
   for (const f of shape.fields) if (f.occurs === "many" || f.occurs === "many1") out[f.key] = []
+  let emptyItems: Set<Field> | undefined
   for (const child of el.children) {
     if (typeof child === "string") continue
     const f: Field | undefined = child.namespace === "" ? shape.byElement.get(child.localName) : undefined
@@ -176,9 +224,18 @@ const decodeStruct = (text: string, path: string, shape: Struct, el: CanonicalEl
     }
     const fieldPath = path === "" ? f.key : `${path}.${f.key}`
     const value = decodeScalar(text, fieldPath, f.shape, child)
-    if (f.occurs === "many" || f.occurs === "many1") (out[f.key] as Array<unknown>).push(value)
-    else if (f.key in out) throw new PayloadShapeError({ field: fieldPath, reason: `<${f.element}> appears twice` })
+    if (f.occurs === "many" || f.occurs === "many1") {
+      ;(out[f.key] as Array<unknown>).push(value)
+      if (child.children.length === 0) (emptyItems ??= new Set()).add(f)
+    } else if (f.key in out) throw new PayloadShapeError({ field: fieldPath, reason: `<${f.element}> appears twice` })
     else out[f.key] = value
+  }
+  if (emptyItems !== undefined) {
+    for (const f of emptyItems) {
+      if ((out[f.key] as Array<unknown>).length === 1) {
+        throw new PayloadShapeError({ field: path === "" ? f.key : `${path}.${f.key}`, reason: ONE_EMPTY_ITEM })
+      }
+    }
   }
   return out
 }

@@ -20,6 +20,12 @@ export interface Struct {
   readonly fields: ReadonlyArray<Field>
   /** Element name → field, for decoding. */
   readonly byElement: ReadonlyMap<string, Field>
+  /**
+   * The name a Python dataclass of this shape would have: the Schema.Class identifier (or an
+   * `identifier` annotation), else the element name of the field holding it. xmlify names
+   * list items and optional values after it (`<Points><Point>…</Point></Points>`).
+   */
+  readonly name: string
 }
 
 export type Shape = Scalar | Struct
@@ -32,6 +38,13 @@ export interface Field {
   readonly shape: Shape
   readonly occurs: Occurs
   readonly description: string | undefined
+  /**
+   * Optional when encoded but always present in the value (`Schema.optionalWith(X, { default })`):
+   * a Python field with a default, which xmlify writes like any required field.
+   */
+  readonly defaulted: boolean
+  /** The element name in the xmlify wire form (the same as `element` unless annotated). */
+  readonly xmlifyElement: string
 }
 
 /** Thrown when a payload is declared with a Schema shape XML cannot carry. */
@@ -48,6 +61,12 @@ export class PayloadDeclarationError extends Data.TaggedError("PayloadDeclaratio
 
 /** Marks a string field whose element holds free-form XML instead of text. */
 export const XmlFragmentId: unique symbol = Symbol.for("xml-organism/XmlFragment")
+
+/**
+ * Names a field's element in the xmlify wire form when it is not the PascalCase of its key
+ * (xml-pipeline's hand-written SystemError uses `<code>` and `<retry-allowed>`).
+ */
+export const XmlifyElementId: unique symbol = Symbol.for("xml-organism/XmlifyElement")
 
 /**
  * `original_sender`, `originalSender` and `original-sender` all become `OriginalSender`,
@@ -146,6 +165,11 @@ const compileShape = (ctx: Ctx, input: AST.AST): Shape => {
   }
 }
 
+const xmlifyElementOf = (ps: AST.PropertySignature, type: AST.AST, element: string): string => {
+  const named = ps.annotations[XmlifyElementId] ?? type.annotations[XmlifyElementId]
+  return typeof named === "string" ? named : element
+}
+
 const compileField = (ctx: Ctx, ps: AST.PropertySignature): Field => {
   if (typeof ps.name !== "string") return fail(ctx, "symbol keys cannot be XML elements")
   const key = ps.name
@@ -173,13 +197,21 @@ const compileField = (ctx: Ctx, ps: AST.PropertySignature): Field => {
     if (elements.length === 1 && elements[0]!.isOptional) fail(arrayCtx, "tuples cannot be expressed; use an array")
     if (unwrap(item!.type).ast._tag === "TupleType") fail(arrayCtx, "arrays of arrays cannot be expressed")
     const itemShape = compileShape(arrayCtx, item!.type)
-    return { key, element, shape: itemShape, occurs: elements.length === 1 ? "many1" : "many", description }
+    return {
+      key,
+      element,
+      shape: itemShape,
+      occurs: elements.length === 1 ? "many1" : "many",
+      description,
+      defaulted: false,
+      xmlifyElement: xmlifyElementOf(ps, type, element)
+    }
   }
   if (inner._tag === "UndefinedKeyword" || inner._tag === "VoidKeyword") {
     return fail(fieldCtx, "undefined cannot be written as XML; make the field optional instead")
   }
   const shape = compileShape(fieldCtx, type)
-  return { key, element, shape, occurs: ps.isOptional ? "optional" : "required", description }
+  return { key, element, shape, occurs: ps.isOptional ? "optional" : "required", description, defaulted: false, xmlifyElement: xmlifyElementOf(ps, type, element) }
 }
 
 const compileStruct = (ctx: Ctx, ast: AST.TypeLiteral): Struct => {
@@ -196,7 +228,7 @@ const compileStruct = (ctx: Ctx, ast: AST.TypeLiteral): Struct => {
     }
     byElement.set(f.element, f)
   }
-  return { _tag: "Struct", fields, byElement }
+  return { _tag: "Struct", fields, byElement, name: "" }
 }
 
 /** Compiles the encoded side of a payload schema; throws {@link PayloadDeclarationError}. */
@@ -205,7 +237,74 @@ export const compilePayloadShape = (tag: string, ast: AST.AST): Struct => {
   if (!isNcName(tag)) fail(ctx, `"${tag}" is not a valid XML element name`)
   const encoded = unwrap(AST.encodedBoundAST(ast)).ast
   if (encoded._tag !== "TypeLiteral") return fail(ctx, "a payload must be a struct of fields")
-  return compileStruct(ctx, encoded)
+  return annotateStruct(compileStruct(ctx, encoded), ast, tag)
+}
+
+// ---------------------------------------------------------------------------------------
+// What the encoded side forgets and the xmlify form needs: class names and defaults. The
+// shape is compiled from the encoded AST; this pass walks the declared AST beside it.
+// ---------------------------------------------------------------------------------------
+
+const identifierOf = (ast: AST.AST): string | undefined => {
+  for (let cur: AST.AST = ast;;) {
+    const id = Option.getOrUndefined(AST.getIdentifierAnnotation(cur))
+    if (id !== undefined) return id
+    if (cur._tag === "Transformation") cur = cur.to
+    else if (cur._tag === "Refinement") cur = cur.from
+    else return undefined
+  }
+}
+
+/** The encoded-side struct of a declared schema, with its fields' declared types. */
+const declaredLiteral = (ast: AST.AST): AST.TypeLiteral | undefined => {
+  for (let cur: AST.AST = ast;;) {
+    if (cur._tag === "TypeLiteral") return cur
+    if (cur._tag === "Transformation" || cur._tag === "Refinement") cur = cur.from
+    else return undefined
+  }
+}
+
+/** Keys that are optional in the value (type side); a class hides its struct in a Declaration. */
+const typeSideOptional = (ast: AST.AST): ReadonlySet<PropertyKey> => {
+  let cur = AST.typeAST(ast)
+  for (let guard = 0; guard < 8; guard++) {
+    if (cur._tag === "Declaration" && cur.typeParameters.length === 1) cur = AST.typeAST(cur.typeParameters[0]!)
+    else if (cur._tag === "Refinement") cur = cur.from
+    else break
+  }
+  if (cur._tag !== "TypeLiteral") return new Set()
+  return new Set(cur.propertySignatures.filter((p) => p.isOptional).map((p) => p.name))
+}
+
+/** The declared type of a field's value: without `| undefined`, an array's item type. */
+const valueTypeOf = (ast: AST.AST): AST.AST => {
+  for (let cur: AST.AST = ast;;) {
+    if (cur._tag === "Union") {
+      const members = cur.types.filter((t) => t._tag !== "UndefinedKeyword")
+      if (members.length !== 1) return cur
+      cur = members[0]!
+    } else if (cur._tag === "Refinement" && cur.from._tag === "TupleType") cur = cur.from
+    else if (cur._tag === "TupleType") cur = cur.rest[0]?.type ?? cur.elements[0]?.type ?? cur
+    else return cur
+  }
+}
+
+const annotateStruct = (struct: Struct, declared: AST.AST, name: string): Struct => {
+  const literal = declaredLiteral(declared)
+  const optionalInValue = typeSideOptional(declared)
+  const declaredFields = new Map(literal?.propertySignatures.map((p) => [p.name, p]) ?? [])
+  const byElement = new Map<string, Field>()
+  const fields = struct.fields.map((f): Field => {
+    const ps = declaredFields.get(f.key)
+    const defaulted = f.occurs === "optional" && ps !== undefined && !optionalInValue.has(f.key)
+    const shape = f.shape._tag === "Struct" && ps !== undefined
+      ? annotateStruct(f.shape, valueTypeOf(ps.type), f.element)
+      : f.shape
+    const field = { ...f, defaulted, shape }
+    byElement.set(field.element, field)
+    return field
+  })
+  return { _tag: "Struct", fields, byElement, name: elementNameOf(identifierOf(declared) ?? name) }
 }
 
 /**

@@ -50,7 +50,7 @@ export const makeBuiltIns = (core: BuiltInDeps) => {
       if (node !== undefined && entry !== undefined) core.replyAs(entry, node, reply)
     },
     xmlOf: (payload) => {
-      const encoded = encodePayload(payload as PayloadValue)
+      const encoded = encodePayload(payload as PayloadValue, core.version().settings.wire)
       return Either.isRight(encoded) ? payloadXmlOf(encoded.right.tag, encoded.right.inner) : String(payload)
     },
     onRootComplete: core.onRootComplete,
@@ -66,7 +66,7 @@ export const makeBuiltIns = (core: BuiltInDeps) => {
     vocabulary: (agent) => core.version().vocabulary(agent),
     notify: (agent, thread, payload) => {
       const node = registry.lookup(thread)
-      const encoded = encodePayload(payload)
+      const encoded = encodePayload(payload, core.version().settings.wire)
       if (node !== undefined && Either.isRight(encoded)) core.emitSystem(agent, node, encoded.right)
     },
     guard: (agent, thread, guard, detail) => {

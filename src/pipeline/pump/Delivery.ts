@@ -179,7 +179,7 @@ export const makeDelivery = (core: PumpCore, lifecycle: Lifecycle, dispatcher: D
     const payload = deliveries[0]!.payload
     let payloadXml = envelope.payloadXml
     if (payload !== accepted.decoded!.deliveries[0]!.payload) {
-      const encoded = encodePayload(payload as object)
+      const encoded = encodePayload(payload as object, version.settings.wire)
       if (Either.isLeft(encoded)) {
         return refused(accepted, new InternalError({ diagnostics: [], stage: "stage", detail: encoded.left }))
       }

@@ -76,13 +76,11 @@ export const makeLifecycle = (core: PumpCore) => {
     core.inbox.unsafeOffer(hop)
   }
 
-  const systemErrorSpec = specOf(SystemError)
-
   /** A message from the pump itself (SystemError, BudgetWarning): never bounced if refused. */
   const emitSystem = (to: string, node: ThreadNode, payload: Encoded) => emit(SYSTEM, to, node, payload, undefined, true, undefined, undefined)
 
   const emitSystemError = (to: string, node: ThreadNode, error: SystemError) =>
-    emitSystem(to, node, { tag: "SystemError", inner: systemErrorSpec.encodeInner(error) })
+    emitSystem(to, node, { tag: "SystemError", inner: specOf(SystemError, core.version.settings.wire).encodeInner(error) })
 
   /** What the sender of a refused message hears: what was wrong, never the organism's topology. */
   const bounceFor = (error: IngressError): SystemError => {

@@ -8,7 +8,7 @@
 import { Either } from "effect"
 import { type IngressError, PeerViolation, UnknownRoute } from "../../domain/IngressError.js"
 import type { Listener } from "../../domain/Listener.js"
-import { specOf, typeOfValue } from "../../domain/Payload.js"
+import { specOf, typeOfValue, type WireMode } from "../../domain/Payload.js"
 import { HandlerFailed } from "../../domain/PumpEvent.js"
 import { type PayloadValue, RawPayload, type Reply } from "../../domain/Reply.js"
 import { SystemErrors } from "../../domain/SystemPayloads.js"
@@ -20,15 +20,16 @@ import { Outcome } from "./Hop.js"
 import { type Job, makeJob } from "./Job.js"
 import type { Lifecycle } from "./Lifecycle.js"
 
-/** Encodes a payload value; Left with a readable reason when it cannot be written. */
-export const encodePayload = (value: PayloadValue): Either.Either<Encoded, string> => {
+/** Encodes a payload value in a wire form; Left with a readable reason when it cannot be written. */
+export const encodePayload = (value: PayloadValue, wire: WireMode): Either.Either<Encoded, string> => {
   if (value instanceof RawPayload) return Either.right({ tag: value.tag, inner: value.inner })
   const type = typeOfValue(value)
   if (type === undefined) {
     return Either.left(`${String((value as object)?.constructor?.name ?? value)} is not a payload (declare it with Payload.Class)`)
   }
   try {
-    return Either.right({ tag: specOf(type).tag, inner: specOf(type).encodeInner(value) })
+    const spec = specOf(type, wire)
+    return Either.right({ tag: spec.tag, inner: spec.encodeInner(value) })
   } catch (e) {
     return Either.left(e instanceof Error ? e.message : String(e))
   }
@@ -95,7 +96,7 @@ export const makeOutbox = (core: PumpCore, lifecycle: Lifecycle) => {
       payload = staged.right as PayloadValue
     }
     const learned = learnType(version.routes, payload)
-    const encoded = Either.isLeft(learned) ? Either.left(learned.left) : encodePayload(payload)
+    const encoded = Either.isLeft(learned) ? Either.left(learned.left) : encodePayload(payload, version.settings.wire)
     if (Either.isRight(encoded)) return encoded.right
     reportInvalidReply(job, encoded.left)
     // The listener hears what was wrong (a model can correct itself).
