@@ -39,6 +39,11 @@ export interface HandlerMetadata {
   readonly isSelfCall: boolean
   /** The conversation (root thread) this message belongs to: the key of its history and budget. */
   readonly root: ThreadId
+  /**
+   * What the pipeline changed or noticed on the way (a recovering parse that repaired the
+   * text, a thread id from outside that was replaced): empty for a clean message.
+   */
+  readonly diagnostics: ReadonlyArray<string>
   /** Agents: the raised, still open todos and how to close them (see TodoRegistry). */
   readonly nudge?: string | undefined
   /** Agents: the system prompt plus usage instructions generated from the peers. */

@@ -26,6 +26,7 @@ import { encodePayload } from "./Outbox.js"
 import type { Version } from "./Version.js"
 
 const decoder = new TextDecoder()
+const noDiagnostics: ReadonlyArray<string> = []
 
 const textOf = (hop: Hop, canonical: string | undefined) =>
   canonical ?? (typeof hop.input === "string" ? hop.input.slice(0, TEXT_LIMIT) : decoder.decode(hop.input.subarray(0, TEXT_LIMIT)))
@@ -205,7 +206,7 @@ export const makeDelivery = (core: PumpCore, lifecycle: Lifecycle, dispatcher: D
 
     const jobs: Array<Job> = []
     let answer: Answer | undefined
-    const diagnostics = core.observed() && accepted.diagnostics.length > 0 ? accepted.diagnostics.map(String) : []
+    const diagnostics = accepted.diagnostics.length > 0 ? accepted.diagnostics.map(String) : noDiagnostics
     const tag = envelope.payloadTag.toLowerCase()
     for (const { payload, target } of deliveries) {
       const entry = target.listener
@@ -238,7 +239,7 @@ export const makeDelivery = (core: PumpCore, lifecycle: Lifecycle, dispatcher: D
       root.invocations++
       if (entry.listener.agent) root.agentSteps++
       jobs.push(
-        makeJob(entry, version, payload, isSystemPayload, jobNode, from, hop.lease.permit, version.gates.get(entry) ?? [])
+        makeJob(entry, version, payload, isSystemPayload, jobNode, from, diagnostics, hop.lease.permit, version.gates.get(entry) ?? [])
       )
     }
     return Outcome.Delivered({ jobs, answer })

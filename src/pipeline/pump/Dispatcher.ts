@@ -251,7 +251,7 @@ export const makeDispatcher = <R>(
   const metadataOf = (job: Job): HandlerMetadata => {
     const l = job.entry.listener
     const root = job.node.root.id
-    const base = { thread: job.node.id, from: job.from, self: l.name, isSelfCall: job.from === l.name, root }
+    const base = { thread: job.node.id, from: job.from, self: l.name, isSelfCall: job.from === l.name, root, diagnostics: job.diagnostics }
     return l.agent
       ? { ...base, nudge: core.todos.nudgeFor(l.name, root)?.text, instructions: job.version.prompts.promptFor(l.name)?.system }
       : base

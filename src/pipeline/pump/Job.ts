@@ -20,6 +20,8 @@ export interface Job {
   readonly system: boolean
   readonly node: ThreadNode
   readonly from: string
+  /** The message's diagnostics (repairs, a replaced thread id), for the handler. */
+  readonly diagnostics: ReadonlyArray<string>
   readonly permit: Permit | undefined
   readonly gates: ReadonlyArray<Gate>
   /** Finished (completed, failed or timed out): the first of these wins. */
@@ -41,6 +43,7 @@ export const makeJob = (
   system: boolean,
   node: ThreadNode,
   from: string,
+  diagnostics: ReadonlyArray<string>,
   permit: Permit | undefined,
   gates: ReadonlyArray<Gate>
 ): Job => ({
@@ -50,6 +53,7 @@ export const makeJob = (
   system,
   node,
   from,
+  diagnostics,
   permit,
   gates,
   done: false,

@@ -196,7 +196,7 @@ export const makeOutbox = (core: PumpCore, lifecycle: Lifecycle) => {
 
   /** Sends a reply on behalf of a listener outside one of its invocations (primitives). */
   const replyAs = (entry: ListenerEntry, node: ThreadNode, reply: Reply) => {
-    const job = makeJob(entry, core.version, undefined, false, node, entry.listener.name, undefined, [])
+    const job = makeJob(entry, core.version, undefined, false, node, entry.listener.name, [], undefined, [])
     job.done = true
     sendReply(job, reply)
   }
