@@ -93,9 +93,51 @@ export const ReplySchema: Schema.Schema<Reply> = Schema.Union(
 
 const decode = Schema.decodeUnknownEither(ReplySchema)
 
+const own = Object.prototype.hasOwnProperty
+
+const isPayloads = (u: unknown): boolean => {
+  if (!Array.isArray(u)) return false
+  for (let i = 0; i < u.length; i++) {
+    const p: unknown = u[i]
+    if ((typeof p !== "object" || p === null) && typeof p !== "function") return false
+  }
+  return true
+}
+
+/**
+ * What `Schema.is(ReplySchema)` answers, by hand: the pump checks every reply a handler
+ * returns, and the Schema's interpreter costs ≈2.4 µs a reply (an eighth of a hop), this
+ * ≈0.1 µs. A property test holds the two to the same answers.
+ */
+const valid = (u: unknown): u is Reply => {
+  if (typeof u !== "object" || u === null || !own.call(u, "_tag")) return false
+  const r = u as Record<string, unknown>
+  switch (r._tag) {
+    case "None":
+      return true
+    case "Forward":
+      return own.call(r, "to") && typeof r.to === "string" && own.call(r, "payloads") && isPayloads(r.payloads)
+    case "Respond":
+    case "Broadcast":
+      return own.call(r, "payloads") && isPayloads(r.payloads)
+    case "All": {
+      if (!own.call(r, "replies") || !Array.isArray(r.replies)) return false
+      for (let i = 0; i < r.replies.length; i++) if (!valid(r.replies[i])) return false
+      return true
+    }
+    default:
+      return false
+  }
+}
+
 /**
  * Decodes a handler's result into a Reply, or says in plain words what is wrong with it
- * (`Reply.Forward: ["payloads"] is missing`, `expected Reply, got 42`…).
+ * (`Reply.Forward: ["payloads"] is missing`, `Expected Reply, actual 42`…). It accepts
+ * exactly what `ReplySchema` decodes. A Reply (what `Schema.is(ReplySchema)` accepts) is
+ * returned as it is, not copied, without running the Schema; the Schema runs for the rest,
+ * to decode what it can (fields inherited rather than own) and to explain a refusal.
  */
 export const decodeReply = (u: unknown): Either.Either<Reply, string> =>
-  Either.mapLeft(decode(u), (error) => ParseResult.TreeFormatter.formatErrorSync(error))
+  valid(u)
+    ? Either.right(u)
+    : Either.mapLeft(decode(u), (error) => ParseResult.TreeFormatter.formatErrorSync(error))
