@@ -243,6 +243,22 @@ describe("BudgetRegistry", () => {
         expect(yield* budgets.check(root, "writer")).toMatchObject({ scope: "conversation", tokensRemaining: 500 })
       }))
 
+    it.effect("configFor: the budgets an organism declares, whole, so a reload also removes caps", () =>
+      Effect.gen(function*() {
+        const organism = (caps: Record<string, number | undefined>) => ({
+          settings: { maxTokensPerThread: 900 },
+          listeners: Object.entries(caps).map(([name, maxTokensPerThread]) => ({ name, maxTokensPerThread }))
+        })
+        expect(BudgetRegistry.configFor(organism({ writer: 100, sink: undefined }))).toEqual({
+          maxTokensPerThread: 900,
+          perListener: { writer: 100 }
+        })
+        const budgets = yield* BudgetRegistry.make(BudgetRegistry.configFor(organism({ writer: 100 })))
+        expect(yield* budgets.status(root, "writer")).toMatchObject({ scope: "agent", maxTokens: 100 })
+        yield* budgets.reconfigure(BudgetRegistry.configFor(organism({ writer: undefined })))
+        expect(yield* budgets.status(root, "writer")).toMatchObject({ scope: "conversation", maxTokens: 900 })
+      }))
+
     it.effect("an invalid limit fails with InvalidBudgetLimit naming it, and changes nothing", () =>
       Effect.gen(function*() {
         const budgets = yield* BudgetRegistry.make({ maxTokensPerThread: 1000, perListener: { a: 10 } })

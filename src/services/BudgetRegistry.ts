@@ -375,4 +375,19 @@ export class BudgetRegistry extends Context.Tag("xml-organism/BudgetRegistry")<B
   /** The embedded, in-process registry. */
   static readonly layerMemory = (config: Partial<BudgetConfig> = {}): Layer.Layer<BudgetRegistry> =>
     Layer.effect(BudgetRegistry, BudgetRegistry.make(config))
+
+  /**
+   * The budgets an organism declares: its `maxTokensPerThread` and each listener's own. The
+   * whole config, so `reconfigure(BudgetRegistry.configFor(next))` on a reload also removes
+   * the caps of listeners that no longer have one.
+   */
+  static readonly configFor = (organism: {
+    readonly settings: { readonly maxTokensPerThread: number }
+    readonly listeners: ReadonlyArray<{ readonly name: string; readonly maxTokensPerThread?: number | undefined }>
+  }): BudgetConfig => ({
+    maxTokensPerThread: organism.settings.maxTokensPerThread,
+    perListener: Object.fromEntries(
+      organism.listeners.flatMap((l) => (l.maxTokensPerThread === undefined ? [] : [[l.name, l.maxTokensPerThread]]))
+    )
+  })
 }

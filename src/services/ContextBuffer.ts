@@ -146,6 +146,8 @@ export declare namespace ContextBuffer {
     /**
      * Replaces the limits given (the others stay); they apply from the next operation each
      * governs (see the module comment). Out-of-range numbers are clamped like at creation.
+     * On a reload, pass the whole new config (`{ ...defaultContextBufferConfig, ...next }`):
+     * a limit the new organism leaves out then goes back to its default.
      */
     readonly reconfigure: (config: Partial<ContextBufferConfig>) => Effect.Effect<void>
     /** Records a delivered message once. */
