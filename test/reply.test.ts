@@ -132,6 +132,8 @@ describe("ConcurrencyClass", () => {
     expect(Equal.equals(ConcurrencyClass.category("db"), ConcurrencyClass.Category({ name: "db" }))).toBe(true)
     expect(Equal.equals(ConcurrencyClass.category("db"), ConcurrencyClass.category("io"))).toBe(false)
     expect(ConcurrencyClass.$is("Category")(ConcurrencyClass.category("db"))).toBe(true)
+    // Serialized like the YAML loader's values (the reload diff compares listeners as JSON).
+    expect(JSON.stringify(ConcurrencyClass.category("db"))).toBe(JSON.stringify({ _tag: "Category", name: "db" }))
     const lane = ConcurrencyClass.$match({ Safe: () => "any", Exclusive: () => "one", Category: ({ name }) => `one per ${name}` })
     expect([ConcurrencyClass.safe, ConcurrencyClass.exclusive, ConcurrencyClass.category("db")].map(lane)).toEqual(["any", "one", "one per db"])
   })

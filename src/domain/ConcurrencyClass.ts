@@ -15,7 +15,6 @@ export type ConcurrencyClass = Data.TaggedEnum<{
 const tagged = Data.taggedEnum<ConcurrencyClass>()
 const Safe = tagged.Safe
 const Exclusive = tagged.Exclusive
-const makeCategory = tagged.Category
 
 /**
  * A category is its name: a blank one would silently put every listener that got it by
@@ -27,7 +26,9 @@ const Category = (args: { readonly name: string }): ConcurrencyClass => {
       `a concurrency category needs a name, got ${JSON.stringify(args.name)} (ConcurrencyClass.category("db"), or "category:db" in YAML)`
     )
   }
-  return makeCategory({ name: args.name })
+  // The same Data value `Data.taggedEnum` builds, with `_tag` first: the key order the YAML
+  // loader's plain objects have, so both serialize alike (the reload diff compares JSON).
+  return Data.struct({ _tag: "Category" as const, name: args.name })
 }
 
 export const ConcurrencyClass = {
