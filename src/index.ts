@@ -12,7 +12,7 @@ export * from "./domain/PumpError.js"
 export * from "./domain/PumpEvent.js"
 export { ConcurrencyClass, type Handler, type HandlerMetadata, Listener } from "./domain/Listener.js"
 export { type BootMessage, defaultSettings, Organism, type OrganismSettings } from "./domain/Organism.js"
-export { isReply, type PayloadValue, RawPayload, Reply } from "./domain/Reply.js"
+export { decodeReply, isReply, type PayloadValue, RawPayload, Reply, ReplySchema } from "./domain/Reply.js"
 export { Boot, SystemError, SystemErrors, TextInput, TextOutput } from "./domain/SystemPayloads.js"
 export {
   BufferComplete,
@@ -25,6 +25,7 @@ export {
 } from "./domain/PrimitivePayloads.js"
 export { XmlEngine } from "./services/XmlEngine.js"
 export { ThreadRegistry } from "./services/ThreadRegistry.js"
+export * from "./services/errors.js"
 export { Events } from "./services/Events.js"
 export { Journal, JournalError, type JournalContents } from "./services/Journal.js"
 export { JournalRecord } from "./domain/JournalRecord.js"

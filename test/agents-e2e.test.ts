@@ -27,7 +27,7 @@ const runFile = (file: string) =>
     return yield* withPump(loaded.organism, ({ events, pump }) =>
       Effect.gen(function*() {
         yield* pump.awaitIdle
-        return { events: yield* events(), pump, usage: (yield* LlmRouter).usage(), budgets: (yield* BudgetRegistry).stats() }
+        return { events: yield* events(), pump, usage: (yield* LlmRouter).usage(), budgets: yield* (yield* BudgetRegistry).stats }
       }), layerForOrganism(loaded))
   }).pipe(Effect.provide(XmlEngine.layer))
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Either } from "effect"
+import { Duration, Effect, Either, Option } from "effect"
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join, relative } from "node:path"
@@ -60,15 +60,16 @@ describe("YAML organisms", () => {
       const loaded = yield* loadOrganism(file)
       yield* Effect.gen(function*() {
         const history = yield* ContextBuffer
-        expect(history.config).toMatchObject({ maxSlotsPerThread: 3, maxThreads: 7, onFull: "drop-oldest", retainCompleted: 2 })
-        expect(Duration.toMillis(history.config.retainFor)).toBe(600_000)
-        expect((yield* BudgetRegistry).config).toMatchObject({ maxTokensPerThread: 5000, perListener: { oracle: 1200 } })
+        const config = yield* history.config
+        expect(config).toMatchObject({ maxSlotsPerThread: 3, maxThreads: 7, onFull: "drop-oldest", retainCompleted: 2 })
+        expect(Duration.toMillis(config.retainFor)).toBe(600_000)
+        expect(yield* (yield* BudgetRegistry).config).toMatchObject({ maxTokensPerThread: 5000, perListener: { oracle: 1200 } })
         // And the pump records into them: the question and its answer, kept after completion.
         const pump = yield* Pump.make(loaded.organism)
         const root = yield* pump.inject("oracle", new Question({ text: "1" }))
         yield* pump.awaitIdle
-        expect(history.slots(root).map((slot) => slot.payloadType)).toEqual(["Question", "Answer"])
-        expect(history.info(root)?.completedAt).toBeDefined()
+        expect((yield* history.slots(root)).map((slot) => slot.payloadType)).toEqual(["Question", "Answer"])
+        expect(Option.getOrThrow(yield* history.info(root)).completedAt).toBeDefined()
       }).pipe(Effect.scoped, Effect.provide(layerForOrganism(loaded)))
     }).pipe(Effect.provide(XmlEngine.layer)))
 

@@ -3,7 +3,7 @@
  * server's side (which requests arrived, when, with what) as well as the caller's.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Exit, Fiber, Layer, TestClock } from "effect"
+import { Duration, Effect, Exit, Fiber, Layer, Option, TestClock } from "effect"
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -238,7 +238,7 @@ describe("budget, usage and cost", () => {
       const a = yield* mock()
       const { budget, router } = yield* makeRouter({ ...fast, backends: [chat("a", a)] }, { budget: { maxTokensPerThread: 100 } })
       const root = makeThreadId()
-      budget.consume(root, "writer", { promptTokens: 100, completionTokens: 0 })
+      yield* budget.consume(root, "writer", { promptTokens: 100, completionTokens: 0 })
       const e = failureOf(yield* Effect.exit(router.complete(ask("hi", { root }))))
       expect(e).toBeInstanceOf(BudgetExhausted)
       expect(a.requests()).toEqual([])
@@ -251,7 +251,7 @@ describe("budget, usage and cost", () => {
       const root = makeThreadId()
       const response = yield* router.complete(ask("hi", { root }))
       expect(response.warnings.map((w) => w.severity)).toEqual(["warning", "critical"])
-      expect(budget.usage(root)).toMatchObject({ promptTokens: 700, completionTokens: 200, byModel: { "gpt-4o": { totalTokens: 900 } } })
+      expect(Option.getOrThrow(yield* budget.usage(root))).toMatchObject({ promptTokens: 700, completionTokens: 200, byModel: { "gpt-4o": { totalTokens: 900 } } })
     }))
 
   it.scopedLive("usage and cost per agent, model and backend add up to what the servers reported", () =>
@@ -436,7 +436,7 @@ describe("streams", () => {
         expect(a.requests()).toHaveLength(1)
         expect(b.requests()).toHaveLength(0)
         // What the broken stream spent is charged (estimated).
-        expect(budget.usage(root)?.totalTokens).toBeGreaterThan(0)
+        expect(Option.getOrThrow(yield* budget.usage(root)).totalTokens).toBeGreaterThan(0)
       }))
 
     it.scopedLive(`${wire}: an error event mid-stream (stream_error) is a failure, not a short answer`, () =>

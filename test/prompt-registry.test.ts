@@ -1,5 +1,5 @@
 import { describe, expect, it, layer } from "@effect/vitest"
-import { Effect, Either, Exit, Schema } from "effect"
+import { Effect, Either, Exit, Option, Schema } from "effect"
 import { Listener } from "../src/domain/Listener.js"
 import * as Payload from "../src/domain/Payload.js"
 import { TextInput } from "../src/domain/SystemPayloads.js"
@@ -11,6 +11,7 @@ import {
   PromptRegistryFrozen,
   UnknownPeer
 } from "../src/services/PromptRegistry.js"
+import { isDuplicateListener, isPromptRegistryFrozen } from "../src/services/errors.js"
 import { XmlEngine } from "../src/services/XmlEngine.js"
 
 class Task extends Payload.Class<Task>("Task")({ goal: Schema.String }) {}
@@ -49,7 +50,7 @@ describe("PromptRegistry", () => {
     it.effect("the system prompt is the agent's own prompt, then usage instructions for each peer", () =>
       Effect.gen(function*() {
         const prompts = yield* PromptRegistry.fromListeners([writer, researcher, shouter, loner])
-        const p = prompts.promptFor("writer")!
+        const p = Option.getOrThrow(yield* prompts.promptFor("writer"))
         expect(p.agent).toBe("writer")
         expect(p.prompt).toBe("You write short articles.")
         expect(p.system).toBe(`${p.prompt}\n\n${p.usage}`)
@@ -79,7 +80,7 @@ describe("PromptRegistry", () => {
       Effect.gen(function*() {
         const engine = yield* XmlEngine
         const prompts = yield* PromptRegistry.fromListeners([writer, researcher, shouter])
-        const blocks = xmlBlocks(prompts.promptFor("writer")!.usage)
+        const blocks = xmlBlocks(Option.getOrThrow(yield* prompts.promptFor("writer")).usage)
         expect(blocks).toHaveLength(4)
         for (let i = 0; i < blocks.length; i += 2) {
           const [example, xsd] = [blocks[i]!, blocks[i + 1]!]
@@ -95,7 +96,7 @@ describe("PromptRegistry", () => {
     const build = (listeners: ReadonlyArray<Listener>) => Effect.runSync(PromptRegistry.fromListeners(listeners))
 
     it("an agent without peers is told it can only respond", () => {
-      const p = build([loner]).promptFor("loner")!
+      const p = build([loner]).unsafePromptFor("loner")!
       expect(p.prompt).toBe("")
       expect(p.system).toBe(p.usage)
       expect(p.usage).toContain("You have no peers: you cannot call anyone. Respond to your caller.")
@@ -107,16 +108,26 @@ describe("PromptRegistry", () => {
       const a = Listener.make({ name: "loud", payload: Shout, handler: noop })
       const b = Listener.make({ name: "louder", payload: Shout, handler: noop })
       const agent = Listener.make({ name: "boss", payload: Task, agent: true, peers: ["loud", "louder"], handler: noop })
-      expect(build([agent, a, b]).promptFor("boss")!.usage).toContain("loud and louder all accept Shout: say which one you are calling.")
+      expect(build([agent, a, b]).unsafePromptFor("boss")!.usage).toContain("loud and louder all accept Shout: say which one you are calling.")
     })
 
     it("lookups are case-insensitive; non-agents and unknown names have no prompt", () => {
       const prompts = build([writer, researcher, shouter])
-      expect(prompts.promptFor("WRITER")?.agent).toBe("writer")
-      expect(prompts.promptFor("researcher")).toBeUndefined()
-      expect(prompts.promptFor("nobody")).toBeUndefined()
-      expect(prompts.agents()).toEqual(["writer"])
+      expect(prompts.unsafePromptFor("WRITER")?.agent).toBe("writer")
+      expect(prompts.unsafePromptFor("researcher")).toBeUndefined()
+      expect(prompts.unsafePromptFor("nobody")).toBeUndefined()
+      expect(prompts.unsafeAgents()).toEqual(["writer"])
     })
+
+    it.effect("the same through the Effect interface: Options and Effects", () =>
+      Effect.gen(function*() {
+        const prompts = build([writer, researcher, shouter])
+        expect((yield* prompts.promptFor("WRITER")).pipe(Option.map((p) => p.agent))).toEqual(Option.some("writer"))
+        expect(yield* prompts.promptFor("researcher")).toEqual(Option.none())
+        expect(yield* prompts.promptFor("nobody")).toEqual(Option.none())
+        expect(yield* prompts.agents).toEqual(["writer"])
+        expect(yield* prompts.isFrozen).toBe(true)
+      }))
   })
 
   describe("errors and freezing", () => {
@@ -138,41 +149,49 @@ describe("PromptRegistry", () => {
       expect(error.message).toBe(`agent "writer" names peer "reseacher", which is not a listener (did you mean "researcher"?)`)
     })
 
-    it("a failed freeze leaves the registry open: register the missing peer, then freeze", () => {
-      const prompts = makePromptRegistry()
-      Effect.runSync(prompts.register(writer))
-      Effect.runSync(prompts.register(researcher))
-      expect(Effect.runSyncExit(prompts.freeze())._tag).toBe("Failure")
-      expect(prompts.isFrozen()).toBe(false)
-      // Before freezing, prompts render on demand from what is registered.
-      expect(prompts.promptFor("writer")!.peers.map((p) => p.name)).toEqual(["researcher"])
-      Effect.runSync(prompts.register(shouter))
-      Effect.runSync(prompts.freeze())
-      Effect.runSync(prompts.freeze()) // idempotent
-      expect(prompts.isFrozen()).toBe(true)
-      expect(prompts.promptFor("writer")!.peers.map((p) => p.name)).toEqual(["researcher", "shouter"])
-    })
+    it.effect("a failed freeze leaves the registry open: register the missing peer, then freeze", () =>
+      Effect.gen(function*() {
+        const prompts = makePromptRegistry()
+        yield* prompts.register(writer)
+        yield* prompts.register(researcher)
+        expect(yield* Effect.flip(prompts.freeze())).toBeInstanceOf(PromptConfigError)
+        expect(yield* prompts.isFrozen).toBe(false)
+        // Before freezing, prompts render on demand from what is registered.
+        expect(Option.getOrThrow(yield* prompts.promptFor("writer")).peers.map((p) => p.name)).toEqual(["researcher"])
+        yield* prompts.register(shouter)
+        yield* prompts.freeze()
+        yield* prompts.freeze() // idempotent
+        expect(yield* prompts.isFrozen).toBe(true)
+        expect(Option.getOrThrow(yield* prompts.promptFor("writer")).peers.map((p) => p.name)).toEqual(["researcher", "shouter"])
+      }))
 
-    it("registration after freeze fails with PromptRegistryFrozen; prompts stay as frozen", () => {
-      const prompts = Effect.runSync(PromptRegistry.fromListeners([writer, researcher, shouter]))
-      const before = prompts.promptFor("writer")
-      const late = Listener.make({ name: "late", payload: Task, agent: true, handler: noop })
-      expect(Effect.runSyncExit(prompts.register(late))).toStrictEqual(Exit.fail(new PromptRegistryFrozen({ listener: "late" })))
-      expect(prompts.promptFor("late")).toBeUndefined()
-      expect(prompts.promptFor("writer")).toBe(before)
-    })
+    it.effect("registration after freeze fails with PromptRegistryFrozen; prompts stay as frozen", () =>
+      Effect.gen(function*() {
+        const prompts = yield* PromptRegistry.fromListeners([writer, researcher, shouter])
+        const before = prompts.unsafePromptFor("writer")
+        const late = Listener.make({ name: "late", payload: Task, agent: true, handler: noop })
+        expect(yield* Effect.exit(prompts.register(late))).toStrictEqual(Exit.fail(new PromptRegistryFrozen({ listener: "late" })))
+        const refused = prompts.unsafeRegister(late)
+        expect(Either.isLeft(refused) && isPromptRegistryFrozen(refused.left)).toBe(true)
+        expect(yield* prompts.promptFor("late")).toEqual(Option.none())
+        expect(prompts.unsafePromptFor("writer")).toBe(before)
+      }))
 
     it("two listeners with one name (case-insensitively) are refused", () => {
       const prompts = makePromptRegistry()
       Effect.runSync(prompts.register(shouter))
       const twin = Listener.make({ name: "Shouter", payload: Shout, handler: noop })
       expect(Effect.runSyncExit(prompts.register(twin))).toStrictEqual(Exit.fail(new DuplicateListener({ listener: "Shouter" })))
+      const refused = prompts.unsafeRegister(twin)
+      expect(Either.isLeft(refused) && isDuplicateListener(refused.left)).toBe(true)
+      expect(Either.isRight(prompts.unsafeRegister(writer))).toBe(true)
+      expect(prompts.unsafeAgents()).toEqual(["writer"])
     })
 
     it("layerFromListeners provides a frozen registry", () => {
       const prompts = Effect.runSync(Effect.provide(PromptRegistry, PromptRegistry.layerFromListeners([writer, researcher, shouter])))
-      expect(prompts.isFrozen()).toBe(true)
-      expect(Effect.runSync(Effect.provide(PromptRegistry, PromptRegistry.layerMemory)).isFrozen()).toBe(false)
+      expect(prompts.unsafeIsFrozen()).toBe(true)
+      expect(Effect.runSync(Effect.provide(PromptRegistry, PromptRegistry.layerMemory)).unsafeIsFrozen()).toBe(false)
     })
   })
 })

@@ -41,9 +41,9 @@ const throwingHistory = Layer.effect(
   ContextBuffer,
   Effect.map(ContextBuffer.make(), (buffer): ContextBuffer.Service => ({
     ...buffer,
-    append: (message) => {
+    unsafeAppend: (message) => {
       if ((message.payload as { text?: string } | undefined)?.text === "boom") throw new Error("history store unavailable")
-      return buffer.append(message)
+      return buffer.unsafeAppend(message)
     }
   }))
 )

@@ -75,7 +75,7 @@ describe("registries in the pump", () => {
             payload: Note,
             handler: (p, meta) =>
               Effect.gen(function*() {
-                const history = (yield* ContextBuffer).query(meta.root, { involving: "agent" })
+                const history = yield* (yield* ContextBuffer).query(meta.root, { involving: "agent" })
                 seen.push(history.map((s) => `${s.from}→${s.to}:${s.xml}`))
                 return p.text === "1" ? Reply.forward("echo", new Note({ text: "2" })) : Reply.none
               })
@@ -114,7 +114,7 @@ describe("registries in the pump", () => {
             handler: (_p, meta) =>
               Effect.gen(function*() {
                 // Spend some budget and leave a todo open: both must go with the thread.
-                ;(yield* BudgetRegistry).consume(meta.root, "agent", { promptTokens: 10, completionTokens: 5 })
+                yield* (yield* BudgetRegistry).consume(meta.root, "agent", { promptTokens: 10, completionTokens: 5 })
                 return Reply.forward("system.todo", new TodoUntil({ waitFor: "Never", description: "forever open" }))
               })
           })
@@ -125,9 +125,9 @@ describe("registries in the pump", () => {
           for (let i = 0; i < 5; i++) yield* pump.inject("agent", new Note({ text: `${i}` }))
           yield* pump.awaitIdle
           expect(pump.threads()).toEqual({ roots: 0, nodes: 0 })
-          expect((yield* ContextBuffer).stats()).toMatchObject({ threads: 0, slots: 0 })
-          expect((yield* TodoRegistry).stats()).toEqual({ threads: 0, open: 0, raised: 0 })
-          expect((yield* BudgetRegistry).stats()).toMatchObject({ conversations: 0, totalTokens: 75 })
+          expect(yield* (yield* ContextBuffer).stats).toMatchObject({ threads: 0, slots: 0 })
+          expect(yield* (yield* TodoRegistry).stats).toEqual({ threads: 0, open: 0, raised: 0 })
+          expect(yield* (yield* BudgetRegistry).stats).toMatchObject({ conversations: 0, totalTokens: 75 })
         }), services)
     }))
 

@@ -7,6 +7,7 @@ import { Deferred, Duration, Effect, Fiber, TestClock } from "effect"
 import { Listener } from "../src/domain/Listener.js"
 import { Organism, type OrganismOptions } from "../src/domain/Organism.js"
 import { Reply } from "../src/domain/Reply.js"
+import { Pump } from "../src/pipeline/Pump.js"
 import { BudgetRegistry } from "../src/services/BudgetRegistry.js"
 import { ContextBuffer } from "../src/services/ContextBuffer.js"
 import { Note, Ping, withPump } from "./support/pump.js"
@@ -31,7 +32,7 @@ describe("a reload applies every setting", () => {
         const context = yield* ContextBuffer
         yield* pump.request("echo", new Ping({ n: 1 }))
         yield* pump.reload(organism({ context: { maxSlotsPerThread: 1, onFull: "reject" } }))
-        expect(context.config.maxSlotsPerThread).toBe(1)
+        expect(context.unsafeConfig().maxSlotsPerThread).toBe(1)
         // The request is recorded (1 slot); its reply finds the history full.
         const answer = yield* Effect.either(pump.request("echo", new Ping({ n: 2 })))
         expect(answer._tag).toBe("Left")
@@ -43,12 +44,12 @@ describe("a reload applies every setting", () => {
     withPump(organism({ maxTokensPerThread: 100_000 }), ({ pump }) =>
       Effect.gen(function*() {
         const budgets = yield* BudgetRegistry
-        expect(budgets.config.maxTokensPerThread).toBe(100_000)
+        expect(budgets.unsafeConfig().maxTokensPerThread).toBe(100_000)
         yield* pump.reload(
           Organism.make({ settings: { maxTokensPerThread: 500 }, listeners: [{ ...echo, maxTokensPerThread: 50 }] })
         )
-        expect(budgets.config.maxTokensPerThread).toBe(500)
-        expect(budgets.config.perListener).toEqual({ echo: 50 })
+        expect(budgets.unsafeConfig().maxTokensPerThread).toBe(500)
+        expect(budgets.unsafeConfig().perListener).toEqual({ echo: 50 })
       })))
 
   it.effect("the inbox capacity changes how many outside messages may be in flight", () =>
@@ -138,4 +139,21 @@ describe("a reload applies every setting", () => {
         expect(pump.counters().rejectedBy).toEqual({ "ingress/MessageTooLarge": 2 })
         expect(pump.deadLetters()).toHaveLength(1)
       })))
+
+  const first = organism({ maxTokensPerThread: 1000, guards: { maxInvocationsPerThread: 100 } })
+  it.effect("a reload that cannot take effect is refused whole, with a ReloadEvent naming the key", () =>
+    withPump(first, ({ eventsOf, pump }) =>
+      Effect.gen(function*() {
+        const budgets = yield* BudgetRegistry
+        const refused = yield* Effect.either(pump.reload(organism({ maxTokensPerThread: -5, guards: { maxInvocationsPerThread: 0 } })))
+        expect(refused._tag === "Left" && refused.left._tag).toBe("ReloadRefused")
+        const events = yield* eventsOf("ReloadEvent")
+        expect(events.map((e) => [e.outcome, e.problems])).toEqual([["rejected", [
+          "maxTokensPerThread: maxTokensPerThread must be a positive number of tokens, got -5"
+        ]]])
+        // Nothing of it was applied: neither the budget nor the guard.
+        expect(budgets.unsafeConfig().maxTokensPerThread).toBe(1000)
+        expect(pump.organism.settings.guards.maxInvocationsPerThread).toBe(100)
+        yield* pump.request("echo", new Ping({ n: 1 }))
+      }), Pump.layerServicesFor(first)))
 })

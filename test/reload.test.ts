@@ -91,11 +91,11 @@ describe("Pump.reload", () => {
       const tool = (description: string, seconds: number) => Listener.make({ ...answer, description, timeout: Duration.seconds(seconds) })
       yield* withPump(Organism.make({ listeners: [agent("Be brief."), tool("Looks things up.", 5)] }), ({ pump }) =>
         Effect.gen(function*() {
-          expect(pump.prompts().promptFor("agent")?.system).toMatch(/^Be brief\.[\s\S]*Looks things up\./)
+          expect(pump.prompts().unsafePromptFor("agent")?.system).toMatch(/^Be brief\.[\s\S]*Looks things up\./)
           const diff = yield* pump.reload(Organism.make({ listeners: [agent("Be thorough."), tool("Searches the web.", 9)] }))
           expect([...diff.updated].sort()).toEqual(["agent", "tool"])
           expect([...diff.details].sort()).toEqual(["agent: prompt", "tool: description, timeout"])
-          const system = pump.prompts().promptFor("agent")?.system
+          const system = pump.prompts().unsafePromptFor("agent")?.system
           expect(system).toMatch(/^Be thorough\./)
           expect(system).toMatch(/Searches the web\./)
           expect(system).not.toMatch(/Looks things up|Be brief/)

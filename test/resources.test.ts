@@ -181,7 +181,7 @@ describe("the thread registry and the registries keyed by conversation", () => {
             peers: ["b"],
             payload: Task,
             handler: (t, meta) => {
-              budgets.consume(meta.root, "a", { promptTokens: 10, completionTokens: 5 })
+              budgets.unsafeConsume(meta.root, "a", { promptTokens: 10, completionTokens: 5 })
               const next = Reply.forward("b", new Note({ text: String(t.id) }))
               return t.id % 10 === 0
                 ? Reply.all(next, Reply.forward("system.todo", new TodoUntil({ waitFor: "Never", description: "wait forever" })))
@@ -224,11 +224,11 @@ describe("the thread registry and the registries keyed by conversation", () => {
       // 90,000 conversations later: keeping even 50 bytes per conversation would show.
       expect(after - warm).toBeLessThan(90_000 * 50)
       // History keeps only what its retention allows; todos and budgets keep nothing.
-      const history = (yield* ContextBuffer).stats()
-      expect(history.threads).toBeLessThanOrEqual((yield* ContextBuffer).config.retainCompleted)
+      const history = yield* (yield* ContextBuffer).stats
+      expect(history.threads).toBeLessThanOrEqual((yield* (yield* ContextBuffer).config).retainCompleted)
       expect(history.appended).toBeGreaterThanOrEqual(200_000)
-      expect((yield* TodoRegistry).stats()).toEqual({ threads: 0, open: 0, raised: 0 })
-      expect(budgets.stats()).toMatchObject({ conversations: 0, totalTokens: 100_000 * 15 })
+      expect(yield* (yield* TodoRegistry).stats).toEqual({ threads: 0, open: 0, raised: 0 })
+      expect(yield* budgets.stats).toMatchObject({ conversations: 0, totalTokens: 100_000 * 15 })
     }).pipe(Effect.scoped, Effect.provide(Pump.layerServices)), { timeout: 120_000 })
 })
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Either, Exit, FastCheck as fc, TestClock } from "effect"
+import { Effect, Either, Exit, FastCheck as fc, Option, TestClock } from "effect"
 import { makeThreadId, type ThreadId } from "../src/domain/Ids.js"
 import * as Payload from "../src/domain/Payload.js"
 import { TodoClosed, TodoComplete, TodoRegistered, TodoUntil } from "../src/domain/TodoPayloads.js"
@@ -12,6 +12,7 @@ import {
   TodoRegistry,
   type TodoRequester
 } from "../src/services/TodoRegistry.js"
+import { isTodoNotFound, isTodoRefused } from "../src/services/errors.js"
 
 const root = makeThreadId()
 const otherRoot = makeThreadId()
@@ -45,10 +46,10 @@ describe("TodoRegistry", () => {
       )
       expect(reply).toBeInstanceOf(TodoRegistered)
       expect(reply).toMatchObject({ id: "todo-1", waitFor: "ShoutedResponse", description: "the shout" })
-      expect(todos.openFor("writer", root)).toMatchObject([
+      expect(yield* todos.openFor("writer", root)).toMatchObject([
         { id: "todo-1", agent: "writer", root, thread: writer.thread, waitFor: "ShoutedResponse", fromListener: "shouter", raisedBy: undefined }
       ])
-      expect(todos.nudgeFor("writer", root)).toBeUndefined() // registered, not raised
+      expect(yield* todos.nudgeFor("writer", root)).toEqual(Option.none()) // registered, not raised
     }))
 
   it.effect("raises on the exact payload type (case-insensitive) from the named sender (case-insensitive), once", () =>
@@ -56,22 +57,22 @@ describe("TodoRegistry", () => {
       yield* TestClock.setTime(42)
       const todos = yield* TodoRegistry.make()
       yield* todos.register(writer, { waitFor: "ShoutedResponse", fromListener: "Shouter", description: "the shout" })
-      expect(todos.observe(seen(root, "ShoutedResponses", "shouter"))).toEqual([]) // not a prefix match
-      expect(todos.observe(seen(root, "Shouted", "shouter"))).toEqual([])
-      expect(todos.observe(seen(root, "ShoutedResponse", "greeter"))).toEqual([]) // wrong sender
-      expect(todos.observe(seen(otherRoot, "ShoutedResponse", "shouter"))).toEqual([]) // another conversation
+      expect(yield* todos.observe(seen(root, "ShoutedResponses", "shouter"))).toEqual([]) // not a prefix match
+      expect(yield* todos.observe(seen(root, "Shouted", "shouter"))).toEqual([])
+      expect(yield* todos.observe(seen(root, "ShoutedResponse", "greeter"))).toEqual([]) // wrong sender
+      expect(yield* todos.observe(seen(otherRoot, "ShoutedResponse", "shouter"))).toEqual([]) // another conversation
       const message = seen(root, "shoutedresponse", "SHOUTER")
-      const raised = todos.observe(message)
+      const raised = yield* todos.observe(message)
       expect(raised).toMatchObject([{ id: "todo-1", raisedBy: { payloadType: "shoutedresponse", from: "SHOUTER", thread: message.thread, time: 42 } }])
-      expect(todos.observe(seen(root, "ShoutedResponse", "shouter"))).toEqual([]) // raised once
-      expect(todos.stats()).toEqual({ threads: 1, open: 1, raised: 1 })
+      expect(yield* todos.observe(seen(root, "ShoutedResponse", "shouter"))).toEqual([]) // raised once
+      expect(yield* todos.stats).toEqual({ threads: 1, open: 1, raised: 1 })
     }))
 
   it.effect("without fromListener any sender counts", () =>
     Effect.gen(function*() {
       const todos = yield* TodoRegistry.make()
       yield* todos.register(writer, { waitFor: "Done", description: "anything done" })
-      expect(todos.observe(seen(root, "Done", "whoever"))).toHaveLength(1)
+      expect(yield* todos.observe(seen(root, "Done", "whoever"))).toHaveLength(1)
     }))
 
   it.effect("nudgeFor lists only that agent's raised, open todos, with the XML that closes each", () =>
@@ -81,9 +82,9 @@ describe("TodoRegistry", () => {
       yield* todos.register(writer, { waitFor: "Review", description: "a review" })
       yield* todos.register(writer, { waitFor: "Never", description: "never comes" })
       yield* todos.register(editor, { waitFor: "Review", description: "editor's own" })
-      todos.observe(seen(root, "ResearchResult", "researcher"))
-      todos.observe(seen(root, "Review", "critic"))
-      const nudge = todos.nudgeFor("Writer", root)!
+      yield* todos.observe(seen(root, "ResearchResult", "researcher"))
+      yield* todos.observe(seen(root, "Review", "critic"))
+      const nudge = Option.getOrThrow(yield* todos.nudgeFor("Writer", root))
       expect(nudge.todos.map((t) => t.id)).toEqual(["todo-1", "todo-2"])
       expect(nudge.text).toContain("todo-1: the research (waiting for ResearchResult from researcher)")
       expect(nudge.text).toContain("a ResearchResult from researcher has arrived")
@@ -92,9 +93,9 @@ describe("TodoRegistry", () => {
       expect(nudge.text).not.toContain("todo-3")
       expect(nudge.text).not.toContain("todo-4")
       expect(nudge.text).toContain("system.todo-complete")
-      expect(todos.nudgeFor("editor", root)!.todos.map((t) => t.id)).toEqual(["todo-4"])
-      expect(todos.nudgeFor("writer", otherRoot)).toBeUndefined()
-      expect(todos.nudgeFor("nobody", root)).toBeUndefined()
+      expect(Option.getOrThrow(yield* todos.nudgeFor("editor", root)).todos.map((t) => t.id)).toEqual(["todo-4"])
+      expect(yield* todos.nudgeFor("writer", otherRoot)).toEqual(Option.none())
+      expect(yield* todos.nudgeFor("nobody", root)).toEqual(Option.none())
     }))
 
   it.effect("system.todo-complete closes the agent's own todo and says whether it had been raised", () =>
@@ -102,13 +103,13 @@ describe("TodoRegistry", () => {
       const todos = yield* TodoRegistry.make()
       const a = yield* handleTodoUntil(todos, new TodoUntil({ waitFor: "X", description: "x" }), writer)
       const b = yield* handleTodoUntil(todos, new TodoUntil({ waitFor: "Y", description: "y" }), writer)
-      todos.observe(seen(root, "X", "peer"))
+      yield* todos.observe(seen(root, "X", "peer"))
       const closedA = yield* handleTodoComplete(todos, new TodoComplete({ id: a.id }), writer)
       expect(closedA).toBeInstanceOf(TodoClosed)
       expect(closedA).toMatchObject({ id: a.id, wasRaised: true })
-      expect(todos.nudgeFor("writer", root)).toBeUndefined()
+      expect(yield* todos.nudgeFor("writer", root)).toEqual(Option.none())
       expect(yield* handleTodoComplete(todos, new TodoComplete({ id: ` ${b.id} ` }), writer)).toMatchObject({ id: b.id, wasRaised: false })
-      expect(todos.stats()).toEqual({ threads: 0, open: 0, raised: 0 })
+      expect(yield* todos.stats).toEqual({ threads: 0, open: 0, raised: 0 })
     }))
 
   it.effect("closing another agent's todo, another conversation's, an unknown or closed one: TodoNotFound", () =>
@@ -126,7 +127,7 @@ describe("TodoRegistry", () => {
         const id2 = i === 2 ? "todo-99" : id
         expect(exit).toStrictEqual(Exit.fail(new TodoNotFound({ id: id2, agent: agents[i]! })))
       }
-      expect(todos.openFor("writer", root)).toHaveLength(1)
+      expect(yield* todos.openFor("writer", root)).toHaveLength(1)
       yield* handleTodoComplete(todos, new TodoComplete({ id }), writer)
       const again = yield* Effect.flip(handleTodoComplete(todos, new TodoComplete({ id }), writer))
       expect(again).toBeInstanceOf(TodoNotFound)
@@ -156,8 +157,8 @@ describe("TodoRegistry", () => {
       expect((yield* todos.register(writer, { waitFor: "Y", description: "" })).id).toBe("todo-2")
       // A stale close of the first todo does not close the second.
       expect(yield* Effect.flip(todos.close(writer, "todo-1"))).toBeInstanceOf(TodoNotFound)
-      expect(todos.openFor("writer", root).map((t) => t.id)).toEqual(["todo-2"])
-      expect(todos.openFor("writer", otherRoot).map((t) => t.id)).toEqual(["todo-1"])
+      expect((yield* todos.openFor("writer", root)).map((t) => t.id)).toEqual(["todo-2"])
+      expect((yield* todos.openFor("writer", otherRoot)).map((t) => t.id)).toEqual(["todo-1"])
     }))
 
   it.effect("watchers go with their conversation", () =>
@@ -165,11 +166,30 @@ describe("TodoRegistry", () => {
       const todos = yield* TodoRegistry.make()
       yield* todos.register(writer, { waitFor: "X", description: "" })
       yield* todos.register({ ...writer, root: otherRoot }, { waitFor: "X", description: "" })
-      todos.cleanup(root)
-      expect(todos.observe(seen(root, "X", "p"))).toEqual([])
-      expect(todos.openFor("writer", root)).toEqual([])
-      expect(todos.stats()).toEqual({ threads: 1, open: 1, raised: 0 })
+      yield* todos.cleanup(root)
+      expect(yield* todos.observe(seen(root, "X", "p"))).toEqual([])
+      expect(yield* todos.openFor("writer", root)).toEqual([])
+      expect(yield* todos.stats).toEqual({ threads: 1, open: 1, raised: 0 })
     }))
+
+  it("the synchronous twins answer as the Effects do, with errors as Either lefts", () => {
+    const todos = makeTodoRegistry({ maxPerThread: 1 })
+    const refused = todos.unsafeRegister(writer, { waitFor: " ", description: "" })
+    expect(Either.isLeft(refused) && isTodoRefused(refused.left)).toBe(true)
+    const w = Either.getOrThrow(todos.unsafeRegister(writer, { waitFor: "X", description: "x" }))
+    expect(Either.isLeft(todos.unsafeRegister(editor, { waitFor: "Y", description: "" }))).toBe(true) // maxPerThread
+    expect(todos.unsafeOpenFor("writer", root).map((t) => t.id)).toEqual([w.id])
+    expect(todos.unsafeNudgeFor("writer", root)).toBeUndefined()
+    expect(todos.unsafeObserve(seen(root, "x", "anyone")).map((t) => t.id)).toEqual([w.id])
+    expect(todos.unsafeNudgeFor("writer", root)!.todos.map((t) => t.id)).toEqual([w.id])
+    expect(todos.unsafeStats()).toEqual({ threads: 1, open: 1, raised: 1 })
+    const notFound = todos.unsafeClose(editor, w.id)
+    expect(Either.isLeft(notFound) && isTodoNotFound(notFound.left)).toBe(true)
+    expect(Either.getOrThrow(todos.unsafeClose(writer, w.id)).raisedBy).toBeDefined()
+    Either.getOrThrow(todos.unsafeRegister(writer, { waitFor: "Z", description: "" }))
+    todos.unsafeCleanup(root)
+    expect(todos.unsafeStats()).toEqual({ threads: 0, open: 0, raised: 0 })
+  })
 
   describe("properties", () => {
     const roots = [root, otherRoot]
@@ -195,7 +215,7 @@ describe("TodoRegistry", () => {
       for (const o of ops) {
         if (o.op === "register") {
           const agent = `agent${o.agent}`
-          const w = Effect.runSync(todos.register({ agent, root: roots[o.root]!, thread: makeThreadId() }, { waitFor: o.waitFor, fromListener: o.from, description: "" }))
+          const w = Either.getOrThrow(todos.unsafeRegister({ agent, root: roots[o.root]!, thread: makeThreadId() }, { waitFor: o.waitFor, fromListener: o.from, description: "" }))
           model.push({ id: w.id, agent, root: o.root, waitFor: o.waitFor, from: o.from, raised: false })
           continue
         }
@@ -204,13 +224,13 @@ describe("TodoRegistry", () => {
           (m.from === undefined || m.from.toLowerCase() === o.from.toLowerCase())
         )
         for (const m of expected) m.raised = true
-        expect(todos.observe(seen(roots[o.root]!, o.type, o.from)).map((w) => w.id)).toEqual(expected.map((m) => m.id))
+        expect(todos.unsafeObserve(seen(roots[o.root]!, o.type, o.from)).map((w) => w.id)).toEqual(expected.map((m) => m.id))
       }
       for (const [i, r] of roots.entries()) {
         for (const a of [0, 1, 2]) {
           const agent = `agent${a}`
           const raised = model.filter((m) => m.root === i && m.agent === agent && m.raised).map((m) => m.id)
-          expect(todos.nudgeFor(agent, r)?.todos.map((t) => t.id) ?? []).toEqual(raised)
+          expect(todos.unsafeNudgeFor(agent, r)?.todos.map((t) => t.id) ?? []).toEqual(raised)
         }
       }
     }, { fastCheck: { numRuns: 200 } })

@@ -11,21 +11,10 @@ import type { BudgetWarning } from "./BudgetPayloads.js"
 import type { SystemError } from "./SystemPayloads.js"
 import type { TodoClosed, TodoRegistered } from "./TodoPayloads.js"
 
-/**
- * - `Safe`: any number of invocations at once (within the global limit).
- * - `Exclusive`: one invocation of this listener at a time.
- * - `Category`: one invocation at a time across every listener of the category.
- */
-export type ConcurrencyClass =
-  | { readonly _tag: "Safe" }
-  | { readonly _tag: "Exclusive" }
-  | { readonly _tag: "Category"; readonly name: string }
-
-export const ConcurrencyClass = {
-  safe: { _tag: "Safe" } as ConcurrencyClass,
-  exclusive: { _tag: "Exclusive" } as ConcurrencyClass,
-  category: (name: string): ConcurrencyClass => ({ _tag: "Category", name })
-} as const
+// ConcurrencyClass (a Data.TaggedEnum) has its own module; it is exported from here too, as
+// it always was.
+import { ConcurrencyClass } from "./ConcurrencyClass.js"
+export { ConcurrencyClass }
 
 /** What a handler knows about the message besides its payload. */
 export interface HandlerMetadata {

@@ -46,5 +46,16 @@ export class RequestTimedOut extends Schema.TaggedError<RequestTimedOut>()("Requ
   }
 }
 
+/** A reload whose organism cannot take effect: nothing of it was applied. */
+export class ReloadRefused extends Schema.TaggedError<ReloadRefused>()("ReloadRefused", {
+  /** The setting that cannot take effect. */
+  key: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `reload refused: ${this.key}: ${this.reason}`
+  }
+}
+
 export type InjectError = PayloadNotEncodable | PumpStopped
 export type RequestError = InjectError | NoReply | RequestFailed | RequestTimedOut

@@ -17,7 +17,7 @@
  *
  * This file wires the parts around a shared core (pump/Core.ts) and exposes the API.
  */
-import { Context, Data, Deferred, Duration, Effect, Either, Equal, Exit, FiberSet, Layer, Option, Queue, Scope, Stream } from "effect"
+import { Context, Deferred, Duration, Effect, Either, Exit, FiberSet, Layer, Option, Queue, Scope, Stream } from "effect"
 import { builtinPayloads } from "../config/builtins.js"
 import type { ThreadId } from "../domain/Ids.js"
 import type { Listener } from "../domain/Listener.js"
@@ -28,6 +28,7 @@ import {
   NoReply,
   PayloadNotEncodable,
   PumpStopped,
+  ReloadRefused,
   type RequestError,
   RequestTimedOut
 } from "../domain/PumpError.js"
@@ -120,7 +121,9 @@ export declare namespace Pump {
      * already dispatched finish on the version they started with; the next message routes on
      * the new one. Publishes a ReloadEvent; returns what was added, removed and updated.
      */
-    readonly reload: (organism: Organism<any>) => Effect.Effect<ListenerDiff, SchemaCompileError | RouteTableError | PromptError>
+    readonly reload: (
+      organism: Organism<any>
+    ) => Effect.Effect<ListenerDiff, SchemaCompileError | RouteTableError | PromptError | ReloadRefused>
     /** The agents' prompts and usage instructions of the running version. */
     readonly prompts: () => PromptRegistry.Service
   }
@@ -234,10 +237,10 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
   const dispatcher = makeDispatcher(core, lifecycle, outbox, wheel, yield* Effect.runtime<R>(), suspended)
   const delivery = makeDelivery(core, lifecycle, dispatcher)
 
-  registry.onComplete((root) => {
-    context.complete(root.id)
-    todos.cleanup(root.id)
-    budgets.cleanup(root.id)
+  registry.unsafeOnComplete((root) => {
+    context.unsafeComplete(root.id)
+    todos.unsafeCleanup(root.id)
+    budgets.unsafeCleanup(root.id)
     const hooks = rootHooks.get(root.id)
     if (hooks !== undefined) {
       rootHooks.delete(root.id)
@@ -273,7 +276,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
     }).pipe(
       Effect.map((encoded) => {
         const from = options?.from ?? core.version.settings.injector
-        const node = registry.startRoot(from, to)
+        const node = registry.unsafeStartRoot(from, to)
         if (core.observed()) core.publish(new ThreadCreated({ thread: node.root.id, time: core.now(), injector: from, to }, true))
         // The caller holds the permit while the message is written, so it cannot be released
         // by a message that settles at once.
@@ -320,25 +323,22 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
       })
     )
 
-  /** Makes a new version the running one, in one step between two chunks. */
-  const swap = (next: Version) => {
+  /**
+   * Makes a new version the running one, in one step between two chunks: the pump's parts
+   * read it from now on, and the registries take its limits. The budgets are validated
+   * first (they are the one part that can refuse): a refused reload changes nothing.
+   */
+  const swap = (next: Version): Either.Either<void, ReloadRefused> => {
     const previous = core.version
+    const refused = budgets.unsafeReconfigure(next.limits.budgets)
+    if (Either.isLeft(refused)) return Either.left(new ReloadRefused({ key: refused.left.key, reason: refused.left.message }))
     core.version = next
     gateSet.apply(next.gateCapacity)
-    applyLimits(previous, next)
+    context.unsafeReconfigure(next.limits.context)
     if (previous.settings.inboxCapacity !== next.settings.inboxCapacity) permits.resize(next.settings.inboxCapacity)
     // A higher global limit lets waiting jobs start now.
     dispatcher.promote()
-  }
-
-  /** The registries' limits follow the version (history, budgets). */
-  const applyLimits = (previous: Version, next: Version) => {
-    if (!Equal.equals(Data.struct(previous.limits.context), Data.struct(next.limits.context))) {
-      context.unsafeReconfigure(next.limits.context)
-    }
-    if (JSON.stringify(previous.limits.budgets) !== JSON.stringify(next.limits.budgets)) {
-      budgets.unsafeReconfigure(next.limits.budgets)
-    }
+    return Either.void
   }
 
   const reload: Pump.Service["reload"] = (next) =>
@@ -346,7 +346,21 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
       // Build first: a version whose schemas do not compile changes nothing.
       const version = yield* buildVersion(next)
       const diff = diffListeners(core.version.organism.listeners as ReadonlyArray<Listener>, next.listeners as ReadonlyArray<Listener>)
-      swap(version)
+      const swapped = swap(version)
+      if (Either.isLeft(swapped)) {
+        if (core.observed()) {
+          core.publish(
+            new ReloadEvent({
+              thread: null,
+              time: core.now(),
+              outcome: "rejected",
+              ...diff,
+              problems: [`${swapped.left.key}: ${swapped.left.reason}`]
+            }, true)
+          )
+        }
+        return yield* swapped.left
+      }
       if (core.observed()) {
         core.publish(new ReloadEvent({ thread: null, time: core.now(), outcome: "applied", ...diff, problems: [] }, true))
       }
@@ -378,7 +392,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
     awaitIdle: books.awaitIdle,
     counters: () => books.snapshot(),
     deadLetters: () => [...books.deadLetters],
-    threads: registry.stats,
+    threads: registry.unsafeStats,
     drain: (deadline) =>
       Effect.suspend(() => {
         core.stopped = true
@@ -434,11 +448,6 @@ export class Pump extends Context.Tag("xml-organism/Pump")<Pump, Pump.Service>()
       Events.layer,
       ContextBuffer.layerMemory(organism.settings.context),
       TodoRegistry.layerMemory(),
-      BudgetRegistry.layerMemory({
-        maxTokensPerThread: organism.settings.maxTokensPerThread,
-        perListener: Object.fromEntries(
-          organism.listeners.flatMap((l) => (l.maxTokensPerThread === undefined ? [] : [[l.name, l.maxTokensPerThread]]))
-        )
-      })
+      BudgetRegistry.layerMemory(BudgetRegistry.configFor(organism))
     )
 }

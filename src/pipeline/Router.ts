@@ -177,7 +177,7 @@ export const makeRouter = Effect.fn("Router.make")(function*(
     }
     // Not a listener: the injector of this conversation (console, API caller) takes any
     // payload; a type the organism knows is validated and decoded, anything else kept raw.
-    const node = registry.lookup(thread)
+    const node = registry.unsafeLookup(thread)
     if (node !== undefined && node.root.injector === to) {
       const known = types.get(tag)
       return { key, targets: [{ name: to, spec: known?.spec, schema: known?.schema, listener: undefined }] }

@@ -9,8 +9,14 @@
  *   spend in one conversation.
  * An agent's budget is whichever of the two is closer to running out (the higher fraction
  * used). A per-listener cap can therefore only tighten: one larger than the conversation's
- * budget never limits anything. Both are fixed for the registry's lifetime (config is frozen
- * once the organism starts).
+ * budget never limits anything.
+ *
+ * Both limits can be replaced while the organism runs (`reconfigure`, on hot reload): the
+ * new ones apply to every conversation, the running ones included, from the next `check` or
+ * `consume` on — what was spent stays spent, so a conversation already past a lowered limit
+ * is refused at its next `check`. A threshold already heard is not heard again (raising a
+ * limit does not repeat warnings; lowering one yields the thresholds newly reached at the
+ * next `consume`).
  *
  * Warnings: each agent hears each threshold — 75 % `warning`, 90 % `critical`, 95 % `final`
  * — at most once per conversation, in that order, from the `consume` call that finds its
@@ -21,25 +27,16 @@
  * `check` is called before every model request and fails with {@link BudgetExhausted} once
  * either meter is used up; `consume` records what a request actually used (also after
  * exhaustion: tokens spent are a fact), so usage may exceed the budget but never decreases.
+ *
+ * The service is Effect-shaped; the synchronous `unsafe*` twins (like `Queue.unsafeOffer`)
+ * are for callers on a hot path: the in-memory registry has nothing to wait for.
  */
-import { Context, Effect, Layer, Schema } from "effect"
-import { BudgetSeverity, BudgetWarning } from "../domain/BudgetPayloads.js"
+import { Context, Effect, Either, Layer, Option } from "effect"
+import { type BudgetSeverity, BudgetWarning } from "../domain/BudgetPayloads.js"
 import type { ThreadId } from "../domain/Ids.js"
+import { BudgetExhausted, InvalidBudgetLimit } from "./errors.js"
 
-/** A model call was refused: the conversation's or the agent's budget is used up. */
-export class BudgetExhausted extends Schema.TaggedError<BudgetExhausted>()("BudgetExhausted", {
-  root: Schema.String,
-  agent: Schema.String,
-  /** Which budget ran out. */
-  scope: Schema.Literal("conversation", "agent"),
-  tokensUsed: Schema.Number,
-  maxTokens: Schema.Number
-}) {
-  override get message() {
-    const which = this.scope === "agent" ? `${this.agent}'s own token budget` : "the conversation's token budget"
-    return `${which} is exhausted on ${this.root}: ${this.tokensUsed} of ${this.maxTokens} tokens used`
-  }
-}
+export { BudgetExhausted, InvalidBudgetLimit } from "./errors.js"
 
 export interface BudgetConfig {
   /** Tokens one conversation may use, all agents together (`Infinity`: unlimited). */
@@ -100,22 +97,40 @@ export const thresholds: ReadonlyArray<{ readonly percent: number; readonly seve
 
 export declare namespace BudgetRegistry {
   export interface Service {
-    readonly config: BudgetConfig
-    /** New limits from now on (a hot reload), for conversations already running too. */
-    readonly unsafeReconfigure: (options: Partial<BudgetConfig>) => void
+    /** The limits in force now. */
+    readonly config: Effect.Effect<BudgetConfig>
+    /**
+     * Replaces the limits given: `maxTokensPerThread` when present, and `perListener` when
+     * present (the whole map: a listener left out of it loses its cap). Every limit is checked
+     * first: one invalid limit changes nothing and fails with {@link InvalidBudgetLimit}.
+     */
+    readonly reconfigure: (config: Partial<BudgetConfig>) => Effect.Effect<void, InvalidBudgetLimit>
     /** Before a model request: the agent's budget, or BudgetExhausted. */
     readonly check: (root: ThreadId, agent: string) => Effect.Effect<BudgetStatus, BudgetExhausted>
     /** After a model request: records its usage; the warnings to deliver to `agent`. */
-    readonly consume: (root: ThreadId, agent: string, usage: TokenUsage) => ReadonlyArray<BudgetWarning>
-    readonly status: (root: ThreadId, agent: string) => BudgetStatus
-    readonly usage: (root: ThreadId) => ConversationUsage | undefined
-    readonly usageOf: (root: ThreadId, agent: string) => UsageTotals | undefined
-    /** Forgets a conversation (the completion hook); returns its final usage. */
-    readonly cleanup: (root: ThreadId) => ConversationUsage | undefined
+    readonly consume: (root: ThreadId, agent: string, usage: TokenUsage) => Effect.Effect<ReadonlyArray<BudgetWarning>>
+    readonly status: (root: ThreadId, agent: string) => Effect.Effect<BudgetStatus>
+    readonly usage: (root: ThreadId) => Effect.Effect<Option.Option<ConversationUsage>>
+    readonly usageOf: (root: ThreadId, agent: string) => Effect.Effect<Option.Option<UsageTotals>>
+    /** Forgets a conversation (the completion hook); its final usage, if it had any. */
+    readonly cleanup: (root: ThreadId) => Effect.Effect<Option.Option<ConversationUsage>>
     /** Conversations tracked now, and usage organism-wide since start. */
-    readonly stats: () => UsageTotals & { readonly conversations: number }
+    readonly stats: Effect.Effect<BudgetStats>
+
+    // The synchronous twins.
+    readonly unsafeConfig: () => BudgetConfig
+    readonly unsafeReconfigure: (config: Partial<BudgetConfig>) => Either.Either<void, InvalidBudgetLimit>
+    readonly unsafeCheck: (root: ThreadId, agent: string) => Either.Either<BudgetStatus, BudgetExhausted>
+    readonly unsafeConsume: (root: ThreadId, agent: string, usage: TokenUsage) => ReadonlyArray<BudgetWarning>
+    readonly unsafeStatus: (root: ThreadId, agent: string) => BudgetStatus
+    readonly unsafeUsage: (root: ThreadId) => ConversationUsage | undefined
+    readonly unsafeUsageOf: (root: ThreadId, agent: string) => UsageTotals | undefined
+    readonly unsafeCleanup: (root: ThreadId) => ConversationUsage | undefined
+    readonly unsafeStats: () => BudgetStats
   }
 }
+
+export type BudgetStats = UsageTotals & { readonly conversations: number }
 
 interface Totals {
   promptTokens: number
@@ -151,11 +166,20 @@ const add = (t: Totals, prompt: number, completion: number) => {
 
 const snapshot = (t: Totals): UsageTotals => ({ ...t })
 
-const limit = (what: string, n: number): number => {
-  if (n === Infinity) return n
-  if (!(n >= 1) || !Number.isFinite(n)) throw new RangeError(`${what} must be a positive number of tokens, got ${n}`)
-  return Math.floor(n)
-}
+/** A limit as the registry applies it (whole tokens), or the key and value that are wrong. */
+const limit = (key: string, n: number): Either.Either<number, InvalidBudgetLimit> =>
+  n === Infinity ? Either.right(n)
+  : n >= 1 && Number.isFinite(n) ? Either.right(Math.floor(n))
+  : Either.left(new InvalidBudgetLimit({ key, value: n }))
+
+/** Both limits, checked together: nothing is half-applied. */
+const resolve = (config: BudgetConfig) =>
+  Either.gen(function*() {
+    const conversationMax = yield* limit("maxTokensPerThread", config.maxTokensPerThread)
+    const caps = new Map<string, number>()
+    for (const [name, n] of Object.entries(config.perListener)) caps.set(name.toLowerCase(), yield* limit(`perListener.${name}`, n))
+    return { conversationMax, caps }
+  })
 
 const messageFor = (severity: BudgetSeverity, s: BudgetStatus): string => {
   const which = s.scope === "agent" ? "your own token budget for this conversation" : "this conversation's token budget"
@@ -171,16 +195,11 @@ const messageFor = (severity: BudgetSeverity, s: BudgetStatus): string => {
 }
 
 export const makeBudgetRegistry = (options: Partial<BudgetConfig> = {}): BudgetRegistry.Service => {
-  let conversationMax = 0
-  const caps = new Map<string, number>()
-  let config: BudgetConfig = defaultBudgetConfig
-  const configure = (options: Partial<BudgetConfig>) => {
-    config = { ...defaultBudgetConfig, ...options }
-    conversationMax = limit("maxTokensPerThread", config.maxTokensPerThread)
-    caps.clear()
-    for (const [name, n] of Object.entries(config.perListener)) caps.set(name.toLowerCase(), limit(`perListener.${name}`, n))
-  }
-  configure(options)
+  let config: BudgetConfig = { ...defaultBudgetConfig, ...options }
+  const initial = resolve(config)
+  if (Either.isLeft(initial)) throw new RangeError(initial.left.message)
+  // Swapped whole by reconfigure; read at every check and charge.
+  let { caps, conversationMax } = initial.right
   const capOf = (agent: string) => caps.get(agent.toLowerCase()) ?? Infinity
 
   const conversations = new Map<string, Conversation>()
@@ -236,24 +255,24 @@ export const makeBudgetRegistry = (options: Partial<BudgetConfig> = {}): BudgetR
     }
   }
 
-  const status: BudgetRegistry.Service["status"] = (root, agent) =>
+  const unsafeStatus: BudgetRegistry.Service["unsafeStatus"] = (root, agent) =>
     statusOf(root, agent, conversations.get(root), capOf(agent))
 
-  const check = Effect.fn("BudgetRegistry.check")(function*(root: ThreadId, agent: string) {
-    const s = status(root, agent)
-    if (s.exhausted) {
-      return yield* new BudgetExhausted({
+  const unsafeCheck: BudgetRegistry.Service["unsafeCheck"] = (root, agent) => {
+    const s = unsafeStatus(root, agent)
+    if (!s.exhausted) return Either.right(s)
+    return Either.left(
+      new BudgetExhausted({
         root,
         agent,
         scope: s.scope === "agent" ? "agent" : "conversation",
         tokensUsed: s.tokensUsed,
         maxTokens: s.maxTokens
       })
-    }
-    return s
-  })
+    )
+  }
 
-  const consume: BudgetRegistry.Service["consume"] = (root, agent, usage) => {
+  const unsafeConsume: BudgetRegistry.Service["unsafeConsume"] = (root, agent, usage) => {
     const prompt = tokens(usage.promptTokens)
     const completion = tokens(usage.completionTokens)
     let c = conversations.get(root)
@@ -296,29 +315,55 @@ export const makeBudgetRegistry = (options: Partial<BudgetConfig> = {}): BudgetR
     return warnings ?? []
   }
 
+  const unsafeUsage: BudgetRegistry.Service["unsafeUsage"] = (root) => {
+    const c = conversations.get(root)
+    return c === undefined ? undefined : usageOf(c)
+  }
+
+  const unsafeUsageOf: BudgetRegistry.Service["unsafeUsageOf"] = (root, agent) => {
+    const a = conversations.get(root)?.agents.get(agent)
+    return a === undefined ? undefined : snapshot(a.totals)
+  }
+
+  const unsafeCleanup: BudgetRegistry.Service["unsafeCleanup"] = (root) => {
+    const c = conversations.get(root)
+    if (c === undefined) return undefined
+    conversations.delete(root)
+    return usageOf(c)
+  }
+
+  const unsafeStats: BudgetRegistry.Service["unsafeStats"] = () => ({ conversations: conversations.size, ...snapshot(organism) })
+
+  const unsafeReconfigure: BudgetRegistry.Service["unsafeReconfigure"] = (options) => {
+    const next: BudgetConfig = { ...config, ...options }
+    const resolved = resolve(next)
+    if (Either.isLeft(resolved)) return Either.left(resolved.left)
+    config = next
+    ;({ caps, conversationMax } = resolved.right)
+    return Either.void
+  }
+
   return {
-    get config() {
-      return config
-    },
-    unsafeReconfigure: configure,
-    check,
-    consume,
-    status,
-    usage: (root) => {
-      const c = conversations.get(root)
-      return c === undefined ? undefined : usageOf(c)
-    },
-    usageOf: (root, agent) => {
-      const a = conversations.get(root)?.agents.get(agent)
-      return a === undefined ? undefined : snapshot(a.totals)
-    },
-    cleanup: (root) => {
-      const c = conversations.get(root)
-      if (c === undefined) return undefined
-      conversations.delete(root)
-      return usageOf(c)
-    },
-    stats: () => ({ conversations: conversations.size, ...snapshot(organism) })
+    config: Effect.sync(() => config),
+    reconfigure: (options) => Effect.suspend(() => unsafeReconfigure(options)),
+    check: Effect.fn("BudgetRegistry.check")(function*(root: ThreadId, agent: string) {
+      return yield* unsafeCheck(root, agent)
+    }),
+    consume: (root, agent, usage) => Effect.sync(() => unsafeConsume(root, agent, usage)),
+    status: (root, agent) => Effect.sync(() => unsafeStatus(root, agent)),
+    usage: (root) => Effect.sync(() => Option.fromNullable(unsafeUsage(root))),
+    usageOf: (root, agent) => Effect.sync(() => Option.fromNullable(unsafeUsageOf(root, agent))),
+    cleanup: (root) => Effect.sync(() => Option.fromNullable(unsafeCleanup(root))),
+    stats: Effect.sync(unsafeStats),
+    unsafeConfig: () => config,
+    unsafeReconfigure,
+    unsafeCheck,
+    unsafeConsume,
+    unsafeStatus,
+    unsafeUsage,
+    unsafeUsageOf,
+    unsafeCleanup,
+    unsafeStats
   }
 }
 
@@ -330,4 +375,19 @@ export class BudgetRegistry extends Context.Tag("xml-organism/BudgetRegistry")<B
   /** The embedded, in-process registry. */
   static readonly layerMemory = (config: Partial<BudgetConfig> = {}): Layer.Layer<BudgetRegistry> =>
     Layer.effect(BudgetRegistry, BudgetRegistry.make(config))
+
+  /**
+   * The budgets an organism declares: its `maxTokensPerThread` and each listener's own. The
+   * whole config, so `reconfigure(BudgetRegistry.configFor(next))` on a reload also removes
+   * the caps of listeners that no longer have one.
+   */
+  static readonly configFor = (organism: {
+    readonly settings: { readonly maxTokensPerThread: number }
+    readonly listeners: ReadonlyArray<{ readonly name: string; readonly maxTokensPerThread?: number | undefined }>
+  }): BudgetConfig => ({
+    maxTokensPerThread: organism.settings.maxTokensPerThread,
+    perListener: Object.fromEntries(
+      organism.listeners.flatMap((l) => (l.maxTokensPerThread === undefined ? [] : [[l.name, l.maxTokensPerThread]]))
+    )
+  })
 }

@@ -21,21 +21,27 @@
  * once the organism spans processes — cannot duplicate history. The ids stay known for the
  * conversation's lifetime, even after their slots were dropped.
  *
- * Methods are synchronous: `append` runs on every delivered message and the in-memory
- * buffer has nothing to wait for (the same choice as ThreadRegistry).
+ * The limits can be replaced while the organism runs (`reconfigure`, on hot reload); each
+ * new limit applies from the next operation it governs, to every conversation, old or new:
+ * - `maxSlotsPerThread`: on the conversation's next append. A conversation holding more
+ *   than the new limit is brought down to it by the `onFull` policy in force then: with
+ *   `"drop-oldest"` its oldest slots are dropped until the new message fits; with `"reject"`
+ *   the message is refused and the history already recorded is kept (refusing never
+ *   destroys history: the conversation simply takes no more);
+ * - `maxThreads`: when the next conversation opens, as many are evicted as needed;
+ * - `retainCompleted`: when the next conversation completes; `retainFor`: at once (the
+ *   next read or append expires what the new duration no longer covers);
+ * - `onFull`: on the next append.
+ *
+ * The service is Effect-shaped (`append`, `query`, … return Effects). The pump, which
+ * appends on every delivered message, uses the synchronous `unsafe*` twins (like
+ * `Queue.unsafeOffer`): the in-memory buffer has nothing to wait for.
  */
-import { Context, Duration, Effect, Either, Layer, Schema } from "effect"
+import { Context, Duration, Effect, Either, Layer, Option } from "effect"
 import type { ThreadId } from "../domain/Ids.js"
+import { ContextFull } from "./errors.js"
 
-/** A conversation is full and the policy is to reject. */
-export class ContextFull extends Schema.TaggedError<ContextFull>()("ContextFull", {
-  root: Schema.String,
-  maxSlots: Schema.Number
-}) {
-  override get message() {
-    return `conversation ${this.root} holds its maximum of ${this.maxSlots} messages`
-  }
-}
+export { ContextFull } from "./errors.js"
 
 export type ContextFullPolicy = "reject" | "drop-oldest"
 
@@ -135,24 +141,42 @@ export interface ContextBufferStats {
 
 export declare namespace ContextBuffer {
   export interface Service {
-    readonly config: ContextBufferConfig
-    /** New limits from now on (a hot reload): the defaults, overridden by `options`. */
-    readonly unsafeReconfigure: (options: Partial<ContextBufferConfig>) => void
+    /** The limits in force now. */
+    readonly config: Effect.Effect<ContextBufferConfig>
+    /**
+     * Replaces the limits given (the others stay); they apply from the next operation each
+     * governs (see the module comment). Out-of-range numbers are clamped like at creation.
+     * On a reload, pass the whole new config (`{ ...defaultContextBufferConfig, ...next }`):
+     * a limit the new organism leaves out then goes back to its default.
+     */
+    readonly reconfigure: (config: Partial<ContextBufferConfig>) => Effect.Effect<void>
     /** Records a delivered message once. */
-    readonly append: (message: ContextMessage) => Either.Either<AppendResult, ContextFull>
+    readonly append: (message: ContextMessage) => Effect.Effect<AppendResult, ContextFull>
     /** Every slot held for a conversation, oldest first (empty when unknown or evicted). */
-    readonly slots: (root: ThreadId) => ReadonlyArray<ContextSlot>
-    readonly query: (root: ThreadId, query: ContextQuery) => ReadonlyArray<ContextSlot>
-    readonly get: (root: ThreadId, index: number) => ContextSlot | undefined
-    readonly info: (root: ThreadId) => ConversationInfo | undefined
+    readonly slots: (root: ThreadId) => Effect.Effect<ReadonlyArray<ContextSlot>>
+    readonly query: (root: ThreadId, query: ContextQuery) => Effect.Effect<ReadonlyArray<ContextSlot>>
+    readonly get: (root: ThreadId, index: number) => Effect.Effect<Option.Option<ContextSlot>>
+    readonly info: (root: ThreadId) => Effect.Effect<Option.Option<ConversationInfo>>
     /**
      * The conversation completed (the ThreadRegistry hook): it stays queryable under the
      * retention rules. A later message on the same root reopens it.
      */
-    readonly complete: (root: ThreadId) => void
+    readonly complete: (root: ThreadId) => Effect.Effect<void>
     /** Forgets a conversation now. */
-    readonly cleanup: (root: ThreadId) => void
-    readonly stats: () => ContextBufferStats
+    readonly cleanup: (root: ThreadId) => Effect.Effect<void>
+    readonly stats: Effect.Effect<ContextBufferStats>
+
+    // The synchronous twins, for the pump's hot path.
+    readonly unsafeConfig: () => ContextBufferConfig
+    readonly unsafeReconfigure: (config: Partial<ContextBufferConfig>) => void
+    readonly unsafeAppend: (message: ContextMessage) => Either.Either<AppendResult, ContextFull>
+    readonly unsafeSlots: (root: ThreadId) => ReadonlyArray<ContextSlot>
+    readonly unsafeQuery: (root: ThreadId, query: ContextQuery) => ReadonlyArray<ContextSlot>
+    readonly unsafeGet: (root: ThreadId, index: number) => ContextSlot | undefined
+    readonly unsafeInfo: (root: ThreadId) => ConversationInfo | undefined
+    readonly unsafeComplete: (root: ThreadId) => void
+    readonly unsafeCleanup: (root: ThreadId) => void
+    readonly unsafeStats: () => ContextBufferStats
   }
 }
 
@@ -173,23 +197,22 @@ const same = (a: string, b: string) => a === b || a.toLowerCase() === b.toLowerC
 
 const held = (c: Conversation) => c.slots.length - c.head
 
+/** The limits as the buffer applies them: whole numbers, at least 1 (0 for retention). */
+const resolve = (config: ContextBufferConfig) => ({
+  maxSlots: Math.max(1, Math.floor(config.maxSlotsPerThread)),
+  maxThreads: Math.max(1, Math.floor(config.maxThreads)),
+  retainCompleted: Math.max(0, Math.floor(config.retainCompleted)),
+  retainMs: Duration.toMillis(config.retainFor),
+  reject: config.onFull === "reject"
+})
+
 export const makeContextBuffer = (
   options: Partial<ContextBufferConfig> = {},
   now: () => number = Date.now
 ): ContextBuffer.Service => {
   let config: ContextBufferConfig = { ...defaultContextBufferConfig, ...options }
-  let maxSlots = 0
-  let maxThreads = 0
-  let retainCompleted = 0
-  let retainMs = 0
-  const configure = (next: ContextBufferConfig) => {
-    config = next
-    maxSlots = Math.max(1, Math.floor(config.maxSlotsPerThread))
-    maxThreads = Math.max(1, Math.floor(config.maxThreads))
-    retainCompleted = Math.max(0, Math.floor(config.retainCompleted))
-    retainMs = Duration.toMillis(config.retainFor)
-  }
-  configure(config)
+  // Read on every append: one object swapped whole by reconfigure, never half-updated.
+  let limits = resolve(config)
 
   // Insertion order is what eviction reads: `all` by creation, `completed` by completion.
   const all = new Map<string, Conversation>()
@@ -222,8 +245,8 @@ export const makeContextBuffer = (
     if (t < nextExpiry) return
     nextExpiry = Infinity
     for (const c of completed.values()) {
-      if (c.completedAt! + retainMs > t) {
-        nextExpiry = c.completedAt! + retainMs
+      if (c.completedAt! + limits.retainMs > t) {
+        nextExpiry = c.completedAt! + limits.retainMs
         return
       }
       evict(c)
@@ -237,7 +260,8 @@ export const makeContextBuffer = (
   }
 
   const open = (root: ThreadId, t: number): Conversation => {
-    if (all.size >= maxThreads) {
+    // A loop, not one eviction: a lowered `maxThreads` is reached on the first new conversation.
+    while (all.size >= limits.maxThreads) {
       const victim = completed.size > 0 ? completed.values().next().value! : all.values().next().value!
       evict(victim)
     }
@@ -257,7 +281,7 @@ export const makeContextBuffer = (
     }
   }
 
-  const append: ContextBuffer.Service["append"] = (message) => {
+  const unsafeAppend: ContextBuffer.Service["unsafeAppend"] = (message) => {
     const t = now()
     expire(t)
     let c = all.get(message.root)
@@ -268,7 +292,8 @@ export const makeContextBuffer = (
         duplicates++
         return Either.right({ _tag: "Duplicate", id: message.id })
       }
-      if (held(c) >= maxSlots && config.onFull === "reject") {
+      const { maxSlots } = limits
+      if (held(c) >= maxSlots && limits.reject) {
         rejected++
         return Either.left(new ContextFull({ root: message.root, maxSlots }, true))
       }
@@ -278,7 +303,9 @@ export const makeContextBuffer = (
         c.completedAt = undefined
         completed.delete(c.root)
       }
-      if (held(c) >= maxSlots) dropOldest(c)
+      // A loop, not one drop: after `maxSlotsPerThread` was lowered, the conversation comes
+      // down to the new limit on this append.
+      while (held(c) >= maxSlots) dropOldest(c)
     } else {
       c = open(message.root, t)
     }
@@ -301,7 +328,7 @@ export const makeContextBuffer = (
     return Either.right({ _tag: "Appended", slot })
   }
 
-  const query: ContextBuffer.Service["query"] = (root, q) => {
+  const unsafeQuery: ContextBuffer.Service["unsafeQuery"] = (root, q) => {
     const c = find(root)
     if (c === undefined) return EMPTY
     // Indexes are contiguous, so an index range is a slice, not a scan.
@@ -323,63 +350,91 @@ export const makeContextBuffer = (
     return q.last !== undefined ? out.slice(Math.max(0, out.length - Math.max(0, q.last))) : out
   }
 
-  return {
-    get config() {
-      return config
-    },
-    unsafeReconfigure: (options) => configure({ ...defaultContextBufferConfig, ...options }),
-    append,
-    slots: (root) => {
-      const c = find(root)
-      return c === undefined ? EMPTY : c.slots.slice(c.head)
-    },
-    query,
-    get: (root, index) => {
-      const c = find(root)
-      if (c === undefined) return undefined
-      const first = c.nextIndex - held(c)
-      return index >= first && index < c.nextIndex ? c.slots[c.head + index - first] : undefined
-    },
-    info: (root) => {
-      const c = find(root)
-      if (c === undefined) return undefined
-      return {
-        root: c.root,
-        slots: held(c),
-        firstIndex: c.nextIndex - held(c),
-        nextIndex: c.nextIndex,
-        createdAt: c.createdAt,
-        completedAt: c.completedAt
-      }
-    },
-    complete: (root) => {
-      const t = now()
-      expire(t)
-      const c = all.get(root)
-      if (c === undefined || c.completedAt !== undefined) return
-      if (retainCompleted === 0 || retainMs <= 0) return evict(c)
-      c.completedAt = t
-      completed.set(root, c)
-      nextExpiry = Math.min(nextExpiry, t + retainMs)
-      if (completed.size > retainCompleted) evict(completed.values().next().value!)
-    },
-    cleanup: (root) => {
-      const c = all.get(root)
-      if (c !== undefined) drop(c)
-    },
-    stats: () => {
-      expire(now())
-      return {
-        threads: all.size,
-        completed: completed.size,
-        slots: slotCount,
-        appended,
-        duplicates,
-        rejected,
-        droppedSlots,
-        evictedThreads
-      }
+  const unsafeSlots: ContextBuffer.Service["unsafeSlots"] = (root) => {
+    const c = find(root)
+    return c === undefined ? EMPTY : c.slots.slice(c.head)
+  }
+
+  const unsafeGet: ContextBuffer.Service["unsafeGet"] = (root, index) => {
+    const c = find(root)
+    if (c === undefined) return undefined
+    const first = c.nextIndex - held(c)
+    return index >= first && index < c.nextIndex ? c.slots[c.head + index - first] : undefined
+  }
+
+  const unsafeInfo: ContextBuffer.Service["unsafeInfo"] = (root) => {
+    const c = find(root)
+    if (c === undefined) return undefined
+    return {
+      root: c.root,
+      slots: held(c),
+      firstIndex: c.nextIndex - held(c),
+      nextIndex: c.nextIndex,
+      createdAt: c.createdAt,
+      completedAt: c.completedAt
     }
+  }
+
+  const unsafeComplete: ContextBuffer.Service["unsafeComplete"] = (root) => {
+    const t = now()
+    expire(t)
+    const c = all.get(root)
+    if (c === undefined || c.completedAt !== undefined) return
+    if (limits.retainCompleted === 0 || limits.retainMs <= 0) return evict(c)
+    c.completedAt = t
+    completed.set(root, c)
+    nextExpiry = Math.min(nextExpiry, t + limits.retainMs)
+    // A loop: a lowered `retainCompleted` is reached on the first completion after it.
+    while (completed.size > limits.retainCompleted) evict(completed.values().next().value!)
+  }
+
+  const unsafeCleanup: ContextBuffer.Service["unsafeCleanup"] = (root) => {
+    const c = all.get(root)
+    if (c !== undefined) drop(c)
+  }
+
+  const unsafeStats: ContextBuffer.Service["unsafeStats"] = () => {
+    expire(now())
+    return {
+      threads: all.size,
+      completed: completed.size,
+      slots: slotCount,
+      appended,
+      duplicates,
+      rejected,
+      droppedSlots,
+      evictedThreads
+    }
+  }
+
+  const unsafeReconfigure: ContextBuffer.Service["unsafeReconfigure"] = (options) => {
+    config = { ...config, ...options }
+    limits = resolve(config)
+    // The next look at the completed queue rescans it under the new retention time.
+    nextExpiry = -Infinity
+  }
+
+  return {
+    config: Effect.sync(() => config),
+    reconfigure: (options) => Effect.sync(() => unsafeReconfigure(options)),
+    append: (message) => Effect.suspend(() => unsafeAppend(message)),
+    slots: (root) => Effect.sync(() => unsafeSlots(root)),
+    query: (root, q) => Effect.sync(() => unsafeQuery(root, q)),
+    get: (root, index) => Effect.sync(() => Option.fromNullable(unsafeGet(root, index))),
+    info: (root) => Effect.sync(() => Option.fromNullable(unsafeInfo(root))),
+    complete: (root) => Effect.sync(() => unsafeComplete(root)),
+    cleanup: (root) => Effect.sync(() => unsafeCleanup(root)),
+    stats: Effect.sync(unsafeStats),
+    unsafeConfig: () => config,
+    unsafeReconfigure,
+    unsafeAppend,
+    unsafeSlots,
+    unsafeQuery,
+    unsafeGet,
+    unsafeInfo,
+    unsafeComplete,
+    unsafeCleanup,
+    unsafeStats
   }
 }
 

@@ -269,7 +269,7 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
   /** Charges what a call used: usage ledger and budget. */
   const charge = (call: Call, b: Backend, model: string, promptTokens: number, completionTokens: number) => {
     const costUsd = ledger.record({ agent: call.request.agent, model, backend: b.config.name, promptTokens, completionTokens })
-    const warnings = budget.consume(call.request.root, call.request.agent, { promptTokens, completionTokens, model })
+    const warnings = budget.unsafeConsume(call.request.root, call.request.agent, { promptTokens, completionTokens, model })
     return { costUsd, warnings }
   }
 

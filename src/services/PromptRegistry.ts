@@ -7,53 +7,18 @@
  * every agent's peers exist and renders each agent's prompt once. After that, prompts are
  * read-only (they are part of what makes a run reproducible) and registering fails with
  * {@link PromptRegistryFrozen}.
+ *
+ * The service is Effect-shaped; the pump reads prompts on every agent invocation through the
+ * synchronous `unsafe*` twins (like `Queue.unsafeOffer`).
  */
-import { Context, Effect, Layer, Schema } from "effect"
+import { Context, Effect, Either, Layer, Option } from "effect"
 import { closest } from "../config/suggest.js"
 import type { Listener } from "../domain/Listener.js"
+import { DuplicateListener, PromptConfigError, PromptRegistryFrozen, UnknownPeer } from "./errors.js"
 import { type PeerUsage, peerUsage, usageInstructions } from "./internal/usageInstructions.js"
 
+export { DuplicateListener, PromptConfigError, PromptRegistryFrozen, UnknownPeer } from "./errors.js"
 export type { PeerUsage } from "./internal/usageInstructions.js"
-
-/** An agent names a peer that is not a listener of the organism. */
-export class UnknownPeer extends Schema.Class<UnknownPeer>("UnknownPeer")({
-  agent: Schema.String,
-  peer: Schema.String,
-  /** A listener with a close name, if any. */
-  suggestion: Schema.optional(Schema.String)
-}) {
-  override toString(): string {
-    const hint = this.suggestion === undefined ? "" : ` (did you mean "${this.suggestion}"?)`
-    return `agent "${this.agent}" names peer "${this.peer}", which is not a listener${hint}`
-  }
-}
-
-/** The agents' peers do not add up: every unknown peer, at once. */
-export class PromptConfigError extends Schema.TaggedError<PromptConfigError>()("PromptConfigError", {
-  unknownPeers: Schema.Array(UnknownPeer)
-}) {
-  override get message() {
-    return this.unknownPeers.map(String).join("\n")
-  }
-}
-
-/** Registration after the organism started. */
-export class PromptRegistryFrozen extends Schema.TaggedError<PromptRegistryFrozen>()("PromptRegistryFrozen", {
-  listener: Schema.String
-}) {
-  override get message() {
-    return `cannot register "${this.listener}": prompts are frozen once the organism has started`
-  }
-}
-
-/** Two listeners with the same name (case-insensitively, like routing). */
-export class DuplicateListener extends Schema.TaggedError<DuplicateListener>()("DuplicateListener", {
-  listener: Schema.String
-}) {
-  override get message() {
-    return `a listener named "${this.listener}" is already registered`
-  }
-}
 
 export interface AgentPrompt {
   readonly agent: string
@@ -71,14 +36,21 @@ export declare namespace PromptRegistry {
     readonly register: (listener: Listener) => Effect.Effect<void, PromptRegistryFrozen | DuplicateListener>
     /** Checks every agent's peers and renders every agent's prompt; idempotent. */
     readonly freeze: () => Effect.Effect<void, PromptConfigError>
-    readonly isFrozen: () => boolean
+    readonly isFrozen: Effect.Effect<boolean>
     /**
-     * The agent's prompt (undefined for unknown names and non-agents). Before `freeze` it is
+     * The agent's prompt (none for unknown names and non-agents). Before `freeze` it is
      * rendered on each call, leaving out peers not registered yet.
      */
-    readonly promptFor: (agent: string) => AgentPrompt | undefined
+    readonly promptFor: (agent: string) => Effect.Effect<Option.Option<AgentPrompt>>
     /** Registered agents, in registration order. */
-    readonly agents: () => ReadonlyArray<string>
+    readonly agents: Effect.Effect<ReadonlyArray<string>>
+
+    // The synchronous twins.
+    readonly unsafeRegister: (listener: Listener) => Either.Either<void, PromptRegistryFrozen | DuplicateListener>
+    readonly unsafeIsFrozen: () => boolean
+    /** Undefined for unknown names and non-agents. */
+    readonly unsafePromptFor: (agent: string) => AgentPrompt | undefined
+    readonly unsafeAgents: () => ReadonlyArray<string>
   }
 }
 
@@ -99,14 +71,13 @@ export const makePromptRegistry = (): PromptRegistry.Service => {
       return l === undefined ? [] : [l]
     })
 
-  const register: PromptRegistry.Service["register"] = (listener) =>
-    Effect.suspend((): Effect.Effect<void, PromptRegistryFrozen | DuplicateListener> => {
-      if (frozen !== undefined) return Effect.fail(new PromptRegistryFrozen({ listener: listener.name }))
-      const key = listener.name.toLowerCase()
-      if (listeners.has(key)) return Effect.fail(new DuplicateListener({ listener: listener.name }))
-      listeners.set(key, listener)
-      return Effect.void
-    })
+  const unsafeRegister: PromptRegistry.Service["unsafeRegister"] = (listener) => {
+    if (frozen !== undefined) return Either.left(new PromptRegistryFrozen({ listener: listener.name }))
+    const key = listener.name.toLowerCase()
+    if (listeners.has(key)) return Either.left(new DuplicateListener({ listener: listener.name }))
+    listeners.set(key, listener)
+    return Either.void
+  }
 
   const freeze = Effect.fn("PromptRegistry.freeze")(function*() {
     if (frozen !== undefined) return
@@ -126,17 +97,26 @@ export const makePromptRegistry = (): PromptRegistry.Service => {
     frozen = prompts
   })
 
+  const unsafePromptFor: PromptRegistry.Service["unsafePromptFor"] = (agent) => {
+    const key = agent.toLowerCase()
+    if (frozen !== undefined) return frozen.get(key)
+    const l = listeners.get(key)
+    return l === undefined || !l.agent ? undefined : render(l, peersOf(l))
+  }
+
+  const unsafeAgents: PromptRegistry.Service["unsafeAgents"] = () =>
+    [...listeners.values()].filter((l) => l.agent).map((l) => l.name)
+
   return {
-    register,
+    register: (listener) => Effect.suspend(() => unsafeRegister(listener)),
     freeze,
-    isFrozen: () => frozen !== undefined,
-    promptFor: (agent) => {
-      const key = agent.toLowerCase()
-      if (frozen !== undefined) return frozen.get(key)
-      const l = listeners.get(key)
-      return l === undefined || !l.agent ? undefined : render(l, peersOf(l))
-    },
-    agents: () => [...listeners.values()].filter((l) => l.agent).map((l) => l.name)
+    isFrozen: Effect.sync(() => frozen !== undefined),
+    promptFor: (agent) => Effect.sync(() => Option.fromNullable(unsafePromptFor(agent))),
+    agents: Effect.sync(unsafeAgents),
+    unsafeRegister,
+    unsafeIsFrozen: () => frozen !== undefined,
+    unsafePromptFor,
+    unsafeAgents
   }
 }
 

@@ -12,8 +12,11 @@
  * that a step ended without replying); when nothing is live under the injector's node, the
  * root completes, its nodes are dropped, and the completion hooks run (the registries that
  * keep per-thread state join here to clean up).
+ *
+ * The service is Effect-shaped; the pump, which retains and releases nodes several times per
+ * message, uses the synchronous `unsafe*` twins (like `Queue.unsafeOffer`).
  */
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, Layer, Option, type Scope } from "effect"
 import { makeThreadId, ownThreadId, type ThreadId } from "../domain/Ids.js"
 
 export interface RootThread {
@@ -47,6 +50,11 @@ export interface ThreadNode {
 
 export type CompletionHook = (root: RootThread) => void
 
+export interface ThreadStats {
+  readonly roots: number
+  readonly nodes: number
+}
+
 export declare namespace ThreadRegistry {
   export interface Service {
     /**
@@ -55,30 +63,45 @@ export declare namespace ThreadRegistry {
      * Without `to` (a broadcast from outside) it returns the injector's own node, which then
      * carries the root id.
      */
-    readonly startRoot: (injector: string, to: string | undefined, id?: ThreadId) => ThreadNode
-    readonly lookup: (id: string) => ThreadNode | undefined
+    readonly startRoot: (injector: string, to: string | undefined, id?: ThreadId) => Effect.Effect<ThreadNode>
+    readonly lookup: (id: string) => Effect.Effect<Option.Option<ThreadNode>>
     /** The chain extended by `name`: a new hop with a fresh id. */
-    readonly extend: (node: ThreadNode, name: string) => ThreadNode
-    /** The chain pruned by one hop; undefined at the injector. */
-    readonly prune: (node: ThreadNode) => ThreadNode | undefined
+    readonly extend: (node: ThreadNode, name: string) => Effect.Effect<ThreadNode>
+    /** The chain pruned by one hop; none at the injector. */
+    readonly prune: (node: ThreadNode) => Effect.Effect<Option.Option<ThreadNode>>
     /** The names along the chain, injector first. */
-    readonly chain: (node: ThreadNode) => ReadonlyArray<string>
+    readonly chain: (node: ThreadNode) => Effect.Effect<ReadonlyArray<string>>
     /** Holds a node (and its ancestors) live: a message travelling on it, an invocation. */
-    readonly retain: (node: ThreadNode) => void
+    readonly retain: (node: ThreadNode) => Effect.Effect<void>
     /**
      * Releases one hold. A node whose branch has nothing live left runs its branch-end hooks
      * (which may retain again); the root completes when nothing is live in it at all.
      */
-    readonly release: (node: ThreadNode) => void
+    readonly release: (node: ThreadNode) => Effect.Effect<void>
     /** Runs `hook` once, the next time nothing is live at or below `node`. */
-    readonly onBranchEnd: (node: ThreadNode, hook: (node: ThreadNode) => void) => void
+    readonly onBranchEnd: (node: ThreadNode, hook: (node: ThreadNode) => void) => Effect.Effect<void>
+    /** Registers a completion hook for the lifetime of the Scope. */
+    readonly onComplete: (hook: CompletionHook) => Effect.Effect<void, never, Scope.Scope>
+    readonly stats: Effect.Effect<ThreadStats>
+
+    // The synchronous twins, for the pump's hot path.
+    readonly unsafeStartRoot: (injector: string, to: string | undefined, id?: ThreadId) => ThreadNode
+    readonly unsafeLookup: (id: string) => ThreadNode | undefined
+    readonly unsafeExtend: (node: ThreadNode, name: string) => ThreadNode
+    /** Undefined at the injector. */
+    readonly unsafePrune: (node: ThreadNode) => ThreadNode | undefined
+    readonly unsafeChain: (node: ThreadNode) => ReadonlyArray<string>
+    readonly unsafeRetain: (node: ThreadNode) => void
+    readonly unsafeRelease: (node: ThreadNode) => void
+    readonly unsafeOnBranchEnd: (node: ThreadNode, hook: (node: ThreadNode) => void) => void
     /** Registers a completion hook; returns a function that removes it. */
-    readonly onComplete: (hook: CompletionHook) => () => void
-    readonly stats: () => { readonly roots: number; readonly nodes: number }
+    readonly unsafeOnComplete: (hook: CompletionHook) => () => void
+    readonly unsafeStats: () => ThreadStats
   }
 }
 
-export const makeThreadRegistry = (): ThreadRegistry.Service => {
+/** `now` gives the epoch ms a root is created at (the Clock, from `ThreadRegistry.make`). */
+export const makeThreadRegistry = (now: () => number): ThreadRegistry.Service => {
   const nodes = new Map<string, ThreadNode>()
   let roots = 0
   const hooks: Array<CompletionHook> = []
@@ -100,66 +123,97 @@ export const makeThreadRegistry = (): ThreadRegistry.Service => {
     for (const hook of hooks) hook(root)
   }
 
+  const unsafeStartRoot: ThreadRegistry.Service["unsafeStartRoot"] = (injector, to, id) => {
+    const rootId = id !== undefined && !nodes.has(id) ? ownThreadId(id) : makeThreadId()
+    const root = {
+      id: rootId,
+      injector,
+      createdAt: now(),
+      invocations: 0,
+      agentSteps: 0,
+      completed: false,
+      nodes: []
+    } as unknown as RootThread
+    roots++
+    // The injector's own node exists so that responding from the first hop reaches it.
+    const top: ThreadNode = {
+      id: to === undefined ? rootId : makeThreadId(),
+      name: injector,
+      parent: undefined,
+      root,
+      depth: 0,
+      live: 0,
+      branchEnd: undefined
+    }
+    root.top = top
+    add(root, top)
+    return to === undefined ? top : child(top, to, rootId)
+  }
+
+  const unsafeLookup: ThreadRegistry.Service["unsafeLookup"] = (id) => nodes.get(id)
+
+  const unsafeExtend: ThreadRegistry.Service["unsafeExtend"] = (node, name) => child(node, name, makeThreadId())
+
+  const unsafePrune: ThreadRegistry.Service["unsafePrune"] = (node) => node.parent
+
+  const unsafeChain: ThreadRegistry.Service["unsafeChain"] = (node) => {
+    const names: Array<string> = []
+    for (let n: ThreadNode | undefined = node; n !== undefined; n = n.parent) names.push(n.name)
+    return names.reverse()
+  }
+
+  const unsafeRetain: ThreadRegistry.Service["unsafeRetain"] = (node) => {
+    for (let n: ThreadNode | undefined = node; n !== undefined; n = n.parent) n.live++
+  }
+
+  const unsafeRelease: ThreadRegistry.Service["unsafeRelease"] = (node) => {
+    for (let n: ThreadNode | undefined = node; n !== undefined; n = n.parent) {
+      if (--n.live === 0 && n.branchEnd !== undefined) {
+        const hooks = n.branchEnd
+        n.branchEnd = undefined
+        for (const hook of hooks) hook(n)
+      }
+    }
+    const root = node.root
+    if (root.top.live === 0 && !root.completed) complete(root)
+  }
+
+  const unsafeOnBranchEnd: ThreadRegistry.Service["unsafeOnBranchEnd"] = (node, hook) => {
+    ;(node.branchEnd ??= []).push(hook)
+  }
+
+  const unsafeOnComplete: ThreadRegistry.Service["unsafeOnComplete"] = (hook) => {
+    hooks.push(hook)
+    return () => {
+      const i = hooks.indexOf(hook)
+      if (i !== -1) hooks.splice(i, 1)
+    }
+  }
+
+  const unsafeStats: ThreadRegistry.Service["unsafeStats"] = () => ({ roots, nodes: nodes.size })
+
   return {
-    startRoot: (injector, to, id) => {
-      const rootId = id !== undefined && !nodes.has(id) ? ownThreadId(id) : makeThreadId()
-      const root = {
-        id: rootId,
-        injector,
-        createdAt: Date.now(),
-        invocations: 0,
-        agentSteps: 0,
-        completed: false,
-        nodes: []
-      } as unknown as RootThread
-      roots++
-      // The injector's own node exists so that responding from the first hop reaches it.
-      const top: ThreadNode = {
-        id: to === undefined ? rootId : makeThreadId(),
-        name: injector,
-        parent: undefined,
-        root,
-        depth: 0,
-        live: 0,
-        branchEnd: undefined
-      }
-      root.top = top
-      add(root, top)
-      return to === undefined ? top : child(top, to, rootId)
-    },
-    lookup: (id) => nodes.get(id),
-    extend: (node, name) => child(node, name, makeThreadId()),
-    prune: (node) => node.parent,
-    chain: (node) => {
-      const names: Array<string> = []
-      for (let n: ThreadNode | undefined = node; n !== undefined; n = n.parent) names.push(n.name)
-      return names.reverse()
-    },
-    retain: (node) => {
-      for (let n: ThreadNode | undefined = node; n !== undefined; n = n.parent) n.live++
-    },
-    release: (node) => {
-      for (let n: ThreadNode | undefined = node; n !== undefined; n = n.parent) {
-        if (--n.live === 0 && n.branchEnd !== undefined) {
-          const hooks = n.branchEnd
-          n.branchEnd = undefined
-          for (const hook of hooks) hook(n)
-        }
-      }
-      const root = node.root
-      if (root.top.live === 0 && !root.completed) complete(root)
-    },
-    onBranchEnd: (node, hook) => {
-      ;(node.branchEnd ??= []).push(hook)
-    },
-    onComplete: (hook) => {
-      hooks.push(hook)
-      return () => {
-        const i = hooks.indexOf(hook)
-        if (i !== -1) hooks.splice(i, 1)
-      }
-    },
-    stats: () => ({ roots, nodes: nodes.size })
+    startRoot: (injector, to, id) => Effect.sync(() => unsafeStartRoot(injector, to, id)),
+    lookup: (id) => Effect.sync(() => Option.fromNullable(unsafeLookup(id))),
+    extend: (node, name) => Effect.sync(() => unsafeExtend(node, name)),
+    prune: (node) => Effect.sync(() => Option.fromNullable(unsafePrune(node))),
+    chain: (node) => Effect.sync(() => unsafeChain(node)),
+    retain: (node) => Effect.sync(() => unsafeRetain(node)),
+    release: (node) => Effect.sync(() => unsafeRelease(node)),
+    onBranchEnd: (node, hook) => Effect.sync(() => unsafeOnBranchEnd(node, hook)),
+    onComplete: (hook) =>
+      Effect.acquireRelease(Effect.sync(() => unsafeOnComplete(hook)), (remove) => Effect.sync(remove)).pipe(Effect.asVoid),
+    stats: Effect.sync(unsafeStats),
+    unsafeStartRoot,
+    unsafeLookup,
+    unsafeExtend,
+    unsafePrune,
+    unsafeChain,
+    unsafeRetain,
+    unsafeRelease,
+    unsafeOnBranchEnd,
+    unsafeOnComplete,
+    unsafeStats
   }
 }
 
@@ -167,7 +221,14 @@ export class ThreadRegistry extends Context.Tag("xml-organism/ThreadRegistry")<
   ThreadRegistry,
   ThreadRegistry.Service
 >() {
-  static readonly make: Effect.Effect<ThreadRegistry.Service> = Effect.sync(makeThreadRegistry)
+  /**
+   * An in-memory registry. Roots are stamped with the Effect Clock, which the pump's
+   * thread-duration guard reads too (so `TestClock` drives both).
+   */
+  static readonly make: Effect.Effect<ThreadRegistry.Service> = Effect.map(
+    Effect.clock,
+    (clock) => makeThreadRegistry(() => clock.unsafeCurrentTimeMillis())
+  )
   /** The embedded, in-process registry. */
   static readonly layerMemory: Layer.Layer<ThreadRegistry> = Layer.effect(ThreadRegistry, ThreadRegistry.make)
 }

@@ -10,31 +10,15 @@
  * (case-insensitive, like listener names). Only messages observed after registration count.
  *
  * `observe` runs on every delivered message and is O(1) for a conversation without
- * watchers; methods are synchronous (the in-memory registry has nothing to wait for).
+ * watchers. The service is Effect-shaped; the pump uses the synchronous `unsafe*` twins
+ * (like `Queue.unsafeOffer`): the in-memory registry has nothing to wait for.
  */
-import { Context, Effect, Layer, Schema } from "effect"
+import { Context, Effect, Either, Layer, Option } from "effect"
 import type { ThreadId } from "../domain/Ids.js"
 import { TodoClosed, type TodoComplete, TodoRegistered, type TodoUntil } from "../domain/TodoPayloads.js"
+import { TodoNotFound, TodoRefused } from "./errors.js"
 
-/** No open todo with this id belongs to the requesting agent on this conversation. */
-export class TodoNotFound extends Schema.TaggedError<TodoNotFound>()("TodoNotFound", {
-  id: Schema.String,
-  agent: Schema.String
-}) {
-  override get message() {
-    return `${this.agent} has no open todo with id "${this.id}"`
-  }
-}
-
-/** The request cannot be registered (empty payload type, too many open todos). */
-export class TodoRefused extends Schema.TaggedError<TodoRefused>()("TodoRefused", {
-  agent: Schema.String,
-  reason: Schema.String
-}) {
-  override get message() {
-    return this.reason
-  }
-}
+export { TodoNotFound, TodoRefused } from "./errors.js"
 
 export interface TodoConfig {
   /** Open todos per conversation, all agents together. */
@@ -86,24 +70,43 @@ export interface TodoRequester {
   readonly thread: ThreadId
 }
 
+export interface TodoRequest {
+  readonly waitFor: string
+  readonly fromListener?: string | undefined
+  readonly description: string
+}
+
+export interface TodoStats {
+  /** Conversations with open todos. */
+  readonly threads: number
+  readonly open: number
+  readonly raised: number
+}
+
 export declare namespace TodoRegistry {
   export interface Service {
-    readonly register: (
-      requester: TodoRequester,
-      todo: { readonly waitFor: string; readonly fromListener?: string | undefined; readonly description: string }
-    ) => Effect.Effect<TodoWatcher, TodoRefused>
-    /** A message was delivered on `root`: returns the watchers it raised now. */
-    readonly observe: (message: ObservedMessage) => ReadonlyArray<TodoWatcher>
+    readonly register: (requester: TodoRequester, todo: TodoRequest) => Effect.Effect<TodoWatcher, TodoRefused>
+    /** A message was delivered on `root`: the watchers it raised now. */
+    readonly observe: (message: ObservedMessage) => Effect.Effect<ReadonlyArray<TodoWatcher>>
     /** Closes the agent's todo on that conversation; the closed watcher. */
     readonly close: (requester: TodoRequester, id: string) => Effect.Effect<TodoWatcher, TodoNotFound>
-    /** The agent's raised, open todos on the conversation, with the nudge text; or undefined. */
-    readonly nudgeFor: (agent: string, root: ThreadId) => TodoNudge | undefined
+    /** The agent's raised, open todos on the conversation, with the nudge text, if it has any. */
+    readonly nudgeFor: (agent: string, root: ThreadId) => Effect.Effect<Option.Option<TodoNudge>>
     /** The agent's open todos on the conversation, raised or not. */
-    readonly openFor: (agent: string, root: ThreadId) => ReadonlyArray<TodoWatcher>
+    readonly openFor: (agent: string, root: ThreadId) => Effect.Effect<ReadonlyArray<TodoWatcher>>
     /** Drops the conversation's watchers (the completion hook). */
-    readonly cleanup: (root: ThreadId) => void
-    /** `threads`: conversations with open todos. */
-    readonly stats: () => { readonly threads: number; readonly open: number; readonly raised: number }
+    readonly cleanup: (root: ThreadId) => Effect.Effect<void>
+    readonly stats: Effect.Effect<TodoStats>
+
+    // The synchronous twins, for the pump's hot path.
+    readonly unsafeRegister: (requester: TodoRequester, todo: TodoRequest) => Either.Either<TodoWatcher, TodoRefused>
+    readonly unsafeObserve: (message: ObservedMessage) => ReadonlyArray<TodoWatcher>
+    readonly unsafeClose: (requester: TodoRequester, id: string) => Either.Either<TodoWatcher, TodoNotFound>
+    /** Undefined when the agent has no raised todo there (the common case: no allocation). */
+    readonly unsafeNudgeFor: (agent: string, root: ThreadId) => TodoNudge | undefined
+    readonly unsafeOpenFor: (agent: string, root: ThreadId) => ReadonlyArray<TodoWatcher>
+    readonly unsafeCleanup: (root: ThreadId) => void
+    readonly unsafeStats: () => TodoStats
   }
 }
 
@@ -161,42 +164,41 @@ export const makeTodoRegistry = (options: Partial<TodoConfig> = {}, now: () => n
 
   const ownedBy = (agent: string, root: ThreadId) => (byRoot.get(root)?.open ?? []).filter((w) => same(w.agent, agent))
 
-  const register: TodoRegistry.Service["register"] = (requester, todo) =>
-    Effect.suspend(() => {
-      const waitFor = todo.waitFor.trim()
-      if (waitFor === "") {
-        return Effect.fail(new TodoRefused({ agent: requester.agent, reason: "WaitFor must name a payload type" }))
-      }
-      let todos = byRoot.get(requester.root)
-      if (todos !== undefined && todos.open.length >= config.maxPerThread) {
-        return Effect.fail(
-          new TodoRefused({
-            agent: requester.agent,
-            reason: `this conversation already has ${config.maxPerThread} open todos; close some first`
-          })
-        )
-      }
-      const from = todo.fromListener?.trim()
-      const fromListener = from === undefined || from === "" ? undefined : from
-      if (todos === undefined) byRoot.set(requester.root, todos = { open: [], next: 0 })
-      const w: Watcher = {
-        id: `todo-${++todos.next}`,
-        agent: requester.agent,
-        root: requester.root,
-        thread: requester.thread,
-        waitFor,
-        fromListener,
-        description: todo.description,
-        createdAt: now(),
-        raisedBy: undefined,
-        waitForKey: waitFor.toLowerCase(),
-        fromKey: fromListener?.toLowerCase()
-      }
-      todos.open.push(w)
-      return Effect.succeed(view(w))
-    })
+  const unsafeRegister: TodoRegistry.Service["unsafeRegister"] = (requester, todo) => {
+    const waitFor = todo.waitFor.trim()
+    if (waitFor === "") {
+      return Either.left(new TodoRefused({ agent: requester.agent, reason: "WaitFor must name a payload type" }))
+    }
+    let todos = byRoot.get(requester.root)
+    if (todos !== undefined && todos.open.length >= config.maxPerThread) {
+      return Either.left(
+        new TodoRefused({
+          agent: requester.agent,
+          reason: `this conversation already has ${config.maxPerThread} open todos; close some first`
+        })
+      )
+    }
+    const from = todo.fromListener?.trim()
+    const fromListener = from === undefined || from === "" ? undefined : from
+    if (todos === undefined) byRoot.set(requester.root, todos = { open: [], next: 0 })
+    const w: Watcher = {
+      id: `todo-${++todos.next}`,
+      agent: requester.agent,
+      root: requester.root,
+      thread: requester.thread,
+      waitFor,
+      fromListener,
+      description: todo.description,
+      createdAt: now(),
+      raisedBy: undefined,
+      waitForKey: waitFor.toLowerCase(),
+      fromKey: fromListener?.toLowerCase()
+    }
+    todos.open.push(w)
+    return Either.right(view(w))
+  }
 
-  const observe: TodoRegistry.Service["observe"] = (message) => {
+  const unsafeObserve: TodoRegistry.Service["unsafeObserve"] = (message) => {
     const watchers = byRoot.get(message.root)?.open
     if (watchers === undefined || watchers.length === 0) return NONE
     let typeKey: string | undefined
@@ -212,42 +214,56 @@ export const makeTodoRegistry = (options: Partial<TodoConfig> = {}, now: () => n
     return raised ?? NONE
   }
 
-  const close: TodoRegistry.Service["close"] = (requester, id) =>
-    Effect.suspend(() => {
-      const watchers = byRoot.get(requester.root)?.open
-      const i = watchers === undefined ? -1 : watchers.findIndex((w) => w.id === id.trim() && same(w.agent, requester.agent))
-      // Someone else's todo, or another conversation's, is "not found": no one learns of it.
-      if (i === -1) return Effect.fail(new TodoNotFound({ id, agent: requester.agent }))
-      const [w] = watchers!.splice(i, 1)
-      return Effect.succeed(view(w!))
-    })
+  const unsafeClose: TodoRegistry.Service["unsafeClose"] = (requester, id) => {
+    const watchers = byRoot.get(requester.root)?.open
+    const i = watchers === undefined ? -1 : watchers.findIndex((w) => w.id === id.trim() && same(w.agent, requester.agent))
+    // Someone else's todo, or another conversation's, is "not found": no one learns of it.
+    if (i === -1) return Either.left(new TodoNotFound({ id, agent: requester.agent }))
+    const [w] = watchers!.splice(i, 1)
+    return Either.right(view(w!))
+  }
+
+  const unsafeNudgeFor: TodoRegistry.Service["unsafeNudgeFor"] = (agent, root) => {
+    const watchers = byRoot.get(root)?.open
+    if (watchers === undefined) return undefined
+    let todos: Array<TodoWatcher> | undefined
+    for (const w of watchers) if (w.raisedBy !== undefined && same(w.agent, agent)) (todos ??= []).push(view(w))
+    return todos === undefined ? undefined : { todos, text: nudgeText(todos) }
+  }
+
+  const unsafeOpenFor: TodoRegistry.Service["unsafeOpenFor"] = (agent, root) => ownedBy(agent, root).map(view)
+
+  const unsafeCleanup: TodoRegistry.Service["unsafeCleanup"] = (root) => {
+    byRoot.delete(root)
+  }
+
+  const unsafeStats: TodoRegistry.Service["unsafeStats"] = () => {
+    let open = 0
+    let raised = 0
+    let threads = 0
+    for (const { open: watchers } of byRoot.values()) {
+      if (watchers.length > 0) threads++
+      open += watchers.length
+      for (const w of watchers) if (w.raisedBy !== undefined) raised++
+    }
+    return { threads, open, raised }
+  }
 
   return {
-    register,
-    observe,
-    close,
-    nudgeFor: (agent, root) => {
-      const watchers = byRoot.get(root)?.open
-      if (watchers === undefined) return undefined
-      let todos: Array<TodoWatcher> | undefined
-      for (const w of watchers) if (w.raisedBy !== undefined && same(w.agent, agent)) (todos ??= []).push(view(w))
-      return todos === undefined ? undefined : { todos, text: nudgeText(todos) }
-    },
-    openFor: (agent, root) => ownedBy(agent, root).map(view),
-    cleanup: (root) => {
-      byRoot.delete(root)
-    },
-    stats: () => {
-      let open = 0
-      let raised = 0
-      let threads = 0
-      for (const { open: watchers } of byRoot.values()) {
-        if (watchers.length > 0) threads++
-        open += watchers.length
-        for (const w of watchers) if (w.raisedBy !== undefined) raised++
-      }
-      return { threads, open, raised }
-    }
+    register: (requester, todo) => Effect.suspend(() => unsafeRegister(requester, todo)),
+    observe: (message) => Effect.sync(() => unsafeObserve(message)),
+    close: (requester, id) => Effect.suspend(() => unsafeClose(requester, id)),
+    nudgeFor: (agent, root) => Effect.sync(() => Option.fromNullable(unsafeNudgeFor(agent, root))),
+    openFor: (agent, root) => Effect.sync(() => unsafeOpenFor(agent, root)),
+    cleanup: (root) => Effect.sync(() => unsafeCleanup(root)),
+    stats: Effect.sync(unsafeStats),
+    unsafeRegister,
+    unsafeObserve,
+    unsafeClose,
+    unsafeNudgeFor,
+    unsafeOpenFor,
+    unsafeCleanup,
+    unsafeStats
   }
 }
 

@@ -9,7 +9,7 @@
  * way comes back from the pipeline as a SystemError quoting the error and the expected schema,
  * which the agent answers with another model call (bounded too).
  */
-import { Effect } from "effect"
+import { Effect, Option } from "effect"
 import type { BudgetWarning } from "../../domain/BudgetPayloads.js"
 import type { ThreadId } from "../../domain/Ids.js"
 import type { LlmMessage } from "../../domain/Llm.js"
@@ -87,13 +87,14 @@ export const llmAgentHandlers = (listener: Listener, options: LlmAgentOptions, s
   const invoke = (meta: HandlerMetadata) =>
     Effect.gen(function*() {
       const router = yield* LlmRouter
-      const instructions = support.prompts().promptFor(name)?.system ?? listener.prompt ?? ""
+      const prompt = yield* support.prompts().promptFor(name)
+      const instructions = Option.isSome(prompt) ? prompt.value.system : listener.prompt ?? ""
       const system = `${instructions}\n\n${OUTPUT_FORMAT}`
       const vocabulary = support.vocabulary(name)
       const peers = new Set(vocabulary.peers.map((p) => p.toLowerCase()))
       const messages = conversationFor(
         name,
-        support.context.query(meta.root, { involving: name }),
+        yield* support.context.query(meta.root, { involving: name }),
         meta.nudge,
         (n) => peers.has(n.toLowerCase())
       )

@@ -41,11 +41,11 @@ export const makeBuiltIns = (core: BuiltInDeps) => {
 
   const primitives: PrimitiveContext = {
     onBranchEnd: (thread, hook) => {
-      const node = registry.lookup(thread)
-      if (node !== undefined) registry.onBranchEnd(node, hook)
+      const node = registry.unsafeLookup(thread)
+      if (node !== undefined) registry.unsafeOnBranchEnd(node, hook)
     },
     reply: (listener, thread, reply) => {
-      const node = registry.lookup(thread)
+      const node = registry.unsafeLookup(thread)
       const entry = core.version().routes.listenerNamed(listener)
       if (node !== undefined && entry !== undefined) core.replyAs(entry, node, reply)
     },
@@ -54,8 +54,8 @@ export const makeBuiltIns = (core: BuiltInDeps) => {
       return Either.isRight(encoded) ? payloadXmlOf(encoded.right.tag, encoded.right.inner) : String(payload)
     },
     onRootComplete: core.onRootComplete,
-    rootOf: (thread) => registry.lookup(thread)?.root.id,
-    callerThread: (thread) => registry.lookup(thread)?.parent?.id
+    rootOf: (thread) => registry.unsafeLookup(thread)?.root.id,
+    callerThread: (thread) => registry.unsafeLookup(thread)?.parent?.id
   }
   const builtIn = primitiveListeners(primitives, core.todos)
 
@@ -65,12 +65,12 @@ export const makeBuiltIns = (core: BuiltInDeps) => {
     prompts: () => core.version().prompts,
     vocabulary: (agent) => core.version().vocabulary(agent),
     notify: (agent, thread, payload) => {
-      const node = registry.lookup(thread)
+      const node = registry.unsafeLookup(thread)
       const encoded = encodePayload(payload, core.version().settings.wire)
       if (node !== undefined && Either.isRight(encoded)) core.emitSystem(agent, node, encoded.right)
     },
     guard: (agent, thread, guard, detail) => {
-      const node = registry.lookup(thread)
+      const node = registry.unsafeLookup(thread)
       core.noteProblem(node?.root, `guard ${guard}: ${detail}`)
       if (core.observed()) {
         core.publish(new GuardTripped({ thread, root: node?.root.id ?? null, time: core.now(), guard, listener: agent, detail }, true))

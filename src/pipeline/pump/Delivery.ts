@@ -117,14 +117,14 @@ export const makeDelivery = (core: PumpCore, lifecycle: Lifecycle, dispatcher: D
   const nodeOf = (hop: Hop, accepted: Accepted): ThreadNode => {
     if (hop.origin !== undefined) return hop.origin.node
     const { envelope, thread } = accepted
-    const known = registry.lookup(thread.thread)
+    const known = registry.unsafeLookup(thread.thread)
     const to = envelope.to
     let node: ThreadNode
     if (known !== undefined) {
-      node = to === undefined || known.name === to ? known : registry.extend(known, to)
+      node = to === undefined || known.name === to ? known : registry.unsafeExtend(known, to)
     } else {
       // A broadcast from outside is delivered on hops below the sender's own node.
-      node = registry.startRoot(envelope.from, to, thread.replaced ? undefined : thread.thread)
+      node = registry.unsafeStartRoot(envelope.from, to, thread.replaced ? undefined : thread.thread)
       if (core.observed()) {
         core.publish(new ThreadCreated({ thread: node.root.id, time: core.now(), injector: envelope.from, to: to ?? null }, true))
       }
@@ -189,7 +189,7 @@ export const makeDelivery = (core: PumpCore, lifecycle: Lifecycle, dispatcher: D
 
     const root = node.root
     // The conversation's history records each message once, whatever its fan-out.
-    const appended = core.context.append({
+    const appended = core.context.unsafeAppend({
       id: String(++messageSeq),
       root: root.id,
       thread: node.id,
@@ -202,7 +202,7 @@ export const makeDelivery = (core: PumpCore, lifecycle: Lifecycle, dispatcher: D
     // A full history stops a message — except the pump's own SystemErrors, which must still
     // reach their listener (to say, for one, that its history is full).
     if (Either.isLeft(appended) && !system) return guardStop("context-full", appended.left.message, first.name ?? null)
-    core.todos.observe({ root: root.id, thread: node.id, from, payloadType: envelope.payloadTag })
+    core.todos.unsafeObserve({ root: root.id, thread: node.id, from, payloadType: envelope.payloadTag })
 
     const jobs: Array<Job> = []
     let answer: Answer | undefined
@@ -210,7 +210,7 @@ export const makeDelivery = (core: PumpCore, lifecycle: Lifecycle, dispatcher: D
     const tag = envelope.payloadTag.toLowerCase()
     for (const { payload, target } of deliveries) {
       const entry = target.listener
-      const jobNode = broadcast && target.name !== undefined ? registry.extend(node, target.name) : node
+      const jobNode = broadcast && target.name !== undefined ? registry.unsafeExtend(node, target.name) : node
       if (core.observed()) {
         core.publish(
           new MessageReceived({

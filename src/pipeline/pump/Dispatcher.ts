@@ -14,10 +14,10 @@
  * reply the caller hears about, and the job is finished whatever happens while its reply is
  * written — a job can never be left holding its lease.
  */
-import { Cause, Duration, Effect, Exit, type Fiber, FiberId, FiberSet, Option, Runtime } from "effect"
+import { Cause, Duration, Effect, Either, Exit, type Fiber, FiberId, FiberSet, Option, Runtime } from "effect"
 import type { HandlerMetadata } from "../../domain/Listener.js"
 import { AgentState, HandlerCompleted, HandlerFailed } from "../../domain/PumpEvent.js"
-import { isReply } from "../../domain/Reply.js"
+import { decodeReply } from "../../domain/Reply.js"
 import { SystemErrors } from "../../domain/SystemPayloads.js"
 import { describeThrown } from "../Ingress.js"
 import { enterAll, Gate, leaveAll } from "../internal/Gate.js"
@@ -167,12 +167,11 @@ export const makeDispatcher = <R>(
   const replied = (job: Job, value: unknown) => {
     if (core.observed()) job.replies = []
     if (value !== undefined && value !== null) {
-      if (!isReply(value)) {
-        const kind = Array.isArray(value) ? "an array" : typeof value === "object" ? (value as object).constructor?.name ?? "an object" : typeof value
-        failJob(job, "invalid-reply", `handler returned ${kind}, not a Reply`)
-        return
-      }
-      outbox.sendReply(job, value)
+      // Whatever a handler returns is checked in full here: a malformed reply is the handler's
+      // failure, which its caller hears about, and never a second outcome of its message.
+      const reply = decodeReply(value)
+      if (Either.isLeft(reply)) return failJob(job, "invalid-reply", `handler returned something that is not a Reply: ${reply.left}`)
+      outbox.sendReply(job, reply.right)
     }
     if (core.observed()) {
       core.publish(
@@ -253,7 +252,7 @@ export const makeDispatcher = <R>(
     const root = job.node.root.id
     const base = { thread: job.node.id, from: job.from, self: l.name, isSelfCall: job.from === l.name, root, diagnostics: job.diagnostics }
     return l.agent
-      ? { ...base, nudge: core.todos.nudgeFor(l.name, root)?.text, instructions: job.version.prompts.promptFor(l.name)?.system }
+      ? { ...base, nudge: core.todos.unsafeNudgeFor(l.name, root)?.text, instructions: job.version.prompts.unsafePromptFor(l.name)?.system }
       : base
   }
 

@@ -28,7 +28,7 @@ export const makeLifecycle = (core: PumpCore) => {
   /** A new hop, counted as injected. One the pump wrote holds its node from now on. */
   const open = (input: Uint8Array | string, origin: Origin | undefined, permit: Permit | undefined): Hop => {
     books.injected++
-    if (origin !== undefined) registry.retain(origin.node)
+    if (origin !== undefined) registry.unsafeRetain(origin.node)
     if (permit !== undefined) permit.pending++
     return { input, origin, lease: { node: origin?.node, permit } }
   }
@@ -36,7 +36,7 @@ export const makeLifecycle = (core: PumpCore) => {
   /** A message from outside found its thread: the hop holds that node until it settles. */
   const hold = (hop: Hop, node: ThreadNode) => {
     if (hop.lease.node !== undefined) return
-    registry.retain(node)
+    registry.unsafeRetain(node)
     hop.lease.node = node
   }
 
@@ -190,7 +190,7 @@ export const makeLifecycle = (core: PumpCore) => {
         books.delivered++
         // The jobs take over the hop's hold on the thread and the producer's permit.
         for (const job of outcome.jobs) {
-          registry.retain(job.node)
+          registry.unsafeRetain(job.node)
           if (job.permit !== undefined) job.permit.pending++
           books.jobsOpen++
         }
@@ -206,7 +206,7 @@ export const makeLifecycle = (core: PumpCore) => {
     }
     const node = hop.lease.node
     hop.lease.node = undefined
-    if (node !== undefined) registry.release(node)
+    if (node !== undefined) registry.unsafeRelease(node)
     permitDone(hop.lease.permit)
     books.checkIdle()
   }
@@ -221,7 +221,7 @@ export const makeLifecycle = (core: PumpCore) => {
   const finish = (job: Job, started: boolean) => {
     if (started) books.running--
     books.jobsOpen--
-    registry.release(job.node)
+    registry.unsafeRelease(job.node)
     permitDone(job.permit)
     books.checkIdle()
   }

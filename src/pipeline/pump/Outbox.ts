@@ -141,7 +141,7 @@ export const makeOutbox = (core: PumpCore, lifecycle: Lifecycle) => {
   }
 
   const forward = (job: Job, to: string, encoded: Encoded) =>
-    lifecycle.emit(job.entry.listener.name, to, core.registry.extend(job.node, to), encoded, job.node, false, job.permit, job)
+    lifecycle.emit(job.entry.listener.name, to, core.registry.unsafeExtend(job.node, to), encoded, job.node, false, job.permit, job)
 
   /** Writes what a handler returned (a Reply the dispatcher has already checked). */
   const sendReply = (job: Job, reply: Reply): void => {

@@ -5,8 +5,8 @@
  * the registries. A hot reload builds a whole new version and swaps it in one step between
  * two chunks; every part of the pump reads the current version and keeps no copy of it.
  */
-import type { BudgetConfig } from "../../services/BudgetRegistry.js"
-import type { ContextBufferConfig } from "../../services/ContextBuffer.js"
+import { type BudgetConfig, BudgetRegistry } from "../../services/BudgetRegistry.js"
+import { type ContextBufferConfig, defaultContextBufferConfig } from "../../services/ContextBuffer.js"
 import type { CustomStage, StagePoint } from "../../domain/CustomStage.js"
 import type { Listener } from "../../domain/Listener.js"
 import type { Organism, OrganismSettings } from "../../domain/Organism.js"
@@ -18,8 +18,8 @@ import type { ListenerEntry, Router } from "../Router.js"
 
 /** The registries' limits a version asks for (applied when the version is swapped in). */
 export interface Limits {
-  readonly context: Partial<ContextBufferConfig>
-  readonly budgets: Partial<BudgetConfig>
+  readonly context: ContextBufferConfig
+  readonly budgets: BudgetConfig
 }
 
 export interface Version {
@@ -41,15 +41,13 @@ export interface Version {
   readonly vocabulary: (agent: string) => OutputVocabulary
 }
 
-/** The registries' limits as an organism's settings and listeners ask for them. */
+/**
+ * The registries' limits as an organism's settings and listeners ask for them: whole
+ * configurations, so that a key a new version drops goes back to its default.
+ */
 export const limitsOf = (organism: Organism<any>): Limits => ({
-  context: organism.settings.context,
-  budgets: {
-    maxTokensPerThread: organism.settings.maxTokensPerThread,
-    perListener: Object.fromEntries(
-      organism.listeners.flatMap((l) => (l.maxTokensPerThread === undefined ? [] : [[l.name, l.maxTokensPerThread]]))
-    )
-  }
+  context: { ...defaultContextBufferConfig, ...organism.settings.context },
+  budgets: BudgetRegistry.configFor(organism)
 })
 
 export const stagesByPoint = (stages: ReadonlyArray<CustomStage>): Version["stages"] => ({
