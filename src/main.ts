@@ -7,17 +7,19 @@ import { Command, ValidationError } from "@effect/cli"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Console, Effect, Exit } from "effect"
-import packageJson from "../package.json" with { type: "json" }
 import { ExitWith, UsageError } from "./cli/Exit.js"
 import { inspectCommand } from "./cli/InspectCommand.js"
 import { replayCommand, traceCommand } from "./cli/JournalCommands.js"
+import { initCommand } from "./cli/InitCommand.js"
 import { mockLlmCommand } from "./cli/MockLlmCommand.js"
+import { packageJson } from "./cli/packageInfo.js"
 import { runCommand, validateCommand } from "./cli/RunCommand.js"
 import { schemaCommand } from "./cli/SchemaCommand.js"
 
 const organism = Command.make("organism").pipe(
   Command.withDescription("Run and inspect xml-organism organisms"),
   Command.withSubcommands([
+    initCommand,
     runCommand,
     validateCommand,
     inspectCommand,
@@ -30,14 +32,6 @@ const organism = Command.make("organism").pipe(
 
 const cli = Command.run(organism, { name: "organism", version: packageJson.version })
 
-// `organism schema … | head`: the reader went away; that is the end of the output, not an error.
-for (const stream of [process.stdout, process.stderr]) {
-  stream.on("error", (e: NodeJS.ErrnoException) => {
-    if (e.code === "EPIPE") process.exit(0)
-    throw e
-  })
-}
-
 /**
  * @effect/cli stops reading options after a lone "-" (standard input), so `inspect - --json`
  * would reject `--json`. Moving the "-" after the options keeps the usual Unix spelling.
@@ -48,7 +42,7 @@ export const normalizeArgv = (argv: ReadonlyArray<string>): Array<string> => {
   return [...argv.slice(0, dash), ...argv.slice(dash + 1), "-"]
 }
 
-const program = Effect.suspend(() => cli(normalizeArgv(process.argv))).pipe(
+const program = (argv: ReadonlyArray<string>) => Effect.suspend(() => cli(normalizeArgv(argv))).pipe(
   Effect.catchIf(
     (e): e is UsageError => e instanceof UsageError,
     (e) => Console.error(`organism: ${e.message}`).pipe(Effect.zipRight(Effect.fail(new ExitWith({ code: 2 }))))
@@ -58,13 +52,27 @@ const program = Effect.suspend(() => cli(normalizeArgv(process.argv))).pipe(
   Effect.provide(NodeContext.layer)
 )
 
-NodeRuntime.runMain(program, {
-  disableErrorReporting: true,
-  teardown: (exit, onExit) => {
-    if (Exit.isSuccess(exit)) return onExit(0)
-    const failure = Cause.failureOption(exit.cause)
-    if (failure._tag === "Some" && failure.value instanceof ExitWith) return onExit(failure.value.code)
-    if (!Cause.isInterruptedOnly(exit.cause)) console.error(Cause.pretty(exit.cause))
-    onExit(Cause.isInterruptedOnly(exit.cause) ? 130 : 1)
+/**
+ * Runs the command line on `argv` (`process.argv`: node, script, arguments…) and exits the
+ * process when done. bin/organism.js calls it once this module is loaded, so that the
+ * framework's own modules load before the hooks that compile the user's TypeScript.
+ */
+export const main = (argv: ReadonlyArray<string>): void => {
+  // `organism schema … | head`: the reader went away; that is the end of the output, not an error.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on("error", (e: NodeJS.ErrnoException) => {
+      if (e.code === "EPIPE") process.exit(0)
+      throw e
+    })
   }
-})
+  NodeRuntime.runMain(program(argv), {
+    disableErrorReporting: true,
+    teardown: (exit, onExit) => {
+      if (Exit.isSuccess(exit)) return onExit(0)
+      const failure = Cause.failureOption(exit.cause)
+      if (failure._tag === "Some" && failure.value instanceof ExitWith) return onExit(failure.value.code)
+      if (!Cause.isInterruptedOnly(exit.cause)) console.error(Cause.pretty(exit.cause))
+      onExit(Cause.isInterruptedOnly(exit.cause) ? 130 : 1)
+    }
+  })
+}
