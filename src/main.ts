@@ -13,8 +13,9 @@ import { replayCommand, traceCommand } from "./cli/JournalCommands.js"
 import { initCommand } from "./cli/InitCommand.js"
 import { mockLlmCommand } from "./cli/MockLlmCommand.js"
 import { packageJson } from "./cli/packageInfo.js"
-import { runCommand, validateCommand } from "./cli/RunCommand.js"
+import { runCommand } from "./cli/RunCommand.js"
 import { schemaCommand } from "./cli/SchemaCommand.js"
+import { validateCommand } from "./cli/ValidateCommand.js"
 
 const organism = Command.make("organism").pipe(
   Command.withDescription("Run and inspect xml-organism organisms"),

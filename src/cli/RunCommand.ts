@@ -7,10 +7,7 @@ import { eventToJson, type PumpEvent } from "../domain/PumpEvent.js"
 import { parseDuration } from "../domain/OrganismConfig.js"
 import type { PayloadValue } from "../domain/Reply.js"
 import { TextInput } from "../domain/SystemPayloads.js"
-import type { Listener } from "../domain/Listener.js"
 import { Pump } from "../pipeline/Pump.js"
-import { makeRouter } from "../pipeline/Router.js"
-import { ThreadRegistry } from "../services/ThreadRegistry.js"
 import { Events } from "../services/Events.js"
 import { Journal, type JournalError } from "../services/Journal.js"
 import { LlmRouter } from "../services/LlmRouter.js"
@@ -197,23 +194,3 @@ const runLoaded = (
       const c = pump.counters()
       if (opts.strict && c.rejected + c.guardStopped > 0) return yield* new ExitWith({ code: 1 })
     }).pipe(Effect.scoped)
-
-export const validateCommand = Command.make(
-  "validate",
-  { file },
-  ({ file }) =>
-    Effect.gen(function*() {
-      const loaded = yield* loadOrganism(file).pipe(Effect.catchTag("OrganismConfigError", reportConfigError(1)))
-      // Building the pump's router compiles every payload XSD.
-      const router = yield* makeRouter(loaded.organism.listeners as ReadonlyArray<Listener>, yield* ThreadRegistry.make).pipe(
-        Effect.catchTags({
-          RouteTableError: (e) => Console.error(`organism: ${file}: ${e.message}`).pipe(Effect.zipRight(new ExitWith({ code: 1 }))),
-          SchemaCompileError: (e) => Console.error(`organism: ${file}: ${e.message}`).pipe(Effect.zipRight(new ExitWith({ code: 1 })))
-        })
-      )
-      yield* Console.log(
-        `${file}: ok — organism "${loaded.organism.settings.name}", ${router.listeners.size} listeners, ` +
-          `${router.types.size} payload types compiled`
-      )
-    }).pipe(Effect.scoped, Effect.provide(XmlEngine.layer))
-).pipe(Command.withDescription("Check an organism file, load its modules and compile every XSD, without running"))

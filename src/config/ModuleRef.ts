@@ -9,6 +9,7 @@ import { isAbsolute, resolve } from "node:path"
 import { pathToFileURL } from "node:url"
 import { isPayloadType, type PayloadType } from "../domain/Payload.js"
 import { builtinPayloads } from "./builtins.js"
+import { closest } from "./suggest.js"
 
 export class ModuleLoadError extends Schema.TaggedError<ModuleLoadError>()("ModuleLoadError", {
   reference: Schema.String,
@@ -132,11 +133,13 @@ const exportOf = (reference: string, baseDir: string, options: { readonly reload
     const module = yield* importModule(reference, baseDir, options)
     if (!(exportName in module)) {
       const available = Object.keys(module).sort()
+      const near = closest(exportName, available)
       return yield* new ModuleLoadError({
         reference,
         reason: "export-not-found",
         detail: `module ${path} has no export "${exportName}"` +
-          (available.length > 0 ? ` (it exports: ${available.join(", ")})` : "")
+          (available.length > 0 ? ` (it exports: ${available.join(", ")})` : "") +
+          (near !== undefined ? ` — did you mean "${near}"?` : "")
       })
     }
     return module[exportName]
