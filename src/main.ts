@@ -6,30 +6,38 @@ import { Command, ValidationError } from "@effect/cli"
 // and doubles the CLI's start-up time.
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { Cause, Console, Effect, Exit } from "effect"
+import { Cause, Console, Effect, Exit, Logger } from "effect"
 import { ExitWith, UsageError } from "./cli/Exit.js"
 import { inspectCommand } from "./cli/InspectCommand.js"
 import { replayCommand, traceCommand } from "./cli/JournalCommands.js"
+import { checkArguments, commandHelp, renderCommandHelp, renderProgramHelp, usageLine } from "./cli/help.js"
 import { initCommand } from "./cli/InitCommand.js"
 import { mockLlmCommand } from "./cli/MockLlmCommand.js"
 import { packageJson } from "./cli/packageInfo.js"
+import { promptCommand } from "./cli/PromptCommand.js"
 import { runCommand } from "./cli/RunCommand.js"
 import { schemaCommand } from "./cli/SchemaCommand.js"
+import { useColor } from "./cli/terminal.js"
 import { validateCommand } from "./cli/ValidateCommand.js"
 
+const description = "Run and inspect xml-organism organisms"
+const commands = [
+  initCommand,
+  runCommand,
+  validateCommand,
+  inspectCommand,
+  schemaCommand,
+  promptCommand,
+  replayCommand,
+  traceCommand,
+  mockLlmCommand
+] as const
+
 const organism = Command.make("organism").pipe(
-  Command.withDescription("Run and inspect xml-organism organisms"),
-  Command.withSubcommands([
-    initCommand,
-    runCommand,
-    validateCommand,
-    inspectCommand,
-    schemaCommand,
-    replayCommand,
-    traceCommand,
-    mockLlmCommand
-  ])
+  Command.withDescription(description),
+  Command.withSubcommands(commands)
 )
+const helps = commands.map(commandHelp)
 
 const cli = Command.run(organism, { name: "organism", version: packageJson.version })
 
@@ -43,13 +51,44 @@ export const normalizeArgv = (argv: ReadonlyArray<string>): Array<string> => {
   return [...argv.slice(0, dash), ...argv.slice(dash + 1), "-"]
 }
 
-const program = (argv: ReadonlyArray<string>) => Effect.suspend(() => cli(normalizeArgv(argv))).pipe(
+const isHelp = (arg: string) => arg === "--help" || arg === "-h"
+
+/**
+ * Help, and the mistakes that have a better message than @effect/cli's (an unknown command
+ * or option, with the closest one), are answered here; everything else is parsed by it.
+ */
+const dispatch = (argv: ReadonlyArray<string>) => {
+  const args = argv.slice(2)
+  const first = args[0]
+  const named = helps.find((h) => h.name === (first === "help" ? args[1] : first))
+  if (first === undefined || isHelp(first) || (first === "help" && named === undefined)) {
+    return Console.log(renderProgramHelp("organism", packageJson.version, description, helps))
+  }
+  if (named !== undefined && (first === "help" || args.some(isHelp))) {
+    return Console.log(renderCommandHelp("organism", named))
+  }
+  const wrong = checkArguments("organism", args, helps)
+  if (wrong !== undefined) return Effect.fail(new UsageError({ message: wrong }))
+  return cli(normalizeArgv(argv)).pipe(
+    // @effect/cli has printed what was wrong with the arguments: add how the command goes.
+    Effect.tapError((e) =>
+      ValidationError.isValidationError(e) && named !== undefined
+        ? Console.error(`usage: ${usageLine("organism", named)}  (organism ${named.name} --help for more)`)
+        : Effect.void
+    )
+  )
+}
+
+const program = (argv: ReadonlyArray<string>) => Effect.suspend(() => dispatch(argv)).pipe(
   Effect.catchIf(
     (e): e is UsageError => e instanceof UsageError,
     (e) => Console.error(`organism: ${e.message}`).pipe(Effect.zipRight(Effect.fail(new ExitWith({ code: 2 }))))
   ),
   // @effect/cli has already printed what was wrong with the arguments.
   Effect.catchIf(ValidationError.isValidationError, () => Effect.fail(new ExitWith({ code: 2 }))),
+  // Logs (a handler's Effect.log…) go to standard error: standard output is the organism's
+  // events, which `--json` promises to keep parseable.
+  Effect.provide(Logger.replace(Logger.defaultLogger, Logger.prettyLogger({ stderr: true, colors: useColor(process.stderr) }))),
   Effect.provide(NodeContext.layer)
 )
 
@@ -68,6 +107,7 @@ export const main = (argv: ReadonlyArray<string>): void => {
   }
   NodeRuntime.runMain(program(argv), {
     disableErrorReporting: true,
+    disablePrettyLogger: true,
     teardown: (exit, onExit) => {
       if (Exit.isSuccess(exit)) return onExit(0)
       const failure = Cause.failureOption(exit.cause)

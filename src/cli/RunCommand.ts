@@ -14,7 +14,9 @@ import { LlmRouter } from "../services/LlmRouter.js"
 import { XmlEngine } from "../services/XmlEngine.js"
 import { reportConfigError, reportLlmConfigError } from "./configErrors.js"
 import { ExitWith, UsageError } from "./Exit.js"
+import { reportToStderr, withStackReports } from "./handlerStacks.js"
 import { renderEvent } from "./renderEvent.js"
+import { unknownTargetHint } from "./targets.js"
 import { watchOrganism } from "./watchOrganism.js"
 
 const file = Args.text({ name: "organism.yaml" }).pipe(Args.withDescription("the organism to run"))
@@ -29,7 +31,9 @@ const untilIdle = Options.boolean("until-idle").pipe(
 const strict = Options.boolean("strict").pipe(
   Options.withDescription("exit with 1 if any message was rejected or stopped by a guard")
 )
-const verbose = Options.boolean("verbose").pipe(Options.withDescription("also show envelopes written and agent states"))
+const verbose = Options.boolean("verbose").pipe(
+  Options.withDescription("also show envelopes written, agent states, and a failing handler's stack (on stderr)")
+)
 const watch = Options.boolean("watch").pipe(
   Options.withDescription("hot-reload the organism when its file or a module it names changes")
 )
@@ -138,7 +142,13 @@ const runLoaded = (
         )
         : undefined
       const closeJournal = recording === undefined ? Effect.void : recording.close
-      const pump = yield* Pump.make(organism)
+      const prepare = (o: typeof organism) => (opts.verbose ? withStackReports(o, reportToStderr) : o)
+      const pump = yield* Pump.make(prepare(organism))
+      const listenerNames = organism.listeners.map((l) => l.name)
+      const hint = (to: string) => {
+        const text = unknownTargetHint(to, listenerNames)
+        return text === undefined ? Effect.void : Console.error(text)
+      }
       if (recording !== undefined) yield* recording.markBooted
       const models = yield* LlmRouter
       const summary = Effect.suspend(() => {
@@ -166,9 +176,9 @@ const runLoaded = (
           : Effect.void
       )
 
-      if (opts.watch) yield* Effect.forkScoped(watchOrganism(opts.file, loaded.config, pump, events))
+      if (opts.watch) yield* Effect.forkScoped(watchOrganism(opts.file, loaded.config, pump, events, prepare))
 
-      for (const s of sends) yield* pump.inject(s.to, s.payload)
+      for (const s of sends) yield* Effect.zipRight(hint(s.to), pump.inject(s.to, s.payload))
 
       if (!opts.untilIdle) {
         if (!opts.json && process.stdin.isTTY) yield* Console.error(HELP)
@@ -179,7 +189,7 @@ const runLoaded = (
           const parsed = parseConsoleLine(engine, line)
           return Either.isLeft(parsed)
             ? Console.error(`organism: ${parsed.left}`)
-            : Effect.asVoid(pump.inject(parsed.right.to, parsed.right.payload))
+            : Effect.zipRight(hint(parsed.right.to), Effect.asVoid(pump.inject(parsed.right.to, parsed.right.payload)))
         }).pipe(Effect.orDie)
         // Watching: input has ended, but the organism keeps running until Ctrl-C.
         if (opts.watch) return yield* Effect.never
