@@ -16,6 +16,7 @@ import { reportConfigError, reportLlmConfigError } from "./configErrors.js"
 import { ExitWith, UsageError } from "./Exit.js"
 import { reportToStderr, withStackReports } from "./handlerStacks.js"
 import { renderEvent } from "./renderEvent.js"
+import { statusLine } from "./statusLine.js"
 import { unknownTargetHint } from "./targets.js"
 import { watchOrganism } from "./watchOrganism.js"
 
@@ -151,6 +152,7 @@ const runLoaded = (
       }
       if (recording !== undefined) yield* recording.markBooted
       const models = yield* LlmRouter
+      if (!opts.json && process.stderr.isTTY === true) yield* statusLine(pump, models, events)
       const summary = Effect.suspend(() => {
         const c = pump.counters()
         const u = models.usage().totals
