@@ -51,6 +51,47 @@ describe("the npm package", () => {
       expect(scaffold.type).toBe("module")
       expect(scaffold.dependencies["xml-organism"]).toBe(JSON.parse(readFileSync(join(root, "package.json"), "utf8")).version)
 
+      // More of the API under the project's own `tsc --strict` (default options otherwise, so
+      // exactOptionalPropertyTypes is off): optional settings given as undefined, services,
+      // layers, errors — the declarations must not carry the package's compiler settings.
+      writeFileSync(join(app, "consumer.ts"), `
+import { Effect, Layer, Schema } from "effect"
+import {
+  BudgetRegistry, ContextBuffer, Events, layerForOrganism, Listener, loadOrganism, Organism, OrganismConfigError,
+  Payload, Pump, Reply, TextOutput, XmlEngine
+} from "xml-organism"
+
+export class Order extends Payload.Class<Order>("Order", { description: "an order" })({
+  item: Schema.String,
+  note: Schema.optional(Schema.String)
+}) {}
+
+export const organism = Organism.make({
+  name: "shop",
+  settings: { maxConcurrentHandlers: 4, handlerTimeout: undefined, guards: { maxChainDepth: 5 } },
+  listeners: [
+    Listener.make({
+      name: "till",
+      payload: Order,
+      description: undefined,
+      handler: (order: Order) => Reply.respond(new TextOutput({ text: order.item }))
+    })
+  ]
+})
+
+export const services: Layer.Layer<Pump | Events | BudgetRegistry | ContextBuffer, unknown> = Pump.layer(organism).pipe(
+  Layer.provideMerge(Pump.layerServices)
+)
+
+export const fromFile = loadOrganism("organism.yaml").pipe(
+  Effect.flatMap((loaded) => Effect.scoped(Effect.flatMap(Pump.make(loaded.organism), (pump) => pump.awaitIdle)).pipe(
+    Effect.provide(layerForOrganism(loaded, { env: undefined }))
+  )),
+  Effect.catchTag("OrganismConfigError", (e: OrganismConfigError) => Effect.succeed(e.problems.length)),
+  Effect.provide(XmlEngine.layer)
+)
+`)
+
       writeOfflineLockfile(root, app, tarball)
       const installed = await npm(["install", "--offline", "--no-audit", "--no-fund"], app)
       expect(installed.code, output(installed)).toBe(0)
@@ -69,6 +110,11 @@ describe("the npm package", () => {
       expect(run.stdout).toMatch(/assistant → greeter: <Greeting><Name>Ada<\/Name><\/Greeting>/)
       expect(run.stdout).toMatch(/greeter → assistant: <GreetingReply><Message>Hello, Ada!<\/Message><\/GreetingReply>/)
       expect(run.stdout).toMatch(/assistant ⇐ The greeter says hello to Ada/)
+
+      // The installed command's own templates.
+      const again = await exec("npx", ["organism", "init", "second"], { cwd: app, env: offlineEnv() })
+      expect(again.code, output(again)).toBe(0)
+      expect(JSON.parse(readFileSync(join(app, "second", "package.json"), "utf8")).name).toBe("second")
 
       // Plain Node, no TypeScript anywhere: a program composing the Layers itself.
       writeFileSync(join(app, "plain.js"), `

@@ -137,7 +137,10 @@ export const renderCommandHelp = (program: string, c: CommandHelp): string => {
     [...o.aliases, o.flag].join(", ") + (o.placeholder === undefined ? "" : ` ${o.placeholder}`),
     withDefault(o.description, o.default) + (o.repeated && !o.description.includes("repeatable") ? " (repeatable)" : "")
   ])
-  options.push(["-h, --help", "show this help"])
+  options.push(
+    ["--log-level level", "the least severe log lines shown on stderr: all, trace, debug, info, warning, error, fatal, none (default: info)"],
+    ["-h, --help", "show this help"]
+  )
   lines.push("", "options:", ...table(options))
   return lines.join("\n")
 }
