@@ -1,7 +1,7 @@
 /** `organism validate`, as a process: every problem in one run, --json, API keys. */
 import { describe, expect, it, vi } from "@effect/vitest"
 import { Effect } from "effect"
-import { mkdtempSync, writeFileSync } from "node:fs"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { organism, output, root } from "./support/processes.js"
@@ -126,5 +126,35 @@ listeners:
 `)])
       expect(scripted.code).toBe(1)
       expect(scripted.stderr).toMatch(/script\.yaml:3:\d+: responses\[0\]\.tims: unknown key "tims" \(did you mean "times"\?\)/)
+    }))
+
+  it.live("a project without \"type\": \"module\": said first, and once per module", () =>
+    Effect.promise(async () => {
+      // Inside the repository (for its node_modules), in a package of its own that is CommonJS.
+      const project = mkdtempSync(join(root, "test", ".tmp-commonjs-"))
+      try {
+        writeFileSync(join(project, "package.json"), `{ "name": "cjs", "type": "commonjs" }`)
+        writeFileSync(join(project, "payloads.ts"), `import { Schema } from "effect"
+import { Payload } from "${join(root, "src/index.js")}"
+export class Ping extends Payload.Class<Ping>("Ping")({ n: Schema.Number }) {}
+export const nothing = () => undefined
+`)
+        const file = join(project, "organism.yaml")
+        writeFileSync(file, `organism:
+  name: commonjs
+listeners:
+  - name: one
+    payload: ./payloads.ts#Ping
+    handler: ./payloads.ts#nothing
+`)
+        const r = await organism(["validate", file])
+        expect(r.code, output(r)).toBe(1)
+        expect(r.stderr).toMatch(
+          /organism: 2 problems in .*\n {2}.*organism\.yaml:5:\d+: listeners\[0\] "one"\.payload: module \.\/payloads\.ts failed to load: organism modules must be ES modules — add "type": "module" to the nearest package\.json, or name the file \.mts \(Node said: /
+        )
+        expect(r.stderr).toMatch(/organism\.yaml:6:\d+: listeners\[0\] "one"\.handler: module \.\/payloads\.ts failed to load \(see line 5, listeners\[0\] "one"\.payload\)\n$/)
+      } finally {
+        rmSync(project, { recursive: true, force: true })
+      }
     }))
 })

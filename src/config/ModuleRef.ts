@@ -108,13 +108,14 @@ export const importModule = (reference: string, baseDir: string, options: { read
         const message = e instanceof Error ? e.message : String(e)
         // TypeScript files outside a `"type": "module"` package are compiled as CommonJS,
         // which cannot import the framework: say so instead of leaving Node's riddle.
-        const hint = /require\(\) ES Module|ERR_REQUIRE_ESM|Cannot use import statement/.test(message)
-          ? ` (organism modules must be ES modules: add "type": "module" to the nearest package.json, or name the file .mts)`
-          : ""
+        const notEsm = /require\(\) ES Module|ERR_REQUIRE_ESM|Cannot use import statement/.test(message)
         return new ModuleLoadError({
           reference,
           reason: "import-failed",
-          detail: `module ${path} failed to load: ${message}${hint}`
+          detail: notEsm
+            ? `module ${path} failed to load: organism modules must be ES modules — add "type": "module" to the ` +
+              `nearest package.json, or name the file .mts (Node said: ${message})`
+            : `module ${path} failed to load: ${message}`
         })
       }
     })

@@ -16,7 +16,7 @@ import { RawPayload } from "../domain/Reply.js"
 import { readCanonical } from "../domain/xml/CanonicalTree.js"
 import type { LlmRouter } from "../services/LlmRouter.js"
 import { XmlEngine } from "../services/XmlEngine.js"
-import { type ConfigProblem, OrganismConfigError, unreadableFile } from "./ConfigError.js"
+import { ConfigProblem, OrganismConfigError, unreadableFile } from "./ConfigError.js"
 import { closest } from "./suggest.js"
 import { loadFunction, loadPayloadType, ModuleLoadError, moduleChanged } from "./ModuleRef.js"
 import { decodeSource, type Path, parseYaml, type YamlSource } from "./YamlSource.js"
@@ -165,15 +165,30 @@ const checkRawModules = (source: YamlSource, baseDir: string, listeners: Readonl
     return problems
   })
 
-/** Every problem once, in the order of the file. */
+/**
+ * Every problem once, in the order of the file. A module that failed to load is explained
+ * at its first reference; the others point there (a file whose modules cannot load at all —
+ * a project without "type": "module" — would otherwise repeat one long error per reference).
+ */
 const ordered = (problems: ReadonlyArray<ConfigProblem>): Array<ConfigProblem> => {
   const seen = new Set<string>()
-  return problems
+  const sorted = problems
     .filter((p) => {
       const key = String(p)
       return seen.has(key) ? false : (seen.add(key), true)
     })
     .sort((a, b) => a.line - b.line || a.column - b.column)
+  const explained = new Map<string, ConfigProblem>()
+  return sorted.map((p) => {
+    const failed = /^module (\S+) failed to load: /.exec(p.message)
+    if (failed === null) return p
+    const first = explained.get(failed[1]!)
+    if (first === undefined) {
+      explained.set(failed[1]!, p)
+      return p
+    }
+    return new ConfigProblem({ ...p, message: `module ${failed[1]} failed to load (see line ${first.line}, ${first.key})` })
+  })
 }
 
 /**
