@@ -38,6 +38,22 @@ const traced = <A, R>(listener: string, handler: Handler<A, R>, report: (listene
   return result
 }
 
+/**
+ * One wrapper per listener and handler function: a hot reload that keeps a handler keeps its
+ * wrapper, so the pump does not count the listener as updated.
+ */
+const wrappers = new WeakMap<Function, Map<string, Function>>()
+
+const wrapped = <A, R>(listener: string, handler: Handler<A, R>, report: (listener: string, text: string) => void) => {
+  let byListener = wrappers.get(handler)
+  if (byListener === undefined) wrappers.set(handler, byListener = new Map())
+  const known = byListener.get(listener)
+  if (known !== undefined) return known as Handler<A, R>
+  const made = traced(listener, handler, report)
+  byListener.set(listener, made)
+  return made
+}
+
 /** The organism with its code handlers wrapped (LLM agents' handlers are the framework's). */
 export const withStackReports = <R>(
   organism: Organism<R>,
@@ -49,8 +65,8 @@ export const withStackReports = <R>(
       ? l
       : {
         ...l,
-        handler: traced(l.name, l.handler, report),
-        onSystem: l.onSystem === undefined ? undefined : traced(l.name, l.onSystem, report)
+        handler: wrapped(l.name, l.handler, report),
+        onSystem: l.onSystem === undefined ? undefined : wrapped(l.name, l.onSystem, report)
       }
   )
 })
