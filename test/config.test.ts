@@ -153,7 +153,7 @@ boot:
 `)
       ))
       const messages = found.map((p) => p.message)
-      expect(messages).toContain(`peer "Oracle2" is not a listener of this organism`)
+      expect(messages).toContain(`peer "Oracle2" is not a listener of this organism (did you mean "oracle"?)`)
       expect(messages).toContain(`listener "oracle" is already defined at listeners[0]`)
       expect(messages).toContain(`"nobody" is not a listener of this organism`)
     }))

@@ -7,17 +7,17 @@ import { eventToJson, type PumpEvent } from "../domain/PumpEvent.js"
 import { parseDuration } from "../domain/OrganismConfig.js"
 import type { PayloadValue } from "../domain/Reply.js"
 import { TextInput } from "../domain/SystemPayloads.js"
-import type { Listener } from "../domain/Listener.js"
 import { Pump } from "../pipeline/Pump.js"
-import { makeRouter } from "../pipeline/Router.js"
-import { ThreadRegistry } from "../services/ThreadRegistry.js"
 import { Events } from "../services/Events.js"
 import { Journal, type JournalError } from "../services/Journal.js"
 import { LlmRouter } from "../services/LlmRouter.js"
 import { XmlEngine } from "../services/XmlEngine.js"
 import { reportConfigError, reportLlmConfigError } from "./configErrors.js"
 import { ExitWith, UsageError } from "./Exit.js"
+import { reportToStderr, withStackReports } from "./handlerStacks.js"
 import { renderEvent } from "./renderEvent.js"
+import { statusLine } from "./statusLine.js"
+import { unknownTargetHint } from "./targets.js"
 import { watchOrganism } from "./watchOrganism.js"
 
 const file = Args.text({ name: "organism.yaml" }).pipe(Args.withDescription("the organism to run"))
@@ -32,7 +32,9 @@ const untilIdle = Options.boolean("until-idle").pipe(
 const strict = Options.boolean("strict").pipe(
   Options.withDescription("exit with 1 if any message was rejected or stopped by a guard")
 )
-const verbose = Options.boolean("verbose").pipe(Options.withDescription("also show envelopes written and agent states"))
+const verbose = Options.boolean("verbose").pipe(
+  Options.withDescription("also show envelopes written, agent states, and a failing handler's stack (on stderr)")
+)
 const watch = Options.boolean("watch").pipe(
   Options.withDescription("hot-reload the organism when its file or a module it names changes")
 )
@@ -141,9 +143,16 @@ const runLoaded = (
         )
         : undefined
       const closeJournal = recording === undefined ? Effect.void : recording.close
-      const pump = yield* Pump.make(organism)
+      const prepare = (o: typeof organism) => (opts.verbose ? withStackReports(o, reportToStderr) : o)
+      const pump = yield* Pump.make(prepare(organism))
+      const listenerNames = organism.listeners.map((l) => l.name)
+      const hint = (to: string) => {
+        const text = unknownTargetHint(to, listenerNames)
+        return text === undefined ? Effect.void : Console.error(text)
+      }
       if (recording !== undefined) yield* recording.markBooted
       const models = yield* LlmRouter
+      if (!opts.json && process.stderr.isTTY === true) yield* statusLine(pump, models, events)
       const summary = Effect.suspend(() => {
         const c = pump.counters()
         const u = models.usage().totals
@@ -169,9 +178,9 @@ const runLoaded = (
           : Effect.void
       )
 
-      if (opts.watch) yield* Effect.forkScoped(watchOrganism(opts.file, loaded.config, pump, events))
+      if (opts.watch) yield* Effect.forkScoped(watchOrganism(opts.file, loaded.config, pump, events, prepare))
 
-      for (const s of sends) yield* pump.inject(s.to, s.payload)
+      for (const s of sends) yield* Effect.zipRight(hint(s.to), pump.inject(s.to, s.payload))
 
       if (!opts.untilIdle) {
         if (!opts.json && process.stdin.isTTY) yield* Console.error(HELP)
@@ -182,7 +191,7 @@ const runLoaded = (
           const parsed = parseConsoleLine(engine, line)
           return Either.isLeft(parsed)
             ? Console.error(`organism: ${parsed.left}`)
-            : Effect.asVoid(pump.inject(parsed.right.to, parsed.right.payload))
+            : Effect.zipRight(hint(parsed.right.to), Effect.asVoid(pump.inject(parsed.right.to, parsed.right.payload)))
         }).pipe(Effect.orDie)
         // Watching: input has ended, but the organism keeps running until Ctrl-C.
         if (opts.watch) return yield* Effect.never
@@ -197,23 +206,3 @@ const runLoaded = (
       const c = pump.counters()
       if (opts.strict && c.rejected + c.guardStopped > 0) return yield* new ExitWith({ code: 1 })
     }).pipe(Effect.scoped)
-
-export const validateCommand = Command.make(
-  "validate",
-  { file },
-  ({ file }) =>
-    Effect.gen(function*() {
-      const loaded = yield* loadOrganism(file).pipe(Effect.catchTag("OrganismConfigError", reportConfigError(1)))
-      // Building the pump's router compiles every payload XSD.
-      const router = yield* makeRouter(loaded.organism.listeners as ReadonlyArray<Listener>, yield* ThreadRegistry.make, [], loaded.organism.settings.wire).pipe(
-        Effect.catchTags({
-          RouteTableError: (e) => Console.error(`organism: ${file}: ${e.message}`).pipe(Effect.zipRight(new ExitWith({ code: 1 }))),
-          SchemaCompileError: (e) => Console.error(`organism: ${file}: ${e.message}`).pipe(Effect.zipRight(new ExitWith({ code: 1 })))
-        })
-      )
-      yield* Console.log(
-        `${file}: ok — organism "${loaded.organism.settings.name}", ${router.listeners.size} listeners, ` +
-          `${router.types.size} payload types compiled`
-      )
-    }).pipe(Effect.scoped, Effect.provide(XmlEngine.layer))
-).pipe(Command.withDescription("Check an organism file, load its modules and compile every XSD, without running"))

@@ -6,7 +6,9 @@ import { parseReference } from "../config/ModuleRef.js"
 import { ReloadEvent } from "../domain/PumpEvent.js"
 import type { Pump } from "../pipeline/Pump.js"
 import type { Events } from "../services/Events.js"
+import type { Organism } from "../domain/Organism.js"
 import type { OrganismConfig } from "../domain/OrganismConfig.js"
+import type { LlmRouter } from "../services/LlmRouter.js"
 
 /** The organism file and every module file it references (built-in payload names excluded). */
 const filesOf = (file: string, config: OrganismConfig): Array<string> => {
@@ -28,7 +30,14 @@ const filesOf = (file: string, config: OrganismConfig): Array<string> => {
  * running on the last good one. The `llm:` section is read once, at start: a version that
  * changes it is rejected with a note to restart. Runs until interrupted.
  */
-export const watchOrganism = (file: string, initial: OrganismConfig, pump: Pump.Service, events: Events.Service) =>
+export const watchOrganism = (
+  file: string,
+  initial: OrganismConfig,
+  pump: Pump.Service,
+  events: Events.Service,
+  /** What `run` does to every version before the pump gets it (--verbose wraps handlers). */
+  prepare: (organism: Organism<LlmRouter>) => Organism<LlmRouter> = (o) => o
+) =>
   Effect.gen(function*() {
     const changes = yield* Queue.sliding<void>(1)
     let watched: Array<string> = []
@@ -69,7 +78,7 @@ export const watchOrganism = (file: string, initial: OrganismConfig, pump: Pump.
         reject(["the llm: section changed; restart the organism to apply it (listeners were not reloaded)"])
         continue
       }
-      const applied = yield* Effect.either(pump.reload(loaded.right.organism))
+      const applied = yield* Effect.either(pump.reload(prepare(loaded.right.organism)))
       if (Either.isLeft(applied)) reject([applied.left.message])
       watch(filesOf(file, loaded.right.config))
     }

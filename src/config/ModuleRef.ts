@@ -9,6 +9,7 @@ import { isAbsolute, resolve } from "node:path"
 import { pathToFileURL } from "node:url"
 import { isPayloadType, type PayloadType } from "../domain/Payload.js"
 import { builtinPayloads } from "./builtins.js"
+import { closest } from "./suggest.js"
 
 export class ModuleLoadError extends Schema.TaggedError<ModuleLoadError>()("ModuleLoadError", {
   reference: Schema.String,
@@ -107,13 +108,14 @@ export const importModule = (reference: string, baseDir: string, options: { read
         const message = e instanceof Error ? e.message : String(e)
         // TypeScript files outside a `"type": "module"` package are compiled as CommonJS,
         // which cannot import the framework: say so instead of leaving Node's riddle.
-        const hint = /require\(\) ES Module|ERR_REQUIRE_ESM|Cannot use import statement/.test(message)
-          ? ` (organism modules must be ES modules: add "type": "module" to the nearest package.json, or name the file .mts)`
-          : ""
+        const notEsm = /require\(\) ES Module|ERR_REQUIRE_ESM|Cannot use import statement/.test(message)
         return new ModuleLoadError({
           reference,
           reason: "import-failed",
-          detail: `module ${path} failed to load: ${message}${hint}`
+          detail: notEsm
+            ? `module ${path} failed to load: organism modules must be ES modules — add "type": "module" to the ` +
+              `nearest package.json, or name the file .mts (Node said: ${message})`
+            : `module ${path} failed to load: ${message}`
         })
       }
     })
@@ -132,11 +134,13 @@ const exportOf = (reference: string, baseDir: string, options: { readonly reload
     const module = yield* importModule(reference, baseDir, options)
     if (!(exportName in module)) {
       const available = Object.keys(module).sort()
+      const near = closest(exportName, available)
       return yield* new ModuleLoadError({
         reference,
         reason: "export-not-found",
         detail: `module ${path} has no export "${exportName}"` +
-          (available.length > 0 ? ` (it exports: ${available.join(", ")})` : "")
+          (available.length > 0 ? ` (it exports: ${available.join(", ")})` : "") +
+          (near !== undefined ? ` — did you mean "${near}"?` : "")
       })
     }
     return module[exportName]

@@ -9,7 +9,7 @@ import { dirname, resolve } from "node:path"
 import { CustomStage } from "../domain/CustomStage.js"
 import { ENVELOPE_NS } from "../domain/Envelope.js"
 import { type Handler, Listener } from "../domain/Listener.js"
-import type { LlmConfig } from "../domain/LlmConfig.js"
+import { type LlmConfig, providerInfo } from "../domain/LlmConfig.js"
 import { type BootMessage, Organism } from "../domain/Organism.js"
 import { type ListenerConfig, OrganismConfig, type RetryConfig } from "../domain/OrganismConfig.js"
 import type { PayloadType } from "../domain/Payload.js"
@@ -17,7 +17,7 @@ import { RawPayload } from "../domain/Reply.js"
 import { readCanonical } from "../domain/xml/CanonicalTree.js"
 import type { LlmRouter } from "../services/LlmRouter.js"
 import { XmlEngine } from "../services/XmlEngine.js"
-import { type ConfigProblem, OrganismConfigError, unreadableFile } from "./ConfigError.js"
+import { ConfigProblem, OrganismConfigError, unreadableFile } from "./ConfigError.js"
 import { closest } from "./suggest.js"
 import { loadFunction, loadPayloadType, ModuleLoadError, moduleChanged } from "./ModuleRef.js"
 import { decodeSource, type Path, parseYaml, type YamlSource } from "./YamlSource.js"
@@ -46,11 +46,62 @@ export const retrySchedule = (retry: RetryConfig): Schedule.Schedule<unknown, un
   return Schedule.intersect(capped, Schedule.recurs(retry.times)) as Schedule.Schedule<unknown, unknown>
 }
 
-/** Cross-references the schema cannot see: names, peers, boot targets. */
-const checkReferences = (source: YamlSource, config: OrganismConfig): Array<ConfigProblem> => {
+/**
+ * What the cross-reference checks read: the decoded config, or — when the file does not
+ * decode — whatever of it can be read, so that one run reports every problem.
+ */
+interface References {
+  readonly organism?: { readonly injector?: string | undefined } | undefined
+  readonly listeners: ReadonlyArray<{
+    readonly name?: string | undefined
+    readonly peers?: ReadonlyArray<string | undefined> | undefined
+    readonly model?: string | undefined
+  }>
+  readonly boot?: ReadonlyArray<{ readonly to?: string | undefined }> | undefined
+  readonly llm?: { readonly backends: ReadonlyArray<{ readonly models: ReadonlyArray<string> }> } | undefined
+}
+
+/** One listener of a file that did not decode, as far as it can be read. */
+interface RawListener {
+  readonly name?: string | undefined
+  readonly peers?: ReadonlyArray<string | undefined> | undefined
+  readonly payload?: string | undefined
+  readonly accepts?: ReadonlyArray<string | undefined> | undefined
+  readonly handler?: string | undefined
+  readonly on_system?: string | undefined
+}
+
+const text = (u: unknown): string | undefined => (typeof u === "string" ? u : undefined)
+const texts = (u: unknown): ReadonlyArray<string | undefined> | undefined => (Array.isArray(u) ? u.map(text) : undefined)
+const field = (u: unknown, key: string): unknown =>
+  u !== null && typeof u === "object" && !Array.isArray(u) ? (u as Record<string, unknown>)[key] : undefined
+
+/** The readable parts of a file that did not decode (the model check needs a decoded llm:). */
+const readRaw = (value: unknown): References & { readonly listeners: ReadonlyArray<RawListener> } => {
+  const listeners = field(value, "listeners")
+  const boot = field(value, "boot")
+  return {
+    organism: { injector: text(field(field(value, "organism"), "injector")) },
+    listeners: Array.isArray(listeners)
+      ? listeners.map((l) => ({
+        name: text(field(l, "name")),
+        peers: texts(field(l, "peers")),
+        payload: text(field(l, "payload")),
+        accepts: texts(field(l, "accepts")),
+        handler: text(field(l, "handler")),
+        on_system: text(field(l, "on_system"))
+      }))
+      : [],
+    boot: Array.isArray(boot) ? boot.map((b) => ({ to: text(field(b, "to")) })) : undefined
+  }
+}
+
+/** Cross-references the schema cannot see: names, peers, boot targets, models. */
+const checkReferences = (source: YamlSource, config: References): Array<ConfigProblem> => {
   const problems: Array<ConfigProblem> = []
   const names = new Map<string, number>()
   config.listeners.forEach((l, i) => {
+    if (l.name === undefined) return
     const key = l.name.toLowerCase()
     if (l.name === "system") problems.push(source.problem(["listeners", i, "name"], `"system" is reserved for the organism itself`))
     const first = names.get(key)
@@ -58,25 +109,25 @@ const checkReferences = (source: YamlSource, config: OrganismConfig): Array<Conf
       problems.push(source.problem(["listeners", i, "name"], `listener "${l.name}" is already defined at listeners[${first}]`))
     } else names.set(key, i)
   })
-  const injector = config.organism.injector ?? "console"
+  const injector = config.organism?.injector ?? "console"
   if (names.has(injector.toLowerCase())) {
     problems.push(source.problem(["organism", "injector"], `the injector "${injector}" has the name of a listener`))
   }
-  const known = [...config.listeners.map((l) => l.name), "system.boot"]
+  const known = [...config.listeners.flatMap((l) => (l.name === undefined ? [] : [l.name])), "system.boot"]
   const suggestion = (name: string) => {
-    const close = known.find((k) => k.toLowerCase() === name.toLowerCase())
+    const close = known.find((k) => k.toLowerCase() === name.toLowerCase()) ?? closest(name, known)
     return close !== undefined ? ` (did you mean "${close}"?)` : ""
   }
   config.listeners.forEach((l, i) =>
     l.peers?.forEach((peer, j) => {
-      if (!names.has(peer.toLowerCase()) && peer.toLowerCase() !== "system.boot") {
+      if (peer !== undefined && !names.has(peer.toLowerCase()) && peer.toLowerCase() !== "system.boot") {
         problems.push(source.problem(["listeners", i, "peers", j], `peer "${peer}" is not a listener of this organism${suggestion(peer)}`))
       }
     })
   )
   config.boot?.forEach((b, i) => {
-    if (!names.has(b.to.toLowerCase())) {
-      problems.push(source.problem(["boot", i, "to"], `"${b.to}" is not a listener of this organism`))
+    if (b.to !== undefined && !names.has(b.to.toLowerCase())) {
+      problems.push(source.problem(["boot", i, "to"], `"${b.to}" is not a listener of this organism${suggestion(b.to)}`))
     }
   })
   // A model no backend serves would only fail at the agent's first call.
@@ -95,6 +146,77 @@ const checkReferences = (source: YamlSource, config: OrganismConfig): Array<Conf
   return problems
 }
 
+/**
+ * The modules a listener of an undecodable file names, imported: a missing module or export
+ * is reported in the same run as the file's other mistakes.
+ */
+const checkRawModules = (source: YamlSource, baseDir: string, listeners: ReadonlyArray<RawListener>) =>
+  Effect.gen(function*() {
+    const problems: Array<ConfigProblem> = []
+    const attempt = (path: Path, effect: Effect.Effect<unknown, { readonly message: string }>) =>
+      Effect.catchAll(Effect.asVoid(effect), (e) => Effect.sync(() => void problems.push(source.problem(path, e.message))))
+    for (const [i, l] of listeners.entries()) {
+      if (l.payload !== undefined) yield* attempt(["listeners", i, "payload"], loadPayloadType(l.payload, baseDir))
+      for (const [j, ref] of (l.accepts ?? []).entries()) {
+        if (ref !== undefined) yield* attempt(["listeners", i, "accepts", j], loadPayloadType(ref, baseDir))
+      }
+      if (l.handler !== undefined) yield* attempt(["listeners", i, "handler"], loadFunction(l.handler, baseDir))
+      if (l.on_system !== undefined) yield* attempt(["listeners", i, "on_system"], loadFunction(l.on_system, baseDir))
+    }
+    return problems
+  })
+
+/**
+ * Every problem once, in the order of the file. A module that failed to load is explained
+ * at its first reference; the others point there (a file whose modules cannot load at all —
+ * a project without "type": "module" — would otherwise repeat one long error per reference).
+ */
+const ordered = (problems: ReadonlyArray<ConfigProblem>): Array<ConfigProblem> => {
+  const seen = new Set<string>()
+  const sorted = problems
+    .filter((p) => {
+      const key = String(p)
+      return seen.has(key) ? false : (seen.add(key), true)
+    })
+    .sort((a, b) => a.line - b.line || a.column - b.column)
+  const explained = new Map<string, ConfigProblem>()
+  return sorted.map((p) => {
+    const failed = /^module (\S+) failed to load: /.exec(p.message)
+    if (failed === null) return p
+    const first = explained.get(failed[1]!)
+    if (first === undefined) {
+      explained.set(failed[1]!, p)
+      return p
+    }
+    return new ConfigProblem({ ...p, message: `module ${failed[1]} failed to load (see line ${first.line}, ${first.key})` })
+  })
+}
+
+/**
+ * The backends whose API key is not in `env` (what `organism run` would refuse to start
+ * with), read from the file as written so that it works whatever else is wrong in it.
+ */
+const checkApiKeys = (source: YamlSource, env: Readonly<Record<string, string | undefined>>): Array<ConfigProblem> => {
+  const backends = field(field(source.value, "llm"), "backends")
+  if (!Array.isArray(backends)) return []
+  return backends.flatMap((b, i) => {
+    const provider = text(field(b, "provider"))
+    if (provider === undefined || !Object.hasOwn(providerInfo, provider)) return []
+    const info = providerInfo[provider as keyof typeof providerInfo]
+    const named = text(field(b, "api_key_env"))
+    const variable = named ?? info.keyEnv
+    // The same rule as the router's: a key named explicitly is wanted; a provider's default
+    // variable only when the provider refuses requests without one.
+    if (variable === undefined || (named === undefined && !info.keyRequired)) return []
+    const value = env[variable]
+    if (value !== undefined && value !== "") return []
+    return [source.problem(
+      ["llm", "backends", i],
+      `backend "${text(field(b, "name")) ?? i}" (${provider}): the environment variable ${variable} that should hold its API key is not set`
+    )]
+  })
+}
+
 export interface LoadOptions {
   /**
    * Hot reload: handler modules whose files changed are imported again. Payload modules
@@ -102,6 +224,11 @@ export interface LoadOptions {
    * is reported as a problem, so the organism keeps its last good version.
    */
   readonly reload?: boolean
+  /**
+   * Also report every model backend whose API key is not set in this environment (as
+   * `organism validate` does; `organism run` reports it when the router starts).
+   */
+  readonly checkApiKeys?: Readonly<Record<string, string | undefined>>
 }
 
 const payloadUnchanged = (reference: string, baseDir: string) =>
@@ -213,14 +340,18 @@ export const loadOrganism = Effect.fn("loadOrganism")(function*(path: string, op
   if (source.value === null || typeof source.value !== "object" || Array.isArray(source.value)) {
     return yield* fail(path, [source.problem([], "expected a mapping with the keys organism and listeners (optionally boot, stages and llm)")])
   }
-  const decoded = decodeSource(source, OrganismConfig)
-  if (Either.isLeft(decoded)) return yield* fail(path, decoded.left)
-  const config = decoded.right
-  const referenceProblems = checkReferences(source, config)
-  if (referenceProblems.length > 0) return yield* fail(path, referenceProblems)
-
   const baseDir = dirname(file)
-  const problems: Array<ConfigProblem> = []
+  const keyProblems = options.checkApiKeys === undefined ? [] : checkApiKeys(source, options.checkApiKeys)
+  const decoded = decodeSource(source, OrganismConfig)
+  if (Either.isLeft(decoded)) {
+    // Carry on with what can be read: names, peers and modules are checked too, so one run
+    // lists every mistake rather than one stage of them.
+    const raw = readRaw(source.value)
+    const moduleProblems = options.reload === true ? [] : yield* checkRawModules(source, baseDir, raw.listeners)
+    return yield* fail(path, ordered([...decoded.left, ...checkReferences(source, raw), ...moduleProblems, ...keyProblems]))
+  }
+  const config = decoded.right
+  const problems: Array<ConfigProblem> = [...checkReferences(source, config), ...keyProblems]
   if (options.reload === true) {
     // Before any import: re-importing a changed handler module would also refresh the
     // recorded source of a payload module that lives in the same file.
@@ -233,7 +364,7 @@ export const loadOrganism = Effect.fn("loadOrganism")(function*(path: string, op
         if (unchanged._tag === "Left") problems.push(source.problem(at, unchanged.left.message))
       }
     }
-    if (problems.length > 0) return yield* fail(path, problems)
+    if (problems.length > 0) return yield* fail(path, ordered(problems))
   }
   const listeners: Array<Listener<any, LlmRouter>> = []
   for (const [i, l] of config.listeners.entries()) {
@@ -265,7 +396,7 @@ export const loadOrganism = Effect.fn("loadOrganism")(function*(path: string, op
     if (Either.isLeft(run)) problems.push(source.problem(["stages", i, "run"], run.left.message))
     else stages.push(CustomStage.fromFunction(s.name ?? s.run.slice(s.run.lastIndexOf("#") + 1), s.at, run.right))
   }
-  if (problems.length > 0) return yield* fail(path, problems)
+  if (problems.length > 0) return yield* fail(path, ordered(problems))
 
   const o = config.organism
   const organism = Organism.make<LlmRouter>({
