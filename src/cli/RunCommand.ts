@@ -171,18 +171,32 @@ const runLoaded = (
 
       if (opts.watch) yield* Effect.forkScoped(watchOrganism(opts.file, loaded.config, pump, events))
 
-      for (const s of sends) yield* pump.inject(s.to, s.payload)
+      // Input that cannot become a message (a control character typed at the console, a BEL
+      // in --send) is reported on its own line; the run goes on.
+      let badInput = 0
+      const send = (where: string, to: string, payload: PayloadValue) =>
+        pump.inject(to, payload).pipe(
+          Effect.asVoid,
+          Effect.catchAll((e) =>
+            Effect.zipRight(Effect.sync(() => void badInput++), Console.error(`organism: ${where}: not sent to ${to}: ${e.message}`))
+          )
+        )
+      for (const s of sends) yield* send(`--send ${s.to}`, s.to, s.payload)
 
       if (!opts.untilIdle) {
         if (!opts.json && process.stdin.isTTY) yield* Console.error(HELP)
         const lines = Stream.fromAsyncIterable(createInterface({ input: process.stdin, terminal: false }), (e) => e)
+        let lineNumber = 0
         yield* Stream.runForEach(lines, (line) => {
+          lineNumber++
           if (line.trim() === "") return Effect.void
           if (line.trim() === "help" || line.trim() === "?") return Console.error(HELP)
           const parsed = parseConsoleLine(engine, line)
-          return Either.isLeft(parsed)
-            ? Console.error(`organism: ${parsed.left}`)
-            : Effect.asVoid(pump.inject(parsed.right.to, parsed.right.payload))
+          if (Either.isLeft(parsed)) {
+            badInput++
+            return Console.error(`organism: input line ${lineNumber}: ${parsed.left}`)
+          }
+          return send(`input line ${lineNumber}`, parsed.right.to, parsed.right.payload)
         }).pipe(Effect.orDie)
         // Watching: input has ended, but the organism keeps running until Ctrl-C.
         if (opts.watch) return yield* Effect.never
@@ -195,7 +209,7 @@ const runLoaded = (
         Effect.catchAll((e) => Effect.zipRight(Console.error(`organism: ${journalProblem(e)}`), new ExitWith({ code: 1 })))
       )
       const c = pump.counters()
-      if (opts.strict && c.rejected + c.guardStopped > 0) return yield* new ExitWith({ code: 1 })
+      if (opts.strict && c.rejected + c.guardStopped + badInput > 0) return yield* new ExitWith({ code: 1 })
     }).pipe(Effect.scoped)
 
 export const validateCommand = Command.make(

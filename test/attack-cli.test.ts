@@ -1,0 +1,105 @@
+/**
+ * Hostile input, signals and pipes against `organism run`, as real processes: control
+ * characters at the console, Ctrl-C with a drain deadline, standard output closed or read
+ * slowly. Each case starts a Node process (~1.5 s of CPU), so the timeouts are generous.
+ */
+import { afterAll, describe, expect, it, vi } from "@effect/vitest"
+import { type ChildProcess, spawn } from "node:child_process"
+import { mkdtempSync, readFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+
+vi.setConfig({ testTimeout: 120_000 })
+
+const root = join(__dirname, "..")
+const bin = join(root, "bin", "organism.js")
+const dir = mkdtempSync(join(tmpdir(), "organism-attack-"))
+const hello = "examples/hello/organism.yaml"
+const attack = "test/fixtures/attack/organism.yaml"
+
+interface Run {
+  readonly code: number | null
+  readonly signal: NodeJS.Signals | null
+  readonly stdout: string
+  readonly stderr: string
+  /** Milliseconds from the signal (when one was sent) to the exit. */
+  readonly afterSignalMs: number | undefined
+}
+
+interface Options {
+  /** Written to standard input, which is then closed (unless `keepInputOpen`). */
+  readonly input?: string
+  readonly keepInputOpen?: boolean
+  /** Sends `signal` once standard output matches. */
+  readonly signalWhen?: RegExp
+  readonly signal?: NodeJS.Signals
+  /** Called with the child once started (to close its pipes, read slowly…). */
+  readonly onStart?: (child: ChildProcess) => void
+  /** Do not collect standard output (the test reads it itself). */
+  readonly ownStdout?: boolean
+}
+
+const children = new Set<ChildProcess>()
+
+/** Runs the CLI; every child still alive when the file ends is killed (a failing test must not leave one). */
+const organism = (args: ReadonlyArray<string>, options: Options = {}): Promise<Run> =>
+  new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [bin, ...args], { cwd: root, stdio: ["pipe", "pipe", "pipe"] })
+    children.add(child)
+    let stdout = ""
+    let stderr = ""
+    let signalledAt: number | undefined
+    if (options.ownStdout !== true) {
+      child.stdout!.on("data", (d) => {
+        stdout += d
+        if (options.signalWhen !== undefined && signalledAt === undefined && options.signalWhen.test(stdout)) {
+          signalledAt = Date.now()
+          child.kill(options.signal ?? "SIGINT")
+        }
+      })
+    }
+    child.stdout!.on("error", () => {})
+    child.stdin!.on("error", () => {})
+    child.stderr!.on("data", (d) => (stderr += d))
+    child.on("error", reject)
+    child.on("close", (code, signal) => {
+      children.delete(child)
+      resolve({ code, signal, stdout, stderr, afterSignalMs: signalledAt === undefined ? undefined : Date.now() - signalledAt })
+    })
+    if (options.input !== undefined) child.stdin!.write(options.input)
+    if (options.keepInputOpen !== true) child.stdin!.end()
+    options.onStart?.(child)
+  })
+
+afterAll(() => {
+  for (const child of children) child.kill("SIGKILL")
+})
+
+const records = (path: string) => readFileSync(path, "utf8").trim().split("\n").map((l) => JSON.parse(l))
+
+describe("control characters at the console", () => {
+  it("an arrow key, a BEL and a NUL are reported on their line; the run goes on and prints its summary", async () => {
+    const r = await organism(["run", hello], {
+      input: "@greeter Ada\x1b[A\n@greeter Bob\x07\n@greeter Cy\x00\n@greeter Grace\n"
+    })
+    expect(r.stderr).toMatch(/^organism: input line 1: not sent to greeter: .*U\+001B/m)
+    expect(r.stderr).toMatch(/^organism: input line 2: not sent to greeter: .*U\+0007/m)
+    expect(r.stderr).toMatch(/^organism: input line 3: not sent to greeter: .*U\+0000/m)
+    expect(r.stderr).not.toMatch(/\n\s+at /)
+    // The line after them was sent, and the run ended normally.
+    expect(r.stdout).toMatch(/HELLO, GRACE!/)
+    expect(r.stdout).toMatch(/hello: 7 injected, 7 delivered/)
+    expect(r.code).toBe(0)
+  })
+
+  it("--send with a control character: reported, the rest runs; --strict makes it exit 1", async () => {
+    const args = ["run", hello, "--until-idle", "--send", "greeter=Ada\x07", "--send", "greeter=Grace"]
+    const r = await organism(args)
+    expect(r.stderr).toMatch(/^organism: --send greeter: not sent to greeter: .*U\+0007/m)
+    expect(r.stderr).not.toMatch(/\n\s+at /)
+    expect(r.stdout).toMatch(/HELLO, GRACE!/)
+    expect(r.stdout).toMatch(/hello: 7 injected, 7 delivered/)
+    expect(r.code).toBe(0)
+    expect((await organism([...args, "--strict"])).code).toBe(1)
+  })
+})
