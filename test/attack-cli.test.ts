@@ -5,7 +5,7 @@
  */
 import { afterAll, describe, expect, it, vi } from "@effect/vitest"
 import { type ChildProcess, spawn } from "node:child_process"
-import { mkdtempSync, readFileSync } from "node:fs"
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 
@@ -101,5 +101,18 @@ describe("control characters at the console", () => {
     expect(r.stdout).toMatch(/hello: 7 injected, 7 delivered/)
     expect(r.code).toBe(0)
     expect((await organism([...args, "--strict"])).code).toBe(1)
+  })
+})
+
+describe("hostile organism files", () => {
+  it("a YAML alias-expansion bomb: a config error with file and line, exit 2, no stack trace", async () => {
+    const levels = [`a0: &a0 [x, x, x, x, x, x, x, x, x, x]`]
+    for (let i = 1; i < 30; i++) levels.push(`a${i}: &a${i} [${Array(10).fill(`*a${i - 1}`).join(", ")}]`)
+    const bomb = join(dir, "bomb.yaml")
+    writeFileSync(bomb, `organism:\n  name: bomb\nlisteners: []\n${levels.join("\n")}\n`)
+    const r = await organism(["run", bomb, "--until-idle"])
+    expect(r.stderr).toMatch(/bomb\.yaml:8:\d+: the alias \*a3 stands for more than 10000 YAML nodes/)
+    expect(r.stderr).not.toMatch(/\n\s+at /)
+    expect(r.code).toBe(2)
   })
 })

@@ -32,6 +32,9 @@ export interface LoadedOrganism {
   readonly organism: Organism<LlmRouter>
 }
 
+const sortProblems = (problems: ReadonlyArray<ConfigProblem>) =>
+  [...problems].sort((a, b) => a.line - b.line || a.column - b.column)
+
 const fail = (file: string, problems: ReadonlyArray<ConfigProblem>) =>
   Effect.fail(new OrganismConfigError({ file, problems: [...problems] }))
 
@@ -73,6 +76,12 @@ const checkReferences = (source: YamlSource, config: OrganismConfig): Array<Conf
       }
     })
   )
+  config.listeners.forEach((l, i) => {
+    // "category:" alone would put the listener in a category named "" with no one knowing.
+    if (l.concurrency?._tag === "Category" && l.concurrency.name.trim() === "") {
+      problems.push(source.problem(["listeners", i, "concurrency"], `"category:" needs a name after the colon (category:NAME)`))
+    }
+  })
   config.boot?.forEach((b, i) => {
     if (!names.has(b.to.toLowerCase())) {
       problems.push(source.problem(["boot", i, "to"], `"${b.to}" is not a listener of this organism`))
@@ -216,7 +225,15 @@ export const loadOrganism = Effect.fn("loadOrganism")(function*(path: string, op
   if (Either.isLeft(decoded)) return yield* fail(path, decoded.left)
   const config = decoded.right
   const referenceProblems = checkReferences(source, config)
-  if (referenceProblems.length > 0) return yield* fail(path, referenceProblems)
+  if (referenceProblems.length > 0) {
+    // The boot payloads need no module: their own problems are reported in the same breath.
+    const engine = yield* XmlEngine
+    const bootProblems = (config.boot ?? []).flatMap((b, i) => {
+      const payload = parsePayloadXml(engine, b.payload)
+      return Either.isLeft(payload) ? [source.problem(["boot", i, "payload"], payload.left)] : []
+    })
+    return yield* fail(path, sortProblems([...referenceProblems, ...bootProblems]))
+  }
 
   const baseDir = dirname(file)
   const problems: Array<ConfigProblem> = []
