@@ -115,4 +115,33 @@ describe("hostile organism files", () => {
     expect(r.stderr).not.toMatch(/\n\s+at /)
     expect(r.code).toBe(2)
   })
+
+  it("a module in a package that is not \"type\": \"module\": the README's explanation, not Node's riddle", async () => {
+    // Under the real binary (tsx), such a file is compiled as CommonJS; vitest would load it anyway.
+    const pkg = mkdtempSync(join(tmpdir(), "organism-cjs-"))
+    writeFileSync(join(pkg, "package.json"), `{ "name": "not-esm" }`)
+    writeFileSync(join(pkg, "h.ts"), `import { Reply } from ${JSON.stringify(join(root, "src", "index.js"))}\nexport const h = () => Reply.none\n`)
+    writeFileSync(join(pkg, "o.yaml"), `organism:\n  name: cjs\nlisteners:\n  - name: a\n    payload: TextInput\n    handler: ./h.ts#h\n`)
+    const r = await organism(["validate", join(pkg, "o.yaml")])
+    expect(r.stderr).toContain(
+      `o.yaml:6:14: listeners[0] "a".handler: module ./h.ts is not an ES module: its package (${join(pkg, "package.json")}) ` +
+        `does not say "type": "module", so it is compiled as CommonJS, which cannot import the framework. ` +
+        `Add "type": "module" to that package.json, or name the file .mts`
+    )
+    expect(r.stderr).not.toMatch(/in a cycle/)
+    expect(r.code).toBe(1)
+  })
+
+  it("modules outside the organism's folder: a warning per module, and the organism runs", async () => {
+    const outside = join(dir, "outside.yaml")
+    writeFileSync(outside, readFileSync(join(root, hello), "utf8").replaceAll("./", `${join(root, "examples/hello")}/`))
+    const r = await organism(["run", outside, "--until-idle"])
+    // Once per module, at its first mention.
+    expect(r.stderr.match(/^organism: warning: .*$/gm)).toEqual([
+      expect.stringMatching(/outside\.yaml:10:14: listeners\[0\] "greeter"\.payload: module .*examples\/hello\/payloads\.ts is outside the organism's folder/),
+      expect.stringMatching(/outside\.yaml:12:14: listeners\[0\] "greeter"\.handler: module .*examples\/hello\/handlers\.ts is outside the organism's folder/)
+    ])
+    expect(r.stdout).toMatch(/hello: 4 injected, 4 delivered/)
+    expect(r.code).toBe(0)
+  })
 })

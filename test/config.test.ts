@@ -229,4 +229,17 @@ boot:
       expect(found.map((p) => [p.line, p.key])).toEqual([[9, "boot[0].to"], [10, "boot[0].payload"], [12, "boot[1].payload"]])
       expect(found[1]!.message).toMatch(/not well-formed XML/)
     }))
+
+  it.effect("modules outside the organism's folder load, with a warning naming each module once", () =>
+    Effect.gen(function*() {
+      const outside = yield* loadOrganism(write("outside.yaml", valid()))
+      // One module for the payload and the handler: one warning, at its first mention.
+      expect(outside.warnings.map((w) => [w.line, w.key])).toEqual([[6, `listeners[0] "oracle".payload`]])
+      expect(outside.warnings[0]!.message).toBe(
+        `module ${join(__dirname, "fixtures", "modules.ts")} is outside the organism's folder (${dir}): it runs with the organism`
+      )
+      // The fixtures' own organism names its modules beside it; a built-in type names no module.
+      const inside = yield* loadOrganism(join(__dirname, "fixtures", "echo.yaml"))
+      expect(inside.warnings).toEqual([])
+    }).pipe(Effect.provide(XmlEngine.layer)))
 })

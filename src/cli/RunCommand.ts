@@ -15,7 +15,7 @@ import { Events } from "../services/Events.js"
 import { Journal, type JournalError } from "../services/Journal.js"
 import { LlmRouter } from "../services/LlmRouter.js"
 import { XmlEngine } from "../services/XmlEngine.js"
-import { reportConfigError, reportLlmConfigError } from "./configErrors.js"
+import { reportConfigError, reportConfigWarnings, reportLlmConfigError } from "./configErrors.js"
 import { ExitWith, UsageError } from "./Exit.js"
 import { renderEvent } from "./renderEvent.js"
 import { watchOrganism } from "./watchOrganism.js"
@@ -88,6 +88,7 @@ export const runCommand = Command.make(
       for (const s of sends) if (Either.isLeft(s)) return yield* new UsageError({ message: s.left })
 
       const loaded = yield* loadOrganism(opts.file).pipe(Effect.catchTag("OrganismConfigError", reportConfigError(2)))
+      yield* reportConfigWarnings(loaded.warnings)
       yield* runLoaded({ ...opts, drainTimeout: deadline.right }, loaded, engine, sends.flatMap((s) => (Either.isRight(s) ? [s.right] : []))).pipe(
         Effect.provide(layerForOrganism(loaded)),
         Effect.catchTag("LlmConfigError", reportLlmConfigError(opts.file))
@@ -218,6 +219,7 @@ export const validateCommand = Command.make(
   ({ file }) =>
     Effect.gen(function*() {
       const loaded = yield* loadOrganism(file).pipe(Effect.catchTag("OrganismConfigError", reportConfigError(1)))
+      yield* reportConfigWarnings(loaded.warnings)
       // Building the pump's router compiles every payload XSD.
       const router = yield* makeRouter(loaded.organism.listeners as ReadonlyArray<Listener>, yield* ThreadRegistry.make).pipe(
         Effect.catchTags({
