@@ -261,6 +261,19 @@ const read = Effect.fn("Journal.read")(function*(path: string) {
   if (header === undefined || header.type !== "header") {
     return yield* new JournalError({ path, message: `not a journal: the first line must be a "header" record` })
   }
+  // `seq` is the line number from 0: a repeated or out-of-order one means lines were
+  // duplicated, reordered or spliced from another journal, and the tree would be wrong.
+  for (let i = 0; i < records.length; i++) {
+    const record = records[i]!
+    if (record.seq === i) continue
+    const previous = records[i - 1]?.seq ?? -1
+    const what = record.seq === previous
+      ? `seq ${record.seq} is repeated (line ${i} has it too)`
+      : record.seq < previous
+      ? `seq ${record.seq} comes after seq ${previous} (out of order)`
+      : `seq ${record.seq} where ${i} was expected (seq numbers the lines from 0)`
+    return yield* new JournalError({ path, message: `line ${i + 1}: ${what}` })
+  }
   const complete = records[records.length - 1]?.type === "closed"
   if (!complete) warnings.push(`the journal has no "closed" record: the run did not finish writing it`)
   const contents: JournalContents = { path, header, records, complete, warnings }
