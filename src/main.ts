@@ -12,6 +12,7 @@ import { ExitWith, UsageError } from "./cli/Exit.js"
 import { inspectCommand } from "./cli/InspectCommand.js"
 import { replayCommand, traceCommand } from "./cli/JournalCommands.js"
 import { mockLlmCommand } from "./cli/MockLlmCommand.js"
+import { ownsErrors } from "./cli/output.js"
 import { runCommand, validateCommand } from "./cli/RunCommand.js"
 import { schemaCommand } from "./cli/SchemaCommand.js"
 
@@ -31,8 +32,10 @@ const organism = Command.make("organism").pipe(
 const cli = Command.run(organism, { name: "organism", version: packageJson.version })
 
 // `organism schema … | head`: the reader went away; that is the end of the output, not an error.
+// (`organism run` handles its output's errors itself: it stops in order and closes its journal.)
 for (const stream of [process.stdout, process.stderr]) {
   stream.on("error", (e: NodeJS.ErrnoException) => {
+    if (ownsErrors(stream)) return
     if (e.code === "EPIPE") process.exit(0)
     throw e
   })

@@ -145,3 +145,142 @@ describe("hostile organism files", () => {
     expect(r.code).toBe(0)
   })
 })
+
+const nap = (ms: number) => `nap=<Nap><Ms>${ms}</Ms></Nap>`
+const ticks = (limit: number) => `tick=<Tick><N>0</N><Limit>${limit}</Limit></Tick>`
+
+describe("--drain-timeout is a deadline", () => {
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    it(`after ${signal}, what is still running at the deadline is interrupted, booked in the journal, and the run exits`, async () => {
+      const path = join(dir, `drain-${signal}.jsonl`)
+      const r = await organism(
+        ["run", attack, "--journal", path, "--drain-timeout", "2s", "--send", nap(60_000), "--send", nap(300)],
+        { keepInputOpen: true, signalWhen: /console → nap: <Nap><Ms>60000/, signal }
+      )
+      // Within the deadline and a little, not after the minute the nap asked for.
+      expect(r.afterSignalMs).toBeGreaterThanOrEqual(1_900)
+      expect(r.afterSignalMs).toBeLessThan(2_000 + 6_000)
+      expect(r.code).toBe(130)
+      expect(r.stderr).toMatch(/^organism: stopped by a signal; --drain-timeout 2s elapsed with 1 handler job still in flight, interrupted$/m)
+      expect(r.stdout).toMatch(/attack: 3 injected, 3 delivered, 0 rejected/)
+      const all = records(path)
+      const last = all.at(-1)
+      expect(last).toMatchObject({ type: "closed", stopped: "stopped by a signal; --drain-timeout 2s elapsed with 1 handler job still in flight, interrupted" })
+      // The long nap was dispatched and has no outcome; the short one finished during the drain.
+      const long = all.find((x) => x.type === "dispatched" && x.payload.includes("60000")).thread
+      expect(all.filter((x) => x.thread === long).map((x) => x.type)).toEqual(["thread-created", "received", "dispatched"])
+      const trace = await organism(["trace", path, long])
+      expect(trace.stdout.trimEnd().split("\n").at(-1)).toBe(
+        "⏹ stopped before it completed: stopped by a signal; --drain-timeout 2s elapsed with 1 handler job still in flight, interrupted"
+      )
+    })
+  }
+
+  it("work that finishes within the deadline is not cut: the journal closes without a stop", async () => {
+    const path = join(dir, "drain-in-time.jsonl")
+    const r = await organism(["run", attack, "--journal", path, "--drain-timeout", "10s", "--send", nap(1_000)], {
+      keepInputOpen: true,
+      signalWhen: /console → nap/
+    })
+    expect(r.code).toBe(130)
+    expect(r.stderr).not.toMatch(/interrupted/)
+    const all = records(path)
+    expect(all.at(-1)).toEqual({ type: "closed", seq: all.length - 1, time: expect.any(Number) })
+    expect(all.filter((x) => x.type === "acknowledged" && x.listener === "nap")).toHaveLength(1)
+  })
+})
+
+describe("standard output", () => {
+  it("closed by its reader during a run with --journal: the run stops in order and the journal gets its closing record", async () => {
+    const path = join(dir, "stdout-closed.jsonl")
+    let closedAt = 0
+    const r = await organism(["run", attack, "--journal", path, "--drain-timeout", "1s", "--send", ticks(9_000), "--send", nap(60_000)], {
+      keepInputOpen: true,
+      ownStdout: true,
+      onStart: (child) =>
+        child.stdout!.once("data", () => {
+          closedAt = Date.now()
+          child.stdout!.destroy()
+        })
+    })
+    expect(closedAt).toBeGreaterThan(0)
+    expect(r.stderr).toMatch(/^organism: the reader of standard output went away: stopping$/m)
+    expect(r.stderr).toMatch(/^organism: the reader of standard output went away; --drain-timeout 1s elapsed with \d+ handler jobs? still in flight, interrupted$/m)
+    // The summary still comes, on standard error.
+    expect(r.stderr).toMatch(/^attack: \d+ injected, \d+ delivered/m)
+    expect(r.code).toBe(0)
+    const all = records(path)
+    expect(all.at(-1)).toMatchObject({ type: "closed", stopped: expect.stringMatching(/^the reader of standard output went away/) })
+    expect(all.map((x) => x.seq)).toEqual(all.map((_, i) => i))
+  })
+
+  it("a reader that does not keep up: printing waits for it, events beyond the backlog are skipped and counted, memory stays bounded", async () => {
+    let peakKb = 0
+    let lines = 0
+    let partial = ""
+    let valid = true
+    // 9,000 hops make 27,000 events, more than the 20,000 that may wait for a slow reader.
+    const r = await organism(["run", attack, "--until-idle", "--json", "--send", ticks(9_000)], {
+      ownStdout: true,
+      onStart: (child) => {
+        const stdout = child.stdout!
+        stdout.pause()
+        const watch = setInterval(() => {
+          try {
+            const kb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, "utf8"))?.[1] ?? 0)
+            peakKb = Math.max(peakKb, kb)
+          } catch {
+            clearInterval(watch)
+          }
+        }, 100)
+        child.on("close", () => clearInterval(watch))
+        // The reader wakes up once the run says it skips events (or after a minute), and reads everything.
+        let stderr = ""
+        let awake = false
+        const wake = setTimeout(() => read(), 60_000)
+        child.stderr!.on("data", (d) => {
+          stderr += d
+          if (/skipping events/.test(stderr)) read()
+        })
+        const read = () => {
+          if (awake) return
+          awake = true
+          clearTimeout(wake)
+          stdout.on("data", (d: Buffer) => {
+            const text = partial + d.toString()
+            const parts = text.split("\n")
+            partial = parts.pop()!
+            for (const p of parts) {
+              lines++
+              try {
+                JSON.parse(p)
+              } catch {
+                valid = false
+              }
+            }
+          })
+          stdout.resume()
+        }
+      }
+    })
+    expect(r.code).toBe(0)
+    expect(valid).toBe(true)
+    expect(partial).toBe("")
+    expect(r.stderr).toMatch(/standard output is read too slowly for this organism: skipping events/)
+    const skipped = Number(/organism: (\d+) events were not printed/.exec(r.stderr)?.[1])
+    expect(skipped).toBeGreaterThan(0)
+    expect(lines).toBeGreaterThan(1_000)
+    expect(r.stderr).toMatch(/attack: 9002 injected, 9002 delivered/)
+    expect(peakKb).toBeGreaterThan(0)
+    expect(peakKb).toBeLessThan(600_000)
+  })
+
+  it("a fast event rate into a pipe: every event printed, as whole JSON lines, no ENOBUFS or EPIPE", async () => {
+    const r = await organism(["run", attack, "--until-idle", "--json", "--send", ticks(5_000)])
+    expect(r.code).toBe(0)
+    expect(r.stderr).not.toMatch(/ENOBUFS|EPIPE|skipping/)
+    const events = r.stdout.trimEnd().split("\n").map((l) => JSON.parse(l))
+    expect(events.filter((e) => e.type === "HandlerCompleted" && e.listener === "tick")).toHaveLength(5_001)
+    expect(events.at(-1)).toMatchObject({ type: "ThreadCompleted", invocations: 5_001 })
+  })
+})

@@ -76,6 +76,11 @@ export declare namespace Journal {
      * Fails when a write failed (the journal is incomplete). Closing twice does nothing.
      */
     readonly close: Effect.Effect<void, JournalError>
+    /**
+     * Closes the journal of a run stopped with work in flight: the `closed` line says why
+     * (`stopped`), so readers know that what has no outcome was interrupted.
+     */
+    readonly closeStopped: (reason: string) => Effect.Effect<void, JournalError>
   }
 }
 
@@ -112,7 +117,8 @@ const record = (organism: string, source: string | undefined, write: (record: Jo
     })
     return {
       booted: () => write(new Booted({ type: "booted", seq: seq++, time: micros(now()) }, true)),
-      closed: () => write(new Closed({ type: "closed", seq: seq++, time: micros(now()) }, true))
+      closed: (stopped?: string) =>
+        write(new Closed({ type: "closed", seq: seq++, time: micros(now()), ...(stopped === undefined ? {} : { stopped }) }, true))
     }
   })
 
@@ -144,9 +150,9 @@ const make = Effect.fn("Journal.make")(function*(options: Journal.Options) {
   }
   const recorder = yield* record(options.organism, options.source, write)
 
-  const close: Effect.Effect<void, JournalError> = Effect.suspend(() => {
+  const closeWith = (stopped: string | undefined): Effect.Effect<void, JournalError> => Effect.suspend(() => {
     if (!open) return failure === undefined ? Effect.void : Effect.fail(failure)
-    recorder.closed()
+    recorder.closed(stopped)
     open = false
     try {
       fsyncSync(fd)
@@ -156,6 +162,7 @@ const make = Effect.fn("Journal.make")(function*(options: Journal.Options) {
     }
     return failure === undefined ? Effect.void : Effect.fail(failure)
   })
+  const close = closeWith(undefined)
   // Whatever way the scope ends (Ctrl-C included), the last records are on disk.
   yield* Effect.addFinalizer(() => Effect.ignore(close))
 
@@ -163,7 +170,8 @@ const make = Effect.fn("Journal.make")(function*(options: Journal.Options) {
     path,
     markBooted: Effect.sync(recorder.booted),
     written: () => lines,
-    close
+    close,
+    closeStopped: closeWith
   }
   return service
 })
