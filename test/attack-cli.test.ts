@@ -3,11 +3,12 @@
  * characters at the console, Ctrl-C with a drain deadline, standard output closed or read
  * slowly. Each case starts a Node process (~1.5 s of CPU), so the timeouts are generous.
  */
-import { afterAll, describe, expect, it, vi } from "@effect/vitest"
-import { type ChildProcess, spawn } from "node:child_process"
+import { describe, expect, it, vi } from "@effect/vitest"
+import type { ChildProcess } from "node:child_process"
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { spawnForTest } from "./support/processes.js"
 
 vi.setConfig({ testTimeout: 120_000 })
 
@@ -39,13 +40,10 @@ interface Options {
   readonly ownStdout?: boolean
 }
 
-const children = new Set<ChildProcess>()
-
-/** Runs the CLI; every child still alive when the file ends is killed (a failing test must not leave one). */
+/** Runs the CLI; the child is killed when the test ends if still running (a failing test must not leave one). */
 const organism = (args: ReadonlyArray<string>, options: Options = {}): Promise<Run> =>
   new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], { cwd: root, stdio: ["pipe", "pipe", "pipe"] })
-    children.add(child)
+    const child = spawnForTest(process.execPath, [bin, ...args], { cwd: root, stdio: ["pipe", "pipe", "pipe"] })
     let stdout = ""
     let stderr = ""
     let signalledAt: number | undefined
@@ -63,17 +61,12 @@ const organism = (args: ReadonlyArray<string>, options: Options = {}): Promise<R
     child.stderr!.on("data", (d) => (stderr += d))
     child.on("error", reject)
     child.on("close", (code, signal) => {
-      children.delete(child)
       resolve({ code, signal, stdout, stderr, afterSignalMs: signalledAt === undefined ? undefined : Date.now() - signalledAt })
     })
     if (options.input !== undefined) child.stdin!.write(options.input)
     if (options.keepInputOpen !== true) child.stdin!.end()
     options.onStart?.(child)
   })
-
-afterAll(() => {
-  for (const child of children) child.kill("SIGKILL")
-})
 
 const records = (path: string) => readFileSync(path, "utf8").trim().split("\n").map((l) => JSON.parse(l))
 
@@ -282,5 +275,21 @@ describe("standard output", () => {
     const events = r.stdout.trimEnd().split("\n").map((l) => JSON.parse(l))
     expect(events.filter((e) => e.type === "HandlerCompleted" && e.listener === "tick")).toHaveLength(5_001)
     expect(events.at(-1)).toMatchObject({ type: "ThreadCompleted", invocations: 5_001 })
+  })
+})
+
+describe("test teardown", () => {
+  // A test that ends while its process still runs (as a failing one would) must not leave it.
+  let leftRunning: ChildProcess | undefined
+  it("a test leaves a process running…", () => {
+    leftRunning = spawnForTest(process.execPath, ["-e", "setInterval(() => {}, 1000)"], { stdio: "ignore" })
+    expect(leftRunning.pid).toBeGreaterThan(0)
+  })
+
+  it("…and it is gone once that test has finished", async () => {
+    const child = leftRunning!
+    if (child.exitCode === null && child.signalCode === null) await new Promise((resolve) => child.once("close", resolve))
+    expect(child.signalCode).toBe("SIGKILL")
+    expect(() => process.kill(child.pid!, 0)).toThrow(/ESRCH/)
   })
 })
