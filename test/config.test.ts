@@ -211,7 +211,7 @@ boot:
       expect(found.map((p) => p.message).join("\n")).not.toMatch(/undefined/)
       // A section of the wrong type still says what it should be.
       const [p] = yield* problems(write("guards2.yaml", valid("  guards: 5")))
-      expect(p).toMatchObject({ key: "organism.guards", line: 3 })
+      expect(p).toMatchObject({ key: "organism.guards", line: 3, message: "expected a mapping (a GuardsConfig section), got 5" })
     }))
 
   it.effect("concurrency: \"category:\" without a name is refused at its line", () =>

@@ -208,6 +208,8 @@ export const decodeSource = <A, I>(
 /** Effect's default messages, reworded for people editing YAML. */
 const readable = (message: string): string => {
   const m = /^Expected (.+), actual (.+)$/s.exec(message)
+  // A section (a Schema struct) is named by its class on the encoded side: say what it is.
+  if (m !== null && /^\w+ \(Encoded side\)$/.test(m[1]!)) return `expected a mapping (a ${m[1]!.split(" ")[0]} section), got ${m[2]}`
   if (m !== null) return `expected ${m[1]}, got ${m[2]}`
   return message
 }
