@@ -13,6 +13,7 @@ import { replayCommand, traceCommand } from "./cli/JournalCommands.js"
 import { checkArguments, commandHelp, renderCommandHelp, renderProgramHelp, usageLine } from "./cli/help.js"
 import { initCommand } from "./cli/InitCommand.js"
 import { mockLlmCommand } from "./cli/MockLlmCommand.js"
+import { ownsErrors } from "./cli/output.js"
 import { packageJson } from "./cli/packageInfo.js"
 import { promptCommand } from "./cli/PromptCommand.js"
 import { runCommand } from "./cli/RunCommand.js"
@@ -99,8 +100,10 @@ const program = (argv: ReadonlyArray<string>) => Effect.suspend(() => dispatch(a
  */
 export const main = (argv: ReadonlyArray<string>): void => {
   // `organism schema … | head`: the reader went away; that is the end of the output, not an error.
+  // (`organism run` handles its output's errors itself: it stops in order and closes its journal.)
   for (const stream of [process.stdout, process.stderr]) {
     stream.on("error", (e: NodeJS.ErrnoException) => {
+      if (ownsErrors(stream)) return
       if (e.code === "EPIPE") process.exit(0)
       throw e
     })

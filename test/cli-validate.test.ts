@@ -150,7 +150,7 @@ listeners:
         const r = await organism(["validate", file])
         expect(r.code, output(r)).toBe(1)
         expect(r.stderr).toMatch(
-          /organism: 2 problems in .*\n {2}.*organism\.yaml:5:\d+: listeners\[0\] "one"\.payload: module \.\/payloads\.ts failed to load: organism modules must be ES modules — add "type": "module" to the nearest package\.json, or name the file \.mts \(Node said: /
+          /organism: 2 problems in .*\n {2}.*organism\.yaml:5:\d+: listeners\[0\] "one"\.payload: module \.\/payloads\.ts is not an ES module: .*does not say "type": "module", so it is compiled as CommonJS, which cannot import the framework\. Add "type": "module" to that package\.json, or name the file \.mts/
         )
         expect(r.stderr).toMatch(/organism\.yaml:6:\d+: listeners\[0\] "one"\.handler: module \.\/payloads\.ts failed to load \(see line 5, listeners\[0\] "one"\.payload\)\n$/)
       } finally {

@@ -186,4 +186,61 @@ boot:
       expect(p).toMatchObject({ key: "boot[0].payload" })
       expect(p!.message).toMatch(/not well-formed XML/)
     }))
+
+  it.effect("an alias-expansion bomb is refused at the alias, before anything expands it", () =>
+    Effect.gen(function*() {
+      const levels = [`a0: &a0 [x, x, x, x, x, x, x, x, x, x]`]
+      for (let i = 1; i < 12; i++) levels.push(`a${i}: &a${i} [${Array(10).fill(`*a${i - 1}`).join(", ")}]`)
+      const started = Date.now()
+      const found = yield* problems(write("bomb.yaml", `${valid()}${levels.join("\n")}\n`))
+      expect(Date.now() - started).toBeLessThan(5_000)
+      expect(found).toHaveLength(1)
+      // *a3 (10 × *a2, 11,111 nodes) is the first alias past the limit: line 12, the a4 line.
+      expect(found[0]).toMatchObject({ line: 12, key: "" })
+      expect(found[0]!.message).toMatch(/the alias \*a3 stands for more than 10000 YAML nodes .*alias-expansion bomb/)
+      // A few aliases of a small anchor are fine.
+      const shared = `organism:\n  name: qa\nlisteners:\n  - name: oracle\n    payload: &q ${modules}#Question\n    handler: &h ${modules}#answer\n` +
+        `  - name: other\n    payload: *q\n    handler: *h\n`
+      const reused = yield* loadOrganism(write("aliases.yaml", shared))
+      expect(reused.organism.listeners.map((l) => l.name)).toEqual(expect.arrayContaining(["oracle", "other"]))
+    }).pipe(Effect.provide(XmlEngine.layer)))
+
+  it.effect("a problem inside an optional section is reported once, without an 'expected undefined' line", () =>
+    Effect.gen(function*() {
+      const found = yield* problems(write("guards.yaml", valid("  guards:\n    max_chain_depth: -3\n  context:\n    max_threads: many")))
+      expect(found.map((p) => p.key)).toEqual(["organism.guards.max_chain_depth", "organism.context.max_threads"])
+      expect(found.map((p) => p.message).join("\n")).not.toMatch(/undefined/)
+      // A section of the wrong type still says what it should be.
+      const [p] = yield* problems(write("guards2.yaml", valid("  guards: 5")))
+      expect(p).toMatchObject({ key: "organism.guards", line: 3, message: "expected a mapping (a GuardsConfig section), got 5" })
+    }))
+
+  it.effect("concurrency: \"category:\" without a name is refused at its line", () =>
+    Effect.gen(function*() {
+      const [p] = yield* problems(write("category.yaml", valid("", `    concurrency: "category:"\n`)))
+      expect(p).toMatchObject({ line: 8, key: `listeners[0] "oracle".concurrency` })
+      expect(p!.message).toMatch(/"category:" needs a name/)
+      const ok = yield* loadOrganism(write("category-ok.yaml", valid("", `    concurrency: "category:db"\n`)))
+      expect(ok.organism.listeners[0]!.concurrency).toEqual({ _tag: "Category", name: "db" })
+    }).pipe(Effect.provide(XmlEngine.layer)))
+
+  it.effect("a bad boot target does not hide the boot payloads' own problems", () =>
+    Effect.gen(function*() {
+      const found = yield* problems(write("boot2.yaml", valid() + `boot:\n  - to: nobody\n    payload: <Question><Text>hi</Question>\n  - to: oracle\n    payload: <Bad\n`))
+      expect(found.map((p) => [p.line, p.key])).toEqual([[9, "boot[0].to"], [10, "boot[0].payload"], [12, "boot[1].payload"]])
+      expect(found[1]!.message).toMatch(/not well-formed XML/)
+    }))
+
+  it.effect("modules outside the organism's folder load, with a warning naming each module once", () =>
+    Effect.gen(function*() {
+      const outside = yield* loadOrganism(write("outside.yaml", valid()))
+      // One module for the payload and the handler: one warning, at its first mention.
+      expect(outside.warnings.map((w) => [w.line, w.key])).toEqual([[6, `listeners[0] "oracle".payload`]])
+      expect(outside.warnings[0]!.message).toBe(
+        `module ${join(__dirname, "fixtures", "modules.ts")} is outside the organism's folder (${dir}): it runs with the organism`
+      )
+      // The fixtures' own organism names its modules beside it; a built-in type names no module.
+      const inside = yield* loadOrganism(join(__dirname, "fixtures", "echo.yaml"))
+      expect(inside.warnings).toEqual([])
+    }).pipe(Effect.provide(XmlEngine.layer)))
 })

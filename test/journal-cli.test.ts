@@ -1,11 +1,11 @@
 /** `organism run --journal`, `organism trace` and `organism replay`, run as real processes. */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { spawn } from "node:child_process"
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Journal } from "../src/services/Journal.js"
+import { spawnForTest } from "./support/processes.js"
 
 const root = join(__dirname, "..")
 const bin = join(root, "bin", "organism.js")
@@ -26,21 +26,22 @@ interface Run {
  */
 const organism = (args: ReadonlyArray<string>, interruptWhen?: RegExp): Promise<Run> =>
   new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], { cwd: root, stdio: ["pipe", "pipe", "pipe"] })
+    // Killed when the test ends: a run waiting for a Ctrl-C that never comes must not outlive it.
+    const child = spawnForTest(process.execPath, [bin, ...args], { cwd: root, stdio: ["pipe", "pipe", "pipe"] })
     let stdout = ""
     let stderr = ""
     let interrupted = false
-    child.stdout.on("data", (d) => {
+    child.stdout!.on("data", (d) => {
       stdout += d
       if (interruptWhen !== undefined && !interrupted && interruptWhen.test(stdout)) {
         interrupted = true
         child.kill("SIGINT")
       }
     })
-    child.stderr.on("data", (d) => (stderr += d))
+    child.stderr!.on("data", (d) => (stderr += d))
     child.on("error", reject)
     child.on("close", (code) => resolve({ code, stdout, stderr }))
-    if (interruptWhen === undefined) child.stdin.end("")
+    if (interruptWhen === undefined) child.stdin!.end("")
   })
 
 /** Tests that start several processes: each takes seconds of CPU, and the machine is shared. */

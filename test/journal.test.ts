@@ -13,7 +13,8 @@ import { Organism } from "../src/domain/Organism.js"
 import type { PumpEvent } from "../src/domain/PumpEvent.js"
 import { RawPayload } from "../src/domain/Reply.js"
 import { analyse, type Conversation, inputOf, type Run } from "../src/journal/Conversations.js"
-import { idleBefore, replay } from "../src/journal/Replay.js"
+import { compareRuns } from "../src/journal/Compare.js"
+import { bootInputs, idleBefore, replay } from "../src/journal/Replay.js"
 import { findConversation, traceOf } from "../src/journal/Trace.js"
 import { Pump } from "../src/pipeline/Pump.js"
 import { Events } from "../src/services/Events.js"
@@ -190,6 +191,29 @@ describe("Journal", () => {
     }))
 })
 
+describe("Journal.read: seq numbers the lines", () => {
+  it.effect("a duplicated or out-of-order seq is refused with the line that has it", () =>
+    Effect.gen(function*() {
+      const { path } = yield* Effect.promise(recorded)
+      const all = lines(path)
+      const bad = join(dir, "seq.jsonl")
+      // A line written twice (a copy-paste, two journals spliced together).
+      writeFileSync(bad, `${[...all.slice(0, 6), all[5]!, ...all.slice(6)].join("\n")}\n`)
+      expect((yield* Effect.flip(Journal.read(bad))).message).toBe("line 7: seq 5 is repeated (line 6 has it too)")
+      // Two lines swapped.
+      writeFileSync(bad, `${[...all.slice(0, 4), all[5]!, all[4]!, ...all.slice(6)].join("\n")}\n`)
+      expect((yield* Effect.flip(Journal.read(bad))).message).toBe("line 5: seq 5 where 4 was expected (seq numbers the lines from 0)")
+      expect((yield* Effect.flip(Journal.read(bad)))._tag).toBe("JournalError")
+      writeFileSync(bad, `${[...all.slice(0, 4), all[2]!, ...all.slice(5)].join("\n")}\n`)
+      expect((yield* Effect.flip(Journal.read(bad))).message).toBe("line 5: seq 2 comes after seq 3 (out of order)")
+      // A line missing in the middle.
+      writeFileSync(bad, `${[...all.slice(0, 4), ...all.slice(5)].join("\n")}\n`)
+      expect((yield* Effect.flip(Journal.read(bad))).message).toMatch(/^line 5: seq 5 where 4 was expected/)
+      // The untouched journal reads.
+      expect((yield* Journal.read(path)).records).toHaveLength(all.length)
+    }))
+})
+
 describe("trace", () => {
   it.effect("a conversation as hops at their chain depth, with handler times and its completion", () =>
     Effect.gen(function*() {
@@ -354,4 +378,65 @@ describe("replay", () => {
         ["crash", false]
       ])
     }))
+
+  it.effect("one message missing and one extra on a thread both runs have: one 'missing' and one 'extra', not a change", () =>
+    Effect.gen(function*() {
+      const { path } = yield* Effect.promise(recorded)
+      const { contents, run } = yield* readRun(path)
+      // The replay in which the librarian answered "effect" with an Answer instead of a Found:
+      // same thread, same sender and receiver, another payload type.
+      const found = ofType(contents.records, "dispatched").find((r) => r.payloadType === "Found" && r.payload.includes("effect"))!
+      const edited = contents.records.map((r) =>
+        (r.type === "dispatched" || r.type === "received") && r.thread === found.thread && r.payloadType === "Found"
+          ? { ...r, payloadType: "Answer", payload: "<Answer><Text>effect</Text></Answer>" }
+          : r
+      ) as ReadonlyArray<JournalRecord>
+      const other = analyse(edited)
+      const comparison = compareRuns(run, other, bootInputs(run, []), bootInputs(other, []))
+      expect(comparison.identical).toBe(false)
+      expect(comparison.differences).toEqual([
+        {
+          conversation: "input 1 (console → front Ask)",
+          recordedRoot: found.root,
+          replayedRoot: found.root,
+          at: "console › front",
+          change: "missing",
+          recorded: "librarian → front Found: <Found><Term>effect</Term><Answer>a TypeScript library</Answer></Found> ⇒ delivered",
+          replayed: null
+        },
+        {
+          conversation: "input 1 (console → front Ask)",
+          recordedRoot: found.root,
+          replayedRoot: found.root,
+          at: "console › front",
+          change: "extra",
+          recorded: null,
+          replayed: "librarian → front Answer: <Answer><Text>effect</Text></Answer> ⇒ delivered"
+        }
+      ])
+      // Both runs have as many messages: only the thread's contents tell them apart.
+      expect(comparison.replayed).toEqual(comparison.recorded)
+    }))
+
+  it.effect("replaying with an organism of another name warns, and still compares", () =>
+    Effect.gen(function*() {
+      const { path } = yield* Effect.promise(recorded)
+      const { contents } = yield* readRun(path)
+      const { organism } = yield* loadOrganism(desk)
+      const renamed = { ...organism, settings: { ...organism.settings, name: "front-desk" } }
+      const result = yield* replay(contents, renamed)
+      expect(result.warnings).toEqual([`the journal was written by organism "desk", replayed with "front-desk"`])
+      expect(result.organism).toBe("front-desk")
+      // The one difference is the name itself, which Boot carries.
+      expect(result.comparison.differences).toEqual([
+        expect.objectContaining({
+          conversation: "boot 1 (system → system.boot Boot)",
+          change: "changed",
+          recorded: expect.stringContaining("<OrganismName>desk</OrganismName>"),
+          replayed: expect.stringContaining("<OrganismName>front-desk</OrganismName>")
+        })
+      ])
+      // The same name: no warning.
+      expect((yield* replay(contents, organism)).warnings).toEqual([])
+    }).pipe(Effect.scoped, Effect.provide(layerWithoutModels)))
 })

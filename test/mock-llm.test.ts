@@ -1,12 +1,12 @@
 /** The mock LLM server over real HTTP: wire formats, script, faults, script files, CLI. */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Exit } from "effect"
-import { spawn } from "node:child_process"
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { MockLlmServer } from "../src/llm/MockLlmServer.js"
+import { exitOf, spawnForTest } from "./support/processes.js"
 import { decodeMockScript, loadMockScript, MockScript, parseMockScript } from "../src/llm/MockScript.js"
 import {
   anthropicRequest,
@@ -608,12 +608,12 @@ describe("organism mock-llm", () => {
 
   it("prints the URL, logs each request on one line, stops on Ctrl-C", async () => {
     const script = file("cli.yaml", `responses:\n  - status: 429\n    retry_after: 1\n  - text: |\n      <Greeting><Name>Ada</Name></Greeting>\n`)
-    const child = spawn(process.execPath, [bin, "mock-llm", "--script", script, "--port", "0"], { stdio: ["ignore", "pipe", "pipe"] })
+    // Killed when the test ends, whatever happened: a failed assertion must not leave a server running.
+    const child = spawnForTest(process.execPath, [bin, "mock-llm", "--script", script, "--port", "0"], { stdio: ["ignore", "pipe", "pipe"] })
     let stdout = ""
     let stderr = ""
-    child.stdout.on("data", (d) => (stdout += d))
-    child.stderr.on("data", (d) => (stderr += d))
-    const exited = new Promise<number | null>((resolve) => child.on("close", resolve))
+    child.stdout!.on("data", (d) => (stdout += d))
+    child.stderr!.on("data", (d) => (stderr += d))
     const until = async (re: RegExp) => {
       for (let i = 0; i < 300 && !re.test(stdout); i++) await new Promise((r) => setTimeout(r, 50))
       return re.exec(stdout)
@@ -627,7 +627,7 @@ describe("organism mock-llm", () => {
     expect(await ok.text()).toContain("Greeting")
     await until(/#1 .*\n/)
     child.kill("SIGINT")
-    expect(await exited).toBe(130)
+    expect(await exitOf(child, 15_000)).toBe(130)
     expect(stdout).toMatch(/\d\d:\d\d:\d\d\.\d{3} #0 POST \/v1\/chat\/completions gpt-4o → responses\[0\]: status 429 \(Retry-After: 1\)\n/)
     expect(stdout).toMatch(/#1 POST \/v1\/messages claude-sonnet-4-5 stream → responses\[1\]: text "<Greeting><Name>Ada<\/Name><\/Greeting>"\n/)
     expect(stdout).toMatch(/mock-llm: stopped after 2 requests/)
@@ -635,10 +635,10 @@ describe("organism mock-llm", () => {
 
   it("a broken script: every problem on stderr, exit 2", async () => {
     const script = file("broken.yaml", `responses:\n  - text: hi\n    tiems: 2\n`)
-    const child = spawn(process.execPath, [bin, "mock-llm", "--script", script], { stdio: ["ignore", "pipe", "pipe"] })
+    const child = spawnForTest(process.execPath, [bin, "mock-llm", "--script", script], { stdio: ["ignore", "pipe", "pipe"] })
     let stderr = ""
-    child.stderr.on("data", (d) => (stderr += d))
-    const code = await new Promise<number | null>((resolve) => child.on("close", resolve))
+    child.stderr!.on("data", (d) => (stderr += d))
+    const code = await exitOf(child, 15_000)
     expect(code).toBe(2)
     expect(stderr).toMatch(/broken\.yaml:3:5: responses\[0\]\.tiems: unknown key "tiems" \(did you mean "times"\?\)/)
   })

@@ -1,5 +1,5 @@
 import { Args, Command, Options } from "@effect/cli"
-import { Cause, Console, Duration, Effect, Either, Exit, Fiber, Option, Queue, Stream } from "effect"
+import { Cause, Console, Deferred, Duration, Effect, Either, ExecutionStrategy, Exit, Fiber, Option, Scope, Stream } from "effect"
 import { createInterface } from "node:readline"
 import { layerForOrganism } from "../config/layerForOrganism.js"
 import { type LoadedOrganism, loadOrganism, parsePayloadXml } from "../config/loadOrganism.js"
@@ -12,9 +12,10 @@ import { Events } from "../services/Events.js"
 import { Journal, type JournalError } from "../services/Journal.js"
 import { LlmRouter } from "../services/LlmRouter.js"
 import { XmlEngine } from "../services/XmlEngine.js"
-import { reportConfigError, reportLlmConfigError } from "./configErrors.js"
+import { reportConfigError, reportConfigWarnings, reportLlmConfigError } from "./configErrors.js"
 import { ExitWith, UsageError } from "./Exit.js"
 import { reportToStderr, withStackReports } from "./handlerStacks.js"
+import { makeOutput } from "./output.js"
 import { renderEvent } from "./renderEvent.js"
 import { statusLine } from "./statusLine.js"
 import { unknownTargetHint } from "./targets.js"
@@ -90,6 +91,7 @@ export const runCommand = Command.make(
       for (const s of sends) if (Either.isLeft(s)) return yield* new UsageError({ message: s.left })
 
       const loaded = yield* loadOrganism(opts.file).pipe(Effect.catchTag("OrganismConfigError", reportConfigError(2)))
+      yield* reportConfigWarnings(loaded.warnings)
       yield* runLoaded({ ...opts, drainTimeout: deadline.right }, loaded, engine, sends.flatMap((s) => (Either.isRight(s) ? [s.right] : []))).pipe(
         Effect.provide(layerForOrganism(loaded)),
         Effect.catchTag("LlmConfigError", reportLlmConfigError(opts.file))
@@ -108,6 +110,23 @@ interface RunOptions {
   readonly drainTimeout: Duration.Duration
 }
 
+/**
+ * Events waiting to be printed, at most: beyond, a reader too slow for the organism makes
+ * the run skip events (and say so) rather than hold them all in memory. The journal, if
+ * any, still has every record.
+ */
+const MAX_BACKLOG = 20_000
+
+/** After the drain deadline, how long the interrupted handlers get to wind down. */
+const GRACE = Duration.seconds(2)
+
+/**
+ * Runs an Effect on a fiber of its own, interruptibly, and waits for it. Shutdown runs in a
+ * finalizer, where everything is uninterruptible: a timeout there would wait for the very
+ * work it is meant to cut short.
+ */
+const detached = <A, E>(effect: Effect.Effect<A, E>) => Effect.flatMap(Effect.fork(Effect.interruptible(effect)), Fiber.join)
+
 /** The run itself, inside the organism's own services (its registries, its model router). */
 const runLoaded = (
   opts: RunOptions,
@@ -119,22 +138,55 @@ const runLoaded = (
       const organism = loaded.organism
       const injector = organism.settings.injector
       const events = yield* Events
-      const queue = yield* events.subscribe
-      const print = (e: PumpEvent) => {
-        if (opts.json) process.stdout.write(`${JSON.stringify(eventToJson(e))}\n`)
-        else {
-          const line = renderEvent(e, injector, opts.verbose)
-          if (line !== undefined) process.stdout.write(`${line}\n`)
+      const output = yield* makeOutput(process.stdout)
+      const textOf = (chunk: Iterable<PumpEvent>) => {
+        let text = ""
+        for (const e of chunk) {
+          if (opts.json) text += `${JSON.stringify(eventToJson(e))}\n`
+          else {
+            const line = renderEvent(e, injector, opts.verbose)
+            if (line !== undefined) text += `${line}\n`
+          }
         }
+        return text
       }
+      // Events wait here for the printer. While standard output's reader is behind (a write
+      // waits for it), at most MAX_BACKLOG wait: a slow reader costs skipped events, counted
+      // and reported, never unbounded memory. Taken inside `publish`, so the bound holds even
+      // while the pump keeps the printer from running.
+      let pending: Array<PumpEvent> = []
+      let skipped = 0
+      let wake: (() => void) | undefined
+      yield* events.observe((e) => {
+        if (pending.length >= MAX_BACKLOG && output.isBlocked()) {
+          if (skipped++ === 0) {
+            process.stderr.write(`organism: standard output is read too slowly for this organism: skipping events (the journal, if any, has them all)\n`)
+          }
+          return
+        }
+        pending.push(e)
+        if (wake !== undefined) {
+          const w = wake
+          wake = undefined
+          w()
+        }
+      })
+      const takePending = () => {
+        const chunk = pending
+        pending = []
+        return chunk
+      }
+      const waitForEvents = Effect.async<void>((resume) => {
+        if (pending.length > 0) return resume(Effect.void)
+        wake = () => resume(Effect.void)
+        return Effect.sync(() => void (wake = undefined))
+      })
       const printer = yield* Effect.fork(
-        Effect.forever(Effect.map(Queue.takeBetween(queue, 1, 4096), (chunk) => {
-          for (const e of chunk) print(e)
-        }))
+        Effect.forever(Effect.zipRight(waitForEvents, Effect.suspend(() => output.write(textOf(takePending())))))
       )
       const flush = Effect.gen(function*() {
         yield* Fiber.interrupt(printer)
-        for (const e of yield* Queue.takeAll(queue)) print(e)
+        yield* output.write(textOf(takePending()))
       })
       // Opened before the pump starts, so the organism's start-up is recorded too.
       const recording = Option.isSome(opts.journal)
@@ -142,9 +194,11 @@ const runLoaded = (
           Effect.mapError((e) => new UsageError({ message: journalProblem(e) }))
         )
         : undefined
-      const closeJournal = recording === undefined ? Effect.void : recording.close
       const prepare = (o: typeof organism) => (opts.verbose ? withStackReports(o, reportToStderr) : o)
-      const pump = yield* Pump.make(prepare(organism))
+      // The pump in a scope of its own: at the drain deadline, closing it interrupts the
+      // handlers still running, before the journal is closed.
+      const pumpScope = yield* Scope.fork(yield* Effect.scope, ExecutionStrategy.sequential)
+      const pump = yield* Pump.make(prepare(organism)).pipe(Scope.extend(pumpScope))
       const listenerNames = organism.listeners.map((l) => l.name)
       const hint = (to: string) => {
         const text = unknownTargetHint(to, listenerNames)
@@ -153,6 +207,8 @@ const runLoaded = (
       if (recording !== undefined) yield* recording.markBooted
       const models = yield* LlmRouter
       if (!opts.json && process.stderr.isTTY === true) yield* statusLine(pump, models, events)
+      // Once standard output is gone, what is left to say goes to standard error.
+      const say = (line: string) => (opts.json || output.isGone() ? Console.error(line) : Console.log(line))
       const summary = Effect.suspend(() => {
         const c = pump.counters()
         const u = models.usage().totals
@@ -162,47 +218,102 @@ const runLoaded = (
             ? ""
             : `; models: ${u.requests} calls, ${u.promptTokens} prompt + ${u.completionTokens} completion tokens` +
               (u.costUsd > 0 ? `, $${u.costUsd.toFixed(4)}` : ""))
-        return opts.json ? Console.error(line) : Console.log(line)
+        return Effect.zipRight(
+          skipped === 0 ? Effect.void : Console.error(`organism: ${skipped} events were not printed (standard output was read too slowly)`),
+          say(line)
+        )
       })
-      // Ctrl-C: stop taking input, let in-flight work finish (bounded), then report. The
-      // interruption arrives combined with others (a Sequential cause), not as a bare one.
+
+      /**
+       * Stops the run in order (Ctrl-C, SIGTERM, standard output gone): no more input, the
+       * work in flight gets --drain-timeout to finish; what is left then is interrupted and
+       * the journal's closing record says so. Prints the summary.
+       */
+      let stopped = false
+      const stop = (why: string) =>
+        Effect.gen(function*() {
+          if (stopped) return
+          stopped = true
+          const drained = yield* detached(pump.drain(opts.drainTimeout))
+          let problem: string | undefined
+          if (!drained) {
+            const left = pump.counters().inFlight
+            problem = `${why}; --drain-timeout ${Duration.format(opts.drainTimeout)} elapsed with ${left} ` +
+              `handler job${left === 1 ? "" : "s"} still in flight, interrupted`
+            yield* detached(Effect.ignore(Effect.timeout(Scope.close(pumpScope, Exit.void), GRACE)))
+          }
+          yield* detached(Effect.ignore(Effect.timeout(flush, GRACE)))
+          if (recording !== undefined) {
+            yield* (problem === undefined ? recording.close : recording.closeStopped(problem)).pipe(
+              Effect.catchAll((e) => Console.error(`organism: ${journalProblem(e)}`))
+            )
+          }
+          if (problem !== undefined) yield* Console.error(`organism: ${problem}`)
+          yield* summary
+        })
+      // Ctrl-C and SIGTERM interrupt the run. The interruption arrives combined with others
+      // (a Sequential cause), not as a bare one.
       yield* Effect.addFinalizer((exit) =>
-        Exit.isFailure(exit) && Cause.isInterrupted(exit.cause)
-          ? Effect.gen(function*() {
-            const drained = yield* pump.drain(opts.drainTimeout)
-            yield* flush
-            yield* closeJournal.pipe(Effect.catchAll((e) => Console.error(`organism: ${journalProblem(e)}`)))
-            if (!drained) yield* Console.error(`organism: stopped with work in flight after ${Duration.format(opts.drainTimeout)}`)
-            yield* summary
-          })
-          : Effect.void
+        Exit.isFailure(exit) && Cause.isInterrupted(exit.cause) ? stop("stopped by a signal") : Effect.void
       )
 
       if (opts.watch) yield* Effect.forkScoped(watchOrganism(opts.file, loaded.config, pump, events, prepare))
 
-      for (const s of sends) yield* Effect.zipRight(hint(s.to), pump.inject(s.to, s.payload))
+      // Input that cannot become a message (a control character typed at the console, a BEL
+      // in --send) is reported on its own line; the run goes on.
+      let badInput = 0
+      const send = (where: string, to: string, payload: PayloadValue) =>
+        Effect.zipRight(
+          hint(to),
+          pump.inject(to, payload).pipe(
+            Effect.asVoid,
+            Effect.catchAll((e) =>
+              Effect.zipRight(Effect.sync(() => void badInput++), Console.error(`organism: ${where}: not sent to ${to}: ${e.message}`))
+            )
+          )
+        )
 
-      if (!opts.untilIdle) {
-        if (!opts.json && process.stdin.isTTY) yield* Console.error(HELP)
-        const lines = Stream.fromAsyncIterable(createInterface({ input: process.stdin, terminal: false }), (e) => e)
-        yield* Stream.runForEach(lines, (line) => {
-          if (line.trim() === "") return Effect.void
-          if (line.trim() === "help" || line.trim() === "?") return Console.error(HELP)
-          const parsed = parseConsoleLine(engine, line)
-          return Either.isLeft(parsed)
-            ? Console.error(`organism: ${parsed.left}`)
-            : Effect.zipRight(hint(parsed.right.to), Effect.asVoid(pump.inject(parsed.right.to, parsed.right.payload)))
-        }).pipe(Effect.orDie)
-        // Watching: input has ended, but the organism keeps running until Ctrl-C.
-        if (opts.watch) return yield* Effect.never
+      const work = Effect.gen(function*() {
+        for (const s of sends) yield* send(`--send ${s.to}`, s.to, s.payload)
+        if (!opts.untilIdle) {
+          if (!opts.json && process.stdin.isTTY) yield* Console.error(HELP)
+          const lines = Stream.fromAsyncIterable(createInterface({ input: process.stdin, terminal: false }), (e) => e)
+          let lineNumber = 0
+          yield* Stream.runForEach(lines, (line) => {
+            lineNumber++
+            if (line.trim() === "") return Effect.void
+            if (line.trim() === "help" || line.trim() === "?") return Console.error(HELP)
+            const parsed = parseConsoleLine(engine, line)
+            if (Either.isLeft(parsed)) {
+              badInput++
+              return Console.error(`organism: input line ${lineNumber}: ${parsed.left}`)
+            }
+            return send(`input line ${lineNumber}`, parsed.right.to, parsed.right.payload)
+          }).pipe(Effect.orDie)
+          // Watching: input has ended, but the organism keeps running until Ctrl-C.
+          if (opts.watch) return yield* Effect.never
+        }
+        yield* pump.awaitIdle
+      })
+
+      // The reader of standard output going away (`| head`) ends the run like Ctrl-C does,
+      // without losing the journal's end.
+      const gone = yield* Effect.raceFirst(Effect.as(work, undefined), Deferred.await(output.gone))
+      if (gone !== undefined) {
+        yield* Console.error(`organism: ${gone}: stopping`)
+        yield* stop(gone)
+        // Nothing more is read: standard input must not keep the process alive.
+        process.stdin.destroy()
+      } else {
+        yield* flush
+        yield* summary
+        // An incomplete journal is a failed run: the user asked for the record.
+        if (recording !== undefined) {
+          yield* recording.close.pipe(
+            Effect.catchAll((e) => Effect.zipRight(Console.error(`organism: ${journalProblem(e)}`), new ExitWith({ code: 1 })))
+          )
+        }
       }
-      yield* pump.awaitIdle
-      yield* flush
-      yield* summary
-      // An incomplete journal is a failed run: the user asked for the record.
-      yield* closeJournal.pipe(
-        Effect.catchAll((e) => Effect.zipRight(Console.error(`organism: ${journalProblem(e)}`), new ExitWith({ code: 1 })))
-      )
       const c = pump.counters()
-      if (opts.strict && c.rejected + c.guardStopped > 0) return yield* new ExitWith({ code: 1 })
+      if (opts.strict && c.rejected + c.guardStopped + badInput > 0) return yield* new ExitWith({ code: 1 })
     }).pipe(Effect.scoped)

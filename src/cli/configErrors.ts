@@ -1,5 +1,5 @@
 import { Console, Effect } from "effect"
-import type { OrganismConfigError } from "../config/ConfigError.js"
+import type { ConfigProblem, OrganismConfigError } from "../config/ConfigError.js"
 import type { LlmConfigError } from "../domain/Llm.js"
 import { ExitWith } from "./Exit.js"
 
@@ -15,3 +15,7 @@ export const reportLlmConfigError = (file: string) => (error: LlmConfigError) =>
   Console.error(`organism: ${file}: llm: ${error.message}`).pipe(
     Effect.zipRight(Effect.fail(new ExitWith({ code: 2 })))
   )
+
+/** Things about a loaded organism file worth knowing (modules outside its folder). */
+export const reportConfigWarnings = (warnings: ReadonlyArray<ConfigProblem>) =>
+  Effect.forEach(warnings, (w) => Console.error(`organism: warning: ${String(w)}`), { discard: true })

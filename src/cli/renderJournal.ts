@@ -29,7 +29,7 @@ export const renderTrace = (t: Trace): string => {
     `conversation ${t.root}${t.organism !== null ? ` of ${t.organism}` : ""}, started by ${t.injector ?? "?"} at ${t.startedAt}`,
     ...t.steps.map(renderStep),
     t.completed === null
-      ? `… not completed when the journal ends`
+      ? t.stopped !== null ? `⏹ stopped before it completed: ${t.stopped}` : `… not completed when the journal ends`
       : `✓ completed: ${t.completed.invocations} handler invocation${t.completed.invocations === 1 ? "" : "s"}  (${at(t.completed.at)})`
   ]
   return lines.join("\n")

@@ -5,7 +5,7 @@
 import { Effect, Schema } from "effect"
 import { createHash } from "node:crypto"
 import { existsSync, readFileSync } from "node:fs"
-import { isAbsolute, resolve } from "node:path"
+import { dirname, isAbsolute, join, relative, resolve, sep } from "node:path"
 import { pathToFileURL } from "node:url"
 import { isPayloadType, type PayloadType } from "../domain/Payload.js"
 import { builtinPayloads } from "./builtins.js"
@@ -54,6 +54,28 @@ interface LoadedModule {
  * a changed file imports it again under a `?v=N` URL (ES modules cannot be unloaded).
  */
 const cache = new Map<string, LoadedModule>()
+
+/** The package.json that decides how Node reads `file` (the nearest one above it). */
+const nearestPackageJson = (file: string): string | undefined => {
+  for (let dir = dirname(file); ; dir = dirname(dir)) {
+    const candidate = join(dir, "package.json")
+    if (existsSync(candidate)) return candidate
+    if (dirname(dir) === dir) return undefined
+  }
+}
+
+/**
+ * Where a reference points outside the organism's folder (`../shared/h.ts`, `/opt/x.ts`):
+ * the absolute path, else undefined. Built-in payload names point nowhere.
+ */
+export const outsideFolder = (reference: string, baseDir: string): string | undefined => {
+  if (!reference.includes("#") && Object.hasOwn(builtinPayloads, reference)) return undefined
+  const { path } = parseReference(reference)
+  if (path === "") return undefined
+  const absolute = isAbsolute(path) ? path : resolve(baseDir, path)
+  const rel = relative(baseDir, absolute)
+  return rel.split(sep)[0] === ".." || isAbsolute(rel) ? absolute : undefined
+}
 
 const hashOf = (file: string) => createHash("sha1").update(readFileSync(file)).digest("hex")
 
@@ -107,15 +129,25 @@ export const importModule = (reference: string, baseDir: string, options: { read
         cache.delete(absolute)
         const message = e instanceof Error ? e.message : String(e)
         // TypeScript files outside a `"type": "module"` package are compiled as CommonJS,
-        // which cannot import the framework: say so instead of leaving Node's riddle.
-        const notEsm = /require\(\) ES Module|ERR_REQUIRE_ESM|Cannot use import statement/.test(message)
+        // which cannot import the framework: say so instead of leaving Node's riddle
+        // ("Cannot require() ES Module … in a cycle").
+        if (/require\(\) ES Module|ERR_REQUIRE_ESM|Cannot use import statement/i.test(message)) {
+          const manifest = nearestPackageJson(absolute)
+          return new ModuleLoadError({
+            reference,
+            reason: "import-failed",
+            detail: `module ${path} is not an ES module: ` +
+              (manifest === undefined
+                ? `no package.json above it says "type": "module"`
+                : `its package (${manifest}) does not say "type": "module"`) +
+              `, so it is compiled as CommonJS, which cannot import the framework. ` +
+              `Add "type": "module" to that package.json, or name the file .mts`
+          })
+        }
         return new ModuleLoadError({
           reference,
           reason: "import-failed",
-          detail: notEsm
-            ? `module ${path} failed to load: organism modules must be ES modules — add "type": "module" to the ` +
-              `nearest package.json, or name the file .mts (Node said: ${message})`
-            : `module ${path} failed to load: ${message}`
+          detail: `module ${path} failed to load: ${message}`
         })
       }
     })

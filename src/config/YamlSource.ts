@@ -3,7 +3,7 @@
  * module import, by a cross-reference check — can say which line and key it is about.
  */
 import { Either, ParseResult, type Schema, SchemaAST as AST } from "effect"
-import { isMap, isPair, isScalar, LineCounter, parseDocument, type Document, type Node } from "yaml"
+import { isAlias, isCollection, isMap, isPair, isScalar, LineCounter, parseDocument, visit, type Document, type Node } from "yaml"
 import { ConfigProblem } from "./ConfigError.js"
 import { closest } from "./suggest.js"
 
@@ -48,7 +48,21 @@ export const parseYaml = (file: string, text: string): Either.Either<YamlSource,
       })
     }))
   }
-  const value = doc.toJS({ maxAliasCount: 100 }) as unknown
+  const at = (node: Node | null | undefined) => {
+    const pos = lineCounter.linePos(node?.range?.[0] ?? 0)
+    return { line: pos.line, column: pos.col }
+  }
+  const bomb = aliasBomb(doc)
+  if (bomb !== undefined) {
+    return Either.left([new ConfigProblem({ file, ...at(bomb.alias), key: "", message: bomb.message })])
+  }
+  let value: unknown
+  try {
+    value = doc.toJS({ maxAliasCount: 100 }) as unknown
+  } catch (e) {
+    // The yaml library's own limits (an alias before its anchor…): a problem, never a crash.
+    return Either.left([new ConfigProblem({ file, line: 1, column: 1, key: "", message: `YAML: ${e instanceof Error ? e.message : String(e)}` })])
+  }
 
   const locate = (path: Path, atKey: boolean): { line: number; column: number } => {
     // Walk as far as the document goes: a missing key is reported at its parent.
@@ -81,6 +95,49 @@ export const parseYaml = (file: string, text: string): Either.Either<YamlSource,
       return new ConfigProblem({ file, line, column, key: formatPath(path, value), message })
     }
   })
+}
+
+/** An organism file is small: no alias may stand for more nodes than this. */
+const MAX_ALIAS_EXPANSION = 10_000
+
+/**
+ * Finds an alias-expansion bomb (`a: &a [x, x]`, `b: &b [*a, *a]`, … doubling at every
+ * level) before anything expands it: the size of every anchored node, aliases counted at
+ * their full size, is computed once in document order. Returns the first alias that stands
+ * for too many nodes.
+ */
+const aliasBomb = (doc: Document): { alias: Node; message: string } | undefined => {
+  const sizes = new Map<unknown, number>()
+  const sizeOf = (node: unknown): number => {
+    const known = sizes.get(node)
+    if (known !== undefined) return known
+    let size = 1
+    if (isAlias(node)) {
+      const target = node.resolve(doc)
+      size = target === undefined ? 1 : sizeOf(target)
+    } else if (isCollection(node)) {
+      for (const item of node.items) {
+        size += isPair(item) ? sizeOf(item.key) + sizeOf(item.value) : sizeOf(item)
+        if (size > MAX_ALIAS_EXPANSION) break
+      }
+    }
+    sizes.set(node, size)
+    return size
+  }
+  let found: { alias: Node; message: string } | undefined
+  visit(doc, {
+    Alias(_, node) {
+      const size = sizeOf(node)
+      if (size <= MAX_ALIAS_EXPANSION) return undefined
+      found = {
+        alias: node,
+        message: `the alias *${node.source} stands for more than ${MAX_ALIAS_EXPANSION} YAML nodes once expanded ` +
+          `(aliases of aliases multiply): refused as an alias-expansion bomb`
+      }
+      return visit.BREAK
+    }
+  })
+  return found
 }
 
 /** The property names a schema accepts at `path` (walking arrays and the encoded side). */
@@ -118,10 +175,13 @@ export const decodeSource = <A, I>(
   if (Either.isRight(result)) return Either.right(result.right)
   const all = ParseResult.ArrayFormatter.formatIssueSync(result.left)
   // An optional field is `X | undefined`: a bad X also fails the `undefined` member, which
-  // says nothing useful. Keep that only when it is the sole complaint about a key.
-  const keyOf = (path: ReadonlyArray<PropertyKey>) => path.map(String).join("\u0000")
-  const explained = new Set(all.filter((i) => !/^Expected undefined, actual/.test(i.message)).map((i) => keyOf(i.path)))
-  const issues = all.filter((i) => !(/^Expected undefined, actual/.test(i.message) && explained.has(keyOf(i.path))))
+  // says nothing useful. Keep that only when nothing else complains about the key or about
+  // something inside it (`organism.guards` when `organism.guards.max_chain_depth` is wrong).
+  const isUndefinedMember = (i: { readonly message: string }) => /^Expected undefined, actual/.test(i.message)
+  const within = (inner: ReadonlyArray<PropertyKey>, outer: ReadonlyArray<PropertyKey>) =>
+    inner.length >= outer.length && outer.every((seg, k) => String(seg) === String(inner[k]))
+  const real = all.filter((i) => !isUndefinedMember(i))
+  const issues = all.filter((i) => !isUndefinedMember(i) || !real.some((r) => within(r.path, i.path)))
   const problems = issues.map((issue) => {
     const path = issue.path as Path
     if (issue._tag === "Unexpected") {
@@ -148,6 +208,8 @@ export const decodeSource = <A, I>(
 /** Effect's default messages, reworded for people editing YAML. */
 const readable = (message: string): string => {
   const m = /^Expected (.+), actual (.+)$/s.exec(message)
+  // A section (a Schema struct) is named by its class on the encoded side: say what it is.
+  if (m !== null && /^\w+ \(Encoded side\)$/.test(m[1]!)) return `expected a mapping (a ${m[1]!.split(" ")[0]} section), got ${m[2]}`
   if (m !== null) return `expected ${m[1]}, got ${m[2]}`
   return message
 }

@@ -19,7 +19,7 @@ import type { LlmRouter } from "../services/LlmRouter.js"
 import { XmlEngine } from "../services/XmlEngine.js"
 import { ConfigProblem, OrganismConfigError, unreadableFile } from "./ConfigError.js"
 import { closest } from "./suggest.js"
-import { loadFunction, loadPayloadType, ModuleLoadError, moduleChanged } from "./ModuleRef.js"
+import { loadFunction, loadPayloadType, ModuleLoadError, moduleChanged, outsideFolder } from "./ModuleRef.js"
 import { decodeSource, type Path, parseYaml, type YamlSource } from "./YamlSource.js"
 
 export interface LoadedOrganism {
@@ -31,6 +31,11 @@ export interface LoadedOrganism {
   readonly llm: LlmConfig | undefined
   /** Its LLM agents need an LlmRouter: `layerForOrganism` provides one with the pump's services. */
   readonly organism: Organism<LlmRouter>
+  /**
+   * Worth telling whoever loads it, not reasons to refuse it: modules outside the
+   * organism's folder (code the file makes run from anywhere on the disk).
+   */
+  readonly warnings: ReadonlyArray<ConfigProblem>
 }
 
 const fail = (file: string, problems: ReadonlyArray<ConfigProblem>) =>
@@ -352,6 +357,12 @@ export const loadOrganism = Effect.fn("loadOrganism")(function*(path: string, op
   }
   const config = decoded.right
   const problems: Array<ConfigProblem> = [...checkReferences(source, config), ...keyProblems]
+  config.listeners.forEach((l, i) => {
+    // "category:" alone would put the listener in a category named "" with no one knowing.
+    if (l.concurrency?._tag === "Category" && l.concurrency.name.trim() === "") {
+      problems.push(source.problem(["listeners", i, "concurrency"], `"category:" needs a name after the colon (category:NAME)`))
+    }
+  })
   if (options.reload === true) {
     // Before any import: re-importing a changed handler module would also refresh the
     // recorded source of a payload module that lives in the same file.
@@ -442,6 +453,23 @@ export const loadOrganism = Effect.fn("loadOrganism")(function*(path: string, op
       }
     }
   })
-  const loaded: LoadedOrganism = { file, baseDir, config, llm: config.llm, organism }
+  const warnings: Array<ConfigProblem> = []
+  const warned = new Set<string>()
+  config.listeners.forEach((l, i) => {
+    const refs: Array<[Path, string | undefined]> = [
+      [["listeners", i, "payload"], l.payload],
+      ...(l.accepts ?? []).map((ref, j): [Path, string] => [["listeners", i, "accepts", j], ref]),
+      [["listeners", i, "handler"], l.handler],
+      [["listeners", i, "on_system"], l.on_system]
+    ]
+    for (const [at, ref] of refs) {
+      const outside = ref === undefined ? undefined : outsideFolder(ref, baseDir)
+      if (outside !== undefined && !warned.has(outside)) {
+        warned.add(outside)
+        warnings.push(source.problem(at, `module ${outside} is outside the organism's folder (${baseDir}): it runs with the organism`))
+      }
+    }
+  })
+  const loaded: LoadedOrganism = { file, baseDir, config, llm: config.llm, organism, warnings }
   return loaded
 })

@@ -129,7 +129,12 @@ export class ThreadEnded extends Schema.Class<ThreadEnded>("ThreadEnded")({
 /** The last line of a journal closed in order; a journal without one was cut short. */
 export class Closed extends Schema.Class<Closed>("Closed")({
   type: Schema.tag("closed"),
-  ...base
+  ...base,
+  /**
+   * Present when the run was stopped with work still in flight (a drain deadline): why.
+   * Deliveries and conversations without an outcome in the journal were interrupted.
+   */
+  stopped: Schema.optional(Schema.String)
 }) {}
 
 export const JournalRecord = Schema.Union(

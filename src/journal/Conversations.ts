@@ -92,6 +92,8 @@ export interface Run {
   /** Seq of the `booted` record: inputs before it were the organism's own. */
   readonly booted: number | undefined
   readonly complete: boolean
+  /** Why the run was stopped with work in flight (the `closed` record says), if it was. */
+  readonly stopped: string | undefined
   /** In the order they started. */
   readonly conversations: ReadonlyArray<Conversation>
   /** Raw input that never reached a conversation (rejected before, or never handled). */
@@ -113,6 +115,7 @@ export const analyse = (records: ReadonlyArray<JournalRecord>): Run => {
   let header: Header | undefined
   let booted: number | undefined
   let complete = false
+  let stopped: string | undefined
   const conversations = new Map<string, Conversation>()
   const threads = new Map<string, ThreadInfo>()
   const rootOf = new Map<string, string>()
@@ -192,6 +195,7 @@ export const analyse = (records: ReadonlyArray<JournalRecord>): Run => {
         break
       case "closed":
         complete = true
+        stopped = r.stopped
         break
       case "thread-created":
         conversation(r.thread, r.seq).started = r
@@ -328,7 +332,7 @@ export const analyse = (records: ReadonlyArray<JournalRecord>): Run => {
   const ordered = [...conversations.values()]
   for (const c of ordered) c.entries.sort((a, b) => a.seq - b.seq)
   ordered.sort((a, b) => startOf(a) - startOf(b))
-  return { header, booted, complete, conversations: ordered, rootless, inputs, threads, rootOf }
+  return { header, booted, complete, stopped, conversations: ordered, rootless, inputs, threads, rootOf }
 }
 
 /** Seq at which a conversation started. */

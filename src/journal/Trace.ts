@@ -77,6 +77,8 @@ export interface Trace {
   readonly steps: ReadonlyArray<TraceStep>
   /** Null when the journal ends before the conversation completed. */
   readonly completed: { readonly at: number; readonly invocations: number } | null
+  /** When it did not complete because the run was stopped with work in flight: why. */
+  readonly stopped: string | null
   /** The chain tree: the injector's thread at the top (the root thread when it is unknown). */
   readonly tree: TraceThread | null
 }
@@ -190,6 +192,7 @@ export const traceOf = (run: Run, c: Conversation): Trace => {
     startedAt: new Date(start).toISOString(),
     steps,
     completed: c.ended === undefined ? null : { at: ms(c.ended.time - start), invocations: c.ended.invocations },
+    stopped: c.ended === undefined ? run.stopped ?? null : null,
     tree: treeOf(run, c, steps)
   }
 }

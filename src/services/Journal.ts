@@ -76,6 +76,11 @@ export declare namespace Journal {
      * Fails when a write failed (the journal is incomplete). Closing twice does nothing.
      */
     readonly close: Effect.Effect<void, JournalError>
+    /**
+     * Closes the journal of a run stopped with work in flight: the `closed` line says why
+     * (`stopped`), so readers know that what has no outcome was interrupted.
+     */
+    readonly closeStopped: (reason: string) => Effect.Effect<void, JournalError>
   }
 }
 
@@ -112,7 +117,8 @@ const record = (organism: string, source: string | undefined, write: (record: Jo
     })
     return {
       booted: () => write(new Booted({ type: "booted", seq: seq++, time: micros(now()) }, true)),
-      closed: () => write(new Closed({ type: "closed", seq: seq++, time: micros(now()) }, true))
+      closed: (stopped?: string) =>
+        write(new Closed({ type: "closed", seq: seq++, time: micros(now()), ...(stopped === undefined ? {} : { stopped }) }, true))
     }
   })
 
@@ -144,9 +150,9 @@ const make = Effect.fn("Journal.make")(function*(options: Journal.Options) {
   }
   const recorder = yield* record(options.organism, options.source, write)
 
-  const close: Effect.Effect<void, JournalError> = Effect.suspend(() => {
+  const closeWith = (stopped: string | undefined): Effect.Effect<void, JournalError> => Effect.suspend(() => {
     if (!open) return failure === undefined ? Effect.void : Effect.fail(failure)
-    recorder.closed()
+    recorder.closed(stopped)
     open = false
     try {
       fsyncSync(fd)
@@ -156,6 +162,7 @@ const make = Effect.fn("Journal.make")(function*(options: Journal.Options) {
     }
     return failure === undefined ? Effect.void : Effect.fail(failure)
   })
+  const close = closeWith(undefined)
   // Whatever way the scope ends (Ctrl-C included), the last records are on disk.
   yield* Effect.addFinalizer(() => Effect.ignore(close))
 
@@ -163,7 +170,8 @@ const make = Effect.fn("Journal.make")(function*(options: Journal.Options) {
     path,
     markBooted: Effect.sync(recorder.booted),
     written: () => lines,
-    close
+    close,
+    closeStopped: closeWith
   }
   return service
 })
@@ -260,6 +268,19 @@ const read = Effect.fn("Journal.read")(function*(path: string) {
   const header = records[0]
   if (header === undefined || header.type !== "header") {
     return yield* new JournalError({ path, message: `not a journal: the first line must be a "header" record` })
+  }
+  // `seq` is the line number from 0: a repeated or out-of-order one means lines were
+  // duplicated, reordered or spliced from another journal, and the tree would be wrong.
+  for (let i = 0; i < records.length; i++) {
+    const record = records[i]!
+    if (record.seq === i) continue
+    const previous = records[i - 1]?.seq ?? -1
+    const what = record.seq === previous
+      ? `seq ${record.seq} is repeated (line ${i} has it too)`
+      : record.seq < previous
+      ? `seq ${record.seq} comes after seq ${previous} (out of order)`
+      : `seq ${record.seq} where ${i} was expected (seq numbers the lines from 0)`
+    return yield* new JournalError({ path, message: `line ${i + 1}: ${what}` })
   }
   const complete = records[records.length - 1]?.type === "closed"
   if (!complete) warnings.push(`the journal has no "closed" record: the run did not finish writing it`)

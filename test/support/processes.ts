@@ -1,5 +1,11 @@
-/** Real processes for the command-line tests: the `organism` binary, npm, node. */
-import { spawn } from "node:child_process"
+/**
+ * Real processes for the command-line tests: the `organism` binary, npm, node. A process a
+ * test starts with `spawnForTest` is killed when that test finishes, passed or failed:
+ * without it, an assertion that fails before a test's own `kill` leaves the process running
+ * (a mock model server listens forever) after vitest is done.
+ */
+import { onTestFinished } from "@effect/vitest"
+import { type ChildProcess, spawn, type SpawnOptions } from "node:child_process"
 import { join } from "node:path"
 
 export const root = join(__dirname, "..", "..")
@@ -40,3 +46,23 @@ export const organism = (args: ReadonlyArray<string>, options: ExecOptions = {})
 
 /** What a failed run printed, for an assertion's message. */
 export const output = (r: Run): string => `exit ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`
+
+/** `spawn`, with the child killed (SIGKILL) at the end of the current test if still running. */
+export const spawnForTest = (command: string, args: ReadonlyArray<string>, options: SpawnOptions): ChildProcess => {
+  const child = spawn(command, args, options)
+  onTestFinished(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
+  })
+  return child
+}
+
+/** Resolves with the exit code, or rejects after `ms` (a wait on a broken child fails fast). */
+export const exitOf = (child: ChildProcess, ms: number): Promise<number | null> =>
+  new Promise((resolve, reject) => {
+    if (child.exitCode !== null) return resolve(child.exitCode)
+    const timer = setTimeout(() => reject(new Error(`process ${child.pid} still running after ${ms} ms`)), ms)
+    child.once("close", (code) => {
+      clearTimeout(timer)
+      resolve(code)
+    })
+  })
