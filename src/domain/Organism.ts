@@ -3,7 +3,7 @@
  * Build one with `Organism.make`, or load one from YAML with `loadOrganism`.
  */
 import { Duration } from "effect"
-import type { ContextBufferConfig } from "../services/ContextBuffer.js"
+import type { ContextBufferConfig } from "./ContextBufferConfig.js"
 import { defaultIngressConfig, type IngressConfig } from "./IngressConfig.js"
 import { Listener } from "./Listener.js"
 import type { PayloadValue } from "./Reply.js"

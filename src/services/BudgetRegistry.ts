@@ -22,24 +22,12 @@
  * either meter is used up; `consume` records what a request actually used (also after
  * exhaustion: tokens spent are a fact), so usage may exceed the budget but never decreases.
  */
-import { Context, Effect, Layer, Schema } from "effect"
-import { BudgetSeverity, BudgetWarning } from "../domain/BudgetPayloads.js"
+import { Context, Effect, Layer } from "effect"
+import { BudgetExhausted, BudgetSeverity, BudgetWarning } from "../domain/BudgetPayloads.js"
 import type { ThreadId } from "../domain/Ids.js"
 
-/** A model call was refused: the conversation's or the agent's budget is used up. */
-export class BudgetExhausted extends Schema.TaggedError<BudgetExhausted>()("BudgetExhausted", {
-  root: Schema.String,
-  agent: Schema.String,
-  /** Which budget ran out. */
-  scope: Schema.Literal("conversation", "agent"),
-  tokensUsed: Schema.Number,
-  maxTokens: Schema.Number
-}) {
-  override get message() {
-    const which = this.scope === "agent" ? `${this.agent}'s own token budget` : "the conversation's token budget"
-    return `${which} is exhausted on ${this.root}: ${this.tokensUsed} of ${this.maxTokens} tokens used`
-  }
-}
+// A domain error (the LlmRouter's interface names it); re-exported where it is raised.
+export { BudgetExhausted } from "../domain/BudgetPayloads.js"
 
 export interface BudgetConfig {
   /** Tokens one conversation may use, all agents together (`Infinity`: unlimited). */

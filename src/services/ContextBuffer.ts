@@ -25,7 +25,11 @@
  * buffer has nothing to wait for (the same choice as ThreadRegistry).
  */
 import { Context, Duration, Effect, Either, Layer, Schema } from "effect"
+import { type ContextBufferConfig, defaultContextBufferConfig } from "../domain/ContextBufferConfig.js"
 import type { ThreadId } from "../domain/Ids.js"
+
+// The limits are domain values (the organism carries them); re-exported where they apply.
+export { type ContextBufferConfig, type ContextFullPolicy, defaultContextBufferConfig } from "../domain/ContextBufferConfig.js"
 
 /** A conversation is full and the policy is to reject. */
 export class ContextFull extends Schema.TaggedError<ContextFull>()("ContextFull", {
@@ -35,28 +39,6 @@ export class ContextFull extends Schema.TaggedError<ContextFull>()("ContextFull"
   override get message() {
     return `conversation ${this.root} holds its maximum of ${this.maxSlots} messages`
   }
-}
-
-export type ContextFullPolicy = "reject" | "drop-oldest"
-
-export interface ContextBufferConfig {
-  readonly maxSlotsPerThread: number
-  readonly maxThreads: number
-  readonly onFull: ContextFullPolicy
-  /** Completed conversations kept queryable (0: dropped as soon as they complete). */
-  readonly retainCompleted: number
-  /** How long a completed conversation stays queryable. */
-  readonly retainFor: Duration.Duration
-}
-
-export const defaultContextBufferConfig: ContextBufferConfig = {
-  maxSlotsPerThread: 10_000,
-  maxThreads: 1_000,
-  // Refusing is loud; dropping would silently lose the start of a conversation (its task).
-  // The step guard (1,000 invocations) normally stops a conversation long before 10,000.
-  onFull: "reject",
-  retainCompleted: 100,
-  retainFor: Duration.hours(1)
 }
 
 /** A delivered message, as the pump hands it over. */

@@ -23,55 +23,28 @@
 import { Prompt, type Response } from "@effect/ai"
 import type { HttpClient } from "@effect/platform"
 import { Clock, Context, Duration, Effect, Either, Layer, Random, type Scope, Stream } from "effect"
-import { LlmAttempt, LlmConfigError, LlmError, type LlmRequest, type LlmResponse } from "../domain/Llm.js"
+import {
+  LlmAttempt,
+  LlmConfigError,
+  LlmError,
+  type LlmRequest,
+  type LlmResponse,
+  type LlmRouterService,
+  type UsageLine
+} from "../domain/Llm.js"
 import type { LlmBackendConfig, LlmConfig, LlmProvider } from "../domain/LlmConfig.js"
 import type { BackendConnection } from "../llm/LlmBackend.js"
 import { AttemptFailed, classify, describeStreamError } from "../llm/LlmFailure.js"
 import { makeRateLimiter, type RateLimiter } from "../llm/RateLimiter.js"
 import { retryDelayMillis } from "../llm/RetryDelay.js"
 import { makeUsageLedger } from "../llm/UsageLedger.js"
-import { type BudgetExhausted, BudgetRegistry } from "./BudgetRegistry.js"
+import { BudgetRegistry } from "./BudgetRegistry.js"
 
-export interface UsageLine {
-  readonly requests: number
-  readonly promptTokens: number
-  readonly completionTokens: number
-  readonly costUsd: number
-}
-
-export interface UsageReport {
-  readonly totals: UsageLine
-  readonly byAgent: Readonly<Record<string, UsageLine>>
-  readonly byModel: Readonly<Record<string, UsageLine>>
-  readonly byBackend: Readonly<Record<string, UsageLine>>
-}
-
-export interface BackendStatus {
-  readonly name: string
-  readonly provider: string
-  readonly models: ReadonlyArray<string>
-  /** Requests in flight now (HTTP exchanges under way). */
-  readonly inFlight: number
-  /** Requests assigned to it that wait: for its rate limit, a concurrency slot, or a retry's backoff. */
-  readonly waiting: number
-  /** False while it cools down after a failure (the strategies try it last). */
-  readonly healthy: boolean
-  /** HTTP requests sent. */
-  readonly requests: number
-  /** Requests that failed. */
-  readonly failures: number
-  /** Where its requests go (for a mock backend: the server the router started). */
-  readonly baseUrl: string
-}
+export type { BackendStatus, UsageLine, UsageReport } from "../domain/Llm.js"
 
 export declare namespace LlmRouter {
-  export interface Service {
-    /** One model call, under every policy of the router; budget checked first, charged after. */
-    readonly complete: (request: LlmRequest) => Effect.Effect<LlmResponse, LlmError | BudgetExhausted>
-    /** Usage and cost so far (organism-wide; per conversation see BudgetRegistry). */
-    readonly usage: () => UsageReport
-    readonly backends: () => ReadonlyArray<BackendStatus>
-  }
+  /** The service's interface is a domain type, so domain types can name the requirement. */
+  export interface Service extends LlmRouterService {}
 
   export interface Options {
     /** The organism file's directory: a mock backend's `script` is relative to it. */

@@ -4,7 +4,7 @@
  */
 import { Effect } from "effect"
 import type { ServerResponse } from "node:http"
-import type { RecordedRequest } from "../MockLlmServer.js"
+import type { RecordedRequest } from "./RecordedRequest.js"
 import { type Endpoint, millisOf, type MockEntry, type MockReply } from "../MockScript.js"
 import type { RequestView } from "./requestView.js"
 import { AnthropicMessages } from "./wire/AnthropicMessages.js"
