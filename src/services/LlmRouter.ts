@@ -22,7 +22,7 @@
  */
 import { Prompt, type Response } from "@effect/ai"
 import type { HttpClient } from "@effect/platform"
-import { Clock, Context, Duration, Effect, Either, Layer, Random, type Scope, Stream } from "effect"
+import { Clock, Context, Duration, Effect, Either, Layer, Schedule, type Scope, Stream } from "effect"
 import {
   LlmAttempt,
   LlmConfigError,
@@ -35,8 +35,8 @@ import {
 import type { LlmBackendConfig, LlmConfig, LlmProvider } from "../domain/LlmConfig.js"
 import type { BackendConnection } from "../llm/LlmBackend.js"
 import { AttemptFailed, classify, describeStreamError } from "../llm/LlmFailure.js"
-import { makeRateLimiter, type RateLimiter } from "../llm/RateLimiter.js"
-import { retryDelayMillis } from "../llm/RetryDelay.js"
+import { makeRateLimit, type RateLimit } from "../llm/RateLimiter.js"
+import { retrySchedule } from "../llm/RetrySchedule.js"
 import { makeUsageLedger } from "../llm/UsageLedger.js"
 import { BudgetRegistry } from "./BudgetRegistry.js"
 
@@ -60,9 +60,10 @@ interface Backend {
   readonly index: number
   readonly provider: LlmProvider
   readonly connection: BackendConnection
-  readonly limiter: RateLimiter
+  readonly limiter: RateLimit
   readonly semaphore: Effect.Semaphore | undefined
-  readonly retries: number
+  /** When to retry a failed request on this backend (its `retries`, the router's backoff). */
+  readonly retry: Schedule.Schedule<number, AttemptFailed>
   readonly timeout: Duration.Duration
   /** Requests assigned to it now, whatever they are doing (the least-loaded measure). */
   assigned: number
@@ -111,9 +112,14 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
       index,
       provider: b.provider,
       connection,
-      limiter: yield* makeRateLimiter({ requestsPerMinute: b.rate_limit_rpm, tokensPerMinute: b.rate_limit_tpm }),
+      limiter: yield* makeRateLimit({ requestsPerMinute: b.rate_limit_rpm, tokensPerMinute: b.rate_limit_tpm }),
       semaphore: b.max_concurrent === undefined ? undefined : yield* Effect.makeSemaphore(b.max_concurrent),
-      retries: b.retries ?? config.retries,
+      retry: retrySchedule({
+        retries: b.retries ?? config.retries,
+        base: config.backoff_base,
+        max: config.backoff_max,
+        retryAfterMax: config.retry_after_max
+      }),
       timeout: b.timeout ?? config.timeout,
       assigned: 0,
       inFlight: 0,
@@ -123,9 +129,6 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
     })
   }
   const ledger = makeUsageLedger(config.prices)
-  const baseMs = Duration.toMillis(config.backoff_base)
-  const maxMs = Duration.toMillis(config.backoff_max)
-  const retryAfterMaxMs = Duration.toMillis(config.retry_after_max)
   const cooldownMs = Duration.toMillis(config.cooldown)
   let turn = 0
 
@@ -246,67 +249,71 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
     return { costUsd, warnings }
   }
 
-  /** Every attempt on one backend: its retries, each after a backoff. */
-  const onBackend = (b: Backend, model: string, call: Call) =>
+  /** One attempt on one backend: its rate limit, a concurrency slot, the HTTP exchange. */
+  const attempt = (b: Backend, model: string, call: Call) =>
     Effect.gen(function*() {
       const estimate = estimateTokens(call.promptChars) + call.maxOutputTokens
-      for (let retry = 0;; retry++) {
-        const reservation = yield* b.limiter.acquire(estimate)
-        const exchange = Effect.gen(function*() {
-          b.inFlight++
-          b.requests++
-          return yield* (call.stream ? stream : generate)(b, model, call.prompt, call.maxOutputTokens).pipe(
-            Effect.ensuring(Effect.sync(() => void b.inFlight--))
-          )
-        })
-        // The slot is held for the HTTP exchange alone: not while waiting for the rate limit
-        // (above) nor during a backoff (below).
-        const result = yield* Effect.either(b.semaphore === undefined ? exchange : b.semaphore.withPermits(1)(exchange))
-        if (Either.isRight(result)) {
-          const c = result.right
-          const completion: Completion = {
-            ...c,
-            // A provider that reports no usage is charged the estimate.
-            promptTokens: c.promptTokens >= 0 ? c.promptTokens : estimateTokens(call.promptChars),
-            completionTokens: c.completionTokens >= 0 ? c.completionTokens : estimateTokens(c.text.length)
-          }
-          yield* b.limiter.settle(reservation, completion.promptTokens + completion.completionTokens)
-          b.coolingUntil = 0
-          return done(completion, model)
-        }
-        const failure = result.left
-        b.failures++
-        call.attempts.push(
-          new LlmAttempt({
-            backend: b.config.name,
-            model,
-            ...(failure.status !== undefined ? { status: failure.status } : {}),
-            error: failure.message
-          })
+      yield* b.limiter.acquire(estimate)
+      const exchange = Effect.gen(function*() {
+        b.inFlight++
+        b.requests++
+        return yield* (call.stream ? stream : generate)(b, model, call.prompt, call.maxOutputTokens).pipe(
+          Effect.ensuring(Effect.sync(() => void b.inFlight--))
         )
-        if (failure.kind === "stream-failed") {
-          // Tokens were spent on the part that arrived: charged as estimated.
-          const spent = estimateTokens(call.promptChars) + estimateTokens(failure.partialText?.length ?? 0)
-          yield* b.limiter.settle(reservation, spent)
-          charge(call, b, model, estimateTokens(call.promptChars), estimateTokens(failure.partialText?.length ?? 0))
-          return yield* failure
+      })
+      // The slot is held for the HTTP exchange alone: not while waiting for the rate limit
+      // (above) nor during a backoff (the retry schedule, outside).
+      const result = yield* Effect.either(b.semaphore === undefined ? exchange : b.semaphore.withPermits(1)(exchange))
+      if (Either.isRight(result)) {
+        const c = result.right
+        const completion: Completion = {
+          ...c,
+          // A provider that reports no usage is charged the estimate.
+          promptTokens: c.promptTokens >= 0 ? c.promptTokens : estimateTokens(call.promptChars),
+          completionTokens: c.completionTokens >= 0 ? c.completionTokens : estimateTokens(c.text.length)
         }
-        yield* b.limiter.settle(reservation, 0)
-        if (failure.kind === "rejected") return yield* failure
-        if (retry >= b.retries) break
-        const delay = retryDelayMillis({
-          retry: retry + 1,
-          baseMs,
-          maxMs,
-          retryAfterMs: failure.retryAfterMs,
-          retryAfterMaxMs,
-          random: yield* Random.next
-        })
-        yield* Effect.sleep(Duration.millis(delay))
+        yield* b.limiter.settle(estimate, completion.promptTokens + completion.completionTokens)
+        b.coolingUntil = 0
+        return completion
       }
-      b.coolingUntil = (yield* Clock.currentTimeMillis) + cooldownMs
-      return exhausted
+      const failure = result.left
+      b.failures++
+      call.attempts.push(
+        new LlmAttempt({
+          backend: b.config.name,
+          model,
+          ...(failure.status !== undefined ? { status: failure.status } : {}),
+          error: failure.message
+        })
+      )
+      if (failure.kind === "stream-failed") {
+        // Tokens were spent on the part that arrived: charged as estimated.
+        const spent = estimateTokens(call.promptChars) + estimateTokens(failure.partialText?.length ?? 0)
+        yield* b.limiter.settle(estimate, spent)
+        charge(call, b, model, estimateTokens(call.promptChars), estimateTokens(failure.partialText?.length ?? 0))
+      } else {
+        yield* b.limiter.settle(estimate, 0)
+      }
+      return yield* failure
     })
+
+  /**
+   * Every attempt on one backend: retried by its schedule (retryable failures only, with
+   * backoff and Retry-After); once they are used up the backend cools down and the call
+   * moves on. A refused request or a broken stream ends the call.
+   */
+  const onBackend = (b: Backend, model: string, call: Call): Effect.Effect<BackendOutcome, AttemptFailed> =>
+    attempt(b, model, call).pipe(
+      Effect.retry(b.retry),
+      Effect.map((completion) => done(completion, model)),
+      Effect.catchIf(
+        (failure) => failure.kind === "retryable",
+        () => Effect.map(Clock.currentTimeMillis, (now): BackendOutcome => {
+          b.coolingUntil = now + cooldownMs
+          return exhausted
+        })
+      )
+    )
 
   /** The backend counts the request as its load from assignment to the end, waits included. */
   const assigned = (b: Backend, model: string, call: Call) =>
