@@ -3,7 +3,7 @@
  * server's side (which requests arrived, when, with what) as well as the caller's.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Exit, Fiber, Layer, Random, type Schedule, ScheduleDecision, ScheduleIntervals, TestClock } from "effect"
+import { ConfigProvider, Context, Duration, Effect, Exit, Fiber, Layer, Random, type Schedule, ScheduleDecision, ScheduleIntervals, TestClock } from "effect"
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -437,6 +437,23 @@ describe("configuration errors at start", () => {
       // Local servers need none.
       const local = yield* makeRouter({ backends: [{ name: "o", provider: "ollama", models: ["llama3"] }] })
       expect(local.router.backends()[0]!.baseUrl).toBe("http://localhost:11434/v1")
+    }))
+
+  it.scopedLive("without an env map, the key is Config.redacted from the ConfigProvider: sent, never shown", () =>
+    Effect.gen(function*() {
+      const a = yield* mock()
+      const config = decodeConfig({ ...fast, backends: [{ ...chat("a", a), api_key_env: "A_KEY" }] })
+      const layer = LlmRouter.layer(config, { baseDir: process.cwd() }).pipe(Layer.provide(BudgetRegistry.layerMemory()))
+      const router = yield* Layer.build(layer).pipe(
+        Effect.map(Context.get(LlmRouter)),
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["A_KEY", "from-config"]])))
+      )
+      yield* router.complete(ask("hi"))
+      expect(a.requests()[0]!.headers["authorization"]).toBe("Bearer from-config")
+      // The same variable missing from the provider fails the start, naming it.
+      const missing = yield* Effect.flip(Layer.build(layer).pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map()))))
+      expect(missing).toMatchObject({ _tag: "LlmConfigError", backend: "a" })
+      expect(missing.message).toContain("A_KEY")
     }))
 
   it.scopedLive("a mock script that does not load is a config error naming the backend and the problem", () =>

@@ -49,7 +49,7 @@ export declare namespace LlmRouter {
   export interface Options {
     /** The organism file's directory: a mock backend's `script` is relative to it. */
     readonly baseDir: string
-    /** Where API keys are looked up (default: process.env). */
+    /** Where API keys are read (`Config.redacted`): this map, or else the ConfigProvider (process.env by default). */
     readonly env?: Readonly<Record<string, string | undefined>> | undefined
   }
 }
@@ -100,13 +100,12 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
   const budget = yield* BudgetRegistry
   // Cooldowns are set in this clock's time; `backends()` reads it outside any Effect.
   const clock = yield* Effect.clock
-  const env = options.env ?? process.env
   // The provider clients (and their generated schemas) load only for an organism with
   // models: importing them costs every other run a third of its start-up time.
   const { connectBackend } = yield* Effect.promise(() => import("../llm/LlmBackend.js"))
   const backends: Array<Backend> = []
   for (const [index, b] of config.backends.entries()) {
-    const connection = yield* connectBackend(b, { baseDir: options.baseDir, env })
+    const connection = yield* connectBackend(b, { baseDir: options.baseDir, env: options.env })
     backends.push({
       config: b,
       index,
