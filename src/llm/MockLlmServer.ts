@@ -146,9 +146,9 @@ export class MockLlmServer extends Context.Tag("xml-organism/MockLlmServer")<Moc
       return { served: "default", reply: script.default ?? ECHO }
     }
 
-    const modelsList = () => {
+    const modelsList = (now: number) => {
       const ids = script.models ?? ["mock-llm"]
-      const created = Math.floor(Date.now() / 1000)
+      const created = Math.floor(now / 1000)
       // One body both clients accept: OpenAI's list fields and Anthropic's side by side.
       return {
         object: "list",
@@ -169,7 +169,7 @@ export class MockLlmServer extends Context.Tag("xml-organism/MockLlmServer")<Moc
 
     const handle = (req: IncomingMessage, res: ServerResponse) =>
       Effect.gen(function*() {
-        const time = new Date()
+        const time = new Date(yield* Clock.currentTimeMillis)
         const raw = yield* readBody(req)
         const url = new URL(req.url ?? "/", "http://mock")
         const endpoint = routeOf(req.method ?? "GET", url.pathname)
@@ -212,7 +212,7 @@ export class MockLlmServer extends Context.Tag("xml-organism/MockLlmServer")<Moc
           options.onRequest?.({ ...rec })
           return sendJson(res, rec, status, body).pipe(Effect.zipRight(finish))
         }
-        if (endpoint === "models") return yield* answer(200, modelsList())
+        if (endpoint === "models") return yield* answer(200, modelsList(time.getTime()))
         if (view === undefined) {
           const message = `mock-llm: no endpoint ${rec.method} ${rec.path}`
           return yield* answer(404, { error: { message, type: "invalid_request_error", param: null, code: "not_found" } })

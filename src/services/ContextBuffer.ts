@@ -24,12 +24,15 @@
  * Methods are synchronous: `append` runs on every delivered message and the in-memory
  * buffer has nothing to wait for (the same choice as ThreadRegistry).
  */
-import { Context, Duration, Effect, Either, Layer, Schema } from "effect"
+import { Clock, Context, Duration, Effect, Either, Layer, Schema } from "effect"
 import { type ContextBufferConfig, defaultContextBufferConfig } from "../domain/ContextBufferConfig.js"
 import type { ThreadId } from "../domain/Ids.js"
 
 // The limits are domain values (the organism carries them); re-exported where they apply.
 export { type ContextBufferConfig, type ContextFullPolicy, defaultContextBufferConfig } from "../domain/ContextBufferConfig.js"
+
+/** Wall time for the synchronous constructor; `make` reads the Effect's Clock instead. */
+const liveClock = Clock.make()
 
 /** A conversation is full and the policy is to reject. */
 export class ContextFull extends Schema.TaggedError<ContextFull>()("ContextFull", {
@@ -155,7 +158,7 @@ const held = (c: Conversation) => c.slots.length - c.head
 
 export const makeContextBuffer = (
   options: Partial<ContextBufferConfig> = {},
-  now: () => number = Date.now
+  now: () => number = () => liveClock.unsafeCurrentTimeMillis()
 ): ContextBuffer.Service => {
   const config: ContextBufferConfig = { ...defaultContextBufferConfig, ...options }
   const maxSlots = Math.max(1, Math.floor(config.maxSlotsPerThread))

@@ -13,8 +13,14 @@
  * root completes, its nodes are dropped, and the completion hooks run (the registries that
  * keep per-thread state join here to clean up).
  */
-import { Context, Effect, Layer } from "effect"
+import { Clock, Context, Effect, Layer } from "effect"
 import { makeThreadId, ownThreadId, type ThreadId } from "../domain/Ids.js"
+
+/**
+ * Wall time: the pump's thread wall-clock guard compares `createdAt` with the time it reads,
+ * so both must come from the same clock (pass `now` to use another).
+ */
+const liveClock = Clock.make()
 
 export interface RootThread {
   readonly id: ThreadId
@@ -78,7 +84,7 @@ export declare namespace ThreadRegistry {
   }
 }
 
-export const makeThreadRegistry = (): ThreadRegistry.Service => {
+export const makeThreadRegistry = (now: () => number = () => liveClock.unsafeCurrentTimeMillis()): ThreadRegistry.Service => {
   const nodes = new Map<string, ThreadNode>()
   let roots = 0
   const hooks: Array<CompletionHook> = []
@@ -106,7 +112,7 @@ export const makeThreadRegistry = (): ThreadRegistry.Service => {
       const root = {
         id: rootId,
         injector,
-        createdAt: Date.now(),
+        createdAt: now(),
         invocations: 0,
         agentSteps: 0,
         completed: false,
@@ -167,7 +173,7 @@ export class ThreadRegistry extends Context.Tag("xml-organism/ThreadRegistry")<
   ThreadRegistry,
   ThreadRegistry.Service
 >() {
-  static readonly make: Effect.Effect<ThreadRegistry.Service> = Effect.sync(makeThreadRegistry)
+  static readonly make: Effect.Effect<ThreadRegistry.Service> = Effect.sync(() => makeThreadRegistry())
   /** The embedded, in-process registry. */
   static readonly layerMemory: Layer.Layer<ThreadRegistry> = Layer.effect(ThreadRegistry, ThreadRegistry.make)
 }

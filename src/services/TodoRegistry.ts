@@ -12,9 +12,12 @@
  * `observe` runs on every delivered message and is O(1) for a conversation without
  * watchers; methods are synchronous (the in-memory registry has nothing to wait for).
  */
-import { Context, Effect, Layer, Schema } from "effect"
+import { Clock, Context, Effect, Layer, Schema } from "effect"
 import type { ThreadId } from "../domain/Ids.js"
 import { TodoClosed, type TodoComplete, TodoRegistered, type TodoUntil } from "../domain/TodoPayloads.js"
+
+/** Wall time for the synchronous constructor; `make` reads the Effect's Clock instead. */
+const liveClock = Clock.make()
 
 /** No open todo with this id belongs to the requesting agent on this conversation. */
 export class TodoNotFound extends Schema.TaggedError<TodoNotFound>()("TodoNotFound", {
@@ -152,7 +155,7 @@ export const nudgeText = (todos: ReadonlyArray<TodoWatcher>): string => {
   ].join("\n")
 }
 
-export const makeTodoRegistry = (options: Partial<TodoConfig> = {}, now: () => number = Date.now): TodoRegistry.Service => {
+export const makeTodoRegistry = (options: Partial<TodoConfig> = {}, now: () => number = () => liveClock.unsafeCurrentTimeMillis()): TodoRegistry.Service => {
   const config: TodoConfig = { ...defaultTodoConfig, ...options }
   // Ids are numbered per conversation: short for a model to copy, and they reveal nothing
   // about other conversations. The counter lives as long as the conversation, so an id is
