@@ -3,10 +3,8 @@
  * loaded at run time (the `organism` binary registers tsx; vitest transpiles on its own).
  */
 import { Effect, Schema } from "effect"
+import { FileSystem, Path } from "@effect/platform"
 import { createHash } from "node:crypto"
-import { existsSync, readFileSync } from "node:fs"
-import { isAbsolute, resolve } from "node:path"
-import { pathToFileURL } from "node:url"
 import { isPayloadType, type PayloadType } from "../domain/Payload.js"
 import { builtinPayloads } from "../domain/BuiltinPayloads.js"
 
@@ -54,7 +52,12 @@ interface LoadedModule {
  */
 const cache = new Map<string, LoadedModule>()
 
-const hashOf = (file: string) => createHash("sha1").update(readFileSync(file)).digest("hex")
+/** The hash of a module's source; a file that cannot be read hashes as "" (its import fails next). */
+const hashOf = (file: string) =>
+  Effect.flatMap(FileSystem.FileSystem, (fs) => fs.readFile(file)).pipe(
+    Effect.map((bytes) => createHash("sha1").update(bytes).digest("hex")),
+    Effect.orElseSucceed(() => "")
+  )
 
 const resolveModule = (reference: string, baseDir: string) =>
   Effect.gen(function*() {
@@ -62,8 +65,9 @@ const resolveModule = (reference: string, baseDir: string) =>
     if (path === "") {
       return yield* new ModuleLoadError({ reference, reason: "bad-reference", detail: `"${reference}" names no module` })
     }
-    const absolute = isAbsolute(path) ? path : resolve(baseDir, path)
-    if (!existsSync(absolute)) {
+    const paths = yield* Path.Path
+    const absolute = paths.isAbsolute(path) ? path : paths.resolve(baseDir, path)
+    if (!(yield* Effect.flatMap(FileSystem.FileSystem, (fs) => fs.exists(absolute)).pipe(Effect.orElseSucceed(() => false)))) {
       return yield* new ModuleLoadError({
         reference,
         reason: "module-not-found",
@@ -75,9 +79,10 @@ const resolveModule = (reference: string, baseDir: string) =>
 
 /** True when the module's file differs from what was loaded (false if never loaded). */
 export const moduleChanged = (reference: string, baseDir: string) =>
-  Effect.map(resolveModule(reference, baseDir), ({ absolute }) => {
+  Effect.gen(function*() {
+    const { absolute } = yield* resolveModule(reference, baseDir)
     const loaded = cache.get(absolute)
-    return loaded !== undefined && loaded.hash !== hashOf(absolute)
+    return loaded !== undefined && loaded.hash !== (yield* hashOf(absolute))
   })
 
 /**
@@ -87,11 +92,11 @@ export const moduleChanged = (reference: string, baseDir: string) =>
 export const importModule = (reference: string, baseDir: string, options: { readonly reload?: boolean } = {}) =>
   Effect.gen(function*() {
     const { absolute, path } = yield* resolveModule(reference, baseDir)
-    const hash = hashOf(absolute)
+    const hash = yield* hashOf(absolute)
     let loaded = cache.get(absolute)
     if (loaded === undefined || (options.reload === true && loaded.hash !== hash)) {
       const version = loaded === undefined ? 0 : loaded.version + 1
-      const href = pathToFileURL(absolute).href
+      const href = (yield* Effect.orDie((yield* Path.Path).toFileUrl(absolute))).href
       loaded = {
         hash,
         version,

@@ -3,9 +3,8 @@
  * check cross-references, import the payload and handler modules, and build the Organism.
  * Every problem found is reported together, each with its file, line and key.
  */
+import { FileSystem, Path as Paths } from "@effect/platform"
 import { Duration, Effect, Either, Schedule } from "effect"
-import { readFile } from "node:fs/promises"
-import { dirname, resolve } from "node:path"
 import { ENVELOPE_NS } from "../domain/Envelope.js"
 import { type Handler, Listener } from "../domain/Listener.js"
 import type { LlmConfig } from "../domain/LlmConfig.js"
@@ -127,7 +126,7 @@ const loadListener = (
   Effect.gen(function*() {
     const problems: Array<ConfigProblem> = []
     const at = (key: string, ...rest: Array<string | number>): Path => ["listeners", index, key, ...rest]
-    const attempt = <A>(path: Path, effect: Effect.Effect<A, { readonly message: string }>) =>
+    const attempt = <A, R>(path: Path, effect: Effect.Effect<A, { readonly message: string }, R>) =>
       effect.pipe(
         Effect.map((a): A | undefined => a),
         Effect.catchAll((e) => Effect.sync(() => void problems.push(source.problem(path, e.message))))
@@ -201,11 +200,13 @@ export const parsePayloadXml = (engine: XmlEngine.Service, xml: string): Either.
 }
 
 export const loadOrganism = Effect.fn("loadOrganism")(function*(path: string, options: LoadOptions = {}) {
-  const file = resolve(path)
-  const text = yield* Effect.tryPromise({
-    try: () => readFile(file, "utf8"),
-    catch: (e) => new OrganismConfigError({ file: path, problems: [unreadableFile(path, e)] })
-  })
+  const fs = yield* FileSystem.FileSystem
+  const paths = yield* Paths.Path
+  const file = paths.resolve(path)
+  const text = yield* Effect.mapError(
+    fs.readFileString(file),
+    (e) => new OrganismConfigError({ file: path, problems: [unreadableFile(path, e)] })
+  )
   const parsed = parseYaml(path, text)
   if (Either.isLeft(parsed)) return yield* fail(path, parsed.left)
   const source = parsed.right
@@ -218,7 +219,7 @@ export const loadOrganism = Effect.fn("loadOrganism")(function*(path: string, op
   const referenceProblems = checkReferences(source, config)
   if (referenceProblems.length > 0) return yield* fail(path, referenceProblems)
 
-  const baseDir = dirname(file)
+  const baseDir = paths.dirname(file)
   const problems: Array<ConfigProblem> = []
   if (options.reload === true) {
     // Before any import: re-importing a changed handler module would also refresh the

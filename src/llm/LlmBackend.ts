@@ -11,9 +11,8 @@
 import { type AiError, LanguageModel, type Prompt, type Response } from "@effect/ai"
 import { AnthropicClient, AnthropicLanguageModel } from "@effect/ai-anthropic"
 import { OpenAiClient, OpenAiLanguageModel } from "@effect/ai-openai"
-import type { HttpClient } from "@effect/platform"
+import { type FileSystem, type HttpClient, Path } from "@effect/platform"
 import { Config, ConfigProvider, Effect, Option, Redacted, type Scope, Stream } from "effect"
-import { resolve } from "node:path"
 import { LlmConfigError } from "../domain/Llm.js"
 import { type LlmBackendConfig, type LlmWire, providerInfo } from "../domain/LlmConfig.js"
 import { MockLlmServer } from "./MockLlmServer.js"
@@ -87,7 +86,8 @@ const fromEnv = (env: Readonly<Record<string, string | undefined>>) =>
 /** Starts the mock server of a `mock` backend; its base URLs. */
 const startMock = (b: LlmBackendConfig, baseDir: string) =>
   Effect.gen(function*() {
-    const script = b.script === undefined ? undefined : yield* loadMockScript(resolve(baseDir, b.script))
+    const path = yield* Path.Path
+    const script = b.script === undefined ? undefined : yield* loadMockScript(path.resolve(baseDir, b.script))
     return yield* MockLlmServer.make({ script })
   }).pipe(
     Effect.mapError((e) =>
@@ -105,7 +105,7 @@ const trimSlash = (url: string) => url.replace(/\/+$/, "")
 export const connectBackend = Effect.fn("LlmBackend.connect")(function*(b: LlmBackendConfig, options: ConnectOptions): Effect.fn.Return<
   BackendConnection,
   LlmConfigError,
-  HttpClient.HttpClient | Scope.Scope
+  HttpClient.HttpClient | FileSystem.FileSystem | Path.Path | Scope.Scope
 > {
   const wire = wireOf(b)
   const apiKey = yield* apiKeyOf(b, options.env)

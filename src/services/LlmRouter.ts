@@ -21,7 +21,9 @@
  *    whose warnings come back in the response.
  */
 import { Prompt, type Response } from "@effect/ai"
-import type { HttpClient } from "@effect/platform"
+import type { FileSystem, HttpClient, Path } from "@effect/platform"
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import * as NodePath from "@effect/platform-node/NodePath"
 import { Clock, Context, Duration, Effect, Either, Layer, Schedule, type Scope, Stream } from "effect"
 import {
   LlmAttempt,
@@ -95,7 +97,7 @@ const byPriority = (a: Backend, b: Backend): number => {
 const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: LlmRouter.Options): Effect.fn.Return<
   LlmRouter.Service,
   LlmConfigError,
-  BudgetRegistry | HttpClient.HttpClient | Scope.Scope
+  BudgetRegistry | HttpClient.HttpClient | FileSystem.FileSystem | Path.Path | Scope.Scope
 > {
   const budget = yield* BudgetRegistry
   // Cooldowns are set in this clock's time; `backends()` reads it outside any Effect.
@@ -404,12 +406,16 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
 export class LlmRouter extends Context.Tag("xml-organism/LlmRouter")<LlmRouter, LlmRouter.Service>() {
   /**
    * Connects every backend (starting mock servers), in the caller's scope. Takes the
-   * HttpClient from context: `layer` provides undici's.
+   * HttpClient, FileSystem and Path from context: `layer` provides Node's (undici's client).
    */
   static readonly make: (
     config: LlmConfig,
     options: LlmRouter.Options
-  ) => Effect.Effect<LlmRouter.Service, LlmConfigError, BudgetRegistry | HttpClient.HttpClient | Scope.Scope> = make
+  ) => Effect.Effect<
+    LlmRouter.Service,
+    LlmConfigError,
+    BudgetRegistry | HttpClient.HttpClient | FileSystem.FileSystem | Path.Path | Scope.Scope
+  > = make
 
   /**
    * The router over its own undici HTTP client (`NodeHttpClient.layerUndici`): with
@@ -421,7 +427,9 @@ export class LlmRouter extends Context.Tag("xml-organism/LlmRouter")<LlmRouter, 
     Layer.scoped(LlmRouter, make(config, options)).pipe(
       Layer.provide(Layer.unwrapEffect(
         Effect.promise(() => import("@effect/platform-node/NodeHttpClient")).pipe(Effect.map((m) => m.layerUndici))
-      ))
+      )),
+      // A mock backend's script is read from the file system.
+      Layer.provide(Layer.merge(NodeFileSystem.layer, NodePath.layer))
     )
 
   /**
