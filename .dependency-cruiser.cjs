@@ -12,7 +12,7 @@
  * Three config files are file-reading utilities every layer that reads a user's file uses
  * (`ConfigError`: a problem with its line and key; `YamlSource`: YAML with positions;
  * `suggest`: "did you mean"). They are allowed from below on the condition, checked by the
- * last rule, that they import nothing but `effect`, `yaml` and each other: they cannot close
+ * last rule, that they import nothing but `effect`, `@effect/platform`, `yaml` and each other: they cannot close
  * a cycle.
  *
  * Type-only imports count: a type import is a dependency of the source as a reader sees it.
@@ -73,7 +73,7 @@ module.exports = {
     ),
     {
       name: "file-utilities-are-leaves",
-      comment: "The config file utilities that lower layers may use import nothing above domain.",
+      comment: "The config file utilities that lower layers may use import only effect, @effect/platform, yaml and each other.",
       severity: "error",
       from: { path: FILE_UTILITIES },
       to: { pathNot: [FILE_UTILITIES, "^(node_modules/)?(effect|yaml)(/|$)"], dependencyTypesNot: ["core"] }
