@@ -76,7 +76,7 @@ module.exports = {
       comment: "The config file utilities that lower layers may use import only effect, @effect/platform, yaml and each other.",
       severity: "error",
       from: { path: FILE_UTILITIES },
-      to: { pathNot: [FILE_UTILITIES, "^(node_modules/)?(effect|yaml)(/|$)"], dependencyTypesNot: ["core"] }
+      to: { pathNot: [FILE_UTILITIES, "^(node_modules/)?(effect|yaml|@effect/platform)(/|$)"], dependencyTypesNot: ["core"] }
     }
   ],
   options: {
