@@ -12,7 +12,6 @@ import * as Payload from "../src/domain/Payload.js"
 import { specOf } from "../src/domain/Payload.js"
 import { Reply } from "../src/domain/Reply.js"
 import { Pump } from "../src/pipeline/Pump.js"
-import * as Raw from "../src/services/internal/libxml2.js"
 import { XmlEngine } from "../src/services/XmlEngine.js"
 import { measureFloor } from "./floor.js"
 import { collectGarbage, mb, round } from "./support.js"
@@ -47,10 +46,10 @@ interface Sample {
   readonly wasm: number
 }
 
-const sample = (): Sample => {
+const sample = (engine: XmlEngine.Service): Sample => {
   collectGarbage()
   const m = process.memoryUsage()
-  return { rss: m.rss, heap: m.heapUsed, wasm: Raw.heapBytes() }
+  return { rss: m.rss, heap: m.heapUsed, wasm: engine.heapBytes() }
 }
 
 export const soakBench = (options: SoakOptions) =>
@@ -73,11 +72,11 @@ export const soakBench = (options: SoakOptions) =>
       }
       // Settled every 10,000: the load is sustained, not an ever-growing backlog.
       if ((start + CHUNK) % 10_000 === 0) yield* pump.awaitIdle
-      if (start + CHUNK === warmUp) afterWarmUp = sample()
+      if (start + CHUNK === warmUp) afterWarmUp = sample(engine)
     }
     yield* pump.awaitIdle
     const elapsed = (performance.now() - started) / 1000
-    const end = sample()
+    const end = sample(engine)
     const c = pump.counters()
     if (c.injected !== c.delivered + c.rejected + c.guardStopped) throw new Error(`soak: accounting ${JSON.stringify(c)}`)
     const handles = engine.liveHandles()

@@ -1,6 +1,6 @@
 import { describe, expect, it, layer } from "@effect/vitest"
 import { Effect } from "effect"
-import { findElements, parseAgentOutput, unfence } from "../src/llm/AgentOutput.js"
+import { findElements, parseAgentOutput, unfence } from "../src/pipeline/agents/AgentOutput.js"
 import { XmlEngine } from "../src/services/XmlEngine.js"
 
 const vocabulary = {

@@ -3,17 +3,17 @@
  * server's side (which requests arrived, when, with what) as well as the caller's.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Exit, Fiber, Layer, Option, TestClock } from "effect"
+import { ConfigProvider, Context, Duration, Effect, Exit, Fiber, Layer, Option, Random, type Schedule, ScheduleDecision, ScheduleIntervals, TestClock } from "effect"
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { makeThreadId } from "../src/domain/Ids.js"
 import { LlmError } from "../src/domain/Llm.js"
-import { retryAfterMillis } from "../src/llm/LlmFailure.js"
+import { AttemptFailed, type FailureKind, retryAfterMillis } from "../src/llm/LlmFailure.js"
 import { MockLlmServer } from "../src/llm/MockLlmServer.js"
 import type { MockScriptInput } from "../src/llm/MockScript.js"
-import { makeRateLimiter } from "../src/llm/RateLimiter.js"
-import { backoffMillis, retryDelayMillis } from "../src/llm/RetryDelay.js"
+import { makeRateLimit } from "../src/llm/RateLimiter.js"
+import { retrySchedule } from "../src/llm/RetrySchedule.js"
 import { BudgetExhausted, BudgetRegistry } from "../src/services/BudgetRegistry.js"
 import { LlmRouter } from "../src/services/LlmRouter.js"
 import { ask, decodeConfig, failureOf, fast, makeRouter } from "./support/llmRouter.js"
@@ -188,9 +188,9 @@ describe("rate limits and concurrency", () => {
       expect(gap(a, 1, 2)).toBeGreaterThanOrEqual(900)
     }))
 
-  it.effect("requests per minute: a token bucket of one minute's allowance, refilled continuously (TestClock)", () =>
+  it.scoped("requests per minute: a token bucket of one minute's allowance, refilled continuously (TestClock)", () =>
     Effect.gen(function*() {
-      const limiter = yield* makeRateLimiter({ requestsPerMinute: 2 })
+      const limiter = yield* makeRateLimit({ requestsPerMinute: 2 })
       yield* limiter.acquire(0)
       yield* limiter.acquire(0)
       const third = yield* Effect.fork(limiter.acquire(0))
@@ -198,6 +198,41 @@ describe("rate limits and concurrency", () => {
       expect(third.unsafePoll()).toBeNull()
       yield* TestClock.adjust(Duration.seconds(1))
       expect(Exit.isSuccess((yield* Fiber.await(third)))).toBe(true)
+    }))
+
+  it.scoped("tokens per minute above 60,000: counted in units, so the limit is the configured one (TestClock)", () =>
+    Effect.gen(function*() {
+      // Effect's bucket refills at most one permit a millisecond: counted token by token,
+      // 1,200,000 a minute would refill 20,000 tokens in 20 s instead of 1 s.
+      const limiter = yield* makeRateLimit({ tokensPerMinute: 1_200_000 })
+      yield* limiter.acquire(1_200_000)
+      const next = yield* Effect.fork(limiter.acquire(20_000))
+      yield* TestClock.adjust(Duration.millis(900))
+      expect(next.unsafePoll()).toBeNull()
+      yield* TestClock.adjust(Duration.millis(200))
+      expect(Exit.isSuccess(yield* Fiber.await(next))).toBe(true)
+    }))
+
+  it.scoped("tokens per minute: an overestimate lets the next request go sooner, an underestimate makes it wait (TestClock)", () =>
+    Effect.gen(function*() {
+      const limiter = yield* makeRateLimit({ tokensPerMinute: 60 })
+      // Estimated at a whole minute's tokens, used none: the next request owes nothing.
+      yield* limiter.acquire(60)
+      yield* limiter.settle(60, 0)
+      const sooner = yield* Effect.fork(limiter.acquire(60))
+      yield* TestClock.adjust(Duration.millis(1))
+      expect(Exit.isSuccess(yield* Fiber.await(sooner))).toBe(true)
+      // Estimated at 0, used 30: the next (estimated at 0 too) waits for those 30 (30 s).
+      yield* TestClock.adjust(Duration.minutes(1))
+      yield* limiter.acquire(0)
+      yield* limiter.settle(0, 60)
+      yield* limiter.acquire(0)
+      yield* limiter.settle(0, 30)
+      const later = yield* Effect.fork(limiter.acquire(0))
+      yield* TestClock.adjust(Duration.seconds(29))
+      expect(later.unsafePoll()).toBeNull()
+      yield* TestClock.adjust(Duration.seconds(1))
+      expect(Exit.isSuccess(yield* Fiber.await(later))).toBe(true)
     }))
 
   it.scopedLive("max_concurrent: the second request waits for the first's HTTP exchange", () =>
@@ -404,6 +439,23 @@ describe("configuration errors at start", () => {
       expect(local.router.backends()[0]!.baseUrl).toBe("http://localhost:11434/v1")
     }))
 
+  it.scopedLive("without an env map, the key is Config.redacted from the ConfigProvider: sent, never shown", () =>
+    Effect.gen(function*() {
+      const a = yield* mock()
+      const config = decodeConfig({ ...fast, backends: [{ ...chat("a", a), api_key_env: "A_KEY" }] })
+      const layer = LlmRouter.layer(config, { baseDir: process.cwd() }).pipe(Layer.provide(BudgetRegistry.layerMemory()))
+      const router = yield* Layer.build(layer).pipe(
+        Effect.map(Context.get(LlmRouter)),
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["A_KEY", "from-config"]])))
+      )
+      yield* router.complete(ask("hi"))
+      expect(a.requests()[0]!.headers["authorization"]).toBe("Bearer from-config")
+      // The same variable missing from the provider fails the start, naming it.
+      const missing = yield* Effect.flip(Layer.build(layer).pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map()))))
+      expect(missing).toMatchObject({ _tag: "LlmConfigError", backend: "a" })
+      expect(missing.message).toContain("A_KEY")
+    }))
+
   it.scopedLive("a mock script that does not load is a config error naming the backend and the problem", () =>
     Effect.gen(function*() {
       const dir = mkdtempSync(join(tmpdir(), "llm-router-"))
@@ -499,19 +551,60 @@ describe("the Chat Completions adapter", () => {
     }))
 })
 
-describe("retry delays", () => {
-  it("equal jitter: between half and all of the capped exponential delay", () => {
-    expect([1, 2, 3, 4].map((n) => backoffMillis(n, 500, 10_000, 0))).toEqual([250, 500, 1000, 2000])
-    expect([1, 2, 3, 4].map((n) => backoffMillis(n, 500, 10_000, 0.999999))).toEqual([500, 1000, 2000, 4000].map((x) => expect.closeTo(x, 2)))
-    expect(backoffMillis(10, 500, 10_000, 0)).toBe(5000)
-  })
+/** A failure as the router sees it. */
+const failed = (kind: FailureKind = "retryable", retryAfterMs?: number) =>
+  new AttemptFailed({ kind, status: undefined, retryAfterMs, message: "failed" })
 
-  it("Retry-After wins when longer, up to its cap", () => {
-    const base = { retry: 1, baseMs: 500, maxMs: 10_000, retryAfterMaxMs: 30_000, random: 0 }
-    expect(retryDelayMillis({ ...base, retryAfterMs: 2000 })).toBe(2000)
-    expect(retryDelayMillis({ ...base, retryAfterMs: 100 })).toBe(250)
-    expect(retryDelayMillis({ ...base, retryAfterMs: 60_000 })).toBe(30_000)
-  })
+/**
+ * The delays a schedule decides for a run of failures, step by step (no sleeping): a number
+ * of milliseconds per retry, "stop" where it gives up. `random` is what `Random.next` gives.
+ */
+const delays = (schedule: Schedule.Schedule<number, AttemptFailed>, failures: ReadonlyArray<AttemptFailed>, random: number) =>
+  Effect.gen(function*() {
+    let state = schedule.initial
+    let now = 0
+    const out: Array<number | "stop"> = []
+    for (const failure of failures) {
+      const [next, , decision] = yield* schedule.step(now, failure, state)
+      if (ScheduleDecision.isDone(decision)) {
+        out.push("stop")
+        break
+      }
+      const at = ScheduleIntervals.start(decision.intervals)
+      out.push(at - now)
+      now = at
+      state = next
+    }
+    return out
+  }).pipe(Effect.withRandom(Random.fixed([random])))
+
+const policy = { retries: 10, base: "500 millis", max: "10 seconds", retryAfterMax: "30 seconds" } as const
+
+describe("retry delays (the retry Schedule)", () => {
+  it.effect("equal jitter: between half and all of the capped exponential delay", () =>
+    Effect.gen(function*() {
+      const four = [failed(), failed(), failed(), failed()]
+      expect(yield* delays(retrySchedule(policy), four, 0)).toEqual([250, 500, 1000, 2000])
+      expect(yield* delays(retrySchedule(policy), four, 0.999999)).toEqual([500, 1000, 2000, 4000].map((x) => expect.closeTo(x, 2)))
+      const ten = Array.from({ length: 10 }, () => failed())
+      expect((yield* delays(retrySchedule(policy), ten, 0))[9]).toBe(5000)
+    }))
+
+  it.effect("Retry-After wins when longer, up to its cap", () =>
+    Effect.gen(function*() {
+      expect(yield* delays(retrySchedule(policy), [failed("retryable", 2000)], 0)).toEqual([2000])
+      expect(yield* delays(retrySchedule(policy), [failed("retryable", 100)], 0)).toEqual([250])
+      expect(yield* delays(retrySchedule(policy), [failed("retryable", 60_000)], 0)).toEqual([30_000])
+    }))
+
+  it.effect("only retryable failures recur, at most `retries` times", () =>
+    Effect.gen(function*() {
+      expect(yield* delays(retrySchedule(policy), [failed("rejected")], 0)).toEqual(["stop"])
+      expect(yield* delays(retrySchedule(policy), [failed("stream-failed")], 0)).toEqual(["stop"])
+      expect(yield* delays(retrySchedule(policy), [failed(), failed("rejected")], 0)).toEqual([250, "stop"])
+      expect(yield* delays(retrySchedule({ ...policy, retries: 2 }), [failed(), failed(), failed()], 0)).toEqual([250, 500, "stop"])
+      expect(yield* delays(retrySchedule({ ...policy, retries: 0 }), [failed()], 0)).toEqual(["stop"])
+    }))
 
   it("Retry-After as seconds, as an HTTP date, and OpenAI's retry-after-ms", () => {
     const now = Date.parse("2025-01-01T00:00:00Z")

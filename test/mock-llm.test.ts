@@ -7,7 +7,8 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { MockLlmServer } from "../src/llm/MockLlmServer.js"
 import { exitOf, spawnForTest } from "./support/processes.js"
-import { decodeMockScript, loadMockScript, MockScript, parseMockScript } from "../src/llm/MockScript.js"
+import { decodeMockScript, MockScript, parseMockScript } from "../src/llm/MockScript.js"
+import { loadMockScript } from "./support/files.js"
 import {
   anthropicRequest,
   chatRequest,

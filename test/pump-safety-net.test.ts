@@ -24,7 +24,7 @@ const envelope = (text: string) =>
   `<message xmlns="${ENVELOPE_NS}"><meta><from>console</from><to>echo</to><thread>t-${text}</thread></meta><Note xmlns=""><Text>${text}</Text></Note></message>`
 
 /** The real engine, except that parsing a message that mentions TRAP throws, like a wasm trap. */
-const trappingEngine = Layer.effect(
+const trappingEngine = Layer.scoped(
   XmlEngine,
   Effect.map(XmlEngine.make, (engine): XmlEngine.Service => ({
     ...engine,

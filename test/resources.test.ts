@@ -26,7 +26,6 @@ import { Pump } from "../src/pipeline/Pump.js"
 import { BudgetRegistry } from "../src/services/BudgetRegistry.js"
 import { ContextBuffer } from "../src/services/ContextBuffer.js"
 import { TodoRegistry } from "../src/services/TodoRegistry.js"
-import * as Raw from "../src/services/internal/libxml2.js"
 import { IngressFixture, THREAD } from "./support/ingress.js"
 import { expectBalanced, Note, Task, withPump } from "./support/pump.js"
 
@@ -278,15 +277,15 @@ layer(IngressFixture.layer)("the XML engine", (it) => {
       let heapSize = 0
       const checkpoint = () => {
         const handles = engine.liveHandles()
-        if (baseline === undefined) baseline = { handles, inUse: Raw.heapBytesInUse() }
+        if (baseline === undefined) baseline = { handles, inUse: engine.heapBytesInUse() }
         else {
           expect(handles).toEqual(baseline.handles)
           // The messages since the last checkpoint never needed more wasm memory…
-          expect(Raw.heapBytes()).toBe(heapSize)
+          expect(engine.heapBytes()).toBe(heapSize)
           // …and left no more of it in use than after warm-up (to 16 KiB, plus fragmentation).
-          expect(Raw.heapBytesInUse() - baseline.inUse).toBeLessThan(1 << 20)
+          expect(engine.heapBytesInUse() - baseline.inUse).toBeLessThan(1 << 20)
         }
-        heapSize = Raw.heapBytes()
+        heapSize = engine.heapBytes()
       }
 
       for (let start = 0; start < TOTAL; start += CHUNK) {

@@ -1,5 +1,5 @@
-import { describe, expect, layer } from "@effect/vitest"
-import { Effect, Either } from "effect"
+import { describe, expect, it, layer } from "@effect/vitest"
+import { Context, Effect, Either, Exit, Layer, Scope } from "effect"
 import { XmlEngine } from "../src/services/XmlEngine.js"
 
 const utf8 = (s: string) => Buffer.from(s, "utf8")
@@ -133,4 +133,34 @@ layer(XmlEngine.layer)("XmlEngine", (it) => {
         expect(error.diagnostics.length).toBeGreaterThan(0)
       }))
   })
+})
+
+describe("XmlEngine.layer: each build owns its libxml2 instance", () => {
+  it.scoped("two engines share no handles, heap or error state; one closing leaves the other working", () =>
+    Effect.gen(function*() {
+      const engineIn = (scope: Scope.Scope) => Layer.buildWithScope(XmlEngine.layer, scope).pipe(Effect.map(Context.get(XmlEngine)))
+      const scopeA = yield* Scope.make()
+      const a = yield* engineIn(scopeA)
+      const b = yield* engineIn(yield* Effect.scope)
+      // A document held in A is not counted in B.
+      const held = Either.getOrThrow(a.parse(utf8("<r><x/></r>"), { recover: false }))
+      expect(a.liveHandles().documents).toBe(1)
+      expect(b.liveHandles().documents).toBe(0)
+      // Growing A's heap leaves B's as it was.
+      const heapB = b.heapBytes()
+      const big = `<r>${"<x>y</x>".repeat(400_000)}</r>`
+      a.release(Either.getOrThrow(a.parse(big, { recover: false })))
+      expect(a.heapBytes()).toBeGreaterThan(heapB)
+      expect(b.heapBytes()).toBe(heapB)
+      // A failed parse in B does not leak its diagnostics into A's next parse.
+      expect(Either.isLeft(b.parse("<r><unclosed></r>", { recover: false }))).toBe(true)
+      const clean = Either.getOrThrow(a.parse("<r/>", { recover: false }))
+      expect(clean.diagnostics).toEqual([])
+      a.release(clean)
+      a.release(held)
+      // Closing A's scope releases its instance; B still parses and canonicalizes.
+      yield* Scope.close(scopeA, Exit.void)
+      const text = Either.getOrThrow(Either.flatMap(b.withDocument("<r  b='2' a='1'/>", { recover: false }, b.canonicalize), (c) => c))
+      expect(text).toBe(`<r a="1" b="2"></r>`)
+    }))
 })

@@ -1,3 +1,4 @@
+import type { PlatformError } from "@effect/platform/Error"
 import { Schema } from "effect"
 
 /** One thing wrong in a configuration file, with where it is. */
@@ -16,13 +17,16 @@ export class ConfigProblem extends Schema.Class<ConfigProblem>("ConfigProblem")(
 }
 
 /** A configuration file that could not be read at all (missing, unreadable). */
-export const unreadableFile = (file: string, error: unknown): ConfigProblem =>
+export const unreadableFile = (file: string, error: PlatformError | NodeJS.ErrnoException): ConfigProblem =>
   new ConfigProblem({
     file,
     line: 0,
     column: 0,
     key: "",
-    message: (error as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : `cannot read: ${String(error)}`
+    message: ("_tag" in error && error._tag === "SystemError" && error.reason === "NotFound") ||
+        ("code" in error && error.code === "ENOENT")
+      ? "no such file"
+      : `cannot read: ${error.message}`
   })
 
 /** A configuration file that cannot be used; lists every problem found. */

@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from "node:fs"
 import { dirname, isAbsolute, join, relative, resolve, sep } from "node:path"
 import { pathToFileURL } from "node:url"
 import { isPayloadType, type PayloadType } from "../domain/Payload.js"
-import { builtinPayloads } from "./builtins.js"
+import { builtinPayloads } from "../domain/BuiltinPayloads.js"
 import { closest } from "./suggest.js"
 
 export class ModuleLoadError extends Schema.TaggedError<ModuleLoadError>()("ModuleLoadError", {

@@ -11,7 +11,7 @@ import { LlmRouter } from "../services/LlmRouter.js"
 import type { LoadedOrganism } from "./loadOrganism.js"
 
 export interface LayerForOrganismOptions {
-  /** Where API keys are looked up (default: process.env). */
+  /** Where API keys are read (`Config.redacted`): this map, or else the ConfigProvider (process.env by default). */
   readonly env?: Readonly<Record<string, string | undefined>> | undefined
 }
 

@@ -337,7 +337,7 @@ export const loadOrganism = Effect.fn("loadOrganism")(function*(path: string, op
   const file = resolve(path)
   const text = yield* Effect.tryPromise({
     try: () => readFile(file, "utf8"),
-    catch: (e) => new OrganismConfigError({ file: path, problems: [unreadableFile(path, e)] })
+    catch: (e) => new OrganismConfigError({ file: path, problems: [unreadableFile(path, e as NodeJS.ErrnoException)] })
   })
   const parsed = parseYaml(path, text)
   if (Either.isLeft(parsed)) return yield* fail(path, parsed.left)

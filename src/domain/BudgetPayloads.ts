@@ -25,3 +25,18 @@ export class BudgetWarning extends Payload.Class<BudgetWarning>("BudgetWarning",
   severity: BudgetSeverity,
   message: Schema.String
 }) {}
+
+/** A model call was refused: the conversation's or the agent's budget is used up. */
+export class BudgetExhausted extends Schema.TaggedError<BudgetExhausted>()("BudgetExhausted", {
+  root: Schema.String,
+  agent: Schema.String,
+  /** Which budget ran out. */
+  scope: Schema.Literal("conversation", "agent"),
+  tokensUsed: Schema.Number,
+  maxTokens: Schema.Number
+}) {
+  override get message() {
+    const which = this.scope === "agent" ? `${this.agent}'s own token budget` : "the conversation's token budget"
+    return `${which} is exhausted on ${this.root}: ${this.tokensUsed} of ${this.maxTokens} tokens used`
+  }
+}

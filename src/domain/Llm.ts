@@ -2,8 +2,8 @@
  * What agents and handlers exchange with the LLM router: a conversation in, text and usage
  * out. Provider wire formats stay inside the router's backends.
  */
-import { Schema } from "effect"
-import type { BudgetWarning } from "./BudgetPayloads.js"
+import { type Context, type Effect, Schema } from "effect"
+import type { BudgetExhausted, BudgetWarning } from "./BudgetPayloads.js"
 import type { ThreadId } from "./Ids.js"
 
 export interface LlmMessage {
@@ -71,3 +71,52 @@ export class LlmConfigError extends Schema.TaggedError<LlmConfigError>()("LlmCon
   backend: Schema.String,
   message: Schema.String
 }) {}
+
+export interface UsageLine {
+  readonly requests: number
+  readonly promptTokens: number
+  readonly completionTokens: number
+  readonly costUsd: number
+}
+
+export interface UsageReport {
+  readonly totals: UsageLine
+  readonly byAgent: Readonly<Record<string, UsageLine>>
+  readonly byModel: Readonly<Record<string, UsageLine>>
+  readonly byBackend: Readonly<Record<string, UsageLine>>
+}
+
+export interface BackendStatus {
+  readonly name: string
+  readonly provider: string
+  readonly models: ReadonlyArray<string>
+  /** Requests in flight now (HTTP exchanges under way). */
+  readonly inFlight: number
+  /** Requests assigned to it that wait: for its rate limit, a concurrency slot, or a retry's backoff. */
+  readonly waiting: number
+  /** False while it cools down after a failure (the strategies try it last). */
+  readonly healthy: boolean
+  /** HTTP requests sent. */
+  readonly requests: number
+  /** Requests that failed. */
+  readonly failures: number
+  /** Where its requests go (for a mock backend: the server the router started). */
+  readonly baseUrl: string
+}
+
+/** What the LlmRouter service offers (its Tag and layers are services/LlmRouter.ts). */
+export interface LlmRouterService {
+  /** One model call, under every policy of the router; budget checked first, charged after. */
+  readonly complete: (request: LlmRequest) => Effect.Effect<LlmResponse, LlmError | BudgetExhausted>
+  /** Usage and cost so far (organism-wide; per conversation see BudgetRegistry). */
+  readonly usage: () => UsageReport
+  readonly backends: () => ReadonlyArray<BackendStatus>
+}
+
+/**
+ * The LlmRouter as a requirement, for the domain's types (an LLM agent's listener needs
+ * it): an Effect class tag is identified by its key and service shape, so this is the very
+ * type of `services/LlmRouter.ts`'s `LlmRouter` — without the domain importing the service.
+ * test/layers.test.ts checks that the two stay the same type.
+ */
+export interface LlmRouterRequirement extends Context.TagClassShape<"xml-organism/LlmRouter", LlmRouterService> {}

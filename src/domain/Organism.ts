@@ -3,8 +3,8 @@
  * Build one with `Organism.make`, or load one from YAML with `loadOrganism`.
  */
 import { Duration } from "effect"
+import type { ContextBufferConfig } from "./ContextBufferConfig.js"
 import type { CustomStage } from "./CustomStage.js"
-import type { ContextBufferConfig } from "../services/ContextBuffer.js"
 import { defaultIngressConfig, type IngressConfig } from "./IngressConfig.js"
 import { Listener } from "./Listener.js"
 import type { WireMode } from "./Payload.js"

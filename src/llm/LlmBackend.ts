@@ -11,9 +11,8 @@
 import { type AiError, LanguageModel, type Prompt, type Response } from "@effect/ai"
 import { AnthropicClient, AnthropicLanguageModel } from "@effect/ai-anthropic"
 import { OpenAiClient, OpenAiLanguageModel } from "@effect/ai-openai"
-import type { HttpClient } from "@effect/platform"
-import { Effect, Redacted, type Scope, Stream } from "effect"
-import { resolve } from "node:path"
+import { type FileSystem, type HttpClient, Path } from "@effect/platform"
+import { Config, ConfigProvider, Effect, Option, Redacted, type Scope, Stream } from "effect"
 import { LlmConfigError } from "../domain/Llm.js"
 import { type LlmBackendConfig, type LlmWire, providerInfo } from "../domain/LlmConfig.js"
 import { MockLlmServer } from "./MockLlmServer.js"
@@ -39,8 +38,11 @@ export interface BackendConnection {
 export interface ConnectOptions {
   /** The organism file's directory: a mock's `script` is relative to it. */
   readonly baseDir: string
-  /** Where API keys are read (process.env by default). */
-  readonly env: Readonly<Record<string, string | undefined>>
+  /**
+   * Where API keys are read: this map when given, otherwise the Effect's ConfigProvider
+   * (the process environment unless one was set, e.g. with `Layer.setConfigProvider`).
+   */
+  readonly env?: Readonly<Record<string, string | undefined>> | undefined
 }
 
 const wireOf = (b: LlmBackendConfig): LlmWire =>
@@ -50,27 +52,42 @@ const wireOf = (b: LlmBackendConfig): LlmWire =>
     ? b.api === "chat" ? "chat" : "responses"
     : providerInfo[b.provider].wire
 
-/** A missing key fails the start, naming the variable: better than a 401 on the first call. */
+/**
+ * The API key, read as `Config.redacted` (never printed: logs and errors show `<redacted>`).
+ * A missing key fails the start, naming the variable: better than a 401 on the first call.
+ */
 const apiKeyOf = (b: LlmBackendConfig, env: ConnectOptions["env"]): Effect.Effect<Redacted.Redacted | undefined, LlmConfigError> => {
   const info = providerInfo[b.provider]
   const variable = b.api_key_env ?? info.keyEnv
   if (variable === undefined) return Effect.succeed(undefined)
-  const value = env[variable]
-  if (value !== undefined && value !== "") return Effect.succeed(Redacted.make(value))
-  // A key named explicitly is wanted; a provider's default variable only when it needs one.
-  if (b.api_key_env === undefined && !info.keyRequired) return Effect.succeed(undefined)
-  return Effect.fail(
-    new LlmConfigError({
-      backend: b.name,
-      message: `backend "${b.name}" (${b.provider}): the environment variable ${variable} that should hold its API key is not set`
+  const read = Config.redacted(variable).pipe(Config.option)
+  const withEnv = env === undefined ? read : Effect.withConfigProvider(read, fromEnv(env))
+  return withEnv.pipe(
+    // A value Config cannot read counts as missing; an empty one too.
+    Effect.orElseSucceed(() => Option.none<Redacted.Redacted>()),
+    Effect.flatMap((key) => {
+      if (Option.isSome(key) && Redacted.value(key.value) !== "") return Effect.succeed(key.value)
+      // A key named explicitly is wanted; a provider's default variable only when it needs one.
+      if (b.api_key_env === undefined && !info.keyRequired) return Effect.succeed(undefined)
+      return Effect.fail(
+        new LlmConfigError({
+          backend: b.name,
+          message: `backend "${b.name}" (${b.provider}): the environment variable ${variable} that should hold its API key is not set`
+        })
+      )
     })
   )
 }
 
+/** A ConfigProvider over an explicit environment map (unset entries left out). */
+const fromEnv = (env: Readonly<Record<string, string | undefined>>) =>
+  ConfigProvider.fromMap(new Map(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined)))
+
 /** Starts the mock server of a `mock` backend; its base URLs. */
 const startMock = (b: LlmBackendConfig, baseDir: string) =>
   Effect.gen(function*() {
-    const script = b.script === undefined ? undefined : yield* loadMockScript(resolve(baseDir, b.script))
+    const path = yield* Path.Path
+    const script = b.script === undefined ? undefined : yield* loadMockScript(path.resolve(baseDir, b.script))
     return yield* MockLlmServer.make({ script })
   }).pipe(
     Effect.mapError((e) =>
@@ -88,7 +105,7 @@ const trimSlash = (url: string) => url.replace(/\/+$/, "")
 export const connectBackend = Effect.fn("LlmBackend.connect")(function*(b: LlmBackendConfig, options: ConnectOptions): Effect.fn.Return<
   BackendConnection,
   LlmConfigError,
-  HttpClient.HttpClient | Scope.Scope
+  HttpClient.HttpClient | FileSystem.FileSystem | Path.Path | Scope.Scope
 > {
   const wire = wireOf(b)
   const apiKey = yield* apiKeyOf(b, options.env)

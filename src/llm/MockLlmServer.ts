@@ -12,6 +12,7 @@
 import { Clock, Context, Effect, Either, FiberSet, Layer, Schema, type Scope } from "effect"
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http"
 import type { AddressInfo } from "node:net"
+import type { RecordedRequest } from "./mock/RecordedRequest.js"
 import { type RequestView, viewRequest } from "./mock/requestView.js"
 import { type LogEntry, respond, sendJson, wireOf } from "./mock/respond.js"
 import {
@@ -22,9 +23,10 @@ import {
   MockReply,
   MockScript,
   type MockScriptError,
-  type MockScriptInput,
-  type Provider
+  type MockScriptInput
 } from "./MockScript.js"
+
+export type { RecordedRequest, RequestOutcome } from "./mock/RecordedRequest.js"
 
 /** The server could not start (port taken, address not available…). */
 export class MockLlmServerError extends Schema.TaggedError<MockLlmServerError>()("MockLlmServerError", {
@@ -33,35 +35,6 @@ export class MockLlmServerError extends Schema.TaggedError<MockLlmServerError>()
   override get message() {
     return this.reason
   }
-}
-
-/** How a request ended, as the server saw it. */
-export type RequestOutcome = "pending" | "completed" | "dropped" | "client_closed"
-
-/** One request received, in the order of arrival. */
-export interface RecordedRequest {
-  /** 0-based order of arrival since the start or the last `reset`. */
-  readonly index: number
-  readonly time: Date
-  readonly method: string
-  /** The path without the query string (which `url` keeps). */
-  readonly path: string
-  readonly url: string
-  readonly endpoint: Endpoint | "models" | "unknown"
-  readonly provider: Provider | undefined
-  readonly model: string
-  readonly stream: boolean
-  /** Lower-cased names, as node:http gives them. */
-  readonly headers: Readonly<Record<string, string>>
-  /** The parsed JSON body; the raw text when it is not JSON; undefined without a body. */
-  readonly body: unknown
-  readonly system: string
-  readonly lastUser: string
-  /** Which `responses` entry served it (its index), `"default"`, or undefined (not an LLM call). */
-  readonly served: number | "default" | undefined
-  /** The status line sent, undefined while none was (or when the connection was dropped first). */
-  readonly status: number | undefined
-  readonly outcome: RequestOutcome
 }
 
 export declare namespace MockLlmServer {
@@ -173,9 +146,9 @@ export class MockLlmServer extends Context.Tag("xml-organism/MockLlmServer")<Moc
       return { served: "default", reply: script.default ?? ECHO }
     }
 
-    const modelsList = () => {
+    const modelsList = (now: number) => {
       const ids = script.models ?? ["mock-llm"]
-      const created = Math.floor(Date.now() / 1000)
+      const created = Math.floor(now / 1000)
       // One body both clients accept: OpenAI's list fields and Anthropic's side by side.
       return {
         object: "list",
@@ -196,7 +169,7 @@ export class MockLlmServer extends Context.Tag("xml-organism/MockLlmServer")<Moc
 
     const handle = (req: IncomingMessage, res: ServerResponse) =>
       Effect.gen(function*() {
-        const time = new Date()
+        const time = new Date(yield* Clock.currentTimeMillis)
         const raw = yield* readBody(req)
         const url = new URL(req.url ?? "/", "http://mock")
         const endpoint = routeOf(req.method ?? "GET", url.pathname)
@@ -239,7 +212,7 @@ export class MockLlmServer extends Context.Tag("xml-organism/MockLlmServer")<Moc
           options.onRequest?.({ ...rec })
           return sendJson(res, rec, status, body).pipe(Effect.zipRight(finish))
         }
-        if (endpoint === "models") return yield* answer(200, modelsList())
+        if (endpoint === "models") return yield* answer(200, modelsList(time.getTime()))
         if (view === undefined) {
           const message = `mock-llm: no endpoint ${rec.method} ${rec.path}`
           return yield* answer(404, { error: { message, type: "invalid_request_error", param: null, code: "not_found" } })

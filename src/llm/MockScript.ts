@@ -8,8 +8,8 @@
  * `default` (built-in: echo the last user message). So "first 429, then 500, then text" is
  * three entries without `match`, and a rule is an entry with a `match` and `times: always`.
  */
+import { FileSystem } from "@effect/platform"
 import { Duration, Effect, Either, ParseResult, Schema } from "effect"
-import { readFile } from "node:fs/promises"
 import { ConfigProblem, unreadableFile } from "../config/ConfigError.js"
 import { decodeSource, formatPath, parseYaml, type YamlSource } from "../config/YamlSource.js"
 import { DurationConfig, NonNegativeInt, PositiveInt } from "../domain/OrganismConfig.js"
@@ -250,10 +250,8 @@ export const parseMockScript = (file: string, text: string): Either.Either<MockS
 }
 
 export const loadMockScript = Effect.fn("MockScript.load")(function*(path: string) {
-  const text = yield* Effect.tryPromise({
-    try: () => readFile(path, "utf8"),
-    catch: (e) => fail(path, [unreadableFile(path, e)])
-  })
+  const fs = yield* FileSystem.FileSystem
+  const text = yield* Effect.mapError(fs.readFileString(path), (e) => fail(path, [unreadableFile(path, e)]))
   return yield* parseMockScript(path, text)
 })
 

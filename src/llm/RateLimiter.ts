@@ -1,105 +1,84 @@
 /**
- * A backend's rate limits — requests per minute and tokens per minute — as token buckets that
- * delay a request rather than fail it.
+ * A backend's rate limits — requests per minute and tokens per minute — on Effect's
+ * `RateLimiter` (token bucket): a request over the limit is delayed, never failed.
  *
- * Each bucket holds up to one minute's allowance (providers count per minute, so a burst of a
- * minute's worth is what they accept) and refills continuously. A request reserves its share
- * at once, even when that takes the bucket below zero, and sleeps until the refill has covered
- * the debt: later requests find a deeper debt and sleep longer, so waiting requests go in the
- * order they came without a queue. A reservation larger than the bucket is cut to the bucket
- * (it would otherwise wait forever).
+ * Each bucket holds one minute's allowance (providers count per minute, so a burst of a
+ * minute's worth is what they accept) and refills continuously.
  *
- * Tokens are estimated before the call and corrected after it with the real count (`settle`):
- * an overestimate is given back, an underestimate taken on top. A request interrupted while it
- * waits gives its reservation back.
+ * What Effect's limiter does not do, this module adds around it:
+ * - Coarser units for large limits. Effect's bucket refills one permit per
+ *   `ceil(interval / limit)` ms — never faster than one a millisecond, i.e. 60,000 a minute —
+ *   so a 1,000,000-tokens-per-minute limit counted token by token would really allow 60,000.
+ *   Above 600 a minute the bucket counts in units of `ceil(limit / 600)` (refilled every
+ *   100 ms at most).
+ * - Corrections after the fact. Tokens are estimated before the call and known after it
+ *   (`settle`); the difference, and the rounding to units, is carried to the backend's next
+ *   request: an underestimate makes it wait longer, an overestimate lets it go sooner. At most
+ *   one minute's allowance is carried either way (a request larger than the bucket is cut to
+ *   the bucket, which it would otherwise wait for forever).
+ * - A request interrupted while it waits takes nothing: its share is carried back.
  */
-import { Clock, Effect } from "effect"
+import { Duration, Effect, RateLimiter as Limiter, type Scope } from "effect"
 
-export class TokenBucket {
-  private level: number
-  private updated: number
-  private readonly perMs: number
+/** The largest number of permits a bucket counts a minute: 100 ms refill steps at most. */
+const MAX_PERMITS = 600
 
-  constructor(readonly perMinute: number, now: number) {
-    this.level = perMinute
-    this.updated = now
-    this.perMs = perMinute / 60_000
-  }
+/** One per-minute limit on Effect's token bucket, counted in units, with the carry. */
+interface Meter {
+  readonly take: (amount: number) => Effect.Effect<void>
+  readonly correct: (amount: number) => void
+}
 
-  private refill(now: number) {
-    if (now > this.updated) {
-      this.level = Math.min(this.perMinute, this.level + (now - this.updated) * this.perMs)
-      this.updated = now
+const makeMeter = (perMinute: number): Effect.Effect<Meter, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const unit = Math.max(1, Math.ceil(perMinute / MAX_PERMITS))
+    const permits = Math.max(1, Math.floor(perMinute / unit))
+    const limiter = yield* Limiter.make({ limit: permits, interval: Duration.minutes(1), algorithm: "token-bucket" })
+    const cap = permits * unit
+    /** Owed (positive) or paid ahead (negative), in the meter's own measure. */
+    let carry = 0
+    const clampCarry = (c: number) => Math.max(-cap, Math.min(cap, c))
+    return {
+      take: (amount) =>
+        Effect.suspend(() => {
+          const owed = amount + carry
+          const units = Math.min(permits, Math.max(0, Math.ceil(owed / unit)))
+          carry = clampCarry(owed - units * unit)
+          if (units === 0) return Effect.void
+          return limiter(Effect.void).pipe(
+            Limiter.withCost(units),
+            // Not taken: the request neither owes its amount nor paid its units.
+            Effect.onInterrupt(() => Effect.sync(() => void (carry = clampCarry(carry + units * unit - amount))))
+          )
+        }),
+      correct: (amount) => void (carry = clampCarry(carry + amount))
     }
-  }
+  })
 
-  /** Takes `amount` (at most a full bucket); the milliseconds to wait until it is covered. */
-  reserve(amount: number, now: number): { readonly taken: number; readonly waitMs: number } {
-    this.refill(now)
-    const taken = Math.min(Math.max(0, amount), this.perMinute)
-    this.level -= taken
-    return { taken, waitMs: this.level >= 0 ? 0 : Math.ceil(-this.level / this.perMs) }
-  }
-
-  /** Gives back (positive) or takes more (negative) after the fact. */
-  adjust(amount: number, now: number) {
-    this.refill(now)
-    this.level = Math.min(this.perMinute, this.level + amount)
-  }
-
-  /** What is available now (negative: owed). */
-  available(now: number): number {
-    this.refill(now)
-    return this.level
-  }
-}
-
-export interface Reservation {
-  /** Tokens reserved on the tokens-per-minute bucket (0 without one). */
-  readonly tokens: number
-}
-
-export interface RateLimiter {
+export interface RateLimit {
   /** Waits until a request estimated at `tokens` may go. */
-  readonly acquire: (tokens: number) => Effect.Effect<Reservation>
-  /** After the request: `actualTokens` replaces the estimate (0 when it used none). */
-  readonly settle: (reservation: Reservation, actualTokens: number) => Effect.Effect<void>
+  readonly acquire: (tokens: number) => Effect.Effect<void>
+  /** After the request: what it really used (0 when it used none) replaces the estimate. */
+  readonly settle: (estimatedTokens: number, actualTokens: number) => Effect.Effect<void>
 }
 
-export const unlimited: RateLimiter = {
-  acquire: () => Effect.succeed({ tokens: 0 }),
+export const unlimited: RateLimit = {
+  acquire: () => Effect.void,
   settle: () => Effect.void
 }
 
-export const makeRateLimiter = (limits: {
+/** The limits of one backend, in the caller's scope (the buckets refill on a fiber of it). */
+export const makeRateLimit = (limits: {
   readonly requestsPerMinute?: number | undefined
   readonly tokensPerMinute?: number | undefined
-}): Effect.Effect<RateLimiter> =>
-  Effect.map(Clock.currentTimeMillis, (now) => {
+}): Effect.Effect<RateLimit, never, Scope.Scope> =>
+  Effect.gen(function*() {
     if (limits.requestsPerMinute === undefined && limits.tokensPerMinute === undefined) return unlimited
-    const requests = limits.requestsPerMinute === undefined ? undefined : new TokenBucket(limits.requestsPerMinute, now)
-    const tokens = limits.tokensPerMinute === undefined ? undefined : new TokenBucket(limits.tokensPerMinute, now)
+    const requests = limits.requestsPerMinute === undefined ? undefined : yield* makeMeter(limits.requestsPerMinute)
+    const tokens = limits.tokensPerMinute === undefined ? undefined : yield* makeMeter(limits.tokensPerMinute)
     return {
       acquire: (estimate) =>
-        Effect.flatMap(Clock.currentTimeMillis, (now) => {
-          const r = requests?.reserve(1, now)
-          const t = tokens?.reserve(estimate, now)
-          const reservation: Reservation = { tokens: t?.taken ?? 0 }
-          const waitMs = Math.max(r?.waitMs ?? 0, t?.waitMs ?? 0)
-          if (waitMs === 0) return Effect.succeed(reservation)
-          return Effect.sleep(waitMs).pipe(
-            Effect.as(reservation),
-            Effect.onInterrupt(() =>
-              Effect.flatMap(Clock.currentTimeMillis, (now) =>
-                Effect.sync(() => {
-                  requests?.adjust(r?.taken ?? 0, now)
-                  tokens?.adjust(t?.taken ?? 0, now)
-                })))
-          )
-        }),
-      settle: (reservation, actual) =>
-        tokens === undefined
-          ? Effect.void
-          : Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.sync(() => tokens.adjust(reservation.tokens - actual, now)))
+        Effect.zipRight(requests === undefined ? Effect.void : requests.take(1), tokens === undefined ? Effect.void : tokens.take(estimate)),
+      settle: (estimate, actual) => Effect.sync(() => tokens?.correct(actual - estimate))
     }
   })

@@ -7,7 +7,7 @@
  * 0 than guessed.
  */
 import type { LlmPrice } from "../domain/LlmConfig.js"
-import type { UsageLine, UsageReport } from "../services/LlmRouter.js"
+import type { UsageLine, UsageReport } from "../domain/Llm.js"
 
 interface Line {
   requests: number

@@ -18,7 +18,7 @@
  * This file wires the parts around a shared core (pump/Core.ts) and exposes the API.
  */
 import { Context, Deferred, Duration, Effect, Either, Exit, FiberSet, Layer, Option, Queue, Scope, Stream } from "effect"
-import { builtinPayloads } from "../config/builtins.js"
+import { builtinPayloads } from "../domain/BuiltinPayloads.js"
 import type { ThreadId } from "../domain/Ids.js"
 import type { Listener } from "../domain/Listener.js"
 import type { Organism } from "../domain/Organism.js"

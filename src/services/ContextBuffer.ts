@@ -37,33 +37,17 @@
  * appends on every delivered message, uses the synchronous `unsafe*` twins (like
  * `Queue.unsafeOffer`): the in-memory buffer has nothing to wait for.
  */
-import { Context, Duration, Effect, Either, Layer, Option } from "effect"
+import { Clock, Context, Duration, Effect, Either, Layer, Option } from "effect"
+import { type ContextBufferConfig, defaultContextBufferConfig } from "../domain/ContextBufferConfig.js"
 import type { ThreadId } from "../domain/Ids.js"
 import { ContextFull } from "./errors.js"
 
 export { ContextFull } from "./errors.js"
+// The limits are domain values (the organism carries them); re-exported where they apply.
+export { type ContextBufferConfig, type ContextFullPolicy, defaultContextBufferConfig } from "../domain/ContextBufferConfig.js"
 
-export type ContextFullPolicy = "reject" | "drop-oldest"
-
-export interface ContextBufferConfig {
-  readonly maxSlotsPerThread: number
-  readonly maxThreads: number
-  readonly onFull: ContextFullPolicy
-  /** Completed conversations kept queryable (0: dropped as soon as they complete). */
-  readonly retainCompleted: number
-  /** How long a completed conversation stays queryable. */
-  readonly retainFor: Duration.Duration
-}
-
-export const defaultContextBufferConfig: ContextBufferConfig = {
-  maxSlotsPerThread: 10_000,
-  maxThreads: 1_000,
-  // Refusing is loud; dropping would silently lose the start of a conversation (its task).
-  // The step guard (1,000 invocations) normally stops a conversation long before 10,000.
-  onFull: "reject",
-  retainCompleted: 100,
-  retainFor: Duration.hours(1)
-}
+/** Wall time for the synchronous constructor; `make` reads the Effect's Clock instead. */
+const liveClock = Clock.make()
 
 /** A delivered message, as the pump hands it over. */
 export interface ContextMessage {
@@ -208,7 +192,7 @@ const resolve = (config: ContextBufferConfig) => ({
 
 export const makeContextBuffer = (
   options: Partial<ContextBufferConfig> = {},
-  now: () => number = Date.now
+  now: () => number = () => liveClock.unsafeCurrentTimeMillis()
 ): ContextBuffer.Service => {
   let config: ContextBufferConfig = { ...defaultContextBufferConfig, ...options }
   // Read on every append: one object swapped whole by reconfigure, never half-updated.

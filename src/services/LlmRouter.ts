@@ -21,62 +21,37 @@
  *    whose warnings come back in the response.
  */
 import { Prompt, type Response } from "@effect/ai"
-import type { HttpClient } from "@effect/platform"
-import { Clock, Context, Duration, Effect, Either, Layer, Random, type Scope, Stream } from "effect"
-import { LlmAttempt, LlmConfigError, LlmError, type LlmRequest, type LlmResponse } from "../domain/Llm.js"
+import type { FileSystem, HttpClient, Path } from "@effect/platform"
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import * as NodePath from "@effect/platform-node/NodePath"
+import { Clock, Context, Duration, Effect, Either, Layer, Schedule, type Scope, Stream } from "effect"
+import {
+  LlmAttempt,
+  LlmConfigError,
+  LlmError,
+  type LlmRequest,
+  type LlmResponse,
+  type LlmRouterService,
+  type UsageLine
+} from "../domain/Llm.js"
 import type { LlmBackendConfig, LlmConfig, LlmProvider } from "../domain/LlmConfig.js"
 import type { BackendConnection } from "../llm/LlmBackend.js"
 import { AttemptFailed, classify, describeStreamError } from "../llm/LlmFailure.js"
-import { makeRateLimiter, type RateLimiter } from "../llm/RateLimiter.js"
-import { retryDelayMillis } from "../llm/RetryDelay.js"
+import { makeRateLimit, type RateLimit } from "../llm/RateLimiter.js"
+import { retrySchedule } from "../llm/RetrySchedule.js"
 import { makeUsageLedger } from "../llm/UsageLedger.js"
-import { type BudgetExhausted, BudgetRegistry } from "./BudgetRegistry.js"
+import { BudgetRegistry } from "./BudgetRegistry.js"
 
-export interface UsageLine {
-  readonly requests: number
-  readonly promptTokens: number
-  readonly completionTokens: number
-  readonly costUsd: number
-}
-
-export interface UsageReport {
-  readonly totals: UsageLine
-  readonly byAgent: Readonly<Record<string, UsageLine>>
-  readonly byModel: Readonly<Record<string, UsageLine>>
-  readonly byBackend: Readonly<Record<string, UsageLine>>
-}
-
-export interface BackendStatus {
-  readonly name: string
-  readonly provider: string
-  readonly models: ReadonlyArray<string>
-  /** Requests in flight now (HTTP exchanges under way). */
-  readonly inFlight: number
-  /** Requests assigned to it that wait: for its rate limit, a concurrency slot, or a retry's backoff. */
-  readonly waiting: number
-  /** False while it cools down after a failure (the strategies try it last). */
-  readonly healthy: boolean
-  /** HTTP requests sent. */
-  readonly requests: number
-  /** Requests that failed. */
-  readonly failures: number
-  /** Where its requests go (for a mock backend: the server the router started). */
-  readonly baseUrl: string
-}
+export type { BackendStatus, UsageLine, UsageReport } from "../domain/Llm.js"
 
 export declare namespace LlmRouter {
-  export interface Service {
-    /** One model call, under every policy of the router; budget checked first, charged after. */
-    readonly complete: (request: LlmRequest) => Effect.Effect<LlmResponse, LlmError | BudgetExhausted>
-    /** Usage and cost so far (organism-wide; per conversation see BudgetRegistry). */
-    readonly usage: () => UsageReport
-    readonly backends: () => ReadonlyArray<BackendStatus>
-  }
+  /** The service's interface is a domain type, so domain types can name the requirement. */
+  export interface Service extends LlmRouterService {}
 
   export interface Options {
     /** The organism file's directory: a mock backend's `script` is relative to it. */
     readonly baseDir: string
-    /** Where API keys are looked up (default: process.env). */
+    /** Where API keys are read (`Config.redacted`): this map, or else the ConfigProvider (process.env by default). */
     readonly env?: Readonly<Record<string, string | undefined>> | undefined
   }
 }
@@ -87,9 +62,10 @@ interface Backend {
   readonly index: number
   readonly provider: LlmProvider
   readonly connection: BackendConnection
-  readonly limiter: RateLimiter
+  readonly limiter: RateLimit
   readonly semaphore: Effect.Semaphore | undefined
-  readonly retries: number
+  /** When to retry a failed request on this backend (its `retries`, the router's backoff). */
+  readonly retry: Schedule.Schedule<number, AttemptFailed>
   readonly timeout: Duration.Duration
   /** Requests assigned to it now, whatever they are doing (the least-loaded measure). */
   assigned: number
@@ -121,26 +97,30 @@ const byPriority = (a: Backend, b: Backend): number => {
 const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: LlmRouter.Options): Effect.fn.Return<
   LlmRouter.Service,
   LlmConfigError,
-  BudgetRegistry | HttpClient.HttpClient | Scope.Scope
+  BudgetRegistry | HttpClient.HttpClient | FileSystem.FileSystem | Path.Path | Scope.Scope
 > {
   const budget = yield* BudgetRegistry
   // Cooldowns are set in this clock's time; `backends()` reads it outside any Effect.
   const clock = yield* Effect.clock
-  const env = options.env ?? process.env
   // The provider clients (and their generated schemas) load only for an organism with
   // models: importing them costs every other run a third of its start-up time.
   const { connectBackend } = yield* Effect.promise(() => import("../llm/LlmBackend.js"))
   const backends: Array<Backend> = []
   for (const [index, b] of config.backends.entries()) {
-    const connection = yield* connectBackend(b, { baseDir: options.baseDir, env })
+    const connection = yield* connectBackend(b, { baseDir: options.baseDir, env: options.env })
     backends.push({
       config: b,
       index,
       provider: b.provider,
       connection,
-      limiter: yield* makeRateLimiter({ requestsPerMinute: b.rate_limit_rpm, tokensPerMinute: b.rate_limit_tpm }),
+      limiter: yield* makeRateLimit({ requestsPerMinute: b.rate_limit_rpm, tokensPerMinute: b.rate_limit_tpm }),
       semaphore: b.max_concurrent === undefined ? undefined : yield* Effect.makeSemaphore(b.max_concurrent),
-      retries: b.retries ?? config.retries,
+      retry: retrySchedule({
+        retries: b.retries ?? config.retries,
+        base: config.backoff_base,
+        max: config.backoff_max,
+        retryAfterMax: config.retry_after_max
+      }),
       timeout: b.timeout ?? config.timeout,
       assigned: 0,
       inFlight: 0,
@@ -150,9 +130,6 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
     })
   }
   const ledger = makeUsageLedger(config.prices)
-  const baseMs = Duration.toMillis(config.backoff_base)
-  const maxMs = Duration.toMillis(config.backoff_max)
-  const retryAfterMaxMs = Duration.toMillis(config.retry_after_max)
   const cooldownMs = Duration.toMillis(config.cooldown)
   let turn = 0
 
@@ -273,67 +250,71 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
     return { costUsd, warnings }
   }
 
-  /** Every attempt on one backend: its retries, each after a backoff. */
-  const onBackend = (b: Backend, model: string, call: Call) =>
+  /** One attempt on one backend: its rate limit, a concurrency slot, the HTTP exchange. */
+  const attempt = (b: Backend, model: string, call: Call) =>
     Effect.gen(function*() {
       const estimate = estimateTokens(call.promptChars) + call.maxOutputTokens
-      for (let retry = 0;; retry++) {
-        const reservation = yield* b.limiter.acquire(estimate)
-        const exchange = Effect.gen(function*() {
-          b.inFlight++
-          b.requests++
-          return yield* (call.stream ? stream : generate)(b, model, call.prompt, call.maxOutputTokens).pipe(
-            Effect.ensuring(Effect.sync(() => void b.inFlight--))
-          )
-        })
-        // The slot is held for the HTTP exchange alone: not while waiting for the rate limit
-        // (above) nor during a backoff (below).
-        const result = yield* Effect.either(b.semaphore === undefined ? exchange : b.semaphore.withPermits(1)(exchange))
-        if (Either.isRight(result)) {
-          const c = result.right
-          const completion: Completion = {
-            ...c,
-            // A provider that reports no usage is charged the estimate.
-            promptTokens: c.promptTokens >= 0 ? c.promptTokens : estimateTokens(call.promptChars),
-            completionTokens: c.completionTokens >= 0 ? c.completionTokens : estimateTokens(c.text.length)
-          }
-          yield* b.limiter.settle(reservation, completion.promptTokens + completion.completionTokens)
-          b.coolingUntil = 0
-          return done(completion, model)
-        }
-        const failure = result.left
-        b.failures++
-        call.attempts.push(
-          new LlmAttempt({
-            backend: b.config.name,
-            model,
-            ...(failure.status !== undefined ? { status: failure.status } : {}),
-            error: failure.message
-          })
+      yield* b.limiter.acquire(estimate)
+      const exchange = Effect.gen(function*() {
+        b.inFlight++
+        b.requests++
+        return yield* (call.stream ? stream : generate)(b, model, call.prompt, call.maxOutputTokens).pipe(
+          Effect.ensuring(Effect.sync(() => void b.inFlight--))
         )
-        if (failure.kind === "stream-failed") {
-          // Tokens were spent on the part that arrived: charged as estimated.
-          const spent = estimateTokens(call.promptChars) + estimateTokens(failure.partialText?.length ?? 0)
-          yield* b.limiter.settle(reservation, spent)
-          charge(call, b, model, estimateTokens(call.promptChars), estimateTokens(failure.partialText?.length ?? 0))
-          return yield* failure
+      })
+      // The slot is held for the HTTP exchange alone: not while waiting for the rate limit
+      // (above) nor during a backoff (the retry schedule, outside).
+      const result = yield* Effect.either(b.semaphore === undefined ? exchange : b.semaphore.withPermits(1)(exchange))
+      if (Either.isRight(result)) {
+        const c = result.right
+        const completion: Completion = {
+          ...c,
+          // A provider that reports no usage is charged the estimate.
+          promptTokens: c.promptTokens >= 0 ? c.promptTokens : estimateTokens(call.promptChars),
+          completionTokens: c.completionTokens >= 0 ? c.completionTokens : estimateTokens(c.text.length)
         }
-        yield* b.limiter.settle(reservation, 0)
-        if (failure.kind === "rejected") return yield* failure
-        if (retry >= b.retries) break
-        const delay = retryDelayMillis({
-          retry: retry + 1,
-          baseMs,
-          maxMs,
-          retryAfterMs: failure.retryAfterMs,
-          retryAfterMaxMs,
-          random: yield* Random.next
-        })
-        yield* Effect.sleep(Duration.millis(delay))
+        yield* b.limiter.settle(estimate, completion.promptTokens + completion.completionTokens)
+        b.coolingUntil = 0
+        return completion
       }
-      b.coolingUntil = (yield* Clock.currentTimeMillis) + cooldownMs
-      return exhausted
+      const failure = result.left
+      b.failures++
+      call.attempts.push(
+        new LlmAttempt({
+          backend: b.config.name,
+          model,
+          ...(failure.status !== undefined ? { status: failure.status } : {}),
+          error: failure.message
+        })
+      )
+      if (failure.kind === "stream-failed") {
+        // Tokens were spent on the part that arrived: charged as estimated.
+        const spent = estimateTokens(call.promptChars) + estimateTokens(failure.partialText?.length ?? 0)
+        yield* b.limiter.settle(estimate, spent)
+        charge(call, b, model, estimateTokens(call.promptChars), estimateTokens(failure.partialText?.length ?? 0))
+      } else {
+        yield* b.limiter.settle(estimate, 0)
+      }
+      return yield* failure
     })
+
+  /**
+   * Every attempt on one backend: retried by its schedule (retryable failures only, with
+   * backoff and Retry-After); once they are used up the backend cools down and the call
+   * moves on. A refused request or a broken stream ends the call.
+   */
+  const onBackend = (b: Backend, model: string, call: Call): Effect.Effect<BackendOutcome, AttemptFailed> =>
+    attempt(b, model, call).pipe(
+      Effect.retry(b.retry),
+      Effect.map((completion) => done(completion, model)),
+      Effect.catchIf(
+        (failure) => failure.kind === "retryable",
+        () => Effect.map(Clock.currentTimeMillis, (now): BackendOutcome => {
+          b.coolingUntil = now + cooldownMs
+          return exhausted
+        })
+      )
+    )
 
   /** The backend counts the request as its load from assignment to the end, waits included. */
   const assigned = (b: Backend, model: string, call: Call) =>
@@ -425,12 +406,16 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
 export class LlmRouter extends Context.Tag("xml-organism/LlmRouter")<LlmRouter, LlmRouter.Service>() {
   /**
    * Connects every backend (starting mock servers), in the caller's scope. Takes the
-   * HttpClient from context: `layer` provides undici's.
+   * HttpClient, FileSystem and Path from context: `layer` provides Node's (undici's client).
    */
   static readonly make: (
     config: LlmConfig,
     options: LlmRouter.Options
-  ) => Effect.Effect<LlmRouter.Service, LlmConfigError, BudgetRegistry | HttpClient.HttpClient | Scope.Scope> = make
+  ) => Effect.Effect<
+    LlmRouter.Service,
+    LlmConfigError,
+    BudgetRegistry | HttpClient.HttpClient | FileSystem.FileSystem | Path.Path | Scope.Scope
+  > = make
 
   /**
    * The router over its own undici HTTP client (`NodeHttpClient.layerUndici`): with
@@ -442,7 +427,9 @@ export class LlmRouter extends Context.Tag("xml-organism/LlmRouter")<LlmRouter, 
     Layer.scoped(LlmRouter, make(config, options)).pipe(
       Layer.provide(Layer.unwrapEffect(
         Effect.promise(() => import("@effect/platform-node/NodeHttpClient")).pipe(Effect.map((m) => m.layerUndici))
-      ))
+      )),
+      // A mock backend's script is read from the file system.
+      Layer.provide(Layer.merge(NodeFileSystem.layer, NodePath.layer))
     )
 
   /**

@@ -13,12 +13,15 @@
  * watchers. The service is Effect-shaped; the pump uses the synchronous `unsafe*` twins
  * (like `Queue.unsafeOffer`): the in-memory registry has nothing to wait for.
  */
-import { Context, Effect, Either, Layer, Option } from "effect"
+import { Clock, Context, Effect, Either, Layer, Option } from "effect"
 import type { ThreadId } from "../domain/Ids.js"
 import { TodoClosed, type TodoComplete, TodoRegistered, type TodoUntil } from "../domain/TodoPayloads.js"
 import { TodoNotFound, TodoRefused } from "./errors.js"
 
 export { TodoNotFound, TodoRefused } from "./errors.js"
+
+/** Wall time for the synchronous constructor; `make` reads the Effect's Clock instead. */
+const liveClock = Clock.make()
 
 export interface TodoConfig {
   /** Open todos per conversation, all agents together. */
@@ -155,7 +158,7 @@ export const nudgeText = (todos: ReadonlyArray<TodoWatcher>): string => {
   ].join("\n")
 }
 
-export const makeTodoRegistry = (options: Partial<TodoConfig> = {}, now: () => number = Date.now): TodoRegistry.Service => {
+export const makeTodoRegistry = (options: Partial<TodoConfig> = {}, now: () => number = () => liveClock.unsafeCurrentTimeMillis()): TodoRegistry.Service => {
   const config: TodoConfig = { ...defaultTodoConfig, ...options }
   // Ids are numbered per conversation: short for a model to copy, and they reveal nothing
   // about other conversations. The counter lives as long as the conversation, so an id is

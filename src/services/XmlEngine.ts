@@ -133,77 +133,6 @@ const notRepaired = new Diagnostic({
   message: "not repaired: recovery would alter characters, attributes, entities or namespaces"
 })
 
-const read = (input: Uint8Array | string, flags: number): Raw.DocPtr =>
-  typeof input === "string" ? Raw.readDocumentString(input, flags) : Raw.readDocument(input, flags)
-
-/**
- * Bytes must be UTF-8. A string (what the pump writes itself) is encoded as UTF-8 on its
- * way into libxml2, so it needs no check.
- */
-const parse = (input: Uint8Array | string, options: ParseOptions): Either.Either<XmlDocument, XmlParseFailure> => {
-  if (typeof input !== "string" && !isUtf8(input)) {
-    const bytes = input
-    const at = firstInvalidUtf8(bytes)
-    return Either.left(
-      new XmlParseFailure({
-        reason: "encoding",
-        diagnostics: [new Diagnostic({ message: `invalid UTF-8 byte sequence at byte offset ${at}` })]
-      })
-    )
-  }
-  let doc = read(input, Raw.hardenedFlags)
-  const strictErrors = Raw.lastErrors()
-  let repaired = false
-  if (doc === 0 || strictErrors.some(isFatal)) {
-    Raw.freeDocument(doc)
-    doc = 0 as Raw.DocPtr
-    const reason = classify(input, strictErrors)
-    let diagnostics = strictErrors.map(toDiagnostic)
-    // Never "parse" around a DTD or a depth bomb: those are refusals, not typos.
-    if (options.recover && reason === "malformed") {
-      if (strictErrors.some(unrepairable)) {
-        diagnostics = [notRepaired, ...diagnostics]
-      } else {
-        const recovered = read(input, Raw.hardenedFlags | Raw.ParseFlags.RECOVER)
-        // The strict parse stops at the first fatal error; recovery reads on and may meet
-        // what it must not repair further down.
-        const recoveryErrors = Raw.lastErrors()
-        if (recoveryErrors.some(unrepairable)) {
-          Raw.freeDocument(recovered)
-          diagnostics = [notRepaired, ...recoveryErrors.map(toDiagnostic)]
-        } else if (recovered !== 0 && Raw.rootElement(recovered) !== 0) {
-          doc = recovered
-          repaired = true
-        } else {
-          Raw.freeDocument(recovered)
-        }
-      }
-    }
-    if (doc === 0) return Either.left(new XmlParseFailure({ reason, diagnostics }))
-  }
-  const notes = strictErrors
-  if (Raw.hasInternalSubset(doc)) {
-    Raw.freeDocument(doc)
-    return Either.left(
-      new XmlParseFailure({
-        reason: "dtd",
-        diagnostics: [new Diagnostic({ message: "the document has a DOCTYPE declaration" })]
-      })
-    )
-  }
-  return Either.right(new XmlDocument(doc, repaired, notes.length === 0 ? [] : notes.map(toDiagnostic)))
-}
-
-const release = (doc: XmlDocument): void => {
-  if (doc.released) return
-  doc.released = true
-  Raw.freeDocument(doc.ptr)
-}
-
-const checkLive = (doc: XmlDocument): void => {
-  if (doc.released) throw new Error("XmlEngine: document used after release")
-}
-
 export declare namespace XmlEngine {
   export interface Service {
     /** Hardened parse: UTF-8 only, no DTD, no entity expansion, no network, depth ≤ 256. */
@@ -234,67 +163,156 @@ export declare namespace XmlEngine {
     ) => Effect.Effect<XmlDocument, XmlParseFailure, Scope.Scope>
     /** Native handles currently alive (for leak checks). */
     readonly liveHandles: () => { readonly documents: number; readonly schemas: number }
+    /** Bytes of this instance's wasm memory (it grows, never shrinks). */
+    readonly heapBytes: () => number
+    /** Bytes of that memory in use, to 16 KiB (leak checks; grows the heap by one step). */
+    readonly heapBytesInUse: () => number
   }
 }
 
 /** What a valid document's validation returns: shared, never mutated. */
 const NO_DIAGNOSTICS: ReadonlyArray<Diagnostic> = Object.freeze([])
 
-export class XmlEngine extends Context.Tag("xml-organism/XmlEngine")<XmlEngine, XmlEngine.Service>() {
-  static readonly make: Effect.Effect<XmlEngine.Service> = Effect.sync(() => {
-    const service: XmlEngine.Service = {
-      parse,
-      withDocument: (input, options, use) =>
-        Either.map(parse(input, options), (doc) => {
-          try {
-            return use(doc)
-          } finally {
-            release(doc)
-          }
-        }),
-      release,
-      canonicalize: (doc) => {
-        checkLive(doc)
-        const result = Raw.canonicalize(doc.ptr)
-        return result._tag === "Canonical"
-          ? Either.right(result.text)
-          : Either.left(new XmlCanonicalizeFailure({ diagnostics: [new Diagnostic({ message: result.message })] }))
-      },
-      serialize: (doc, options) => {
-        checkLive(doc)
-        return Raw.serialize(doc.ptr, options)
-      },
-      compileSchema: (name, xsd) =>
-        Effect.acquireRelease(
-          Effect.suspend(() => {
-            const result = Raw.compileSchema(xsd)
-            return result._tag === "Compiled"
-              ? Effect.succeed(new CompiledSchema(name, result.schema))
-              : Effect.fail(new SchemaCompileError({ name, diagnostics: result.errors.map(toDiagnostic) }))
-          }),
-          (schema) => Effect.sync(() => Raw.freeSchema(schema.raw))
-        ).pipe(Effect.withSpan("XmlEngine.compileSchema", { attributes: { name } })),
-      validateDocument: (schema, doc) => {
-        checkLive(doc)
-        const errors = Raw.validateDocument(schema.raw, doc.ptr)
-        return errors.length === 0 ? NO_DIAGNOSTICS : errors.map(toDiagnostic)
-      },
-      validateRootChild: (schema, doc, index) => {
-        checkLive(doc)
-        const el = Raw.nthElementChild(Raw.rootElement(doc.ptr), index)
-        if (el === 0) return [new Diagnostic({ message: `no element child at index ${index}` })]
-        const errors = Raw.validateElement(schema.raw, el)
-        return errors.length === 0 ? NO_DIAGNOSTICS : errors.map(toDiagnostic)
-      },
-      parseScoped: (input, options) =>
-        Effect.acquireRelease(
-          Effect.suspend(() => parse(input, options)),
-          (doc) => Effect.sync(() => release(doc))
-        ),
-      liveHandles: Raw.liveHandles
-    }
-    return service
-  })
+/** The service over one libxml2 instance. */
+const engineOf = (raw: Raw.Libxml2): XmlEngine.Service => {
+  const read = (input: Uint8Array | string, flags: number): Raw.DocPtr =>
+    typeof input === "string" ? raw.readDocumentString(input, flags) : raw.readDocument(input, flags)
 
-  static readonly layer: Layer.Layer<XmlEngine> = Layer.effect(XmlEngine, XmlEngine.make)
+  /**
+   * Bytes must be UTF-8. A string (what the pump writes itself) is encoded as UTF-8 on its
+   * way into libxml2, so it needs no check.
+   */
+  const parse = (input: Uint8Array | string, options: ParseOptions): Either.Either<XmlDocument, XmlParseFailure> => {
+    if (typeof input !== "string" && !isUtf8(input)) {
+      const bytes = input
+      const at = firstInvalidUtf8(bytes)
+      return Either.left(
+        new XmlParseFailure({
+          reason: "encoding",
+          diagnostics: [new Diagnostic({ message: `invalid UTF-8 byte sequence at byte offset ${at}` })]
+        })
+      )
+    }
+    let doc = read(input, Raw.hardenedFlags)
+    const strictErrors = raw.lastErrors()
+    let repaired = false
+    if (doc === 0 || strictErrors.some(isFatal)) {
+      raw.freeDocument(doc)
+      doc = 0 as Raw.DocPtr
+      const reason = classify(input, strictErrors)
+      let diagnostics = strictErrors.map(toDiagnostic)
+      // Never "repair" around a DTD or a depth bomb: those are refusals, not typos.
+      if (options.recover && reason === "malformed") {
+        if (strictErrors.some(unrepairable)) {
+          diagnostics = [notRepaired, ...diagnostics]
+        } else {
+          const recovered = read(input, Raw.hardenedFlags | Raw.ParseFlags.RECOVER)
+          // The strict parse stops at the first fatal error; recovery reads on and may meet
+          // what it must not repair further down.
+          const recoveryErrors = raw.lastErrors()
+          if (recoveryErrors.some(unrepairable)) {
+            raw.freeDocument(recovered)
+            diagnostics = [notRepaired, ...recoveryErrors.map(toDiagnostic)]
+          } else if (recovered !== 0 && raw.rootElement(recovered) !== 0) {
+            doc = recovered
+            repaired = true
+          } else {
+            raw.freeDocument(recovered)
+          }
+        }
+      }
+      if (doc === 0) return Either.left(new XmlParseFailure({ reason, diagnostics }))
+    }
+    const notes = strictErrors
+    if (raw.hasInternalSubset(doc)) {
+      raw.freeDocument(doc)
+      return Either.left(
+        new XmlParseFailure({
+          reason: "dtd",
+          diagnostics: [new Diagnostic({ message: "the document has a DOCTYPE declaration" })]
+        })
+      )
+    }
+    return Either.right(new XmlDocument(doc, repaired, notes.length === 0 ? [] : notes.map(toDiagnostic)))
+  }
+
+  const release = (doc: XmlDocument): void => {
+    if (doc.released) return
+    doc.released = true
+    raw.freeDocument(doc.ptr)
+  }
+
+  const checkLive = (doc: XmlDocument): void => {
+    if (doc.released) throw new Error("XmlEngine: document used after release")
+  }
+
+  const service: XmlEngine.Service = {
+    parse,
+    withDocument: (input, options, use) =>
+      Either.map(parse(input, options), (doc) => {
+        try {
+          return use(doc)
+        } finally {
+          release(doc)
+        }
+      }),
+    release,
+    canonicalize: (doc) => {
+      checkLive(doc)
+      const result = raw.canonicalize(doc.ptr)
+      return result._tag === "Canonical"
+        ? Either.right(result.text)
+        : Either.left(new XmlCanonicalizeFailure({ diagnostics: [new Diagnostic({ message: result.message })] }))
+    },
+    serialize: (doc, options) => {
+      checkLive(doc)
+      return raw.serialize(doc.ptr, options)
+    },
+    compileSchema: (name, xsd) =>
+      Effect.acquireRelease(
+        Effect.suspend(() => {
+          const result = raw.compileSchema(xsd)
+          return result._tag === "Compiled"
+            ? Effect.succeed(new CompiledSchema(name, result.schema))
+            : Effect.fail(new SchemaCompileError({ name, diagnostics: result.errors.map(toDiagnostic) }))
+        }),
+        (schema) => Effect.sync(() => raw.freeSchema(schema.raw))
+      ).pipe(Effect.withSpan("XmlEngine.compileSchema", { attributes: { name } })),
+    validateDocument: (schema, doc) => {
+      checkLive(doc)
+      const errors = raw.validateDocument(schema.raw, doc.ptr)
+      return errors.length === 0 ? NO_DIAGNOSTICS : errors.map(toDiagnostic)
+    },
+    validateRootChild: (schema, doc, index) => {
+      checkLive(doc)
+      const el = raw.nthElementChild(raw.rootElement(doc.ptr), index)
+      if (el === 0) return [new Diagnostic({ message: `no element child at index ${index}` })]
+      const errors = raw.validateElement(schema.raw, el)
+      return errors.length === 0 ? NO_DIAGNOSTICS : errors.map(toDiagnostic)
+    },
+    parseScoped: (input, options) =>
+      Effect.acquireRelease(
+        Effect.suspend(() => parse(input, options)),
+        (doc) => Effect.sync(() => release(doc))
+      ),
+    liveHandles: raw.liveHandles,
+  heapBytes: raw.heapBytes,
+  heapBytesInUse: raw.heapBytesInUse
+  }
+  return service
+}
+
+export class XmlEngine extends Context.Tag("xml-organism/XmlEngine")<XmlEngine, XmlEngine.Service>() {
+  /**
+   * An engine on its own libxml2 instance (a fresh WebAssembly instance: its own heap,
+   * contexts and counters), released with the Scope. Handles still alive then are the
+   * caller's leak: the instance's memory goes with it.
+   */
+  static readonly make: Effect.Effect<XmlEngine.Service, never, Scope.Scope> = Effect.map(
+    Effect.acquireRelease(Effect.promise(Raw.instantiate), (raw) => Effect.sync(raw.dispose)),
+    engineOf
+  )
+
+  /** Each build of the layer acquires its own libxml2 instance: two layers share nothing. */
+  static readonly layer: Layer.Layer<XmlEngine> = Layer.scoped(XmlEngine, XmlEngine.make)
 }

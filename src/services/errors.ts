@@ -8,6 +8,7 @@
  * The services' own modules re-export the errors they fail with, where they always were.
  */
 import { Schema } from "effect"
+import { BudgetExhausted } from "../domain/BudgetPayloads.js"
 
 // ---------------------------------------------------------------------------- history
 
@@ -45,20 +46,8 @@ export class TodoRefused extends Schema.TaggedError<TodoRefused>()("TodoRefused"
 
 // ---------------------------------------------------------------------------- budgets
 
-/** A model call was refused: the conversation's or the agent's budget is used up. */
-export class BudgetExhausted extends Schema.TaggedError<BudgetExhausted>()("BudgetExhausted", {
-  root: Schema.String,
-  agent: Schema.String,
-  /** Which budget ran out. */
-  scope: Schema.Literal("conversation", "agent"),
-  tokensUsed: Schema.Number,
-  maxTokens: Schema.Number
-}) {
-  override get message() {
-    const which = this.scope === "agent" ? `${this.agent}'s own token budget` : "the conversation's token budget"
-    return `${which} is exhausted on ${this.root}: ${this.tokensUsed} of ${this.maxTokens} tokens used`
-  }
-}
+// A domain error (the LlmRouter's interface in domain names it): defined there, listed here.
+export { BudgetExhausted }
 
 /**
  * A budget limit given to `BudgetRegistry.reconfigure` is not a positive number of tokens

@@ -1,4 +1,5 @@
 /** Building an LlmRouter against loopback mock servers, and the requests the tests send. */
+import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { Cause, Effect, Exit, Layer, Option, Schema, type Scope } from "effect"
 import { makeThreadId, type ThreadId } from "../../src/domain/Ids.js"
@@ -30,7 +31,8 @@ export const makeRouter = (input: LlmConfigInput, options: RouterOptions = {}): 
     const http = yield* Layer.build(NodeHttpClient.layerUndici)
     const router = yield* LlmRouter.make(decodeConfig(input), { baseDir: options.baseDir ?? process.cwd(), env: options.env ?? {} }).pipe(
       Effect.provideService(BudgetRegistry, budget),
-      Effect.provide(http)
+      Effect.provide(http),
+      Effect.provide(NodeContext.layer)
     )
     return { router, budget }
   })

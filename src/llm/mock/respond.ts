@@ -2,9 +2,9 @@
  * Writing one scripted reply to the socket — the well-formed ones and the faults. Each
  * function notes on the request's record what it sent (`status`) and how it ended (`outcome`).
  */
-import { Effect } from "effect"
+import { Clock, Effect } from "effect"
 import type { ServerResponse } from "node:http"
-import type { RecordedRequest } from "../MockLlmServer.js"
+import type { RecordedRequest } from "./RecordedRequest.js"
 import { type Endpoint, millisOf, type MockEntry, type MockReply } from "../MockScript.js"
 import type { RequestView } from "./requestView.js"
 import { AnthropicMessages } from "./wire/AnthropicMessages.js"
@@ -79,7 +79,7 @@ export const respond = (res: ServerResponse, rec: LogEntry, view: RequestView, r
     const completion: Completion = {
       id: `mock${String(sequence).padStart(4, "0")}`,
       model: view.model === "" ? "mock-llm" : view.model,
-      created: Math.floor(Date.now() / 1000),
+      created: Math.floor((yield* Clock.currentTimeMillis) / 1000),
       text,
       finishReason: reply.finish_reason ?? "stop",
       promptTokens: reply.usage?.prompt_tokens ?? estimateTokens(view.promptText),

@@ -1,6 +1,14 @@
 import { Effect } from "effect"
 
 /**
+ * An external producer's hold on one of the pump's permits: the number of hops and jobs its
+ * message still has in flight. The permit goes back when it drops to 0.
+ */
+export interface Permit {
+  pending: number
+}
+
+/**
  * A counting semaphore whose release is a plain function call: permits are returned from
  * synchronous pump code when a message settles, where running an Effect would cost more
  * than the bookkeeping. Waiters are served first come, first served; an interrupted waiter

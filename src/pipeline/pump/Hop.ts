@@ -8,12 +8,10 @@ import { Data } from "effect"
 import type { IngressError } from "../../domain/IngressError.js"
 import type { RootThread, ThreadNode } from "../../services/ThreadRegistry.js"
 import type { Seen } from "../Ingress.js"
+import type { Permit } from "../internal/Permits.js"
 import type { Job } from "./Job.js"
 
-/** An external producer's permit, returned when its message and everything it caused is done. */
-export interface Permit {
-  pending: number
-}
+export type { Permit } from "../internal/Permits.js"
 
 /** Where a message the pump wrote travels, and who hears if it is refused. */
 export interface Origin {

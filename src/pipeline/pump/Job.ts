@@ -8,7 +8,7 @@ import type { Gate } from "../internal/Gate.js"
 import type { Timer } from "../internal/TimeoutWheel.js"
 import type { ListenerEntry } from "../Router.js"
 import type { ThreadNode } from "../../services/ThreadRegistry.js"
-import type { Permit } from "./Hop.js"
+import type { Permit } from "../internal/Permits.js"
 import type { Version } from "./Version.js"
 
 export interface Job {

@@ -10,7 +10,7 @@ import { type ContextBufferConfig, defaultContextBufferConfig } from "../../serv
 import type { CustomStage, StagePoint } from "../../domain/CustomStage.js"
 import type { Listener } from "../../domain/Listener.js"
 import type { Organism, OrganismSettings } from "../../domain/Organism.js"
-import type { OutputVocabulary } from "../../llm/AgentOutput.js"
+import type { OutputVocabulary } from "../agents/AgentOutput.js"
 import type { PromptRegistry } from "../../services/PromptRegistry.js"
 import type { Ingress } from "../Ingress.js"
 import type { Gate } from "../internal/Gate.js"

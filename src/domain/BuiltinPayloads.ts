@@ -2,7 +2,7 @@
  * Payload types the framework ships, referable in YAML by bare name
  * (`accepts: [TextInput]`) instead of a module path.
  */
-import type { PayloadType } from "../domain/Payload.js"
+import type { PayloadType } from "./Payload.js"
 import {
   BufferComplete,
   BufferDispatched,
@@ -10,10 +10,10 @@ import {
   SequenceComplete,
   SequenceError,
   SequenceStart
-} from "../domain/PrimitivePayloads.js"
-import { BudgetWarning } from "../domain/BudgetPayloads.js"
-import { Boot, SystemError, TextInput, TextOutput } from "../domain/SystemPayloads.js"
-import { TodoClosed, TodoComplete, TodoRegistered, TodoUntil } from "../domain/TodoPayloads.js"
+} from "./PrimitivePayloads.js"
+import { BudgetWarning } from "./BudgetPayloads.js"
+import { Boot, SystemError, TextInput, TextOutput } from "./SystemPayloads.js"
+import { TodoClosed, TodoComplete, TodoRegistered, TodoUntil } from "./TodoPayloads.js"
 
 export const builtinPayloads: Record<string, PayloadType> = {
   Boot,

@@ -14,9 +14,9 @@
  * cannot be read, or names nobody, is reported back to the model rather than sent.
  */
 import { Either } from "effect"
-import { type CanonicalElement, childElements, readCanonical } from "../domain/xml/CanonicalTree.js"
-import { RawPayload } from "../domain/Reply.js"
-import type { XmlEngine } from "../services/XmlEngine.js"
+import { type CanonicalElement, childElements, readCanonical } from "../../domain/xml/CanonicalTree.js"
+import { RawPayload } from "../../domain/Reply.js"
+import type { XmlEngine } from "../../services/XmlEngine.js"
 
 export const RESPOND = "Respond"
 export const SEND = "Send"
