@@ -53,6 +53,7 @@ const journalProblem = (e: JournalError) => `journal ${e.path}: ${e.message}`
 const HELP = `Type a line to send it:
   @listener some text            sends TextInput{text} to the listener
   @listener <Payload>…</Payload>  sends that payload
+  !cancel ID                     cancels a conversation (its id, or the start the console shows)
 End input (Ctrl-D) to finish once idle; Ctrl-C drains and stops.`
 
 /** Reads `@listener text` / `@listener <Xml/>` into a target and payload. */
@@ -283,6 +284,16 @@ const runLoaded = (
             lineNumber++
             if (line.trim() === "") return Effect.void
             if (line.trim() === "help" || line.trim() === "?") return Console.error(HELP)
+            const cancel = /^!cancel\s+(\S+)\s*$/.exec(line.trim())
+            if (cancel !== null) {
+              return Effect.flatMap(pump.cancel(cancel[1]!), (found) =>
+                found
+                  ? Console.error(`organism: cancelling ${cancel[1]}`)
+                  : Effect.zipRight(
+                    Effect.sync(() => void badInput++),
+                    Console.error(`organism: input line ${lineNumber}: no running conversation ${cancel[1]}`)
+                  ))
+            }
             const parsed = parseConsoleLine(engine, line)
             if (Either.isLeft(parsed)) {
               badInput++

@@ -42,7 +42,9 @@ export const renderEvent = (e: PumpEvent, injector: string, verbose: boolean): s
     case "ThreadCreated":
       return verbose ? `${t} ○ thread started by ${e.injector}${e.to !== null ? ` for ${e.to}` : ""}` : undefined
     case "ThreadCompleted":
-      return `${t} ✓ thread completed (${e.invocations} handler invocation${e.invocations === 1 ? "" : "s"})`
+      return e.reason === "completed"
+        ? `${t} ✓ thread completed (${e.invocations} handler invocation${e.invocations === 1 ? "" : "s"})`
+        : `${t} ✗ thread ended: ${e.reason} — ${e.detail} (${e.invocations} handler invocation${e.invocations === 1 ? "" : "s"})`
     case "AgentState":
       return verbose ? `${t} · ${e.listener} ${e.state}` : undefined
     case "HandlerCompleted":

@@ -30,7 +30,11 @@ export const renderTrace = (t: Trace): string => {
     ...t.steps.map(renderStep),
     t.completed === null
       ? t.stopped !== null ? `⏹ stopped before it completed: ${t.stopped}` : `… not completed when the journal ends`
-      : `✓ completed: ${t.completed.invocations} handler invocation${t.completed.invocations === 1 ? "" : "s"}  (${at(t.completed.at)})`
+      : t.completed.reason === "completed"
+      ? `✓ completed: ${t.completed.invocations} handler invocation${t.completed.invocations === 1 ? "" : "s"}  (${at(t.completed.at)})`
+      : `✗ ended (${t.completed.reason}): ${t.completed.detail}; ${t.completed.invocations} handler invocation${
+        t.completed.invocations === 1 ? "" : "s"
+      }  (${at(t.completed.at)})`
   ]
   return lines.join("\n")
 }

@@ -6,7 +6,7 @@
  * every line with `JournalRecord`: a file that is not a journal is refused, not guessed at.
  */
 import { Schema } from "effect"
-import { deliveryFields, type PumpEvent, rejectionFields } from "./PumpEvent.js"
+import { deliveryFields, type PumpEvent, rejectionFields, threadEndFields } from "./PumpEvent.js"
 
 export const JOURNAL_FORMAT = "xml-organism-journal"
 export const JOURNAL_VERSION = 1
@@ -123,7 +123,8 @@ export class ThreadEnded extends Schema.Class<ThreadEnded>("ThreadEnded")({
   type: Schema.tag("thread-completed"),
   ...base,
   thread: Schema.String,
-  invocations: Schema.Int
+  invocations: Schema.Int,
+  ...threadEndFields
 }) {}
 
 /** The last line of a journal closed in order; a journal without one was cut short. */
@@ -273,7 +274,15 @@ export const recordOf = (seq: number, e: PumpEvent): LifecycleRecord | undefined
     case "ThreadCompleted":
       return e.thread === null
         ? undefined
-        : new ThreadEnded({ type: "thread-completed", seq, time: micros(e.time), thread: e.thread, invocations: e.invocations }, true)
+        : new ThreadEnded({
+          type: "thread-completed",
+          seq,
+          time: micros(e.time),
+          thread: e.thread,
+          invocations: e.invocations,
+          reason: e.reason,
+          detail: e.detail
+        }, true)
     case "AgentState":
       return undefined
   }

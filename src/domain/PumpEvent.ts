@@ -108,9 +108,26 @@ export class ThreadCreated extends Schema.TaggedClass<ThreadCreated>()("ThreadCr
   to: Nullable
 }) {}
 
+/**
+ * Why a conversation ended: `completed` when nothing went wrong; otherwise what stopped or
+ * spoiled it — a guard, its token budget, a handler timing out, a cancellation, a handler
+ * failing. When several happened, the gravest is kept (cancelled, guard, budget, timeout,
+ * failed).
+ */
+export const ThreadEndReason = Schema.Literal("completed", "guard", "budget", "timeout", "cancelled", "failed")
+export type ThreadEndReason = typeof ThreadEndReason.Type
+
+/** The reason and its detail, as events and journal records carry them (old records: completed). */
+export const threadEndFields = {
+  reason: Schema.optionalWith(ThreadEndReason, { default: () => "completed" as const }),
+  /** What happened (`max-invocations: …`, `loop (coordinator → researcher): …`); empty when completed. */
+  detail: Schema.optionalWith(Schema.String, { default: () => "" })
+}
+
 export class ThreadCompleted extends Schema.TaggedClass<ThreadCompleted>()("ThreadCompleted", {
   ...base,
-  invocations: Schema.Number
+  invocations: Schema.Number,
+  ...threadEndFields
 }) {}
 
 export class GuardTripped extends Schema.TaggedClass<GuardTripped>()("GuardTripped", {

@@ -5,6 +5,7 @@
  */
 import { Either } from "effect"
 import { type Conversation, depthOf, type Entry, type Run, startTimeOf } from "./Conversations.js"
+import type { ThreadEndReason } from "../domain/PumpEvent.js"
 
 export type TraceStep =
   | {
@@ -76,7 +77,13 @@ export interface Trace {
   readonly startedAt: string
   readonly steps: ReadonlyArray<TraceStep>
   /** Null when the journal ends before the conversation completed. */
-  readonly completed: { readonly at: number; readonly invocations: number } | null
+  readonly completed: {
+    readonly at: number
+    readonly invocations: number
+    /** Why it ended (completed, guard, budget, timeout, cancelled, failed) and what happened. */
+    readonly reason: ThreadEndReason
+    readonly detail: string
+  } | null
   /** When it did not complete because the run was stopped with work in flight: why. */
   readonly stopped: string | null
   /** The chain tree: the injector's thread at the top (the root thread when it is unknown). */
@@ -191,7 +198,9 @@ export const traceOf = (run: Run, c: Conversation): Trace => {
     injector: c.started?.injector ?? c.hops[0]?.from ?? null,
     startedAt: new Date(start).toISOString(),
     steps,
-    completed: c.ended === undefined ? null : { at: ms(c.ended.time - start), invocations: c.ended.invocations },
+    completed: c.ended === undefined
+      ? null
+      : { at: ms(c.ended.time - start), invocations: c.ended.invocations, reason: c.ended.reason, detail: c.ended.detail },
     stopped: c.ended === undefined ? run.stopped ?? null : null,
     tree: treeOf(run, c, steps)
   }

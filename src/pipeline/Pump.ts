@@ -43,7 +43,7 @@ import {
   PromptRegistry,
   type PromptRegistryFrozen
 } from "../services/PromptRegistry.js"
-import { ThreadRegistry } from "../services/ThreadRegistry.js"
+import { type RootThread, ThreadRegistry } from "../services/ThreadRegistry.js"
 import { TodoRegistry } from "../services/TodoRegistry.js"
 import { type SchemaCompileError, XmlEngine } from "../services/XmlEngine.js"
 import { Ingress } from "./Ingress.js"
@@ -61,6 +61,7 @@ import {
   type Waiting
 } from "./pump/Core.js"
 import { CustomStages } from "./pump/CustomStages.js"
+import { makeEndings } from "./pump/Endings.js"
 import { makeDelivery } from "./pump/Delivery.js"
 import { makeDispatcher, makeGateSet } from "./pump/Dispatcher.js"
 import type { Hop, Permit } from "./pump/Hop.js"
@@ -124,6 +125,13 @@ export declare namespace Pump {
     readonly reload: (
       organism: Organism<any>
     ) => Effect.Effect<ListenerDiff, SchemaCompileError | RouteTableError | PromptError | ReloadRefused>
+    /**
+     * Cancels a conversation (given any of its thread ids, or the start of its root id): its
+     * suspended handlers and model calls are interrupted now, the rest of its messages are
+     * stopped by the `cancelled` guard, and it ends with reason `cancelled`. False when no
+     * live conversation matches.
+     */
+    readonly cancel: (thread: string, options?: { readonly by?: string }) => Effect.Effect<boolean>
     /** The agents' prompts and usage instructions of the running version. */
     readonly prompts: () => PromptRegistry.Service
   }
@@ -167,12 +175,15 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
     observed: events.active,
     publish: events.publish,
     noteProblem,
+    noteEnding: (root, reason, detail) => endings.note(root, reason, detail),
     onRootComplete,
     version: () => core.version,
     emitSystem: (to, node, payload) => lifecycle.emitSystem(to, node, payload),
     replyAs: (entry, node, reply) => outbox.replyAs(entry, node, reply)
   })
   const gateSet = makeGateSet()
+  const endings = makeEndings()
+  const liveRoots = new Map<string, RootThread>()
 
   /** Everything the pump derives from an organism, built and compiled before it is used. */
   const buildVersion = (next: Organism<any>) =>
@@ -222,7 +233,9 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
     observed: events.active,
     publish: events.publish,
     noteProblem,
-    onRootComplete
+    onRootComplete,
+    endings,
+    liveRoots
   }
   const { books } = core
   const lifecycle = makeLifecycle(core)
@@ -246,7 +259,11 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
       rootHooks.delete(root.id)
       for (const hook of hooks) hook()
     }
-    if (core.observed()) core.publish(new ThreadCompleted({ thread: root.id, time: core.now(), invocations: root.invocations }, true))
+    liveRoots.delete(root.id)
+    if (core.observed()) {
+      const { detail, reason } = endings.of(root)
+      core.publish(new ThreadCompleted({ thread: root.id, time: core.now(), invocations: root.invocations, reason, detail }, true))
+    }
     const waiting = requests.get(root.id)
     if (waiting !== undefined) {
       requests.delete(root.id)
@@ -277,6 +294,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
       Effect.map((encoded) => {
         const from = options?.from ?? core.version.settings.injector
         const node = registry.unsafeStartRoot(from, to)
+        liveRoots.set(node.root.id, node.root)
         if (core.observed()) core.publish(new ThreadCreated({ thread: node.root.id, time: core.now(), injector: from, to }, true))
         // The caller holds the permit while the message is written, so it cannot be released
         // by a message that settles at once.
@@ -378,12 +396,27 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
       return FiberSet.clear(suspended)
     }).pipe(Effect.zipRight(books.awaitIdle))
 
+  const cancel: Pump.Service["cancel"] = (thread, options) =>
+    Effect.sync(() => {
+      // A thread id of the conversation, or the start of its root id (as the console shows it).
+      let root = registry.unsafeLookup(thread)?.root
+      if (root === undefined && thread.length >= 4) {
+        const matches = [...liveRoots.values()].filter((r) => r.id.startsWith(thread))
+        if (matches.length === 1) root = matches[0]
+      }
+      if (root === undefined || root.completed) return false
+      endings.note(root, "cancelled", `cancelled by ${options?.by ?? core.version.settings.injector}`)
+      dispatcher.cancel(root)
+      return true
+    })
+
   const service: Pump.Service = {
     get organism() {
       return core.version.organism
     },
     prompts: () => core.version.prompts,
     reload,
+    cancel,
     inject,
     injectRaw,
     request,

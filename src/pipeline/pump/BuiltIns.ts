@@ -6,10 +6,10 @@
  */
 import { Either } from "effect"
 import type { Listener } from "../../domain/Listener.js"
-import { GuardTripped, type PumpEvent } from "../../domain/PumpEvent.js"
+import { GuardTripped, type PumpEvent, type ThreadEndReason } from "../../domain/PumpEvent.js"
 import type { PayloadValue, Reply } from "../../domain/Reply.js"
 import type { ContextBuffer } from "../../services/ContextBuffer.js"
-import type { ThreadNode, ThreadRegistry } from "../../services/ThreadRegistry.js"
+import type { RootThread, ThreadNode, ThreadRegistry } from "../../services/ThreadRegistry.js"
 import type { TodoRegistry } from "../../services/TodoRegistry.js"
 import type { XmlEngine } from "../../services/XmlEngine.js"
 import { type AgentSupport, llmAgentHandlers } from "../agents/LlmAgent.js"
@@ -30,6 +30,7 @@ export interface BuiltInDeps {
   readonly observed: () => boolean
   readonly publish: (event: PumpEvent) => void
   readonly noteProblem: PumpCore["noteProblem"]
+  readonly noteEnding: (root: RootThread | undefined, reason: ThreadEndReason, detail: string) => void
   readonly onRootComplete: PumpCore["onRootComplete"]
   readonly version: () => Version
   readonly emitSystem: (to: string, node: ThreadNode, payload: Encoded) => void
@@ -72,6 +73,7 @@ export const makeBuiltIns = (core: BuiltInDeps) => {
     guard: (agent, thread, guard, detail) => {
       const node = registry.unsafeLookup(thread)
       core.noteProblem(node?.root, `guard ${guard}: ${detail}`)
+      core.noteEnding(node?.root, guard === "token-budget" ? "budget" : "guard", `${guard}: ${detail}`)
       if (core.observed()) {
         core.publish(new GuardTripped({ thread, root: node?.root.id ?? null, time: core.now(), guard, listener: agent, detail }, true))
       }

@@ -13,6 +13,7 @@ import type { RootThread, ThreadRegistry } from "../../services/ThreadRegistry.j
 import type { TodoRegistry } from "../../services/TodoRegistry.js"
 import type { XmlEngine } from "../../services/XmlEngine.js"
 import type { Permits } from "../internal/Permits.js"
+import type { Endings } from "./Endings.js"
 import type { Hop } from "./Hop.js"
 import type { Version } from "./Version.js"
 
@@ -153,6 +154,10 @@ export interface PumpCore {
    */
   readonly observed: () => boolean
   readonly publish: (event: PumpEvent) => void
+  /** Why each conversation ends (ThreadCompleted.reason). */
+  readonly endings: Endings
+  /** The conversations not yet completed, by root id (for `cancel`). */
+  readonly liveRoots: Map<string, RootThread>
   /** Remembers why a conversation may end without a reply (for a waiting `request`). */
   readonly noteProblem: (root: RootThread | undefined, problem: string) => void
   /** Runs `hook` when the conversation `root` completes. */

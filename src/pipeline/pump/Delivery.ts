@@ -125,6 +125,7 @@ export const makeDelivery = (core: PumpCore, lifecycle: Lifecycle, dispatcher: D
     } else {
       // A broadcast from outside is delivered on hops below the sender's own node.
       node = registry.unsafeStartRoot(envelope.from, to, thread.replaced ? undefined : thread.thread)
+      core.liveRoots.set(node.root.id, node.root)
       if (core.observed()) {
         core.publish(new ThreadCreated({ thread: node.root.id, time: core.now(), injector: envelope.from, to: to ?? null }, true))
       }
@@ -160,6 +161,7 @@ export const makeDelivery = (core: PumpCore, lifecycle: Lifecycle, dispatcher: D
     const from = envelope.from
     const node = nodeOf(hop, accepted)
     if (core.halting !== undefined) return guardStop("shutdown", core.halting, null)
+    if (core.endings.cancelled(node.root)) return guardStop("cancelled", core.endings.of(node.root).detail, null)
     const broadcast = envelope.to === undefined
     let deliveries = accepted.decoded!.deliveries
     const first = deliveries[0]!.target

@@ -23,6 +23,7 @@ import { describeThrown } from "../Ingress.js"
 import { enterAll, Gate, leaveAll } from "../internal/Gate.js"
 import type { TimeoutWheel } from "../internal/TimeoutWheel.js"
 import type { ListenerEntry, Router } from "../Router.js"
+import type { RootThread } from "../../services/ThreadRegistry.js"
 import type { PumpCore } from "./Core.js"
 import type { Job } from "./Job.js"
 import type { Lifecycle } from "./Lifecycle.js"
@@ -140,6 +141,11 @@ export const makeDispatcher = <R>(
       core.publish(new HandlerFailed({ thread: job.node.id, root: job.node.root.id, time: core.now(), listener, reason, detail }, true))
     }
     core.noteProblem(job.node.root, `${listener} ${reason}: ${detail}`)
+    core.endings.note(
+      job.node.root,
+      reason === "timed-out" ? "timeout" : reason === "cancelled" ? "cancelled" : "failed",
+      `${listener} ${reason}: ${detail}`
+    )
     // The caller hears about it: a SystemError travels back one hop.
     const parent = job.node.parent
     if (parent !== undefined && !job.system) {
@@ -153,6 +159,8 @@ export const makeDispatcher = <R>(
 
   const finishJob = (job: Job) => {
     if (job.timer !== undefined) wheel.disarm(job.timer)
+    const jobs = suspendedJobs.get(job.node.root)
+    if (jobs !== undefined && jobs.delete(job) && jobs.size === 0) suspendedJobs.delete(job.node.root)
     job.fiber = undefined
     if (job.entry.listener.agent && core.observed()) {
       core.publish(
@@ -198,6 +206,8 @@ export const makeDispatcher = <R>(
         else failJob(job, "died", Cause.pretty(exit.cause).split("\n")[0] ?? "defect")
       } else if (core.halting !== undefined) {
         failJob(job, "cancelled", core.halting)
+      } else if (core.endings.cancelled(job.node.root)) {
+        failJob(job, "cancelled", core.endings.of(job.node.root).detail)
       } else {
         failJob(job, "died", "interrupted")
       }
@@ -222,9 +232,34 @@ export const makeDispatcher = <R>(
     fiber?.unsafeInterruptAsFork(FiberId.none)
   }
 
+  // Jobs that suspended (a fiber or a Promise), by conversation: what `cancel` interrupts.
+  const suspendedJobs = new Map<RootThread, Set<Job>>()
+
   const armTimeout = (job: Job) => {
+    const root = job.node.root
+    let jobs = suspendedJobs.get(root)
+    if (jobs === undefined) suspendedJobs.set(root, jobs = new Set())
+    jobs.add(job)
     const timeout = Duration.toMillis(job.entry.listener.timeout ?? job.version.settings.handlerTimeout)
     if (Number.isFinite(timeout)) job.timer = wheel.arm(core.now() + timeout, () => timeOut(job))
+  }
+
+  /** Ends every suspended job of a cancelled conversation now; waiting ones never start. */
+  const cancel = (root: RootThread) => {
+    const jobs = suspendedJobs.get(root)
+    if (jobs === undefined) return
+    for (const job of [...jobs]) {
+      if (job.done) continue
+      job.done = true
+      const fiber = job.fiber
+      try {
+        failJob(job, "cancelled", core.endings.of(root).detail)
+      } finally {
+        finishJob(job)
+      }
+      fiber?.unsafeInterruptAsFork(FiberId.none)
+    }
+    drain()
   }
 
   // --- running ----------------------------------------------------------------------------
@@ -258,7 +293,7 @@ export const makeDispatcher = <R>(
 
   const start = (job: Job) => {
     lifecycle.start()
-    if (core.halting !== undefined) return completeJob(job, Exit.interrupt(FiberId.none))
+    if (core.halting !== undefined || core.endings.cancelled(job.node.root)) return completeJob(job, Exit.interrupt(FiberId.none))
     job.startedAt = core.now()
     const l = job.entry.listener
     if (l.agent && core.observed()) {
@@ -300,7 +335,7 @@ export const makeDispatcher = <R>(
     completeJob(job, Exit.succeed(result))
   }
 
-  return { schedule, promote }
+  return { schedule, promote, cancel }
 }
 
 export type Dispatcher = ReturnType<typeof makeDispatcher>

@@ -53,6 +53,8 @@ export type Outcome = Data.TaggedEnum<{
     readonly listener: string | null
     /** What the sender is told, when more than the guard and its detail. */
     readonly notice: string | undefined
+    /** For the loop guard: the edge that looped, `sender → target`. */
+    readonly edge?: string | undefined
   }
 }>
 

@@ -166,6 +166,12 @@ export const makeLifecycle = (core: PumpCore) => {
       )
     }
     core.noteProblem(node?.root, `guard ${outcome.guard}: ${outcome.detail}`)
+    const cancelled = outcome.guard === "shutdown" || outcome.guard === "cancelled"
+    core.endings.note(
+      node?.root,
+      cancelled ? "cancelled" : "guard",
+      `${outcome.guard}${outcome.edge === undefined ? "" : ` (${outcome.edge})`}: ${outcome.detail}`
+    )
     const sender = senderOf(hop)
     if (sender !== undefined) {
       emitSystemError(sender.name, sender, SystemErrors.guard(outcome.notice ?? `Stopped by the ${outcome.guard} guard: ${outcome.detail}`))

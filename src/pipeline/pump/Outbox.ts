@@ -134,6 +134,7 @@ export const makeOutbox = (core: PumpCore, lifecycle: Lifecycle) => {
         guard: "loop",
         detail: `${job.entry.listener.name} sent the same <${encoded.tag}> to ${to} ${count} times in a row`,
         listener: job.entry.listener.name,
+        edge: `${job.entry.listener.name} → ${to}`,
         notice: `You sent the same <${encoded.tag}> to ${to} ${count} times in a row; it was not sent again. Try something different.`
       })
     )
