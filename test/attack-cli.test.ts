@@ -155,16 +155,27 @@ describe("--drain-timeout is a deadline", () => {
       expect(r.afterSignalMs).toBeLessThan(2_000 + 6_000)
       expect(r.code).toBe(130)
       expect(r.stderr).toMatch(/^organism: stopped by a signal; --drain-timeout 2s elapsed with 1 handler job still in flight, interrupted$/m)
-      expect(r.stdout).toMatch(/attack: 3 injected, 3 delivered, 0 rejected/)
+      // What was interrupted is booked: the handler cancelled, its caller's SystemError stopped by the
+      // shutdown guard, the conversation ended as cancelled; the books add up.
+      expect(r.stdout).toMatch(/attack: 4 injected, 3 delivered, 0 rejected, 1 stopped by guards/)
+      expect(r.stdout).toMatch(/✗ thread ended: cancelled — nap cancelled: not finished within 2s/)
       const all = records(path)
       const last = all.at(-1)
       expect(last).toMatchObject({ type: "closed", stopped: "stopped by a signal; --drain-timeout 2s elapsed with 1 handler job still in flight, interrupted" })
-      // The long nap was dispatched and has no outcome; the short one finished during the drain.
+      // The long nap was dispatched, its handler cancelled at the deadline, and its
+      // conversation ended as cancelled; the short one finished during the drain.
       const long = all.find((x) => x.type === "dispatched" && x.payload.includes("60000")).thread
-      expect(all.filter((x) => x.thread === long).map((x) => x.type)).toEqual(["thread-created", "received", "dispatched"])
+      expect(all.filter((x) => x.thread === long).map((x) => x.type)).toEqual([
+        "thread-created",
+        "received",
+        "dispatched",
+        "failed",
+        "thread-completed"
+      ])
+      expect(all.find((x) => x.thread === long && x.type === "thread-completed")).toMatchObject({ reason: "cancelled" })
       const trace = await organism(["trace", path, long])
-      expect(trace.stdout.trimEnd().split("\n").at(-1)).toBe(
-        "⏹ stopped before it completed: stopped by a signal; --drain-timeout 2s elapsed with 1 handler job still in flight, interrupted"
+      expect(trace.stdout.trimEnd().split("\n").at(-1)).toMatch(
+        /^✗ ended \(cancelled\): nap cancelled: not finished within 2s; 1 handler invocation/
       )
     })
   }

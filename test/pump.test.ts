@@ -398,7 +398,7 @@ describe("failures are contained", () => {
           yield* Effect.yieldNow()
           const quick = yield* Effect.fork(pump.drain("5 seconds"))
           yield* TestClock.adjust("4 seconds")
-          expect(yield* Fiber.join(quick)).toBe(true)
+          expect(yield* Fiber.join(quick)).toEqual({ finished: true, interrupted: 0 })
           expect(pump.counters().inFlight).toBe(0)
         }))
       yield* withPump(organism, ({ eventsOf, pump }) =>
@@ -407,7 +407,7 @@ describe("failures are contained", () => {
           yield* Effect.yieldNow()
           const late = yield* Effect.fork(pump.drain("5 seconds"))
           yield* TestClock.adjust("6 seconds")
-          expect(yield* Fiber.join(late)).toBe(false)
+          expect(yield* Fiber.join(late)).toEqual({ finished: false, interrupted: 1 })
           // Past the deadline, what was left was stopped and booked: the running handler was
           // interrupted with the reason, and nothing is in flight.
           const books = pump.counters()

@@ -237,8 +237,8 @@ const runLoaded = (
           stopped = true
           const drained = yield* detached(pump.drain(opts.drainTimeout))
           let problem: string | undefined
-          if (!drained) {
-            const left = pump.counters().inFlight
+          if (!drained.finished) {
+            const left = drained.interrupted
             problem = `${why}; --drain-timeout ${Duration.format(opts.drainTimeout)} elapsed with ${left} ` +
               `handler job${left === 1 ? "" : "s"} still in flight, interrupted`
             yield* detached(Effect.ignore(Effect.timeout(Scope.close(pumpScope, Exit.void), GRACE)))

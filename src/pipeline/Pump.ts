@@ -86,6 +86,13 @@ export declare namespace Pump {
     readonly from?: string
   }
 
+  export interface Drained {
+    /** Everything finished within the deadline. */
+    readonly finished: boolean
+    /** Handler jobs (running or waiting) still open at the deadline, then interrupted. */
+    readonly interrupted: number
+  }
+
   export interface RequestOptions extends InjectOptions {
     readonly timeout?: Duration.DurationInput
   }
@@ -112,11 +119,11 @@ export declare namespace Pump {
     readonly threads: () => { readonly roots: number; readonly nodes: number }
     /**
      * Stops taking external messages and waits for in-flight work to finish, up to
-     * `deadline`; true when everything finished in time. Past the deadline, what is left is
-     * stopped and booked — messages by the `shutdown` guard, running handlers interrupted —
-     * and it returns false once the books add up.
+     * `deadline`. Past the deadline, what is left is stopped and booked — messages by the
+     * `shutdown` guard, handler jobs interrupted (their callers hear it) — and it returns
+     * once the books add up, saying how many handler jobs were still open at the deadline.
      */
-    readonly drain: (deadline: Duration.DurationInput) => Effect.Effect<boolean>
+    readonly drain: (deadline: Duration.DurationInput) => Effect.Effect<Pump.Drained>
     /**
      * Hot reload: swaps in another version of the organism (listeners, settings). Messages
      * already dispatched finish on the version they started with; the next message routes on
@@ -432,7 +439,11 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
         return books.awaitIdle.pipe(
           Effect.as(true),
           Effect.timeoutTo({ duration: deadline, onSuccess: (b) => b, onTimeout: () => false }),
-          Effect.tap((finished) => (finished ? Effect.void : halt(`not finished within ${Duration.format(Duration.decode(deadline))}`)))
+          Effect.flatMap((finished): Effect.Effect<Pump.Drained> => {
+            if (finished) return Effect.succeed({ finished, interrupted: 0 })
+            const interrupted = books.jobsOpen
+            return Effect.as(halt(`not finished within ${Duration.format(Duration.decode(deadline))}`), { finished, interrupted })
+          })
         )
       })
   }
