@@ -71,7 +71,7 @@ describe("did you mean", () => {
       expect(r.stderr).toMatch(/organism: no listener is called "dobler" — did you mean "@doubler"\?/)
       expect(r.stderr).toMatch(/organism: no listener is called "nobody-at-all" \(listeners: crasher, doubler, effect-crasher\)/)
       // Still sent, so the counts and --strict see it.
-      expect(r.stdout).toMatch(/rejected at validate-payload \(UnknownRoute\).*\[from console to dobler\]/)
+      expect(r.stdout).toMatch(/rejected at route \(UnknownRoute\).*\[from console to dobler\]/)
       // A name that differs only in case is a listener (routing ignores case): no hint.
       expect(r.stderr).not.toMatch(/DOUBLER/)
       expect(r.stdout).toMatch(/console → doubler: <Ping2><N>1<\/N><\/Ping2>/)

@@ -186,7 +186,7 @@ const ordered = (problems: ReadonlyArray<ConfigProblem>): Array<ConfigProblem> =
     .sort((a, b) => a.line - b.line || a.column - b.column)
   const explained = new Map<string, ConfigProblem>()
   return sorted.map((p) => {
-    const failed = /^module (\S+) failed to load: /.exec(p.message)
+    const failed = /^module (\S+) (?:failed to load|is not an ES module): /.exec(p.message)
     if (failed === null) return p
     const first = explained.get(failed[1]!)
     if (first === undefined) {
