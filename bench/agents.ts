@@ -13,7 +13,7 @@
 import { Effect, Layer, Schema } from "effect"
 import { LlmConfig } from "../src/domain/LlmConfig.js"
 import type { LlmRequest } from "../src/domain/Llm.js"
-import { Listener } from "../src/domain/Listener.js"
+import { Listener } from "../src/pipeline/Listeners.js"
 import { Organism } from "../src/domain/Organism.js"
 import * as Payload from "../src/domain/Payload.js"
 import { Reply } from "../src/domain/Reply.js"

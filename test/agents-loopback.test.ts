@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Schema } from "effect"
-import { Listener } from "../src/domain/Listener.js"
+import { Listener } from "../src/pipeline/Listeners.js"
 import type { LlmConfigInput } from "../src/domain/LlmConfig.js"
 import { LlmConfig } from "../src/domain/LlmConfig.js"
 import { Organism, type OrganismOptions } from "../src/domain/Organism.js"

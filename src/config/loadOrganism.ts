@@ -9,6 +9,7 @@ import { dirname, resolve } from "node:path"
 import { CustomStage } from "../domain/CustomStage.js"
 import { ENVELOPE_NS } from "../domain/Envelope.js"
 import { type Handler, Listener } from "../domain/Listener.js"
+import { llmAgent as makeLlmAgent } from "../pipeline/agents/LlmAgent.js"
 import { type LlmConfig, providerInfo } from "../domain/LlmConfig.js"
 import { type BootMessage, Organism } from "../domain/Organism.js"
 import { type ListenerConfig, OrganismConfig, type RetryConfig } from "../domain/OrganismConfig.js"
@@ -303,7 +304,7 @@ const loadListener = (
     }
     if (llmAgent) {
       return Either.right(
-        Listener.llmAgent({
+        makeLlmAgent({
           ...common,
           prompt: config.prompt!,
           model: config.model,

@@ -6,7 +6,6 @@ import type { Duration, Effect, Schedule } from "effect"
 import type { ThreadId } from "./Ids.js"
 import type { PayloadType } from "./Payload.js"
 import type { Reply } from "./Reply.js"
-import type { LlmRouterRequirement as LlmRouter } from "./Llm.js"
 import type { BudgetWarning } from "./BudgetPayloads.js"
 import type { SystemError } from "./SystemPayloads.js"
 import type { TodoClosed, TodoRegistered } from "./TodoPayloads.js"
@@ -131,27 +130,14 @@ export interface ListenerOptions<A, Accepts extends ReadonlyArray<PayloadType<an
   readonly maxTokensPerThread?: number | undefined
 }
 
-export interface LlmAgentListenerOptions<A, Accepts extends ReadonlyArray<PayloadType<any>>>
-  extends Omit<ListenerOptions<A, Accepts, never>, "handler" | "onSystem" | "agent">
-{
-  readonly prompt: string
-  readonly model?: string | undefined
-  readonly maxOutputTokens?: number | undefined
-  readonly outputRetries?: number | undefined
-  readonly errorRetries?: number | undefined
-}
-
-const boundByPump = () => {
-  throw new Error("an LLM agent's handler is supplied by the pump that runs it")
-}
-
+/**
+ * Listeners in code. (`Listener.llmAgent`, an agent whose handler is a model, lives with the
+ * agent's code in the pipeline: the package's `Listener` has both.)
+ */
 export const Listener: {
   readonly make: <A, const Accepts extends ReadonlyArray<PayloadType<any>> = [], R = never>(
     options: ListenerOptions<A, Accepts, R>
   ) => Listener<A | TypesOf<Accepts>, R>
-  readonly llmAgent: <A, const Accepts extends ReadonlyArray<PayloadType<any>> = []>(
-    options: LlmAgentListenerOptions<A, Accepts>
-  ) => Listener<A | TypesOf<Accepts>, LlmRouter>
 } = {
   make: <A, const Accepts extends ReadonlyArray<PayloadType<any>> = [], R = never>(
     options: ListenerOptions<A, Accepts, R>
@@ -175,17 +161,4 @@ export const Listener: {
     maxTokensPerThread: options.maxTokensPerThread,
     llm: undefined
   }),
-
-  /** An agent whose handler is a model: it needs an LlmRouter in the organism's context. */
-  llmAgent: <A, const Accepts extends ReadonlyArray<PayloadType<any>> = []>(
-    options: LlmAgentListenerOptions<A, Accepts>
-  ): Listener<A | TypesOf<Accepts>, LlmRouter> => ({
-    ...Listener.make<A, Accepts, LlmRouter>({ ...options, agent: true, handler: boundByPump }),
-    llm: {
-      model: options.model,
-      maxOutputTokens: options.maxOutputTokens,
-      outputRetries: options.outputRetries,
-      errorRetries: options.errorRetries
-    }
-  })
 } as const

@@ -46,11 +46,12 @@ import {
 import { type RootThread, ThreadRegistry } from "../services/ThreadRegistry.js"
 import { TodoRegistry } from "../services/TodoRegistry.js"
 import { type SchemaCompileError, XmlEngine } from "../services/XmlEngine.js"
+import type { Conversation } from "./Conversation.js"
 import { Ingress } from "./Ingress.js"
 import { Permits } from "./internal/Permits.js"
 import { TimeoutWheel } from "./internal/TimeoutWheel.js"
 import { diffListeners, type ListenerDiff } from "./ListenerDiff.js"
-import { makeBuiltIns } from "./pump/BuiltIns.js"
+import { primitiveListeners, withPrimitives } from "./primitives/withPrimitives.js"
 import {
   Books,
   type Counters as CoreCounters,
@@ -171,23 +172,8 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
     else hooks.push(hook)
   }
 
-  // The built-in listeners reach the running pump through these closures; they are called
-  // while messages are handled, never while a version is being built.
-  const builtIns = makeBuiltIns({
-    registry,
-    engine,
-    context,
-    todos,
-    now,
-    observed: events.active,
-    publish: events.publish,
-    noteProblem,
-    noteEnding: (root, reason, detail) => endings.note(root, reason, detail),
-    onRootComplete,
-    version: () => core.version,
-    emitSystem: (to, node, payload) => lifecycle.emitSystem(to, node, payload),
-    replyAs: (entry, node, reply) => outbox.replyAs(entry, node, reply)
-  })
+  // The built-in listeners (sequence, buffer, todos), once per pump: they keep run state.
+  const builtIn = primitiveListeners()
   const gateSet = makeGateSet()
   const endings = makeEndings()
   const liveRoots = new Map<string, RootThread>()
@@ -195,7 +181,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
   /** Everything the pump derives from an organism, built and compiled before it is used. */
   const buildVersion = (next: Organism<any>) =>
     Effect.gen(function*() {
-      const listeners = builtIns.prepare(next.listeners as ReadonlyArray<Listener>)
+      const listeners = withPrimitives(next.listeners as ReadonlyArray<Listener>, builtIn)
       // The framework's own payload types are always known, so an injector gets them typed.
       const routes = yield* Scope.extend(makeRouter(listeners, registry, Object.values(builtinPayloads), next.settings.wire), scope)
       // Agent prompts and usage instructions, rebuilt with every version of the organism.
@@ -462,14 +448,15 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
 export class Pump extends Context.Tag("xml-organism/Pump")<Pump, Pump.Service>() {
   /**
    * Builds and starts a pump for an organism; it runs until the Scope closes. Handlers run
-   * with the context this Effect runs in, so their requirements `R` come from here.
+   * with the context this Effect runs in, so their requirements `R` come from here — all but
+   * the Conversation, which the pump provides for each job.
    */
   static readonly make: <R>(
     organism: Organism<R>
   ) => Effect.Effect<
     Pump.Service,
     SchemaCompileError | RouteTableError | PromptError | InjectError,
-    R | PumpServices | Scope.Scope
+    Exclude<R, Conversation> | PumpServices | Scope.Scope
   > = make as any
 
   static readonly layer = <R>(organism: Organism<R>) => Layer.scoped(Pump, Pump.make(organism))

@@ -4,6 +4,7 @@ import { Effect, Layer, Queue, Schema } from "effect"
 import type { Organism } from "../../src/domain/Organism.js"
 import * as Payload from "../../src/domain/Payload.js"
 import type { PumpEvent } from "../../src/domain/PumpEvent.js"
+import type { Conversation } from "../../src/pipeline/Conversation.js"
 import { Pump, type PumpServices } from "../../src/pipeline/Pump.js"
 import { Events } from "../../src/services/Events.js"
 import type { RecordedRequest } from "../../src/llm/MockLlmServer.js"
@@ -36,7 +37,8 @@ export const expectBalanced = (pump: Pump.Service) => {
  * provide more than the pump needs (an organism file's model router).
  */
 export const withPump = <A, E, R, RS = never, ES = never>(
-  organism: Organism<R>,
+  // The pump provides the Conversation to handlers: it is not the organism's to give.
+  organism: Organism<R | Conversation>,
   body: (h: Harness) => Effect.Effect<A, E, R>,
   // RS and ES are never unless a layer is given, so the default is exactly this type.
   services: Layer.Layer<PumpServices | RS, ES> = Pump.layerServices as Layer.Layer<PumpServices | RS, ES>

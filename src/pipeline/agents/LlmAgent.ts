@@ -10,32 +10,22 @@
  * which the agent answers with another model call (bounded too).
  */
 import { Effect, Option } from "effect"
-import type { BudgetWarning } from "../../domain/BudgetPayloads.js"
-import type { ThreadId } from "../../domain/Ids.js"
 import type { LlmMessage } from "../../domain/Llm.js"
-import type { HandlerMetadata, Listener, LlmAgentOptions, SystemPayload } from "../../domain/Listener.js"
+import {
+  type HandlerMetadata,
+  Listener,
+  type ListenerOptions,
+  type LlmAgentOptions,
+  type SystemPayload,
+  type TypesOf
+} from "../../domain/Listener.js"
+import type { PayloadType } from "../../domain/Payload.js"
 import { Reply } from "../../domain/Reply.js"
 import { SystemError, systemError, TextOutput } from "../../domain/SystemPayloads.js"
-import { type AgentAction, type OutputVocabulary, parseAgentOutput } from "./AgentOutput.js"
-import type { ContextBuffer, ContextSlot } from "../../services/ContextBuffer.js"
+import type { ContextSlot } from "../../services/ContextBuffer.js"
 import { LlmRouter } from "../../services/LlmRouter.js"
-import type { PromptRegistry } from "../../services/PromptRegistry.js"
-import type { XmlEngine } from "../../services/XmlEngine.js"
-
-/** What the pump gives an LLM agent besides a handler's usual powers. */
-export interface AgentSupport {
-  readonly engine: XmlEngine.Service
-  readonly context: ContextBuffer.Service
-  readonly prompts: () => PromptRegistry.Service
-  /** Payload tag (lowercase) → peers that accept it, for this agent. */
-  readonly vocabulary: (agent: string) => OutputVocabulary
-  /** Sends the pump's own message (a BudgetWarning) to `agent` on `thread`. */
-  readonly notify: (agent: string, thread: ThreadId, payload: BudgetWarning) => void
-  /** Records a guard trip (an exhausted budget) as an event. */
-  readonly guard: (agent: string, thread: ThreadId, guard: string, detail: string) => void
-  /** Runs `hook` when the conversation `root` completes (state cleanup). */
-  readonly onRootComplete: (root: ThreadId, hook: () => void) => void
-}
+import { Conversation } from "../Conversation.js"
+import { type AgentAction, parseAgentOutput } from "./AgentOutput.js"
 
 export const OUTPUT_FORMAT = `# How to answer
 
@@ -76,72 +66,106 @@ export const conversationFor = (
 const toReply = (actions: ReadonlyArray<AgentAction>): Reply =>
   Reply.all(...actions.map((a) => (a._tag === "Forward" ? Reply.forward(a.to, a.payload) : Reply.respond(a.payload))))
 
-/** Handler and onSystem for an LLM agent listener. */
-export const llmAgentHandlers = (listener: Listener, options: LlmAgentOptions, support: AgentSupport) => {
-  const name = listener.name
+/**
+ * Handler and onSystem for an LLM agent listener: Effects that ask the model through the
+ * LlmRouter and learn everything else about their job from the Conversation.
+ */
+export const llmAgentHandlers = (name: string, prompt: string | undefined, options: LlmAgentOptions) => {
   const outputRetries = options.outputRetries ?? 2
   const errorRetries = options.errorRetries ?? 3
   // SystemError-driven invocations per conversation, to give up after a few.
   const errorTurns = new Map<string, number>()
 
-  const invoke = (meta: HandlerMetadata) =>
-    Effect.gen(function*() {
-      const router = yield* LlmRouter
-      const prompt = yield* support.prompts().promptFor(name)
-      const instructions = Option.isSome(prompt) ? prompt.value.system : listener.prompt ?? ""
-      const system = `${instructions}\n\n${OUTPUT_FORMAT}`
-      const vocabulary = support.vocabulary(name)
-      const peers = new Set(vocabulary.peers.map((p) => p.toLowerCase()))
-      const messages = conversationFor(
-        name,
-        yield* support.context.query(meta.root, { involving: name }),
-        meta.nudge,
-        (n) => peers.has(n.toLowerCase())
-      )
-      for (let attempt = 0;; attempt++) {
-        const response = yield* router.complete({
-          agent: name,
-          root: meta.root,
-          system,
-          messages,
-          model: options.model,
-          maxOutputTokens: options.maxOutputTokens
-        })
-        for (const warning of response.warnings) support.notify(name, meta.thread, warning)
-        const parsed = parseAgentOutput(support.engine, response.text, vocabulary)
-        if (parsed.text !== undefined) {
-          return parsed.text === "" ? Reply.none : Reply.respond(new TextOutput({ text: parsed.text, status: "ok" }))
-        }
-        if (parsed.problems.length === 0 || attempt >= outputRetries) {
-          if (parsed.actions.length > 0) return toReply(parsed.actions)
-          return Reply.respond(systemError("invalid", `${name} could not produce a usable answer: ${parsed.problems.join("; ")}`))
-        }
-        // Tell the model what was wrong and ask again; what was fine is sent with the fix.
-        messages.push({ role: "assistant", content: response.text })
-        messages.push({
-          role: "user",
-          content: `Nothing was sent. Problems:\n- ${parsed.problems.join("\n- ")}\nAnswer again following "How to answer".`
-        })
-      }
-    }).pipe(
-      Effect.catchTag("BudgetExhausted", (e) =>
-        Effect.sync(() => {
-          support.guard(name, meta.thread, "token-budget", e.message)
-          return Reply.respond(systemError("budget", `The token budget of this conversation is used up (${e.message}).`, false))
-        }))
+  const invoke = Effect.gen(function*() {
+    const router = yield* LlmRouter
+    const conversation = yield* Conversation
+    const instructions = Option.getOrElse(yield* conversation.instructions, () => prompt ?? "")
+    const system = `${instructions}\n\n${OUTPUT_FORMAT}`
+    const vocabulary = yield* conversation.vocabulary
+    const peers = new Set(vocabulary.peers.map((p) => p.toLowerCase()))
+    const messages = conversationFor(
+      name,
+      yield* conversation.history({ involving: name }),
+      Option.getOrUndefined(yield* conversation.nudge),
+      (n) => peers.has(n.toLowerCase())
     )
+    for (let attempt = 0;; attempt++) {
+      const response = yield* router.complete({
+        agent: name,
+        root: conversation.root,
+        system,
+        messages,
+        model: options.model,
+        maxOutputTokens: options.maxOutputTokens
+      })
+      for (const warning of response.warnings) yield* conversation.notify(warning)
+      const parsed = parseAgentOutput(conversation.xml, response.text, vocabulary)
+      if (parsed.text !== undefined) {
+        return parsed.text === "" ? Reply.none : Reply.respond(new TextOutput({ text: parsed.text, status: "ok" }))
+      }
+      if (parsed.problems.length === 0 || attempt >= outputRetries) {
+        if (parsed.actions.length > 0) return toReply(parsed.actions)
+        return Reply.respond(systemError("invalid", `${name} could not produce a usable answer: ${parsed.problems.join("; ")}`))
+      }
+      // Tell the model what was wrong and ask again; what was fine is sent with the fix.
+      messages.push({ role: "assistant", content: response.text })
+      messages.push({
+        role: "user",
+        content: `Nothing was sent. Problems:\n- ${parsed.problems.join("\n- ")}\nAnswer again following "How to answer".`
+      })
+    }
+  }).pipe(
+    Effect.catchTag("BudgetExhausted", (e) =>
+      Effect.flatMap(Conversation, (conversation) =>
+        Effect.as(
+          conversation.guardTripped("token-budget", e.message),
+          Reply.respond(systemError("budget", `The token budget of this conversation is used up (${e.message}).`, false))
+        )))
+  )
 
-  const handler = (_payload: unknown, meta: HandlerMetadata) => invoke(meta)
+  const handler = (_payload: unknown, _meta: HandlerMetadata) => invoke
 
-  const onSystem = (payload: SystemPayload, meta: HandlerMetadata) => {
-    // Budget warnings and todo replies are history: the next real turn shows them to the model.
-    if (!(payload instanceof SystemError)) return Effect.succeed(Reply.none)
-    const turns = (errorTurns.get(meta.root) ?? 0) + 1
-    if (turns === 1) support.onRootComplete(meta.root, () => errorTurns.delete(meta.root))
-    errorTurns.set(meta.root, turns)
-    if (turns > errorRetries) return Effect.succeed(Reply.none)
-    return invoke(meta)
-  }
+  const onSystem = (payload: SystemPayload, meta: HandlerMetadata) =>
+    Effect.gen(function*() {
+      // Budget warnings and todo replies are history: the next real turn shows them to the model.
+      if (!(payload instanceof SystemError)) return Reply.none
+      const turns = (errorTurns.get(meta.root) ?? 0) + 1
+      if (turns === 1) yield* Effect.flatMap(Conversation, (c) => c.onComplete(() => errorTurns.delete(meta.root)))
+      errorTurns.set(meta.root, turns)
+      if (turns > errorRetries) return Reply.none
+      return yield* invoke
+    })
 
   return { handler, onSystem }
+}
+
+/** The options of an LLM agent listener: a listener's, less its handler, plus the model's. */
+export interface LlmAgentListenerOptions<A, Accepts extends ReadonlyArray<PayloadType<any>>>
+  extends Omit<ListenerOptions<A, Accepts, never>, "handler" | "onSystem" | "agent">
+{
+  readonly prompt: string
+  readonly model?: string | undefined
+  readonly maxOutputTokens?: number | undefined
+  readonly outputRetries?: number | undefined
+  readonly errorRetries?: number | undefined
+}
+
+/**
+ * An agent whose handler is a model. Its handler is a real one, needing `LlmRouter |
+ * Conversation`: the organism's context gives the router, and the pump provides the
+ * Conversation to every job — so what the listener asks of the organism is the router.
+ */
+export const llmAgent = <A, const Accepts extends ReadonlyArray<PayloadType<any>> = []>(
+  options: LlmAgentListenerOptions<A, Accepts>
+): Listener<A | TypesOf<Accepts>, LlmRouter> => {
+  const llm: LlmAgentOptions = {
+    model: options.model,
+    maxOutputTokens: options.maxOutputTokens,
+    outputRetries: options.outputRetries,
+    errorRetries: options.errorRetries
+  }
+  const { handler, onSystem } = llmAgentHandlers(options.name, options.prompt, llm)
+  const listener = Listener.make<A, Accepts, LlmRouter | Conversation>({ ...options, agent: true, handler, onSystem })
+  // The Conversation is the pump's to provide (Dispatcher.withConversation), never the organism's.
+  return { ...(listener as Listener<A | TypesOf<Accepts>, LlmRouter>), llm }
 }

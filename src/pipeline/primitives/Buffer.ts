@@ -8,7 +8,7 @@
  * own: that hop knows its item's index, sees the target's reply (or SystemError, or the branch
  * ending without one) and reports BufferItemDone back to the buffer.
  */
-import { Either } from "effect"
+import { Effect, Either } from "effect"
 import type { ThreadId } from "../../domain/Ids.js"
 import { type HandlerMetadata, Listener } from "../../domain/Listener.js"
 import {
@@ -21,7 +21,8 @@ import {
 } from "../../domain/PrimitivePayloads.js"
 import { type PayloadValue, Reply } from "../../domain/Reply.js"
 import { SystemError } from "../../domain/SystemPayloads.js"
-import { payloadFromXml, type PrimitiveContext } from "./PrimitiveContext.js"
+import { Conversation } from "../Conversation.js"
+import { payloadFromXml } from "./payloadFromXml.js"
 
 export const BUFFER = "system.buffer"
 export const BUFFER_ITEM = "system.buffer.item"
@@ -37,7 +38,7 @@ interface Run {
   done: number
 }
 
-export const bufferListeners = (ctx: PrimitiveContext) => {
+export const bufferListeners = () => {
   const runs = new Map<ThreadId, Run>()
 
   const dispatchMore = (run: Run, inFlight: number): Array<Reply> => {
@@ -68,7 +69,10 @@ export const bufferListeners = (ctx: PrimitiveContext) => {
     ]
   }
 
-  const start = (request: BufferStart, meta: HandlerMetadata): Reply => {
+  const start = (request: BufferStart, meta: HandlerMetadata) =>
+    Effect.map(Conversation, (conversation) => startWith(request, meta, conversation))
+
+  const startWith = (request: BufferStart, meta: HandlerMetadata, conversation: Conversation.Service): Reply => {
     const run: Run = {
       target: request.target,
       items: request.items,
@@ -79,8 +83,7 @@ export const bufferListeners = (ctx: PrimitiveContext) => {
       done: 0
     }
     runs.set(meta.thread, run)
-    const root = ctx.rootOf(meta.thread)
-    if (root !== undefined) ctx.onRootComplete(root, () => runs.delete(meta.thread))
+    Effect.runSync(conversation.onComplete(() => runs.delete(meta.thread)))
     const replies = dispatchMore(run, 0)
     if (!run.collect) replies.unshift(Reply.respond(new BufferDispatched({ total: run.items.length })))
     if (run.done === run.items.length) replies.push(...complete(run, meta.thread))
@@ -122,32 +125,34 @@ export const bufferListeners = (ctx: PrimitiveContext) => {
     return Reply.respond(done)
   }
 
-  const forwardItem = (request: BufferItem, meta: HandlerMetadata): Reply => {
+  const forwardItem = (request: BufferItem, meta: HandlerMetadata) =>
+    Effect.map(Conversation, (conversation) => forwardItemWith(request, meta, conversation))
+
+  const forwardItemWith = (request: BufferItem, meta: HandlerMetadata, conversation: Conversation.Service): Reply => {
     const payload = payloadFromXml(request.payload)
     const item = { index: request.index, settled: false }
     items.set(meta.thread, item)
     if (Either.isLeft(payload)) {
       return settle(meta.thread, new BufferItemDone({ index: request.index, success: false, error: payload.left }))
     }
-    ctx.onBranchEnd(meta.thread, () => {
+    Effect.runSync(conversation.onBranchEnd((reply) => {
       if (item.settled) return
-      ctx.reply(
-        BUFFER_ITEM,
-        meta.thread,
-        settle(meta.thread, new BufferItemDone({ index: item.index, success: false, error: `${request.target} ended without a reply` }))
-      )
-    })
+      reply(settle(meta.thread, new BufferItemDone({ index: item.index, success: false, error: `${request.target} ended without a reply` })))
+    }))
     return Reply.forward(request.target, payload.right)
   }
 
-  const itemReply = (payload: PayloadValue, meta: HandlerMetadata): Reply => {
+  const itemReply = (payload: PayloadValue, meta: HandlerMetadata) =>
+    Effect.map(Conversation, (conversation) => itemReplyWith(payload, meta, conversation))
+
+  const itemReplyWith = (payload: PayloadValue, meta: HandlerMetadata, conversation: Conversation.Service): Reply => {
     const item = items.get(meta.thread)
     if (item === undefined) return Reply.none
     return settle(
       meta.thread,
       payload instanceof SystemError
         ? new BufferItemDone({ index: item.index, success: false, error: payload.message })
-        : new BufferItemDone({ index: item.index, success: true, result: ctx.xmlOf(payload) })
+        : new BufferItemDone({ index: item.index, success: true, result: conversation.xmlOf(payload) })
     )
   }
 

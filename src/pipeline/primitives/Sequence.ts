@@ -7,13 +7,14 @@
  * SystemError; a step that ends its branch without replying is noticed when nothing is live
  * below the run's thread any more.
  */
-import { Either } from "effect"
+import { Effect, Either } from "effect"
 import type { ThreadId } from "../../domain/Ids.js"
 import { type HandlerMetadata, Listener } from "../../domain/Listener.js"
 import { SequenceComplete, SequenceError, SequenceStart } from "../../domain/PrimitivePayloads.js"
 import { type PayloadValue, Reply } from "../../domain/Reply.js"
 import { SystemError } from "../../domain/SystemPayloads.js"
-import { payloadFromXml, type PrimitiveContext } from "./PrimitiveContext.js"
+import { Conversation } from "../Conversation.js"
+import { payloadFromXml } from "./payloadFromXml.js"
 
 export const SEQUENCE = "system.sequence"
 
@@ -25,7 +26,7 @@ interface Run {
   active: boolean
 }
 
-export const sequenceListener = (ctx: PrimitiveContext) => {
+export const sequenceListener = () => {
   const runs = new Map<ThreadId, Run>()
 
   const finish = (run: Run, thread: ThreadId, result: SequenceComplete | SequenceError): Reply => {
@@ -34,35 +35,34 @@ export const sequenceListener = (ctx: PrimitiveContext) => {
     return run.returnTo === undefined ? Reply.respond(result) : Reply.forward(run.returnTo, result)
   }
 
-  const start = (request: SequenceStart, meta: HandlerMetadata): Reply => {
-    const first = payloadFromXml(request.payload)
-    const run: Run = { steps: request.steps, returnTo: request.returnTo, index: 0, results: [], active: true }
-    if (Either.isLeft(first)) {
-      return finish(run, meta.thread, new SequenceError({ failedStep: "", index: -1, error: `payload: ${first.left}` }))
-    }
-    runs.set(meta.thread, run)
-    const root = ctx.rootOf(meta.thread)
-    if (root !== undefined) ctx.onRootComplete(root, () => runs.delete(meta.thread))
-    ctx.onBranchEnd(meta.thread, () => {
-      if (!run.active) return
-      const step = run.steps[run.index]!
-      ctx.reply(
-        SEQUENCE,
-        meta.thread,
-        finish(run, meta.thread, new SequenceError({ failedStep: step, index: run.index, error: `${step} ended without a reply` }))
-      )
+  const start = (request: SequenceStart, meta: HandlerMetadata) =>
+    Effect.gen(function*() {
+      const first = payloadFromXml(request.payload)
+      const run: Run = { steps: request.steps, returnTo: request.returnTo, index: 0, results: [], active: true }
+      if (Either.isLeft(first)) {
+        return finish(run, meta.thread, new SequenceError({ failedStep: "", index: -1, error: `payload: ${first.left}` }))
+      }
+      const conversation = yield* Conversation
+      runs.set(meta.thread, run)
+      yield* conversation.onComplete(() => runs.delete(meta.thread))
+      yield* conversation.onBranchEnd((reply) => {
+        if (!run.active) return
+        const step = run.steps[run.index]!
+        reply(finish(run, meta.thread, new SequenceError({ failedStep: step, index: run.index, error: `${step} ended without a reply` })))
+      })
+      return Reply.forward(run.steps[0]!, first.right)
     })
-    return Reply.forward(run.steps[0]!, first.right)
-  }
 
-  const step = (payload: PayloadValue, meta: HandlerMetadata): Reply => {
+  const step = (payload: PayloadValue, meta: HandlerMetadata) => Effect.map(Conversation, (conversation) => stepWith(payload, meta, conversation))
+
+  const stepWith = (payload: PayloadValue, meta: HandlerMetadata, conversation: Conversation.Service): Reply => {
     const run = runs.get(meta.thread)
     if (run === undefined || !run.active) return Reply.none // a late reply after the run ended
     const current = run.steps[run.index]!
     if (payload instanceof SystemError) {
       return finish(run, meta.thread, new SequenceError({ failedStep: current, index: run.index, error: payload.message }))
     }
-    run.results.push(ctx.xmlOf(payload))
+    run.results.push(conversation.xmlOf(payload))
     run.index++
     if (run.index === run.steps.length) return finish(run, meta.thread, new SequenceComplete({ results: run.results }))
     return Reply.forward(run.steps[run.index]!, payload)

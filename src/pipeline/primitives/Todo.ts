@@ -3,24 +3,27 @@
  * <Review> arrives from reviewer") and closes it. The registry lives in TodoRegistry; these
  * listeners only say who is asking — the agent that sent the request, on its own hop.
  */
-import { Effect } from "effect"
+import { Effect, Option } from "effect"
 import { Listener } from "../../domain/Listener.js"
 import { Reply } from "../../domain/Reply.js"
 import { SystemErrors } from "../../domain/SystemPayloads.js"
 import { TodoComplete, TodoUntil } from "../../domain/TodoPayloads.js"
-import { handleTodoComplete, handleTodoUntil, type TodoRegistry } from "../../services/TodoRegistry.js"
-import type { PrimitiveContext } from "./PrimitiveContext.js"
+import { handleTodoComplete, handleTodoUntil, TodoRegistry } from "../../services/TodoRegistry.js"
+import { Conversation } from "../Conversation.js"
 
 export const TODO = "system.todo"
 export const TODO_COMPLETE = "system.todo-complete"
 
-export const todoListeners = (ctx: PrimitiveContext, todos: TodoRegistry.Service) => {
-  const requester = (meta: { readonly from: string; readonly root: string; readonly thread: string }) => ({
-    agent: meta.from,
-    root: meta.root as never,
+export const todoListeners = () => {
+  const requester = (conversation: Conversation.Service) => ({
+    agent: conversation.from,
+    root: conversation.root,
     // The agent's own hop: the one this request was forwarded from.
-    thread: (ctx.callerThread(meta.thread as never) ?? meta.thread) as never
+    thread: Option.getOrElse(conversation.caller, () => conversation.thread)
   })
+  const handle = <A extends object, E extends { readonly message: string }>(
+    run: (todos: TodoRegistry.Service, conversation: Conversation.Service) => Effect.Effect<A, E>
+  ) => Effect.flatMap(Effect.all([TodoRegistry, Conversation]), ([todos, conversation]) => answer(run(todos, conversation)))
   const answer = <A extends object, E extends { readonly message: string }>(effect: Effect.Effect<A, E>) =>
     effect.pipe(
       Effect.map((reply) => Reply.respond(reply)),
@@ -31,13 +34,13 @@ export const todoListeners = (ctx: PrimitiveContext, todos: TodoRegistry.Service
       name: TODO,
       payload: TodoUntil,
       description: "Registers a todo: you are reminded once a message of the given type (optionally from a given listener) arrives in this conversation. Answers TodoRegistered with the id to close it.",
-      handler: (request, meta) => answer(handleTodoUntil(todos, request, requester(meta)))
+      handler: (request) => handle((todos, conversation) => handleTodoUntil(todos, request, requester(conversation)))
     }),
     Listener.make({
       name: TODO_COMPLETE,
       payload: TodoComplete,
       description: "Closes one of your todos by id. Answers TodoClosed.",
-      handler: (request, meta) => answer(handleTodoComplete(todos, request, requester(meta)))
+      handler: (request) => handle((todos, conversation) => handleTodoComplete(todos, request, requester(conversation)))
     })
   ] as const
 }

@@ -1,15 +1,16 @@
 import type { Listener } from "../../domain/Listener.js"
-import type { TodoRegistry } from "../../services/TodoRegistry.js"
 import { bufferListeners } from "./Buffer.js"
-import type { PrimitiveContext } from "./PrimitiveContext.js"
 import { sequenceListener } from "./Sequence.js"
 import { TODO, TODO_COMPLETE, todoListeners } from "./Todo.js"
 
-/** The built-in listeners, built once per pump (they keep run state). */
-export const primitiveListeners = (ctx: PrimitiveContext, todos: TodoRegistry.Service): ReadonlyArray<Listener> => [
-  sequenceListener(ctx),
-  ...bufferListeners(ctx),
-  ...todoListeners(ctx, todos)
+/**
+ * The built-in listeners, built once per pump (they keep run state). They learn about their
+ * jobs from the Conversation the pump provides.
+ */
+export const primitiveListeners = (): ReadonlyArray<Listener> => [
+  sequenceListener(),
+  ...bufferListeners(),
+  ...todoListeners()
 ]
 
 /** Listeners every agent may forward to without listing them: its todos. */

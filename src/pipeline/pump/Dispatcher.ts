@@ -16,7 +16,9 @@
  */
 import { Cause, Duration, Effect, Either, Exit, type Fiber, FiberId, FiberSet, Option, Runtime } from "effect"
 import type { HandlerMetadata } from "../../domain/Listener.js"
-import { AgentState, HandlerCompleted, HandlerFailed } from "../../domain/PumpEvent.js"
+import { AgentState, GuardTripped, HandlerCompleted, HandlerFailed } from "../../domain/PumpEvent.js"
+import type { PayloadValue } from "../../domain/Reply.js"
+import { Conversation } from "../Conversation.js"
 import { decodeReply } from "../../domain/Reply.js"
 import { SystemErrors } from "../../domain/SystemPayloads.js"
 import { describeThrown } from "../Ingress.js"
@@ -24,10 +26,10 @@ import { enterAll, Gate, leaveAll } from "../internal/Gate.js"
 import type { TimeoutWheel } from "../internal/TimeoutWheel.js"
 import type { ListenerEntry, Router } from "../Router.js"
 import type { RootThread } from "../../services/ThreadRegistry.js"
-import type { PumpCore } from "./Core.js"
+import { payloadXmlOf, type PumpCore } from "./Core.js"
 import type { Job } from "./Job.js"
 import type { Lifecycle } from "./Lifecycle.js"
-import type { Outbox } from "./Outbox.js"
+import { encodePayload, type Outbox } from "./Outbox.js"
 import type { OrganismSettings } from "../../domain/Organism.js"
 
 /**
@@ -263,6 +265,9 @@ export const makeDispatcher = <R>(
   }
 
   // --- running ----------------------------------------------------------------------------
+  const withConversation = (job: Job, effect: Effect.Effect<unknown, unknown, R>) =>
+    Effect.provideService(effect, Conversation, conversationOf(job)) as Effect.Effect<unknown, unknown, R>
+
   /** Runs an Effect on the spot; if it suspends, it continues as its own fiber. */
   const runEffect = (job: Job, effect: Effect.Effect<unknown, unknown, R>) => {
     const exit = runSync(effect)
@@ -280,6 +285,45 @@ export const makeDispatcher = <R>(
       return
     }
     completeJob(job, exit)
+  }
+
+  /** What the job's handler can ask of the pump, when its Effect asks (`yield* Conversation`). */
+  const conversationOf = (job: Job): Conversation.Service => {
+    const l = job.entry.listener
+    const root = job.node.root
+    const parent = job.node.parent
+    return {
+      thread: job.node.id,
+      root: root.id,
+      self: l.name,
+      from: job.from,
+      caller: parent === undefined || parent.parent === undefined ? Option.none() : Option.some(parent.id),
+      history: (query) => Effect.sync(() => core.context.unsafeQuery(root.id, query)),
+      nudge: Effect.sync(() => Option.fromNullable(core.todos.unsafeNudgeFor(l.name, root.id)?.text)),
+      instructions: Effect.sync(() => Option.fromNullable(job.version.prompts.unsafePromptFor(l.name)?.system ?? l.prompt)),
+      vocabulary: Effect.sync(() => job.version.vocabulary(l.name)),
+      xml: core.engine,
+      xmlOf: (payload) => {
+        const encoded = encodePayload(payload as PayloadValue, job.version.settings.wire)
+        return Either.isRight(encoded) ? payloadXmlOf(encoded.right.tag, encoded.right.inner) : String(payload)
+      },
+      notify: (payload) =>
+        Effect.sync(() => {
+          const encoded = encodePayload(payload, job.version.settings.wire)
+          if (Either.isRight(encoded)) lifecycle.emitSystem(l.name, job.node, encoded.right)
+        }),
+      guardTripped: (guard, detail) =>
+        Effect.sync(() => {
+          core.noteProblem(root, `guard ${guard}: ${detail}`)
+          core.endings.note(root, guard === "token-budget" ? "budget" : "guard", `${guard}: ${detail}`)
+          if (core.observed()) {
+            core.publish(new GuardTripped({ thread: job.node.id, root: root.id, time: core.now(), guard, listener: l.name, detail }, true))
+          }
+        }),
+      onComplete: (hook) => Effect.sync(() => core.onRootComplete(root.id, hook)),
+      onBranchEnd: (hook) =>
+        Effect.sync(() => core.registry.unsafeOnBranchEnd(job.node, () => hook((reply) => outbox.replyAs(job.entry, job.node, reply))))
+    }
   }
 
   const metadataOf = (job: Job): HandlerMetadata => {
@@ -315,7 +359,7 @@ export const makeDispatcher = <R>(
           ? Effect.tryPromise({ try: () => r, catch: (e) => e })
           : Effect.succeed(r)
       })
-      return runEffect(job, Effect.retry(attempt, l.retry))
+      return runEffect(job, withConversation(job, Effect.retry(attempt, l.retry)))
     }
     let result: unknown
     try {
@@ -323,7 +367,7 @@ export const makeDispatcher = <R>(
     } catch (e) {
       return completeJob(job, Exit.die(e))
     }
-    if (Effect.isEffect(result)) return runEffect(job, result as Effect.Effect<unknown, unknown, R>)
+    if (Effect.isEffect(result)) return runEffect(job, withConversation(job, result as Effect.Effect<unknown, unknown, R>))
     if (result instanceof Promise) {
       armTimeout(job)
       result.then(
