@@ -254,7 +254,9 @@ describe("trace", () => {
       const time = String.raw`\(\+\d+\.\d ms\)`
       expect(renderTrace(traceOf(run, conversationAsking(run, "crash")))).toMatch(
         new RegExp(String.raw`^  front → librarian  Lookup  ${time}\n  ⚠ librarian failed: the shelf collapsed  ${time}\n` +
-          String.raw`system → front  SystemError  ${time}\n✓ completed: 2 handler invocations  ${time}$`, "m")
+          String.raw`system → front  SystemError  ${time}\n` +
+          // The conversation ends with its reason: a handler failed.
+          String.raw`✗ ended \(failed\): librarian failed: the shelf collapsed; 2 handler invocations  ${time}$`, "m")
       )
       expect(renderTrace(traceOf(run, conversationAsking(run, "garble")))).toMatch(
         /^✗ librarian → front {2}Found {2}rejected at payload \(PayloadInvalid\): payload <Found> does not match/m
