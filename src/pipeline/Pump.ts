@@ -22,7 +22,7 @@ import { builtinPayloads } from "../domain/BuiltinPayloads.js"
 import type { ThreadId } from "../domain/Ids.js"
 import type { Listener } from "../domain/Listener.js"
 import type { Organism } from "../domain/Organism.js"
-import { type PumpEvent, RawReceived, ReloadEvent, ThreadCompleted, ThreadCreated } from "../domain/PumpEvent.js"
+import { makeEvent, type PumpEvent, RawReceived, ReloadEvent, ThreadCompleted, ThreadCreated } from "../domain/PumpEvent.js"
 import {
   type InjectError,
   NoReply,
@@ -255,7 +255,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
     liveRoots.delete(root.id)
     if (core.observed()) {
       const { detail, reason } = endings.of(root)
-      core.publish(new ThreadCompleted({ thread: root.id, time: core.now(), invocations: root.invocations, reason, detail }, true))
+      core.publish(makeEvent(ThreadCompleted, { thread: root.id, time: core.now(), invocations: root.invocations, reason, detail }))
     }
     const waiting = requests.get(root.id)
     if (waiting !== undefined) {
@@ -288,7 +288,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
         const from = options?.from ?? core.version.settings.injector
         const node = registry.unsafeStartRoot(from, to)
         liveRoots.set(node.root.id, node.root)
-        if (core.observed()) core.publish(new ThreadCreated({ thread: node.root.id, time: core.now(), injector: from, to }, true))
+        if (core.observed()) core.publish(makeEvent(ThreadCreated, { thread: node.root.id, time: core.now(), injector: from, to }))
         // The caller holds the permit while the message is written, so it cannot be released
         // by a message that settles at once.
         const permit: Permit = { pending: 1 }
@@ -327,7 +327,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
         const hop = lifecycle.open(input, undefined, permit)
         if (core.observed()) {
           const text = typeof input === "string" ? input : decoder.decode(input)
-          core.publish(new RawReceived({ thread: null, time: core.now(), text: text.slice(0, 65536), size: input.length }, true))
+          core.publish(makeEvent(RawReceived, { thread: null, time: core.now(), text: text.slice(0, 65536), size: input.length }))
         }
         inbox.unsafeOffer(hop)
         lifecycle.permitDone(permit)
@@ -361,19 +361,19 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
       if (Either.isLeft(swapped)) {
         if (core.observed()) {
           core.publish(
-            new ReloadEvent({
+            makeEvent(ReloadEvent, {
               thread: null,
               time: core.now(),
               outcome: "rejected",
               ...diff,
               problems: [`${swapped.left.key}: ${swapped.left.reason}`]
-            }, true)
+            })
           )
         }
         return yield* swapped.left
       }
       if (core.observed()) {
-        core.publish(new ReloadEvent({ thread: null, time: core.now(), outcome: "applied", ...diff, problems: [] }, true))
+        core.publish(makeEvent(ReloadEvent, { thread: null, time: core.now(), outcome: "applied", ...diff, problems: [] }))
       }
       return diff
     })

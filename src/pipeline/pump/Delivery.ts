@@ -12,7 +12,7 @@
 import { Chunk, Duration, Either } from "effect"
 import type { CustomStage } from "../../domain/CustomStage.js"
 import { type IngressError, InternalError } from "../../domain/IngressError.js"
-import { MessageReceived, ThreadCreated } from "../../domain/PumpEvent.js"
+import { makeEvent, MessageReceived, ThreadCreated } from "../../domain/PumpEvent.js"
 import type { RootThread, ThreadNode } from "../../services/ThreadRegistry.js"
 import { type Accepted, describeThrown, type IngressOutcome, type Rejected, type Seen } from "../Ingress.js"
 import type { Delivery } from "../stages/decode.js"
@@ -127,7 +127,7 @@ export const makeDelivery = (core: PumpCore, lifecycle: Lifecycle, dispatcher: D
       node = registry.unsafeStartRoot(envelope.from, to, thread.replaced ? undefined : thread.thread)
       core.liveRoots.set(node.root.id, node.root)
       if (core.observed()) {
-        core.publish(new ThreadCreated({ thread: node.root.id, time: core.now(), injector: envelope.from, to: to ?? null }, true))
+        core.publish(makeEvent(ThreadCreated, { thread: node.root.id, time: core.now(), injector: envelope.from, to: to ?? null }))
       }
     }
     lifecycle.hold(hop, node)
@@ -215,7 +215,7 @@ export const makeDelivery = (core: PumpCore, lifecycle: Lifecycle, dispatcher: D
       const jobNode = broadcast && target.name !== undefined ? registry.unsafeExtend(node, target.name) : node
       if (core.observed()) {
         core.publish(
-          new MessageReceived({
+          makeEvent(MessageReceived, {
             thread: jobNode.id,
             root: root.id,
             parent: jobNode.parent?.id ?? null,
@@ -226,7 +226,7 @@ export const makeDelivery = (core: PumpCore, lifecycle: Lifecycle, dispatcher: D
             payload: payloadXml,
             diagnostics,
             envelope: accepted.canonical
-          }, true)
+          })
         )
       }
       if (entry === undefined) {

@@ -16,7 +16,7 @@
  */
 import { Cause, Duration, Effect, Either, Exit, type Fiber, FiberId, FiberSet, Option, Runtime } from "effect"
 import type { HandlerMetadata } from "../../domain/Listener.js"
-import { AgentState, GuardTripped, HandlerCompleted, HandlerFailed } from "../../domain/PumpEvent.js"
+import { makeEvent, AgentState, GuardTripped, HandlerCompleted, HandlerFailed } from "../../domain/PumpEvent.js"
 import type { PayloadValue } from "../../domain/Reply.js"
 import { Conversation } from "../Conversation.js"
 import { decodeReply } from "../../domain/Reply.js"
@@ -140,7 +140,7 @@ export const makeDispatcher = <R>(
   const failJob = (job: Job, reason: "failed" | "died" | "timed-out" | "invalid-reply" | "cancelled", detail: string) => {
     const listener = job.entry.listener.name
     if (core.observed()) {
-      core.publish(new HandlerFailed({ thread: job.node.id, root: job.node.root.id, time: core.now(), listener, reason, detail }, true))
+      core.publish(makeEvent(HandlerFailed, { thread: job.node.id, root: job.node.root.id, time: core.now(), listener, reason, detail }))
     }
     core.noteProblem(job.node.root, `${listener} ${reason}: ${detail}`)
     core.endings.note(
@@ -166,7 +166,7 @@ export const makeDispatcher = <R>(
     job.fiber = undefined
     if (job.entry.listener.agent && core.observed()) {
       core.publish(
-        new AgentState({ thread: job.node.id, root: job.node.root.id, time: core.now(), listener: job.entry.listener.name, state: "idle" }, true)
+        makeEvent(AgentState, { thread: job.node.id, root: job.node.root.id, time: core.now(), listener: job.entry.listener.name, state: "idle" })
       )
     }
     leaveAll(job.gates)
@@ -185,14 +185,14 @@ export const makeDispatcher = <R>(
     }
     if (core.observed()) {
       core.publish(
-        new HandlerCompleted({
+        makeEvent(HandlerCompleted, {
           thread: job.node.id,
           root: job.node.root.id,
           time: core.now(),
           listener: job.entry.listener.name,
           replies: job.replies ?? [],
           durationMs: core.now() - job.startedAt
-        }, true)
+        })
       )
     }
   }
@@ -317,7 +317,7 @@ export const makeDispatcher = <R>(
           core.noteProblem(root, `guard ${guard}: ${detail}`)
           core.endings.note(root, guard === "token-budget" ? "budget" : "guard", `${guard}: ${detail}`)
           if (core.observed()) {
-            core.publish(new GuardTripped({ thread: job.node.id, root: root.id, time: core.now(), guard, listener: l.name, detail }, true))
+            core.publish(makeEvent(GuardTripped, { thread: job.node.id, root: root.id, time: core.now(), guard, listener: l.name, detail }))
           }
         }),
       onComplete: (hook) => Effect.sync(() => core.onRootComplete(root.id, hook)),
@@ -341,7 +341,7 @@ export const makeDispatcher = <R>(
     job.startedAt = core.now()
     const l = job.entry.listener
     if (l.agent && core.observed()) {
-      core.publish(new AgentState({ thread: job.node.id, root: job.node.root.id, time: core.now(), listener: l.name, state: "running" }, true))
+      core.publish(makeEvent(AgentState, { thread: job.node.id, root: job.node.root.id, time: core.now(), listener: l.name, state: "running" }))
     }
     const handler = (job.system ? l.onSystem! : l.handler) as (p: unknown, m: unknown) => unknown
     let meta: HandlerMetadata

@@ -10,7 +10,7 @@ import { Exit } from "effect"
 import { writeEnvelope } from "../../domain/Envelope.js"
 import { specOf } from "../../domain/Payload.js"
 import type { IngressError } from "../../domain/IngressError.js"
-import { GuardTripped, MessageRejected, MessageSent } from "../../domain/PumpEvent.js"
+import { makeEvent, GuardTripped, MessageRejected, MessageSent } from "../../domain/PumpEvent.js"
 import { RequestFailed } from "../../domain/PumpError.js"
 import { SystemError, SystemErrors } from "../../domain/SystemPayloads.js"
 import type { ThreadNode } from "../../services/ThreadRegistry.js"
@@ -59,7 +59,7 @@ export const makeLifecycle = (core: PumpCore) => {
     if (core.observed()) {
       job?.replies?.push(payload.tag)
       core.publish(
-        new MessageSent({
+        makeEvent(MessageSent, {
           thread: node.id,
           root: node.root.id,
           parent: node.parent?.id ?? null,
@@ -70,7 +70,7 @@ export const makeLifecycle = (core: PumpCore) => {
           payload: payloadXmlOf(payload.tag, payload.inner),
           origin: system ? "system" : job === undefined ? "injected" : "reply",
           envelope: xml
-        }, true)
+        })
       )
     }
     core.inbox.unsafeOffer(hop)
@@ -130,7 +130,7 @@ export const makeLifecycle = (core: PumpCore) => {
     const root = hop.lease.node?.root
     if (core.observed()) {
       core.publish(
-        new MessageRejected({
+        makeEvent(MessageRejected, {
           thread: letter.thread,
           root: root?.id ?? null,
           time: letter.time,
@@ -142,7 +142,7 @@ export const makeLifecycle = (core: PumpCore) => {
           to: letter.to,
           payloadType: letter.payloadType,
           payload: letter.text
-        }, true)
+        })
       )
     }
     core.noteProblem(root, error.message)
@@ -155,14 +155,14 @@ export const makeLifecycle = (core: PumpCore) => {
     const node = hop.lease.node
     if (core.observed()) {
       core.publish(
-        new GuardTripped({
+        makeEvent(GuardTripped, {
           thread: node?.id ?? null,
           root: node?.root.id ?? null,
           time: core.now(),
           guard: outcome.guard,
           listener: outcome.listener,
           detail: outcome.detail
-        }, true)
+        })
       )
     }
     core.noteProblem(node?.root, `guard ${outcome.guard}: ${outcome.detail}`)

@@ -9,7 +9,7 @@ import { Either } from "effect"
 import { type IngressError, PeerViolation, UnknownRoute } from "../../domain/IngressError.js"
 import type { Listener } from "../../domain/Listener.js"
 import { specOf, typeOfValue, type WireMode } from "../../domain/Payload.js"
-import { HandlerFailed } from "../../domain/PumpEvent.js"
+import { makeEvent, HandlerFailed } from "../../domain/PumpEvent.js"
 import { type PayloadValue, RawPayload, type Reply } from "../../domain/Reply.js"
 import { SystemErrors } from "../../domain/SystemPayloads.js"
 import type { RootThread, ThreadNode } from "../../services/ThreadRegistry.js"
@@ -52,14 +52,14 @@ export const makeOutbox = (core: PumpCore, lifecycle: Lifecycle) => {
   const reportInvalidReply = (job: Job, detail: string) => {
     if (core.observed()) {
       core.publish(
-        new HandlerFailed({
+        makeEvent(HandlerFailed, {
           thread: job.node.id,
           root: job.node.root.id,
           time: core.now(),
           listener: job.entry.listener.name,
           reason: "invalid-reply",
           detail
-        }, true)
+        })
       )
     }
     core.noteProblem(job.node.root, detail)
