@@ -49,11 +49,12 @@ export const watchOrganism = (
     }
     yield* Effect.addFinalizer(() => Effect.sync(() => watch([])))
     watch(filesOf(file, initial))
+    const clock = yield* Effect.clock
     const reject = (problems: ReadonlyArray<string>) =>
       events.publish(
         new ReloadEvent({
           thread: null,
-          time: Date.now(),
+          time: clock.unsafeCurrentTimeMillis(),
           outcome: "rejected",
           added: [],
           removed: [],
