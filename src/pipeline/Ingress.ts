@@ -16,7 +16,7 @@ import { defaultIngressConfig, type IngressConfig } from "../domain/IngressConfi
 import { type IngressError, InternalError, type Stage as StageName } from "../domain/IngressError.js"
 import { type CompiledSchema, type SchemaCompileError, type XmlDocument, XmlEngine } from "../services/XmlEngine.js"
 import type { RouteMatch, RouteResolver } from "./Router.js"
-import { type Canonical, canonicalize } from "./stages/canonicalize.js"
+import { alreadyCanonical, type Canonical, canonicalize } from "./stages/canonicalize.js"
 import { decode, type Delivery } from "./stages/decode.js"
 import { envelope as checkEnvelope } from "./stages/envelope.js"
 import { type Extracted, extract } from "./stages/extract.js"
@@ -80,11 +80,14 @@ export type Slot<A> = A | Rejected
  */
 export type Stage<A, B> = (slots: Array<Slot<A>>) => Array<Slot<B>>
 
-/** A stage from what it does to one message; rejected messages pass through untouched. */
-export const stage = <A, B>(f: (a: A) => Slot<B>): Stage<A, B> => (slots) => {
+/**
+ * A stage from what it does to one message (given its position in the chunk); rejected
+ * messages pass through untouched.
+ */
+export const stage = <A, B>(f: (a: A, index: number) => Slot<B>): Stage<A, B> => (slots) => {
   for (let i = 0; i < slots.length; i++) {
     const s = slots[i]!
-    if (!(s instanceof Rejected)) (slots as Array<unknown>)[i] = f(s)
+    if (!(s instanceof Rejected)) (slots as Array<unknown>)[i] = f(s, i)
   }
   return slots as unknown as Array<Slot<B>>
 }
@@ -124,9 +127,15 @@ export interface Ingress {
   readonly run: (input: Uint8Array | string, routes: RouteResolver | undefined) => IngressOutcome
   /**
    * Every ingress stage for a chunk of messages; outcomes in input order. Without routes it
-   * stops after `thread` (what `inspect` shows of an envelope on its own). Never throws.
+   * stops after `thread` (what `inspect` shows of an envelope on its own). `canonical[i]`
+   * says input i is known to be canonical already (an envelope the pump wrote): it is
+   * parsed and validated like any other, but not canonicalized again. Never throws.
    */
-  readonly runBatch: (inputs: ReadonlyArray<Uint8Array | string>, routes: RouteResolver | undefined) => Array<IngressOutcome>
+  readonly runBatch: (
+    inputs: ReadonlyArray<Uint8Array | string>,
+    routes: RouteResolver | undefined,
+    canonical?: ReadonlyArray<boolean>
+  ) => Array<IngressOutcome>
 }
 
 export const makeIngress = (
@@ -139,10 +148,6 @@ export const makeIngress = (
     return Either.isLeft(sized) ? new Rejected(sized.left) : input
   })
 
-  const canonical = stage((doc: XmlDocument): Slot<Canonical> => {
-    const c = canonicalize(engine, doc, config.maxDepth)
-    return Either.isLeft(c) ? new Rejected(c.left, nothingSeen, undefined, doc.diagnostics) : c.right
-  })
 
   const envelope = stage((c: Canonical): Slot<Canonical> => {
     const ok = checkEnvelope(engine, envelopeSchema, c)
@@ -189,7 +194,11 @@ export const makeIngress = (
 
   const unrouted = stage((r: Read): Slot<Accepted> => accepted(r, "thread", undefined))
 
-  const runChunk = (inputs: ReadonlyArray<Uint8Array | string>, routes: RouteResolver | undefined): Array<IngressOutcome> => {
+  const runChunk = (
+    inputs: ReadonlyArray<Uint8Array | string>,
+    routes: RouteResolver | undefined,
+    known: ReadonlyArray<boolean> | undefined
+  ): Array<IngressOutcome> => {
     // Parsed documents live exactly as long as the chunk's stages: released whatever happens.
     const docs: Array<XmlDocument> = []
     const parsed = stage((input: Uint8Array | string): Slot<XmlDocument> => {
@@ -197,6 +206,13 @@ export const makeIngress = (
       if (Either.isLeft(doc)) return new Rejected(doc.left)
       docs.push(doc.right)
       return doc.right
+    })
+    const canonical = stage((doc: XmlDocument, i): Slot<Canonical> => {
+      const input = inputs[i]!
+      const c = known?.[i] === true && typeof input === "string"
+        ? alreadyCanonical(doc, input, config.maxDepth)
+        : canonicalize(engine, doc, config.maxDepth)
+      return Either.isLeft(c) ? new Rejected(c.left, nothingSeen, undefined, doc.diagnostics) : c.right
     })
     try {
       const read = thread(extracted(envelope(canonical(parsed(size(inputs.slice()))))))
@@ -211,14 +227,18 @@ export const makeIngress = (
   // that would end the pump's inbox fiber.
   const run = (input: Uint8Array | string, routes: RouteResolver | undefined): IngressOutcome => {
     try {
-      return runChunk([input], routes)[0]!
+      return runChunk([input], routes, undefined)[0]!
     } catch (thrown) {
       return new Rejected(new InternalError({ diagnostics: [], detail: describeThrown(thrown) }))
     }
   }
-  const runBatch = (inputs: ReadonlyArray<Uint8Array | string>, routes: RouteResolver | undefined): Array<IngressOutcome> => {
+  const runBatch = (
+    inputs: ReadonlyArray<Uint8Array | string>,
+    routes: RouteResolver | undefined,
+    known?: ReadonlyArray<boolean>
+  ): Array<IngressOutcome> => {
     try {
-      return runChunk(inputs, routes)
+      return runChunk(inputs, routes, known)
     } catch {
       // One message broke the chunk: redo them one by one so only that one is rejected.
       return inputs.map((input) => run(input, routes))

@@ -31,6 +31,11 @@ export const payloadXmlOf = (tag: string, inner: string) => `<${tag}>${inner}</$
 export interface Encoded {
   readonly tag: string
   readonly inner: string
+  /**
+   * The content is in canonical form as written (a payload class's encoder wrote it, with no
+   * free-form XML field): the envelope around it needs no C14N pass (see Ingress.ts).
+   */
+  readonly canonical: boolean
 }
 
 /** A `request` waiting for what comes back to its injector. */

@@ -267,7 +267,7 @@ export const makeDelivery = (core: PumpCore, lifecycle: Lifecycle, dispatcher: D
     const hops = Chunk.toReadonlyArray(chunk)
     // The whole chunk is judged by one version: a reload lands between two chunks.
     const version = core.version
-    const outcomes = version.ingress.runBatch(hops.map((h) => h.input), version.routes)
+    const outcomes = version.ingress.runBatch(hops.map((h) => h.input), version.routes, hops.map((h) => h.canonical))
     for (let i = 0; i < hops.length; i++) deliver(hops[i]!, outcomes[i]!, version)
   }
 

@@ -35,6 +35,8 @@ export interface Lease {
 export interface Hop {
   /** Raw bytes from outside, or the envelope text the pump wrote. */
   readonly input: Uint8Array | string
+  /** The input is known to be in canonical form (an envelope the pump wrote around canonical content). */
+  readonly canonical: boolean
   /** Present when the pump wrote the envelope (trusted routing facts). */
   readonly origin: Origin | undefined
   readonly lease: Lease

@@ -26,11 +26,11 @@ export const makeLifecycle = (core: PumpCore) => {
   }
 
   /** A new hop, counted as injected. One the pump wrote holds its node from now on. */
-  const open = (input: Uint8Array | string, origin: Origin | undefined, permit: Permit | undefined): Hop => {
+  const open = (input: Uint8Array | string, origin: Origin | undefined, permit: Permit | undefined, canonical = false): Hop => {
     books.injected++
     if (origin !== undefined) registry.unsafeRetain(origin.node)
     if (permit !== undefined) permit.pending++
-    return { input, origin, lease: { node: origin?.node, permit } }
+    return { input, canonical, origin, lease: { node: origin?.node, permit } }
   }
 
   /** A message from outside found its thread: the hop holds that node until it settles. */
@@ -55,7 +55,7 @@ export const makeLifecycle = (core: PumpCore) => {
     job: Job | undefined
   ) => {
     const xml = writeEnvelope({ from, to, thread: node.id, payloadTag: payload.tag, payloadInner: payload.inner })
-    const hop = open(xml, { node, senderNode, system }, permit)
+    const hop = open(xml, { node, senderNode, system }, permit, payload.canonical)
     if (core.observed()) {
       job?.replies?.push(payload.tag)
       core.publish(
@@ -80,7 +80,7 @@ export const makeLifecycle = (core: PumpCore) => {
   const emitSystem = (to: string, node: ThreadNode, payload: Encoded) => emit(SYSTEM, to, node, payload, undefined, true, undefined, undefined)
 
   const emitSystemError = (to: string, node: ThreadNode, error: SystemError) =>
-    emitSystem(to, node, { tag: "SystemError", inner: specOf(SystemError, core.version.settings.wire).encodeInner(error) })
+    emitSystem(to, node, { tag: "SystemError", inner: specOf(SystemError, core.version.settings.wire).encodeInner(error), canonical: true })
 
   /** What the sender of a refused message hears: what was wrong, never the organism's topology. */
   const bounceFor = (error: IngressError): SystemError => {

@@ -9,6 +9,7 @@ import { Either } from "effect"
 import { type IngressError, PeerViolation, UnknownRoute } from "../../domain/IngressError.js"
 import type { Listener } from "../../domain/Listener.js"
 import { specOf, typeOfValue, type WireMode } from "../../domain/Payload.js"
+import type { Struct } from "../../domain/payload/Shape.js"
 import { makeEvent, HandlerFailed } from "../../domain/PumpEvent.js"
 import { type PayloadValue, RawPayload, type Reply } from "../../domain/Reply.js"
 import { SystemErrors } from "../../domain/SystemPayloads.js"
@@ -20,16 +21,27 @@ import { Outcome } from "./Hop.js"
 import { type Job, makeJob } from "./Job.js"
 import type { Lifecycle } from "./Lifecycle.js"
 
+/**
+ * Whether a spec writes canonical XML: always in the xmlify form (free-form XML travels as
+ * text); in the native form unless a free-form XML field is written as given.
+ */
+const writesCanonical = (shape: Struct): boolean =>
+  shape.fields.every((f) => f.shape._tag !== "Xml" && (f.shape._tag !== "Struct" || writesCanonical(f.shape)))
+
+const canonicalSpecs = new WeakMap<Struct, boolean>()
+
 /** Encodes a payload value in a wire form; Left with a readable reason when it cannot be written. */
 export const encodePayload = (value: PayloadValue, wire: WireMode): Either.Either<Encoded, string> => {
-  if (value instanceof RawPayload) return Either.right({ tag: value.tag, inner: value.inner })
+  if (value instanceof RawPayload) return Either.right({ tag: value.tag, inner: value.inner, canonical: false })
   const type = typeOfValue(value)
   if (type === undefined) {
     return Either.left(`${String((value as object)?.constructor?.name ?? value)} is not a payload (declare it with Payload.Class)`)
   }
   try {
     const spec = specOf(type, wire)
-    return Either.right({ tag: spec.tag, inner: spec.encodeInner(value) })
+    let canonical = canonicalSpecs.get(spec.shape)
+    if (canonical === undefined) canonicalSpecs.set(spec.shape, canonical = wire === "xmlify" || writesCanonical(spec.shape))
+    return Either.right({ tag: spec.tag, inner: spec.encodeInner(value), canonical })
   } catch (e) {
     return Either.left(e instanceof Error ? e.message : String(e))
   }

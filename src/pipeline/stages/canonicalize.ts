@@ -21,6 +21,21 @@ export interface Canonical {
  * A document C14N cannot represent (a relative namespace URI) is malformed *for us*: it
  * could never be signed or compared, so it is rejected here rather than passed on.
  */
+/**
+ * A document whose text is already canonical (an envelope the pump wrote around content a
+ * payload encoder wrote: a property test shows C14N gives it back unchanged) is read as it is.
+ */
+export const alreadyCanonical = (doc: XmlDocument, text: string, maxDepth: number): Either.Either<Canonical, TooDeep | MalformedXml> => {
+  try {
+    return Either.right({ doc, text, root: readCanonical(text, maxDepth) })
+  } catch (e) {
+    if (e instanceof CanonicalDepthError) return Either.left(new TooDeep({ diagnostics: [], limit: e.limit }))
+    return Either.left(
+      new MalformedXml({ diagnostics: [diagnostic(`canonical form unreadable: ${String(e)}`)], stage: "canonicalize" })
+    )
+  }
+}
+
 export const canonicalize = (
   engine: XmlEngine.Service,
   doc: XmlDocument,
@@ -35,14 +50,5 @@ export const canonicalize = (
       })
     )
   }
-  const text = canonical.right
-  try {
-    return Either.right({ doc, text, root: readCanonical(text, maxDepth) })
-  } catch (e) {
-    if (e instanceof CanonicalDepthError) return Either.left(new TooDeep({ diagnostics: [], limit: e.limit }))
-    // Only reachable if libxml2 emitted something that is not canonical XML.
-    return Either.left(
-      new MalformedXml({ diagnostics: [diagnostic(`canonical form unreadable: ${String(e)}`)], stage: "canonicalize" })
-    )
-  }
+  return alreadyCanonical(doc, canonical.right, maxDepth)
 }
