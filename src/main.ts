@@ -18,6 +18,7 @@ import { packageJson } from "./cli/packageInfo.js"
 import { promptCommand } from "./cli/PromptCommand.js"
 import { runCommand } from "./cli/RunCommand.js"
 import { schemaCommand } from "./cli/SchemaCommand.js"
+import { serveCommand } from "./cli/ServeCommand.js"
 import { useColor } from "./cli/terminal.js"
 import { validateCommand } from "./cli/ValidateCommand.js"
 
@@ -25,6 +26,7 @@ const description = "Run and inspect xml-organism organisms"
 const commands = [
   initCommand,
   runCommand,
+  serveCommand,
   validateCommand,
   inspectCommand,
   schemaCommand,
