@@ -10,7 +10,7 @@ import * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import { Cause, Effect, Option } from "effect"
+import { Effect, Option } from "effect"
 import { createHash, timingSafeEqual } from "node:crypto"
 
 export interface GuardOptions {
@@ -48,6 +48,29 @@ const hasBody = (method: string) => method !== "GET" && method !== "HEAD" && met
 /** The raw-envelope route takes bytes whatever their text content type says. */
 const RAW_PATH = "/api/inject/raw"
 
+/** Every refusal says why in JSON; a 429 says when to come back. */
+const finish = (
+  request: HttpServerRequest.HttpServerRequest,
+  response: HttpServerResponse.HttpServerResponse,
+  options: GuardOptions
+): HttpServerResponse.HttpServerResponse => {
+  if (response.status === 429) return HttpServerResponse.setHeader(response, "retry-after", "1")
+  if (response.status < 400 || response.body._tag !== "Empty") return response
+  const path = request.url.split("?")[0]
+  switch (response.status) {
+    case 404:
+      return errorResponse(404, "NotFound", `no route ${request.method} ${path}`)
+    case 405:
+      return errorResponse(405, "MethodNotAllowed", `${request.method} is not allowed on ${path}`)
+    case 413:
+      return errorResponse(413, "PayloadTooLarge", `the request body is larger than ${options.maxBodyBytes} bytes`)
+    default:
+      return response.status < 500
+        ? errorResponse(response.status, "BadBody", `the request body could not be read (at most ${options.maxBodyBytes} bytes)`)
+        : errorResponse(response.status, "InternalError", "the server failed to answer this request")
+  }
+}
+
 export const guard = (options: GuardOptions) => <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<never, R> =>
   Effect.gen(function*() {
     let request = yield* HttpServerRequest.HttpServerRequest
@@ -84,22 +107,9 @@ export const guard = (options: GuardOptions) => <E, R>(app: HttpApp.Default<E, R
         }
       }
     }
-    const response = yield* app.pipe(
-      Effect.provideService(HttpServerRequest.HttpServerRequest, request),
-      Effect.catchAllCause((cause) => {
-        const failure = Cause.failureOption(cause)
-        const error = Option.isSome(failure) ? failure.value : Option.getOrUndefined(Cause.dieOption(cause))
-        const tag = (error as { _tag?: unknown } | undefined)?._tag
-        if (tag === "RouteNotFound") return Effect.succeed(errorResponse(404, "NotFound", `no route ${request.method} ${request.url.split("?")[0]}`))
-        if (tag === "RequestError") {
-          return Effect.succeed(errorResponse(400, "BadBody", `the request body could not be read (at most ${options.maxBodyBytes} bytes)`))
-        }
-        if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause)
-        return Effect.zipRight(
-          Effect.logError("organism serve: a request failed", cause),
-          Effect.succeed(errorResponse(500, "InternalError", "the server failed to answer this request"))
-        )
-      })
-    )
-    return response.status === 429 ? HttpServerResponse.setHeader(response, "retry-after", "1") : response
+    // Applied to every response, also those the platform writes for a failure (an error of
+    // the API, a body it could not read, an unknown route) — which are written before a
+    // middleware sees the failure.
+    yield* HttpApp.appendPreResponseHandler((req, response) => Effect.succeed(finish(req, response, options)))
+    return yield* app.pipe(Effect.provideService(HttpServerRequest.HttpServerRequest, request))
   }).pipe(HttpIncomingMessage.withMaxBodySize(Option.some(options.maxBodyBytes))) as HttpApp.Default<never, R>

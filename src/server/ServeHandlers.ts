@@ -65,8 +65,9 @@ export const payloadTypesOf = (pump: Pump.Service) => {
     if (listener !== undefined && !entry.listeners.includes(listener)) entry.listeners.push(listener)
   }
   // A listener's own payload type first: a send without `to` goes to the first listener named.
-  for (const l of listeners) add(l.payload, l.name, false)
-  for (const l of listeners) for (const t of l.accepts) add(t, l.name, false)
+  const own = listeners.filter((l) => !l.name.startsWith("system."))
+  for (const l of own) add(l.payload, l.name, false)
+  for (const l of own) for (const t of l.accepts) add(t, l.name, false)
   for (const t of Object.values(builtinPayloads)) add(t, undefined, true)
   return byTag
 }
@@ -211,7 +212,8 @@ const OrganismLive = HttpApiBuilder.group(ServeApi, "organism", (handlers) =>
           name: pump.organism.settings.name,
           file: state.file,
           injector: pump.organism.settings.injector,
-          listeners: (pump.organism.listeners as ReadonlyArray<Listener>).map((l) => ({
+          // The platform's own listeners (system.*) are not the organism's.
+          listeners: (pump.organism.listeners as ReadonlyArray<Listener>).filter((l) => !l.name.startsWith("system.")).map((l) => ({
             name: l.name,
             description: l.description,
             payloadType: l.payload.payloadTag,

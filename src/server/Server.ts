@@ -118,10 +118,14 @@ export const startServer = (state: ServeState, options: ServeOptions) =>
       Layer.provide(routes(state)),
       Layer.provide(api)
     )
-    const server = NodeHttpServer.layer(() => createServer(), { port: options.port, host: options.host })
+    const http = createServer()
+    const server = NodeHttpServer.layer(() => http, { port: options.port, host: options.host })
     const context = yield* Layer.build(
       Layer.provideMerge(app, server).pipe(Layer.provide(Layer.succeed(ServeContext, state)))
     )
+    // Runs before the server's own close, which waits for every connection to end: live
+    // event streams never end by themselves.
+    yield* Effect.addFinalizer(() => Effect.sync(() => http.closeAllConnections()))
     const address = Context.get(context, HttpServer.HttpServer).address
     const port = address._tag === "TcpAddress" ? address.port : options.port
     const host = options.host.includes(":") && !options.host.startsWith("[") ? `[${options.host}]` : options.host
