@@ -51,6 +51,7 @@ const renderCounters = (c) => {
 const refreshCounters = () => api("api/counters").then(renderCounters).catch(() => {})
 
 // --- conversations -----------------------------------------------------------------------
+const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`
 const time = (ms) => new Date(ms).toLocaleTimeString()
 const reasonText = (reason) => {
   if (reason === null || reason === undefined) return ""
@@ -78,7 +79,7 @@ const renderConversations = (list) => {
         ),
         el("div", {
           class: "meta",
-          text: `${time(c.startedAt)} · ${c.messages} messages · ${c.invocations} invocations` +
+          text: `${time(c.startedAt)} · ${plural(c.messages, "message")} · ${plural(c.invocations, "invocation")}` +
             (c.modelCalls > 0 ? ` · ${c.modelCalls} model calls, ${c.tokens} tokens` : "") +
             (c.costUsd > 0 ? `, $${c.costUsd.toFixed(4)}` : "") +
             ` · ${c.thread.slice(0, 8)}`
@@ -139,7 +140,7 @@ const renderConversation = (c) => {
   const items = c.events.map((e) => eventItem(e, depthOf)).filter((x) => x !== null)
   $("conversation").replaceChildren(
     el("h2", {}, `${c.payloadType ?? "conversation"} → ${c.to ?? "?"} `, el("span", { class: `state ${c.state}`, "data-testid": "conversation-state", text: c.state + (c.reason ? `: ${reasonText(c.reason)}` : "") })),
-    el("div", { class: "meta", text: `${c.thread} · ${c.messages} messages · ${c.invocations} invocations` + (c.droppedEvents > 0 ? ` · ${c.droppedEvents} later events not kept` : "") }),
+    el("div", { class: "meta", text: `${c.thread} · ${plural(c.messages, "message")} · ${plural(c.invocations, "invocation")}` + (c.droppedEvents > 0 ? ` · ${c.droppedEvents} later events not kept` : "") }),
     el("ol", { class: "timeline" }, ...items)
   )
 }
