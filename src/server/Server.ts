@@ -47,8 +47,9 @@ const conversationParam = (request: HttpServerRequest.HttpServerRequest): string
 
 const sse = ({ live }: ServeState) => Effect.gen(function*() {
   const request = yield* HttpServerRequest.HttpServerRequest
+  const hello = encoder.encode(`: live\ndata: ${LIVE}\n\n`)
   const events = live.stream(conversationParam(request)).pipe(
-    Stream.map((batch) => encoder.encode(batch.length === 0 ? `: live\ndata: ${LIVE}\n\n` : batch.map((j) => `data: ${j}\n\n`).join(""))),
+    Stream.map((batch) => (batch.events.length === 0 && batch.skipped === 0 ? hello : live.sseBatch(batch))),
     Stream.merge(Stream.map(Stream.drop(Stream.tick(HEARTBEAT), 1), () => encoder.encode(": ping\n\n")))
   )
   return HttpServerResponse.stream(events, {
@@ -64,7 +65,9 @@ const websocket = ({ live }: ServeState) => Effect.gen(function*() {
   const write = yield* socket.writer
   // What a client writes is ignored; reading tells when it goes away.
   yield* live.stream(thread).pipe(
-    Stream.runForEach((batch) => (batch.length === 0 ? write(LIVE) : Effect.forEach(batch, write, { discard: true }))),
+    Stream.runForEach((batch) =>
+      batch.events.length === 0 && batch.skipped === 0 ? write(LIVE) : Effect.forEach(live.jsonBatch(batch), write, { discard: true })
+    ),
     Effect.raceFirst(socket.runRaw(() => {})),
     Effect.ignore
   )
