@@ -26,14 +26,14 @@ const description = "Run and inspect xml-organism organisms"
 const commands = [
   initCommand,
   runCommand,
-  serveCommand,
   validateCommand,
   inspectCommand,
   schemaCommand,
   promptCommand,
   replayCommand,
   traceCommand,
-  mockLlmCommand
+  mockLlmCommand,
+  serveCommand
 ] as const
 
 const organism = Command.make("organism").pipe(

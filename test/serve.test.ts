@@ -8,6 +8,7 @@ import * as Socket from "@effect/platform/Socket"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Queue } from "effect"
 import { readFileSync, writeFileSync } from "node:fs"
+import { type AddressInfo, createServer } from "node:net"
 import { join } from "node:path"
 import { organism } from "./support/processes.js"
 import { copyOrganism, eventually, getJson, postJson, type Served, sseReader, startServe } from "./support/serve.js"
@@ -267,6 +268,19 @@ describe("organism serve: the token", () => {
     const run = await organism(["serve", HELLO, "--host", "0.0.0.0", "--port", "0"])
     expect(run.code).toBe(2)
     expect(run.stderr).toContain("give --token")
+  })
+
+  it("says so when its port is taken (exit 2)", async () => {
+    const taken = createServer()
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve))
+    try {
+      const port = (taken.address() as AddressInfo).port
+      const run = await organism(["serve", HELLO, "--port", String(port)])
+      expect(run.code).toBe(2)
+      expect(run.stderr).toContain(`cannot listen on 127.0.0.1:${port}`)
+    } finally {
+      taken.close()
+    }
   })
 
   it("requires the bearer token of every request when given one", async () => {

@@ -12,7 +12,7 @@ import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { Context, Duration, Effect, Layer, Stream } from "effect"
 import { readFileSync } from "node:fs"
 import { createServer } from "node:http"
-import { guard } from "./Guard.js"
+import { errorResponse, guard } from "./Guard.js"
 import { ServeApi } from "./ServeApi.js"
 import { handlersLayer, ServeContext, type ServeState } from "./ServeHandlers.js"
 
@@ -45,7 +45,17 @@ const conversationParam = (request: HttpServerRequest.HttpServerRequest): string
   return value === null || value === "" ? undefined : value
 }
 
+/**
+ * Live-event clients at once, at most: each holds a bounded buffer, and this bounds their
+ * number, so the memory live events can take has a ceiling.
+ */
+export const MAX_LIVE_CLIENTS = 1000
+
+const tooManyClients = () =>
+  errorResponse(503, "TooManyClients", `already ${MAX_LIVE_CLIENTS} live-event clients; retry later`, { "retry-after": "5" })
+
 const sse = ({ live }: ServeState) => Effect.gen(function*() {
+  if (live.connected >= MAX_LIVE_CLIENTS) return tooManyClients()
   const request = yield* HttpServerRequest.HttpServerRequest
   const hello = encoder.encode(`: live\ndata: ${LIVE}\n\n`)
   const events = live.stream(conversationParam(request)).pipe(
@@ -59,6 +69,7 @@ const sse = ({ live }: ServeState) => Effect.gen(function*() {
 })
 
 const websocket = ({ live }: ServeState) => Effect.gen(function*() {
+  if (live.connected >= MAX_LIVE_CLIENTS) return tooManyClients()
   const request = yield* HttpServerRequest.HttpServerRequest
   const thread = conversationParam(request)
   const socket = yield* request.upgrade
