@@ -1,6 +1,6 @@
 /**
  * `npm run bench [NAME…] [--json] [--threads T] [--hops H] [--listeners L] [--messages M]
- *  [--live N] [--agents A] [--turns N] [--seconds S]`
+ *  [--live N] [--agents A] [--turns N] [--seconds S] [--clients C] [--subscribers N]`
  *
  * One JSON line per benchmark with its figures and `ratio_to_floor` (the libxml2 floor
  * measured in the same run divided by the measured throughput: 1.0 means the framework
@@ -11,6 +11,7 @@ import { agentsBench } from "./agents.js"
 import { broadcastBench } from "./broadcast.js"
 import { ingressBench } from "./ingress.js"
 import { pingpongBench } from "./pingpong.js"
+import { serveBench } from "./serve.js"
 import { soakBench } from "./soak.js"
 import { threadsBench } from "./threads.js"
 
@@ -26,7 +27,7 @@ const option = (name: string, fallback: number) => {
   }
   return v
 }
-const valued = new Set(["--threads", "--hops", "--listeners", "--messages", "--live", "--agents", "--turns", "--seconds"])
+const valued = new Set(["--threads", "--hops", "--listeners", "--messages", "--live", "--agents", "--turns", "--seconds", "--clients", "--subscribers"])
 const names = argv.filter((a, i) => !a.startsWith("--") && !valued.has(argv[i - 1] ?? ""))
 
 const seconds = option("seconds", 2)
@@ -37,7 +38,10 @@ const benches: Record<string, () => Effect.Effect<Record<string, unknown>, unkno
   threads: () => threadsBench({ live: option("live", 10_000), seconds }),
   agents: () => agentsBench({ agents: option("agents", 20), turns: option("turns", 20) }),
   // Not in the default set: a million messages take about a minute.
-  soak: () => soakBench({ messages: option("messages", 1_000_000), seconds })
+  soak: () => soakBench({ messages: option("messages", 1_000_000), seconds }),
+  // Not in the default set either: it starts an HTTP server and 100 SSE clients.
+  serve: () =>
+    serveBench({ clients: option("clients", 16), hops: option("hops", 20), subscribers: option("subscribers", 100), seconds: option("seconds", 3) })
 }
 
 const unknown = names.filter((n) => !(n in benches))
@@ -46,7 +50,7 @@ if (unknown.length > 0) {
   process.exit(2)
 }
 
-const defaults = Object.keys(benches).filter((n) => n !== "soak")
+const defaults = Object.keys(benches).filter((n) => n !== "soak" && n !== "serve")
 for (const name of names.length > 0 ? names : defaults) {
   const result = await Effect.runPromise(benches[name]!())
   if (flag("json")) console.log(JSON.stringify(result))

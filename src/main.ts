@@ -18,6 +18,7 @@ import { packageJson } from "./cli/packageInfo.js"
 import { promptCommand } from "./cli/PromptCommand.js"
 import { runCommand } from "./cli/RunCommand.js"
 import { schemaCommand } from "./cli/SchemaCommand.js"
+import { serveCommand } from "./cli/ServeCommand.js"
 import { useColor } from "./cli/terminal.js"
 import { validateCommand } from "./cli/ValidateCommand.js"
 
@@ -31,7 +32,8 @@ const commands = [
   promptCommand,
   replayCommand,
   traceCommand,
-  mockLlmCommand
+  mockLlmCommand,
+  serveCommand
 ] as const
 
 const organism = Command.make("organism").pipe(

@@ -37,10 +37,14 @@ describe("the npm package", () => {
         "dist/index.d.ts",
         "dist/index.js.map",
         "dist/main.js",
+        "dist/server/Server.js",
+        "dashboard/index.html",
+        "dashboard/app.js",
+        "dashboard/style.css",
         "templates/init/organism.yaml",
         "templates/init/package.json"
       ]))
-      expect(files.filter((f) => !/^(dist|templates\/init)\/|^(bin\/organism\.js|package\.json|README\.md)$/.test(f))).toEqual([])
+      expect(files.filter((f) => !/^(dist|templates\/init|dashboard)\/|^(bin\/organism\.js|package\.json|README\.md)$/.test(f))).toEqual([])
       expect(files.filter((f) => f.endsWith(".tsbuildinfo"))).toEqual([])
       const tarball = join(dir, info!.filename)
 

@@ -1,0 +1,57 @@
+/**
+ * Runs a loaded organism behind the HTTP server until interrupted: the pump, the conversation
+ * index and the live-event hub fed by one observer of its events, the server; on the way
+ * out the server stops taking requests and the pump drains.
+ */
+import { Duration, Effect } from "effect"
+import { type LoadedOrganism, parsePayloadXml } from "../config/loadOrganism.js"
+import { Pump } from "../pipeline/Pump.js"
+import { Events } from "../services/Events.js"
+import { LlmRouter } from "../services/LlmRouter.js"
+import { XmlEngine } from "../services/XmlEngine.js"
+import { ConversationIndex } from "./ConversationIndex.js"
+import { LiveEvents } from "./LiveEvents.js"
+import { makeReload } from "./reloadFromFile.js"
+import { type ServeOptions, startServer } from "./Server.js"
+import type { ServeState } from "./ServeHandlers.js"
+
+export interface ServeRunOptions extends ServeOptions {
+  /** On interruption, how long in-flight work may take to finish. */
+  readonly drainTimeout: Duration.Duration
+  /** How long an injection waits for an inbox permit before 429. */
+  readonly admissionWait?: Duration.Duration
+  /** Told the address once the server listens. */
+  readonly onListening: (url: string) => Effect.Effect<void>
+}
+
+export const serveOrganism = (loaded: LoadedOrganism, options: ServeRunOptions) =>
+  Effect.gen(function*() {
+    const events = yield* Events
+    const engine = yield* XmlEngine
+    const models = yield* LlmRouter
+    const index = new ConversationIndex()
+    const live = new LiveEvents()
+    // Observing before the pump starts: the boot conversation is indexed too.
+    yield* events.observe((e) => {
+      index.record(e)
+      live.publish(e)
+    })
+    const pump = yield* Pump.make(loaded.organism)
+    // Finalizers run last-added first: the server closes, then the pump drains.
+    yield* Effect.addFinalizer(() => Effect.asVoid(pump.drain(options.drainTimeout)))
+    const context = yield* Effect.context<XmlEngine>()
+    const state: ServeState = {
+      file: loaded.file,
+      pump,
+      engine,
+      models,
+      index,
+      live,
+      parsePayloadXml: (xml) => parsePayloadXml(engine, xml),
+      reload: makeReload(loaded.file, loaded.config, pump).pipe(Effect.provide(context)),
+      admissionWait: options.admissionWait ?? Duration.seconds(1)
+    }
+    const { url } = yield* startServer(state, options)
+    yield* options.onListening(url)
+    return yield* Effect.never
+  }).pipe(Effect.scoped)
