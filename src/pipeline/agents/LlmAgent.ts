@@ -77,6 +77,9 @@ const toReply = (actions: ReadonlyArray<AgentAction>): Reply =>
   Reply.all(...actions.map((a) => (a._tag === "Forward" ? Reply.forward(a.to, a.payload) : Reply.respond(a.payload))))
 
 /** Handler and onSystem for an LLM agent listener. */
+/** The turn that tells a model its answer was cut (finish reason `length`). */
+export const CUT_AT_LIMIT = "Your answer was cut at the output limit, so nothing was sent. Answer again, shorter, following \"How to answer\"."
+
 export const llmAgentHandlers = (listener: Listener, options: LlmAgentOptions, support: AgentSupport) => {
   const name = listener.name
   const outputRetries = options.outputRetries ?? 2
@@ -108,6 +111,13 @@ export const llmAgentHandlers = (listener: Listener, options: LlmAgentOptions, s
           maxOutputTokens: options.maxOutputTokens
         })
         for (const warning of response.warnings) support.notify(name, meta.thread, warning)
+        // Cut at the output limit: not an answer, whatever it parses to. Nothing is sent; the
+        // model is told and asked again (the output retries), then the caller hears why.
+        if (response.finishReason === "length") {
+          if (attempt >= outputRetries) return Reply.respond(systemError("failed", `${name}'s answer was cut at the output limit every time: nothing was sent`))
+          messages.push({ role: "assistant", content: response.text }, { role: "user", content: CUT_AT_LIMIT })
+          continue
+        }
         const parsed = parseAgentOutput(support.engine, response.text, vocabulary)
         if (parsed.text !== undefined) {
           return parsed.text === "" ? Reply.none : Reply.respond(new TextOutput({ text: parsed.text, status: "ok" }))
