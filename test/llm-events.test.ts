@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Schema } from "effect"
+import { Header, recordOf } from "../src/domain/JournalRecord.js"
 import { Listener } from "../src/domain/Listener.js"
 import { LlmConfig, type LlmConfigInput } from "../src/domain/LlmConfig.js"
 import { Organism } from "../src/domain/Organism.js"
@@ -37,11 +38,12 @@ const run = (
     const services = Layer.provideMerge(LlmRouter.layer(config, { baseDir: __dirname, env }), Pump.layerServicesFor(organism))
     return yield* withPump(organism, ({ events, pump }) =>
       Effect.gen(function*() {
-        const journal = yield* Journal.memory("t")
         yield* pump.inject("assistant", new TextInput({ text: "hello", source: "test", user: "" }))
         yield* pump.awaitIdle
         const all: ReadonlyArray<PumpEvent> = yield* events()
-        return { events: all, requests: server.requests() as ReadonlyArray<RecordedRequest>, records: journal.records() }
+        // The journal's records of these events, as a journal writes them (seq 0 is its header).
+        const records = all.flatMap((e) => recordOf(0, e) ?? []).map((r, i) => ({ ...r, seq: i + 1 }))
+        return { events: all, requests: server.requests() as ReadonlyArray<RecordedRequest>, records }
       }), services)
   }).pipe(Effect.scoped)
 
@@ -127,7 +129,8 @@ describe("model calls as events", () => {
       const steps = records.filter((r) => r.type === "model-call")
       expect(steps).toHaveLength(2)
       const path = join(tmpdir(), `llm-events-${process.pid}.journal`)
-      writeFileSync(path, records.map((r) => JSON.stringify(r)).join("\n") + "\n")
+      const header = new Header({ type: "header", seq: 0, time: 0, format: "xml-organism-journal", version: 1, organism: "t", startedAt: "", source: null })
+      writeFileSync(path, [header, ...records].map((r) => JSON.stringify(r)).join("\n") + "\n")
       const read = yield* Journal.read(path).pipe(Effect.ensuring(Effect.sync(() => rmSync(path))))
       expect(read.records.filter((r) => r.type === "model-call")).toEqual(steps)
     }))
