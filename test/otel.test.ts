@@ -5,10 +5,11 @@
  * the real LlmRouter.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Layer, Option, Schema, Scope, Exit } from "effect"
+import { ConfigProvider, Effect, Exit, Layer, Option, Schema, Scope, Tracer } from "effect"
 import { Listener } from "../src/domain/Listener.js"
 import { LlmConfig } from "../src/domain/LlmConfig.js"
 import { Organism } from "../src/domain/Organism.js"
+import { HandlerCompleted, MessageReceived, ThreadCompleted, ThreadCreated } from "../src/domain/PumpEvent.js"
 import { TextInput } from "../src/domain/SystemPayloads.js"
 import { MockLlmServer } from "../src/llm/MockLlmServer.js"
 import * as Tracing from "../src/observability/Tracing.js"
@@ -25,7 +26,7 @@ const organism = Organism.make({
  * Runs one conversation with tracing to the receiver, then closes the run's scope (which
  * sends the spans still waiting) and returns what the receiver got.
  */
-const traced = (protocol: OtlpProtocol, hopSampleRatio = 0) =>
+const traced = (protocol: OtlpProtocol, hopSampleRatio = 0, sampleRatio = 1) =>
   Effect.gen(function*() {
     const receiver = yield* otlpReceiver
     const server = yield* MockLlmServer.make({
@@ -50,7 +51,8 @@ const traced = (protocol: OtlpProtocol, hopSampleRatio = 0) =>
         protocol,
         serviceName: "otel-test",
         headers: {},
-        hopSampleRatio
+        hopSampleRatio,
+        sampleRatio
       })
       const pump = yield* Pump.make(organism)
       yield* pump.inject("assistant", new TextInput({ text: "hello", source: "test", user: "" }))
@@ -121,6 +123,41 @@ describe("OpenTelemetry over OTLP/HTTP", () => {
       expect(output.attributes).toMatchObject({ "organism.from": "assistant", "organism.origin": "reply" })
     }))
 
+  it.live("a conversation left out by the sampler sends nothing", () =>
+    Effect.gen(function*() {
+      const { contentTypes, spans } = yield* traced("http/json", 1, 0)
+      expect(spans).toEqual([])
+      expect(contentTypes).toEqual([])
+    }))
+
+  it.effect("the sampler's ratio is per conversation, the same for all its events", () =>
+    Effect.gen(function*() {
+      const ended: Array<string> = []
+      const tracer = Tracer.make({
+        span: (name, parent, context, links, startTime, kind) =>
+          ({
+            name, spanId: String(ended.length), traceId: "t", parent, context, links, sampled: true, kind,
+            status: { _tag: "Started", startTime }, attributes: new Map(),
+            attribute: () => {}, event: () => {}, addLinks: () => {}, end: () => void ended.push(name)
+          }) as unknown as Tracer.Span,
+        context: (f) => f()
+      })
+      const builder = Tracing.makeSpanBuilder(tracer, { hopSampleRatio: 0, sampleRatio: 0.5 })
+      for (let i = 0; i < 400; i++) {
+        const root = `conversation-${i}`
+        builder.onEvent(new ThreadCreated({ thread: root, time: i, injector: "console", to: "a" }))
+        builder.onEvent(new MessageReceived({ thread: root, root, parent: null, time: i, from: "console", to: "a", payloadType: "P", payload: "", diagnostics: [], envelope: "" }))
+        builder.onEvent(new HandlerCompleted({ thread: root, root, time: i + 0.5, listener: "a", replies: [], durationMs: 0.5 }))
+        builder.onEvent(new ThreadCompleted({ thread: root, time: i + 1, invocations: 1 }))
+      }
+      const conversations = ended.filter((n) => n === "conversation").length
+      expect(conversations).toBeGreaterThan(140)
+      expect(conversations).toBeLessThan(260)
+      // Every traced conversation has its handler span; no other does.
+      expect(ended.filter((n) => n === "handler a")).toHaveLength(conversations)
+      expect(builder.openConversations()).toBe(0)
+    }))
+
   it.effect("the standard variables turn tracing on; --otel wins; nothing set is tracing off", () =>
     Effect.gen(function*() {
       const withEnv = (env: Record<string, string>, otel?: string) =>
@@ -144,6 +181,9 @@ describe("OpenTelemetry over OTLP/HTTP", () => {
       expect(traces).toMatchObject({ url: "http://t/v1/traces", protocol: "http/json", serviceName: "org" })
       const flag = Option.getOrThrow(yield* withEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://c:4318" }, "http://other:4318"))
       expect(flag.url).toBe("http://other:4318/v1/traces")
+      const sampled = Option.getOrThrow(yield* withEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://c", OTEL_TRACES_SAMPLER: "parentbased_traceidratio", OTEL_TRACES_SAMPLER_ARG: "0.1", OTEL_BSP_SCHEDULE_DELAY: "500" }))
+      expect(sampled).toMatchObject({ sampleRatio: 0.1, exportIntervalMs: 500 })
+      expect(Option.getOrThrow(yield* withEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://c", OTEL_TRACES_SAMPLER: "always_off" })).sampleRatio).toBe(0)
       const bad = yield* Effect.either(withEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://c", ORGANISM_OTEL_HOPS: "2" }))
       expect(bad._tag).toBe("Left")
     }))

@@ -63,8 +63,12 @@ const failed = (message: string) => Exit.fail(message)
  * The span builder over a Tracer: `onEvent` for every pump event, in order. Exposed for tests
  * (with any Tracer) and used by `Tracing.observe`.
  */
-export const makeSpanBuilder = (tracer: Tracer.Tracer, options: Pick<TracingOptions, "hopSampleRatio">) => {
+export const makeSpanBuilder = (tracer: Tracer.Tracer, options: Pick<TracingOptions, "hopSampleRatio" | "sampleRatio">) => {
   const conversations = new Map<string, Conversation>()
+  /** Conversations left out by sampling, until they complete. */
+  const skipped = new Set<string>()
+  const ratio = options.sampleRatio ?? 1
+  const sampled = (root: string) => ratio >= 1 || (ratio > 0 && fraction(`trace:${root}`) < ratio)
   const empty = Context.empty()
 
   const start = (name: string, parent: Tracer.Span | undefined, time: number, kind: Tracer.SpanKind, attributes: Record<string, unknown>) => {
@@ -90,7 +94,14 @@ export const makeSpanBuilder = (tracer: Tracer.Tracer, options: Pick<TracingOpti
   }
 
   /** The conversation of an event; one observed from its middle (tracing began late) opens now. */
-  const of = (root: string | null, time: number) => (root === null ? undefined : conversations.get(root) ?? open(root, time))
+  const of = (root: string | null, time: number): Conversation | undefined => {
+    if (root === null) return undefined
+    const c = conversations.get(root)
+    if (c !== undefined || skipped.has(root)) return c
+    if (sampled(root)) return open(root, time)
+    skipped.add(root)
+    return undefined
+  }
 
   const endHandler = (c: Conversation, thread: string | null, listener: string, time: number, exit: Exit.Exit<unknown, unknown>, attributes: Record<string, unknown>) => {
     const key = `${thread}\u0000${listener}`
@@ -117,12 +128,14 @@ export const makeSpanBuilder = (tracer: Tracer.Tracer, options: Pick<TracingOpti
   const onEvent = (e: PumpEvent): void => {
     switch (e._tag) {
       case "ThreadCreated": {
-        if (e.thread === null || conversations.has(e.thread)) return
-        open(e.thread, e.time, { "organism.injector": e.injector, "organism.target": e.to })
+        if (e.thread === null || conversations.has(e.thread) || skipped.has(e.thread)) return
+        if (sampled(e.thread)) open(e.thread, e.time, { "organism.injector": e.injector, "organism.target": e.to })
+        else skipped.add(e.thread)
         return
       }
       case "ThreadCompleted": {
         if (e.thread === null) return
+        skipped.delete(e.thread)
         const c = conversations.get(e.thread)
         if (c === undefined) return
         conversations.delete(e.thread)
@@ -253,6 +266,8 @@ export const makeSpanBuilder = (tracer: Tracer.Tracer, options: Pick<TracingOpti
   return { onEvent, openConversations: () => conversations.size }
 }
 
+const SHUTDOWN_TIMEOUT = "2 seconds"
+
 /**
  * Sends spans of every conversation to `options.url` for the lifetime of the Scope; the
  * spans waiting are sent when it closes. Builds the exporter over Node's HTTP client.
@@ -273,7 +288,14 @@ export const observeWith = (options: TracingOptions): Effect.Effect<void, never,
       url: options.url,
       resource: { serviceName: options.serviceName, serviceVersion: options.serviceVersion },
       headers: options.headers,
-      exportInterval: options.exportIntervalMs ?? 5000
+      exportInterval: options.exportIntervalMs ?? 2000,
+      // Exports only on the interval and at the end, never because a batch filled up: a
+      // batch export forked on the way would be interrupted (and its spans lost) when the
+      // run ends, while the final flush sends everything still waiting.
+      maxBatchSize: Number.MAX_SAFE_INTEGER,
+      // At the end of a run, what is left is sent within this: an unreachable collector must
+      // not hold the exit for long (failed exports are dropped silently, as OTLP exporters do).
+      shutdownTimeout: SHUTDOWN_TIMEOUT
     }).pipe(Effect.provide(options.protocol === "http/json" ? OtlpSerialization.layerJson : OtlpSerialization.layerProtobuf))
     const builder = makeSpanBuilder(tracer, options)
     yield* events.observe(builder.onEvent)

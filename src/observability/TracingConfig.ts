@@ -9,6 +9,10 @@
  *   OTEL_EXPORTER_OTLP_HEADERS          `key=value,key=value` sent with every export
  *   OTEL_SERVICE_NAME                   the service's name (default: the organism's)
  *   OTEL_SDK_DISABLED=true              tracing off, whatever else is set
+ *   OTEL_TRACES_SAMPLER                 always_on (default), always_off, traceidratio,
+ *                                       parentbased_* of these: conversations traced
+ *   OTEL_TRACES_SAMPLER_ARG             the ratio (0–1) for traceidratio (default 1)
+ *   OTEL_BSP_SCHEDULE_DELAY             milliseconds between exports (default 2000)
  *   ORGANISM_OTEL_HOPS                  share of conversations (0–1) whose hops get spans too (default 0)
  *
  * `--otel URL` is a base URL like OTEL_EXPORTER_OTLP_ENDPOINT, and wins over the variables.
@@ -29,7 +33,12 @@ export interface TracingOptions {
    * a span as well; decided per conversation, so a sampled one is traced whole. 0: none.
    */
   readonly hopSampleRatio: number
-  /** How often spans are sent (the exporter batches them in between); default 5 s. */
+  /**
+   * Share of conversations (0–1) traced at all (OTEL_TRACES_SAMPLER): decided per
+   * conversation; the others cost a set lookup per event. Default 1.
+   */
+  readonly sampleRatio?: number | undefined
+  /** How often spans are sent (they wait in memory in between, and are all sent at the end); default 2 s. */
   readonly exportIntervalMs?: number | undefined
 }
 
@@ -66,6 +75,21 @@ export const tracingOptions = (flags: { readonly otel?: string | undefined; read
       Config.validate({ message: "expected a number from 0 to 1", validation: (n) => n >= 0 && n <= 1 }),
       Config.withDefault(0)
     )
+    const interval = yield* Config.option(Config.integer("OTEL_BSP_SCHEDULE_DELAY").pipe(
+      Config.validate({ message: "expected a positive number of milliseconds", validation: (n) => n > 0 })
+    ))
+    const sampler = yield* Config.literal(
+      "always_on", "always_off", "traceidratio", "parentbased_always_on", "parentbased_always_off", "parentbased_traceidratio"
+    )("OTEL_TRACES_SAMPLER").pipe(Config.withDefault("always_on" as const))
+    // A conversation is a root span here: the parent-based samplers decide the same way.
+    const sampleRatio = sampler.endsWith("always_on")
+      ? 1
+      : sampler.endsWith("always_off")
+      ? 0
+      : yield* Config.number("OTEL_TRACES_SAMPLER_ARG").pipe(
+        Config.validate({ message: "expected a number from 0 to 1", validation: (n) => n >= 0 && n <= 1 }),
+        Config.withDefault(1)
+      )
     const headers = parseHeaders(Option.getOrElse(yield* optionalString("OTEL_EXPORTER_OTLP_HEADERS"), () => ""))
     const serviceName = Option.getOrElse(yield* optionalString("OTEL_SERVICE_NAME"), () => flags.serviceName)
     const options: TracingOptions = {
@@ -74,7 +98,9 @@ export const tracingOptions = (flags: { readonly otel?: string | undefined; read
       serviceName,
       serviceVersion: flags.serviceVersion,
       headers,
-      hopSampleRatio: ratio
+      hopSampleRatio: ratio,
+      sampleRatio,
+      exportIntervalMs: Option.getOrUndefined(interval)
     }
     return Option.some(options)
   })
