@@ -164,7 +164,15 @@ export class LlmCallStarted extends Schema.TaggedClass<LlmCallStarted>()("LlmCal
   /** The provider behind the backend: openai, openai-compatible, anthropic, mock. */
   provider: Schema.String,
   maxOutputTokens: Schema.Number,
-  stream: Schema.Boolean
+  stream: Schema.Boolean,
+  /**
+   * SHA-256 (hex) of the request in canonical form — agent, requested model, system prompt,
+   * messages, output cap — the same whatever backend serves it: what an offline replay looks
+   * its recorded answer up by.
+   */
+  requestHash: Schema.String,
+  /** The first 12 hex digits of the SHA-256 of the system prompt, then of each message: where two requests differ. */
+  messageHashes: Schema.Array(Schema.String)
 }) {}
 
 export class LlmCallCompleted extends Schema.TaggedClass<LlmCallCompleted>()("LlmCallCompleted", {
@@ -177,7 +185,9 @@ export class LlmCallCompleted extends Schema.TaggedClass<LlmCallCompleted>()("Ll
   /** As the provider said (normalized by @effect/ai): stop, length, content-filter, tool-calls… */
   finishReason: Schema.String,
   /** The answer was cut at the output limit (`finishReason` length): not a complete answer. */
-  truncated: Schema.Boolean
+  truncated: Schema.Boolean,
+  /** The answer's text, as the agent received it. */
+  text: Schema.String
 }) {}
 
 export class LlmCallFailed extends Schema.TaggedClass<LlmCallFailed>()("LlmCallFailed", {

@@ -46,6 +46,7 @@ import { AttemptFailed, classify, describeStreamError } from "../llm/LlmFailure.
 import { makeRateLimit, type RateLimit } from "../llm/RateLimiter.js"
 import { retrySchedule } from "../llm/RetrySchedule.js"
 import { makeUsageLedger } from "../llm/UsageLedger.js"
+import { requestHashes } from "../llm/RequestHash.js"
 import { BudgetRegistry } from "./BudgetRegistry.js"
 import { Events } from "./Events.js"
 
@@ -252,6 +253,8 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
     readonly id: string
     tries: number
     readonly startedAt: number
+    /** Computed for the first event, only when someone listens. */
+    hashes?: { readonly requestHash: string; readonly messageHashes: ReadonlyArray<string> }
   }
 
   const nowMs = () => Number(clock.unsafeCurrentTimeNanos()) / 1_000_000
@@ -292,7 +295,8 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
             ...callFields(call, b, model, tryNo, startedAt),
             provider: b.provider,
             maxOutputTokens: call.maxOutputTokens,
-            stream: call.stream
+            stream: call.stream,
+            ...(call.hashes ??= requestHashes(call.request, call.maxOutputTokens))
           }, true)
         )
       }
@@ -464,7 +468,8 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
             outputTokens: c.completionTokens,
             costUsd,
             finishReason: c.finishReason,
-            truncated: c.finishReason === "length"
+            truncated: c.finishReason === "length",
+            text: c.text
           }, true)
         )
       }
