@@ -8,7 +8,6 @@ import { parseDuration } from "../domain/OrganismConfig.js"
 import type { PayloadValue } from "../domain/Reply.js"
 import { TextInput } from "../domain/SystemPayloads.js"
 import { Pump } from "../pipeline/Pump.js"
-import * as Tracing from "../observability/Tracing.js"
 import { tracingOptions } from "../observability/TracingConfig.js"
 import { Events } from "../services/Events.js"
 import { Journal, type JournalError } from "../services/Journal.js"
@@ -210,7 +209,11 @@ const runLoaded = (
         serviceName: organism.settings.name,
         serviceVersion: packageJson.version
       }).pipe(Effect.mapError((e) => new UsageError({ message: `OpenTelemetry: ${e}` })))
-      if (Option.isSome(tracing)) yield* Tracing.observe(tracing.value)
+      if (Option.isSome(tracing)) {
+        // Loaded only when on: a run without tracing never imports the exporter.
+        const Tracing = yield* Effect.promise(() => import("../observability/Tracing.js"))
+        yield* Tracing.observe(tracing.value)
+      }
       const prepare = (o: typeof organism) => (opts.verbose ? withStackReports(o, reportToStderr) : o)
       // The pump in a scope of its own: at the drain deadline, closing it interrupts the
       // handlers still running, before the journal is closed.
