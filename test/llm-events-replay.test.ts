@@ -71,6 +71,18 @@ describe("record and replay offline", () => {
     }
   })
 
+  it("--json prints each model call as a JSON line; the console view shows each answer", async () => {
+    const json = await organism(["run", agents, "--until-idle", "--json"])
+    expect(json.code, json.stderr).toBe(0)
+    const lines = json.stdout.trim().split("\n").map((l) => JSON.parse(l))
+    const done = lines.filter((e) => e.type === "LlmCallCompleted")
+    expect(done.map((e) => e.agent)).toEqual(["coordinator", "researcher", "coordinator", "writer", "coordinator"])
+    expect(done[0]).toMatchObject({ backend: "scripted", model: "mock-1", attempt: 1, finishReason: "stop", truncated: false })
+    expect(lines.filter((e) => e.type === "LlmCallStarted")).toHaveLength(5)
+    const text = await organism(["run", agents, "--until-idle"])
+    expect(text.stdout.match(/◆ \w+ ← mock-1 on scripted: \d+ ms, \d+ in \+ \d+ out tokens\n/g)).toHaveLength(5)
+  })
+
   it("a changed prompt: the first divergence is named, and the replay exits 1", async () => {
     const changed = variant("changed", (y) => y.replace("You research a topic", "You research a subject"))
     try {
