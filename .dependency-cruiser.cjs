@@ -6,6 +6,7 @@
  *   llm      model wire clients, failure classification, rate limits, the mock model — domain only
  *   services Layers (XmlEngine, registries, LlmRouter, Events, Journal) — llm, domain
  *   pipeline the pump — services, llm, domain
+ *   observability tracing from the pump's events — services, llm, domain (the pump never imports it)
  *   config · journal — pipeline and below
  *   cli, main.ts, index.ts — everything; nothing in src/ imports cli or main.ts
  *
@@ -55,6 +56,13 @@ module.exports = {
       "services-below-pipeline",
       "Services are Layers the pump uses; they never reach up into the pump, config or the CLI.",
       "^src/services/",
+      "^src/(pipeline|observability|config|journal|cli|main\\.ts|index\\.ts)",
+      FILE_UTILITIES
+    ),
+    layer(
+      "observability-beside-the-pipeline",
+      "Tracing watches the pump's events (services and domain); the pump never knows it.",
+      "^src/observability/",
       "^src/(pipeline|config|journal|cli|main\\.ts|index\\.ts)",
       FILE_UTILITIES
     ),
@@ -62,7 +70,7 @@ module.exports = {
       "pipeline-below-config",
       "The pump is configured from above: it never imports config, journal or the CLI.",
       "^src/pipeline/",
-      "^src/(config|journal|cli|main\\.ts|index\\.ts)",
+      "^src/(config|journal|observability|cli|main\\.ts|index\\.ts)",
       FILE_UTILITIES
     ),
     layer(

@@ -14,6 +14,7 @@ import { pingpongBench } from "./pingpong.js"
 import { serveBench } from "./serve.js"
 import { soakBench } from "./soak.js"
 import { threadsBench } from "./threads.js"
+import { tracingBench } from "./tracing.js"
 
 const argv = process.argv.slice(2)
 const flag = (name: string) => argv.includes(`--${name}`)
@@ -27,7 +28,7 @@ const option = (name: string, fallback: number) => {
   }
   return v
 }
-const valued = new Set(["--threads", "--hops", "--listeners", "--messages", "--live", "--agents", "--turns", "--seconds", "--clients", "--subscribers"])
+const valued = new Set(["--rounds", "--threads", "--hops", "--listeners", "--messages", "--live", "--agents", "--turns", "--seconds", "--clients", "--subscribers"])
 const names = argv.filter((a, i) => !a.startsWith("--") && !valued.has(argv[i - 1] ?? ""))
 
 const seconds = option("seconds", 2)
@@ -37,6 +38,8 @@ const benches: Record<string, () => Effect.Effect<Record<string, unknown>, unkno
   broadcast: () => broadcastBench({ listeners: option("listeners", 100), messages: option("messages", 5000), seconds }),
   threads: () => threadsBench({ live: option("live", 10_000), seconds }),
   agents: () => agentsBench({ agents: option("agents", 20), turns: option("turns", 20) }),
+  // Not in the default set: pingpong three ways, several rounds (the README's tracing cost).
+  tracing: () => tracingBench({ threads: option("threads", 50), hops: option("hops", 2000), rounds: option("rounds", 3) }),
   // Not in the default set: a million messages take about a minute.
   soak: () => soakBench({ messages: option("messages", 1_000_000), seconds }),
   // Not in the default set either: it starts an HTTP server and 100 SSE clients.
@@ -50,7 +53,7 @@ if (unknown.length > 0) {
   process.exit(2)
 }
 
-const defaults = Object.keys(benches).filter((n) => n !== "soak" && n !== "serve")
+const defaults = Object.keys(benches).filter((n) => n !== "soak" && n !== "serve" && n !== "tracing")
 for (const name of names.length > 0 ? names : defaults) {
   const result = await Effect.runPromise(benches[name]!())
   if (flag("json")) console.log(JSON.stringify(result))

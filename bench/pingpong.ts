@@ -4,7 +4,7 @@
  * message delivered to a handler; its latency is the time from the previous hop's handler
  * on the same thread to this one.
  */
-import { Chunk, Effect, Queue } from "effect"
+import { Chunk, Effect, Queue, type Scope } from "effect"
 import { writeEnvelope } from "../src/domain/Envelope.js"
 import { Listener } from "../src/domain/Listener.js"
 import { Organism } from "../src/domain/Organism.js"
@@ -21,9 +21,13 @@ export interface PingpongOptions {
   readonly seconds: number
 }
 
-/** One run; `watched`: a subscriber takes every event, as the CLI and the API do. */
-const run = (threads: number, hops: number, watched: boolean) =>
+/**
+ * One run; `watched`: a subscriber takes every event, as the CLI and the API do. `setup`
+ * runs before the pump starts, in the run's services (an observer: tracing).
+ */
+export const run = (threads: number, hops: number, watched: boolean, setup: Effect.Effect<void, never, Events | Scope.Scope> = Effect.void) =>
   Effect.gen(function*() {
+    yield* setup
     const last = new Map<string, number>()
     const samples = new Float64Array(threads * hops)
     let count = 0

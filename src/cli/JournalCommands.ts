@@ -4,10 +4,13 @@
  * 1 (differs); both 2 for usage errors (unreadable or invalid journal, bad organism file).
  */
 import { Args, Command, Options } from "@effect/cli"
-import { Console, Effect, Either, Option } from "effect"
+import { Console, Effect, Either, Layer, Option } from "effect"
 import { layerForOrganism } from "../config/layerForOrganism.js"
 import { loadOrganism } from "../config/loadOrganism.js"
 import { analyse, inputOf } from "../journal/Conversations.js"
+import { type Divergence, makeOfflineModels } from "../journal/OfflineModels.js"
+import { Pump } from "../pipeline/Pump.js"
+import { LlmRouter } from "../services/LlmRouter.js"
 import { replay } from "../journal/Replay.js"
 import { findConversation, traceOf } from "../journal/Trace.js"
 import { Journal, type JournalError } from "../services/Journal.js"
@@ -71,25 +74,44 @@ export const traceCommand = Command.make(
 
 const organismFile = Options.text("organism").pipe(Options.withDescription("the organism to replay the journal with"))
 const record = Options.text("journal").pipe(Options.withDescription("also record the replay in this journal"), Options.optional)
+const offline = Options.boolean("offline").pipe(
+  Options.withDescription("answer model calls from the journal's recorded exchanges: no model, no network; exit 1 at a request that differs")
+)
 const limit = Options.integer("limit").pipe(Options.withDescription("differences to list"), Options.withDefault(10))
+
+const renderDivergence = (d: Divergence) =>
+  `first divergence: ${d.agent}'s model call ${d.call} is not the recorded one — ${d.part}` +
+  (d.recorded === undefined
+    ? ` (replayed request ${d.replayed.requestHash.slice(0, 12)})`
+    : ` (recorded request ${d.recorded.requestHash.slice(0, 12)} [${d.recorded.messageHashes.join(" ")}], ` +
+      `replayed ${d.replayed.requestHash.slice(0, 12)} [${d.replayed.messageHashes.join(" ")}])`)
 
 export const replayCommand = Command.make(
   "replay",
-  { journal: journalFile, organism: organismFile, json, record, limit },
+  { journal: journalFile, organism: organismFile, json, record, limit, offline },
   (opts) =>
     Effect.gen(function*() {
       const contents = yield* readJournal(opts.journal)
       const loaded = yield* loadOrganism(opts.organism).pipe(Effect.catchTag("OrganismConfigError", reportConfigError(2)))
-      const result = yield* replay(contents, loaded.organism, {
+      const run = replay(contents, loaded.organism, {
         journal: Option.isSome(opts.record)
           ? { path: opts.record.value, organism: loaded.organism.settings.name, source: opts.organism }
           : undefined
-      }).pipe(
-        Effect.catchTag("JournalError", (e) => new UsageError({ message: `journal ${e.path}: ${e.message}` })),
-        Effect.scoped,
-        Effect.provide(layerForOrganism(loaded)),
-        Effect.catchTag("LlmConfigError", reportLlmConfigError(opts.organism))
-      )
+      }).pipe(Effect.catchTag("JournalError", (e) => new UsageError({ message: `journal ${e.path}: ${e.message}` })))
+      let divergence: Divergence | undefined
+      const result = opts.offline
+        ? yield* Effect.gen(function*() {
+          // The organism's own services, and the journal's answers in place of its models.
+          const models = yield* makeOfflineModels(contents.records, { maxOutputTokens: loaded.llm?.max_output_tokens ?? 0 })
+          const r = yield* run.pipe(Effect.provide(Layer.succeed(LlmRouter, models.router)))
+          divergence = models.divergence()
+          return r
+        }).pipe(Effect.scoped, Effect.provide(Pump.layerServicesFor(loaded.organism)))
+        : yield* run.pipe(
+          Effect.scoped,
+          Effect.provide(layerForOrganism(loaded)),
+          Effect.catchTag("LlmConfigError", reportLlmConfigError(opts.organism))
+        )
       if (opts.json) {
         yield* Console.log(JSON.stringify({
           identical: result.comparison.identical,
@@ -99,13 +121,15 @@ export const replayCommand = Command.make(
           recorded: result.comparison.recorded,
           replayed: result.comparison.replayed,
           differences: result.comparison.differences,
+          ...(opts.offline ? { divergence: divergence ?? null } : {}),
           warnings: result.warnings
         }))
       } else {
         for (const w of result.warnings) yield* Console.error(`organism: ${w}`)
+        if (divergence !== undefined) yield* Console.log(renderDivergence(divergence))
         yield* Console.log(renderReplay(result, Math.max(1, opts.limit)))
       }
-      if (!result.comparison.identical) return yield* new ExitWith({ code: 1 })
+      if (!result.comparison.identical || divergence !== undefined) return yield* new ExitWith({ code: 1 })
     }).pipe(Effect.provide(XmlEngine.layer))
 ).pipe(
   Command.withDescription(

@@ -8,6 +8,7 @@ import { parseDuration } from "../domain/OrganismConfig.js"
 import type { PayloadValue } from "../domain/Reply.js"
 import { TextInput } from "../domain/SystemPayloads.js"
 import { Pump } from "../pipeline/Pump.js"
+import { tracingOptions } from "../observability/TracingConfig.js"
 import { Events } from "../services/Events.js"
 import { Journal, type JournalError } from "../services/Journal.js"
 import { LlmRouter } from "../services/LlmRouter.js"
@@ -16,6 +17,7 @@ import { reportConfigError, reportConfigWarnings, reportLlmConfigError } from ".
 import { ExitWith, UsageError } from "./Exit.js"
 import { reportToStderr, withStackReports } from "./handlerStacks.js"
 import { makeOutput } from "./output.js"
+import { packageJson } from "./packageInfo.js"
 import { renderEvent } from "./renderEvent.js"
 import { statusLine } from "./statusLine.js"
 import { unknownTargetHint } from "./targets.js"
@@ -45,6 +47,11 @@ const drainTimeout = Options.text("drain-timeout").pipe(
 )
 const journal = Options.text("journal").pipe(
   Options.withDescription("record every message's lifecycle in this file (JSON lines; replay and trace read it)"),
+  Options.optional
+)
+
+const otel = Options.text("otel").pipe(
+  Options.withDescription("send OpenTelemetry traces to this OTLP/HTTP endpoint (like OTEL_EXPORTER_OTLP_ENDPOINT)"),
   Options.optional
 )
 
@@ -82,7 +89,7 @@ const parseSend = (engine: XmlEngine.Service, spec: string) => {
 
 export const runCommand = Command.make(
   "run",
-  { file, json, send, untilIdle, strict, verbose, watch, drainTimeout, journal },
+  { file, json, send, untilIdle, strict, verbose, watch, drainTimeout, journal, otel },
   (opts) =>
     Effect.gen(function*() {
       const deadline = parseDuration(opts.drainTimeout)
@@ -108,6 +115,7 @@ interface RunOptions {
   readonly verbose: boolean
   readonly watch: boolean
   readonly journal: Option.Option<string>
+  readonly otel: Option.Option<string>
   readonly drainTimeout: Duration.Duration
 }
 
@@ -195,6 +203,18 @@ const runLoaded = (
           Effect.mapError((e) => new UsageError({ message: journalProblem(e) }))
         )
         : undefined
+      // Tracing, when asked for (--otel or OTEL_EXPORTER_OTLP_ENDPOINT): an observer of the
+      // events from before the pump starts; its spans are sent when the run's scope closes.
+      const tracing = yield* tracingOptions({
+        otel: Option.getOrUndefined(opts.otel),
+        serviceName: organism.settings.name,
+        serviceVersion: packageJson.version
+      }).pipe(Effect.mapError((e) => new UsageError({ message: `OpenTelemetry: ${e}` })))
+      if (Option.isSome(tracing)) {
+        // Loaded only when on: a run without tracing never imports the exporter.
+        const Tracing = yield* Effect.promise(() => import("../observability/Tracing.js"))
+        yield* Tracing.observe(tracing.value)
+      }
       const prepare = (o: typeof organism) => (opts.verbose ? withStackReports(o, reportToStderr) : o)
       // The pump in a scope of its own: at the drain deadline, closing it interrupts the
       // handlers still running, before the journal is closed.

@@ -10,10 +10,13 @@ const compact = (xml: string, max = 160) => {
   return s.length > max ? `${s.slice(0, max)}…` : s
 }
 
+const money = (usd: number) => (usd > 0 ? `, $${usd.toFixed(4)}` : "")
+
 /**
  * One readable line per event for `organism run` (undefined: not shown). Deliveries,
- * rejections, guards, failures and thread lifecycle are shown; with `verbose`, also every
- * envelope written and agent state changes.
+ * rejections, guards, failures, model answers and thread lifecycle are shown; with
+ * `verbose`, also every envelope written, agent state changes, each model request sent and
+ * each failed attempt that was retried.
  */
 export const renderEvent = (e: PumpEvent, injector: string, verbose: boolean): string | undefined => {
   // Lines are labelled by conversation (root thread), so one exchange reads as one group.
@@ -59,5 +62,18 @@ export const renderEvent = (e: PumpEvent, injector: string, verbose: boolean): s
         : `↻ reload rejected, still running the last good version:\n  ${e.problems.join("\n  ")}`
     case "RawReceived":
       return verbose ? `${t} (raw) ${e.size} bytes received` : undefined
+    case "LlmCallStarted":
+      return verbose ? `${t} ⋯ ${e.agent} asks ${e.model} on ${e.backend} (${e.call}, attempt ${e.attempt})` : undefined
+    case "LlmCallCompleted":
+      return `${t} ◆ ${e.agent} ← ${e.model} on ${e.backend}: ${Math.round(e.latencyMs)} ms, ` +
+        `${e.inputTokens} in + ${e.outputTokens} out tokens${money(e.costUsd)}` +
+        (e.attempt > 1 ? `, attempt ${e.attempt}` : "") +
+        (e.truncated ? `, ✂ cut at the output limit (finish reason ${e.finishReason})` : e.finishReason === "stop" ? "" : `, finish reason ${e.finishReason}`)
+    case "LlmCallFailed":
+      return e.final
+        ? `${t} ⚠ ${e.agent}: model call ${e.call} failed (${e.reason}) after ${e.attempt} attempt${e.attempt === 1 ? "" : "s"}: ${e.error}`
+        : verbose
+        ? `${t} · ${e.agent}: attempt ${e.attempt} on ${e.backend} failed${e.status !== null ? ` (${e.status})` : ""}: ${e.error}`
+        : undefined
   }
 }

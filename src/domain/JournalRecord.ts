@@ -6,7 +6,7 @@
  * every line with `JournalRecord`: a file that is not a journal is refused, not guessed at.
  */
 import { Schema } from "effect"
-import { deliveryFields, type PumpEvent, rejectionFields, threadEndFields } from "./PumpEvent.js"
+import { deliveryFields, LlmCallCompleted, LlmCallFailed, LlmCallStarted, type PumpEvent, rejectionFields, threadEndFields } from "./PumpEvent.js"
 
 export const JOURNAL_FORMAT = "xml-organism-journal"
 export const JOURNAL_VERSION = 1
@@ -127,6 +127,40 @@ export class ThreadEnded extends Schema.Class<ThreadEnded>("ThreadEnded")({
   ...threadEndFields
 }) {}
 
+/**
+ * A model call's step (`step`: started, completed, failed), with the fields of its
+ * `LlmCall…` event. Journals written before model calls were recorded have none: readers
+ * that do not need them skip them.
+ */
+const modelCallFields = <F extends Schema.Struct.Fields>(fields: F) => {
+  const { _tag: _, thread: _t, root: _r, time: _time, ...rest } = fields as unknown as Record<string, unknown>
+  return rest as Omit<F, "_tag" | "thread" | "root" | "time">
+}
+
+export class ModelCallStarted extends Schema.Class<ModelCallStarted>("ModelCallStarted")({
+  type: Schema.tag("model-call"),
+  step: Schema.tag("started"),
+  ...base,
+  ...hop,
+  ...modelCallFields(LlmCallStarted.fields)
+}) {}
+
+export class ModelCallCompleted extends Schema.Class<ModelCallCompleted>("ModelCallCompleted")({
+  type: Schema.tag("model-call"),
+  step: Schema.tag("completed"),
+  ...base,
+  ...hop,
+  ...modelCallFields(LlmCallCompleted.fields)
+}) {}
+
+export class ModelCallFailed extends Schema.Class<ModelCallFailed>("ModelCallFailed")({
+  type: Schema.tag("model-call"),
+  step: Schema.tag("failed"),
+  ...base,
+  ...hop,
+  ...modelCallFields(LlmCallFailed.fields)
+}) {}
+
 /** The last line of a journal closed in order; a journal without one was cut short. */
 export class Closed extends Schema.Class<Closed>("Closed")({
   type: Schema.tag("closed"),
@@ -149,12 +183,21 @@ export const JournalRecord = Schema.Union(
   GuardStop,
   ThreadStarted,
   ThreadEnded,
+  ModelCallStarted,
+  ModelCallCompleted,
+  ModelCallFailed,
   Closed
 )
 export type JournalRecord = typeof JournalRecord.Type
 
 /** Lifecycle records (everything but header, booted and closed). */
 export type LifecycleRecord = Exclude<JournalRecord, Header | Booted | Closed>
+
+/** The fields of an event, without its tag, for a record that keeps them all. */
+const fieldsOf = <E extends { readonly _tag: string }>(e: E): Omit<E, "_tag"> => {
+  const { _tag: _, ...rest } = e
+  return rest
+}
 
 const encoder = new TextEncoder()
 
@@ -285,5 +328,11 @@ export const recordOf = (seq: number, e: PumpEvent): LifecycleRecord | undefined
         }, true)
     case "AgentState":
       return undefined
+    case "LlmCallStarted":
+      return new ModelCallStarted({ type: "model-call", step: "started", seq, ...fieldsOf(e), time: micros(e.time) }, true)
+    case "LlmCallCompleted":
+      return new ModelCallCompleted({ type: "model-call", step: "completed", seq, ...fieldsOf(e), time: micros(e.time) }, true)
+    case "LlmCallFailed":
+      return new ModelCallFailed({ type: "model-call", step: "failed", seq, ...fieldsOf(e), time: micros(e.time) }, true)
   }
 }

@@ -159,6 +159,69 @@ export class ReloadEvent extends Schema.TaggedClass<ReloadEvent>()("ReloadEvent"
   problems: Schema.Array(Schema.String)
 }) {}
 
+/**
+ * Model calls, published by the LLM router. One call (`call`, an id unique in the run) makes
+ * one or more attempts (`attempt`, counted from 1 across retries and backends): each attempt
+ * opens with `LlmCallStarted` and ends with `LlmCallCompleted` or a non-final
+ * `LlmCallFailed`; a call that gives up ends with one `LlmCallFailed` whose `final` is true.
+ * `thread` and `root` are the conversation the call was made for, `agent` who asked.
+ */
+const llmCall = {
+  ...base,
+  ...root,
+  call: Schema.String,
+  agent: Schema.String,
+  backend: Schema.String,
+  model: Schema.String,
+  attempt: Schema.Number
+}
+
+export class LlmCallStarted extends Schema.TaggedClass<LlmCallStarted>()("LlmCallStarted", {
+  ...llmCall,
+  /** The provider behind the backend: openai, openai-compatible, anthropic, mock. */
+  provider: Schema.String,
+  maxOutputTokens: Schema.Number,
+  stream: Schema.Boolean,
+  /**
+   * SHA-256 (hex) of the request in canonical form — agent, requested model, system prompt,
+   * messages, output cap — the same whatever backend serves it: what an offline replay looks
+   * its recorded answer up by.
+   */
+  requestHash: Schema.String,
+  /** The first 12 hex digits of the SHA-256 of the system prompt, then of each message: where two requests differ. */
+  messageHashes: Schema.Array(Schema.String)
+}) {}
+
+export class LlmCallCompleted extends Schema.TaggedClass<LlmCallCompleted>()("LlmCallCompleted", {
+  ...llmCall,
+  /** From this attempt's request to its whole answer. */
+  latencyMs: Schema.Number,
+  inputTokens: Schema.Number,
+  outputTokens: Schema.Number,
+  costUsd: Schema.Number,
+  /** As the provider said (normalized by @effect/ai): stop, length, content-filter, tool-calls… */
+  finishReason: Schema.String,
+  /** The answer was cut at the output limit (`finishReason` length): not a complete answer. */
+  truncated: Schema.Boolean,
+  /** The answer's text, as the agent received it. */
+  text: Schema.String
+}) {}
+
+export class LlmCallFailed extends Schema.TaggedClass<LlmCallFailed>()("LlmCallFailed", {
+  ...llmCall,
+  latencyMs: Schema.Number,
+  /** HTTP status, when there was one. */
+  status: Schema.NullOr(Schema.Number),
+  error: Schema.String,
+  /**
+   * False: this attempt failed, the call goes on (a retry, another backend). True: the call
+   * has given up, with `reason` (unavailable, rejected, stream-failed); `attempt` is then
+   * the last one made and `latencyMs` the whole call's.
+   */
+  final: Schema.Boolean,
+  reason: Schema.NullOr(Schema.String)
+}) {}
+
 export type PumpEvent =
   | MessageSent
   | RawReceived
@@ -171,6 +234,9 @@ export type PumpEvent =
   | GuardTripped
   | HandlerFailed
   | ReloadEvent
+  | LlmCallStarted
+  | LlmCallCompleted
+  | LlmCallFailed
 
 export const PumpEvent = Schema.Union(
   MessageSent,
@@ -183,7 +249,10 @@ export const PumpEvent = Schema.Union(
   ThreadCompleted,
   GuardTripped,
   HandlerFailed,
-  ReloadEvent
+  ReloadEvent,
+  LlmCallStarted,
+  LlmCallCompleted,
+  LlmCallFailed
 )
 
 /**

@@ -1,6 +1,6 @@
 /**
  * Journal: an append-only JSON-lines file of every message's lifecycle — received,
- * dispatched, acknowledged, failed, threads created and completed — with the envelopes'
+ * dispatched, acknowledged, failed, threads created and completed, model calls — with the envelopes'
  * text, thread and root ids, times and listeners (see `JournalRecord`). A header comes
  * first, a `booted` line once the organism has started, a `closed` line last.
  *
@@ -28,6 +28,9 @@ import {
   JOURNAL_FORMAT,
   JOURNAL_VERSION,
   micros,
+  ModelCallCompleted,
+  ModelCallFailed,
+  ModelCallStarted,
   type JournalRecord,
   Received,
   recordOf,
@@ -192,7 +195,7 @@ const memory = (organism: string): Effect.Effect<MemoryRecording, never, Events 
 // --- reading ---------------------------------------------------------------------------
 
 const schemaOf = (value: unknown): Schema.Schema<any, any> | string => {
-  const v = value as { type?: unknown; failure?: unknown }
+  const v = value as { type?: unknown; failure?: unknown; step?: unknown }
   switch (v?.type) {
     case "header":
       return Header
@@ -216,6 +219,14 @@ const schemaOf = (value: unknown): Schema.Schema<any, any> | string => {
       return ThreadStarted
     case "thread-completed":
       return ThreadEnded
+    case "model-call":
+      return v.step === "started"
+        ? ModelCallStarted
+        : v.step === "completed"
+        ? ModelCallCompleted
+        : v.step === "failed"
+        ? ModelCallFailed
+        : `a "model-call" record needs step "started", "completed" or "failed", got ${JSON.stringify(v.step)}`
     case "closed":
       return Closed
     default:

@@ -19,12 +19,17 @@
  *    continue;
  * 5. the usage is recorded (per agent, model, backend, with cost) and charged to the budget,
  *    whose warnings come back in the response.
+ *
+ * With an `Events` service in context (an organism's run), every attempt is published —
+ * `LlmCallStarted`, then `LlmCallCompleted` or `LlmCallFailed` — and a call that gives up
+ * ends with a final `LlmCallFailed`: the stream, the journal, tracing and the console see
+ * each model exchange. Nothing is built while nobody listens.
  */
 import { Prompt, type Response } from "@effect/ai"
 import type { FileSystem, HttpClient, Path } from "@effect/platform"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
-import { Clock, Context, Duration, Effect, Either, Layer, Schedule, type Scope, Stream } from "effect"
+import { Clock, Context, Duration, Effect, Either, Layer, Option, Schedule, type Scope, Stream } from "effect"
 import {
   LlmAttempt,
   LlmConfigError,
@@ -35,12 +40,15 @@ import {
   type UsageLine
 } from "../domain/Llm.js"
 import type { LlmBackendConfig, LlmConfig, LlmProvider } from "../domain/LlmConfig.js"
+import { LlmCallCompleted, LlmCallFailed, LlmCallStarted } from "../domain/PumpEvent.js"
 import type { BackendConnection } from "../llm/LlmBackend.js"
 import { AttemptFailed, classify, describeStreamError } from "../llm/LlmFailure.js"
 import { makeRateLimit, type RateLimit } from "../llm/RateLimiter.js"
 import { retrySchedule } from "../llm/RetrySchedule.js"
 import { makeUsageLedger } from "../llm/UsageLedger.js"
+import { requestHashes } from "../llm/RequestHash.js"
 import { BudgetRegistry } from "./BudgetRegistry.js"
+import { Events } from "./Events.js"
 
 export type { BackendStatus, UsageLine, UsageReport } from "../domain/Llm.js"
 
@@ -82,6 +90,9 @@ interface Completion {
   readonly promptTokens: number
   readonly completionTokens: number
   readonly finishReason: string
+  /** Which attempt of its call, and how long its exchange took (set once it succeeded). */
+  readonly attempt?: number
+  readonly latencyMs?: number
 }
 
 /** About four characters per token: the estimate for rate limits and missing usage figures. */
@@ -100,6 +111,9 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
   BudgetRegistry | HttpClient.HttpClient | FileSystem.FileSystem | Path.Path | Scope.Scope
 > {
   const budget = yield* BudgetRegistry
+  const events = Option.getOrUndefined(yield* Effect.serviceOption(Events))
+  const observed = () => events !== undefined && events.active()
+  let calls = 0
   // Cooldowns are set in this clock's time; `backends()` reads it outside any Effect.
   const clock = yield* Effect.clock
   // The provider clients (and their generated schemas) load only for an organism with
@@ -235,7 +249,25 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
     readonly maxOutputTokens: number
     readonly stream: boolean
     readonly attempts: Array<LlmAttempt>
+    /** For the events: the call's id, attempts made, when it started (epoch ms). */
+    readonly id: string
+    tries: number
+    readonly startedAt: number
+    /** Computed for the first event, only when someone listens. */
+    hashes?: { readonly requestHash: string; readonly messageHashes: ReadonlyArray<string> }
   }
+
+  const nowMs = () => Number(clock.unsafeCurrentTimeNanos()) / 1_000_000
+  const callFields = (call: Call, b: Backend, model: string, attempt: number, time: number) => ({
+    thread: call.request.root,
+    root: call.request.root,
+    time,
+    call: call.id,
+    agent: call.request.agent,
+    backend: b.config.name,
+    model,
+    attempt
+  })
 
   type BackendOutcome =
     | { readonly _tag: "done"; readonly completion: Completion; readonly model: string }
@@ -255,6 +287,19 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
     Effect.gen(function*() {
       const estimate = estimateTokens(call.promptChars) + call.maxOutputTokens
       yield* b.limiter.acquire(estimate)
+      const tryNo = ++call.tries
+      const startedAt = nowMs()
+      if (observed()) {
+        events!.publish(
+          new LlmCallStarted({
+            ...callFields(call, b, model, tryNo, startedAt),
+            provider: b.provider,
+            maxOutputTokens: call.maxOutputTokens,
+            stream: call.stream,
+            ...(call.hashes ??= requestHashes(call.request, call.maxOutputTokens))
+          }, true)
+        )
+      }
       const exchange = Effect.gen(function*() {
         b.inFlight++
         b.requests++
@@ -271,7 +316,9 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
           ...c,
           // A provider that reports no usage is charged the estimate.
           promptTokens: c.promptTokens >= 0 ? c.promptTokens : estimateTokens(call.promptChars),
-          completionTokens: c.completionTokens >= 0 ? c.completionTokens : estimateTokens(c.text.length)
+          completionTokens: c.completionTokens >= 0 ? c.completionTokens : estimateTokens(c.text.length),
+          attempt: tryNo,
+          latencyMs: nowMs() - startedAt
         }
         yield* b.limiter.settle(estimate, completion.promptTokens + completion.completionTokens)
         b.coolingUntil = 0
@@ -279,6 +326,19 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
       }
       const failure = result.left
       b.failures++
+      if (observed()) {
+        const time = nowMs()
+        events!.publish(
+          new LlmCallFailed({
+            ...callFields(call, b, model, tryNo, time),
+            latencyMs: time - startedAt,
+            status: failure.status ?? null,
+            error: failure.message,
+            final: false,
+            reason: null
+          }, true)
+        )
+      }
       call.attempts.push(
         new LlmAttempt({
           backend: b.config.name,
@@ -326,6 +386,30 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
   const summary = (attempts: ReadonlyArray<LlmAttempt>) =>
     attempts.map((a) => `${a.backend} (${a.model}): ${a.error}`).join("; ")
 
+  /** The call has given up (or was interrupted): the final event, after its attempts' own. */
+  const gaveUp = (call: Call, reason: string, message: string) => {
+    if (call.tries === 0 || !observed()) return
+    const last = call.attempts[call.attempts.length - 1]
+    const time = nowMs()
+    events!.publish(
+      new LlmCallFailed({
+        thread: call.request.root,
+        root: call.request.root,
+        time,
+        call: call.id,
+        agent: call.request.agent,
+        backend: last?.backend ?? "",
+        model: last?.model ?? call.request.model ?? "",
+        attempt: call.tries,
+        latencyMs: time - call.startedAt,
+        status: last?.status ?? null,
+        error: message,
+        final: true,
+        reason
+      }, true)
+    )
+  }
+
   const complete = Effect.fn("LlmRouter.complete")(function*(request: LlmRequest) {
     yield* budget.check(request.root, request.agent)
     const candidates = backends.filter((b) => request.model === undefined || b.config.models.includes(request.model))
@@ -346,8 +430,20 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
       promptChars: request.system.length + request.messages.reduce((n, m) => n + m.content.length, 0),
       maxOutputTokens: request.maxOutputTokens ?? config.max_output_tokens,
       stream: request.stream ?? config.stream,
-      attempts: []
+      attempts: [],
+      id: `llm-${++calls}`,
+      tries: 0,
+      startedAt: nowMs()
     }
+    return yield* attemptAll(call, candidates).pipe(
+      Effect.tapError((e) => Effect.sync(() => gaveUp(call, e.reason, e.message))),
+      Effect.onInterrupt(() => Effect.sync(() => gaveUp(call, "interrupted", "the call was interrupted")))
+    )
+  })
+
+  /** The candidates in the strategy's order, until one answers. */
+  const attemptAll = (call: Call, candidates: ReadonlyArray<Backend>) => Effect.gen(function*() {
+    const request = call.request
     for (const b of order(candidates, yield* Clock.currentTimeMillis)) {
       const model = request.model ?? b.config.models[0]!
       const outcome = yield* assigned(b, model, call).pipe(
@@ -363,6 +459,20 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
       if (outcome._tag === "exhausted") continue
       const c = outcome.completion
       const { costUsd, warnings } = charge(call, b, outcome.model, c.promptTokens, c.completionTokens)
+      if (observed()) {
+        events!.publish(
+          new LlmCallCompleted({
+            ...callFields(call, b, outcome.model, c.attempt ?? call.tries, nowMs()),
+            latencyMs: c.latencyMs ?? 0,
+            inputTokens: c.promptTokens,
+            outputTokens: c.completionTokens,
+            costUsd,
+            finishReason: c.finishReason,
+            truncated: c.finishReason === "length",
+            text: c.text
+          }, true)
+        )
+      }
       const response: LlmResponse = {
         text: c.text,
         usage: { promptTokens: c.promptTokens, completionTokens: c.completionTokens },

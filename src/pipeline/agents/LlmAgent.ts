@@ -66,6 +66,9 @@ export const conversationFor = (
 const toReply = (actions: ReadonlyArray<AgentAction>): Reply =>
   Reply.all(...actions.map((a) => (a._tag === "Forward" ? Reply.forward(a.to, a.payload) : Reply.respond(a.payload))))
 
+/** The turn that tells a model its answer was cut (finish reason `length`). */
+export const CUT_AT_LIMIT = "Your answer was cut at the output limit, so nothing was sent. Answer again, shorter, following \"How to answer\"."
+
 /**
  * Handler and onSystem for an LLM agent listener: Effects that ask the model through the
  * LlmRouter and learn everything else about their job from the Conversation.
@@ -99,6 +102,15 @@ export const llmAgentHandlers = (name: string, prompt: string | undefined, optio
         maxOutputTokens: options.maxOutputTokens
       })
       for (const warning of response.warnings) yield* conversation.notify(warning)
+      // Cut at the output limit: not an answer, whatever it parses to. Nothing is sent; the
+      // model is told and asked again (the output retries), then the caller hears why.
+      if (response.finishReason === "length") {
+        if (attempt >= outputRetries) {
+          return Reply.respond(systemError("failed", `${name}'s answer was cut at the output limit every time: nothing was sent`))
+        }
+        messages.push({ role: "assistant", content: response.text }, { role: "user", content: CUT_AT_LIMIT })
+        continue
+      }
       const parsed = parseAgentOutput(conversation.xml, response.text, vocabulary)
       if (parsed.text !== undefined) {
         return parsed.text === "" ? Reply.none : Reply.respond(new TextOutput({ text: parsed.text, status: "ok" }))
