@@ -158,7 +158,7 @@ describe("--drain-timeout is a deadline", () => {
       // What was interrupted is booked: the handler cancelled, its caller's SystemError stopped by the
       // shutdown guard, the conversation ended as cancelled; the books add up.
       expect(r.stdout).toMatch(/attack: 4 injected, 3 delivered, 0 rejected, 1 stopped by guards/)
-      expect(r.stdout).toMatch(/✗ thread ended: cancelled — nap cancelled: not finished within 2s/)
+      expect(r.stdout).toMatch(/✗ thread ended: cancelled — not finished within 2s/)
       const all = records(path)
       const last = all.at(-1)
       expect(last).toMatchObject({ type: "closed", stopped: "stopped by a signal; --drain-timeout 2s elapsed with 1 handler job still in flight, interrupted" })
@@ -175,7 +175,7 @@ describe("--drain-timeout is a deadline", () => {
       expect(all.find((x) => x.thread === long && x.type === "thread-completed")).toMatchObject({ reason: "cancelled" })
       const trace = await organism(["trace", path, long])
       expect(trace.stdout.trimEnd().split("\n").at(-1)).toMatch(
-        /^✗ ended \(cancelled\): nap cancelled: not finished within 2s; 1 handler invocation/
+        /^✗ ended \(cancelled\): not finished within 2s; 1 handler invocation/
       )
     })
   }

@@ -12,8 +12,10 @@
  *   message is fully handled: that is the backpressure. Replies never wait for a permit, so
  *   a handler can never deadlock against a full inbox.
  * - Handlers run inline while they complete synchronously, under counters and FIFO gates for
- *   the concurrency limits (pump/Dispatcher.ts); the outbox writes every envelope
- *   (pump/Outbox.ts); the platform's own listeners are bound in pump/BuiltIns.ts.
+ *   the concurrency limits (pump/Dispatcher.ts); the outbox turns replies into envelopes
+ *   (pump/Outbox.ts), and every hop is opened and settled by the lifecycle (pump/Lifecycle.ts).
+ * - What the pump derives from an organism is one immutable Version (pump/Version.ts),
+ *   swapped whole by a reload.
  *
  * This file wires the parts around a shared core (pump/Core.ts) and exposes the API.
  */
@@ -43,7 +45,7 @@ import {
   PromptRegistry,
   type PromptRegistryFrozen
 } from "../services/PromptRegistry.js"
-import { type RootThread, ThreadRegistry } from "../services/ThreadRegistry.js"
+import { type RootThread, type ThreadNode, ThreadRegistry } from "../services/ThreadRegistry.js"
 import { TodoRegistry } from "../services/TodoRegistry.js"
 import { type SchemaCompileError, XmlEngine } from "../services/XmlEngine.js"
 import type { Conversation } from "./Conversation.js"
@@ -56,7 +58,6 @@ import {
   Books,
   type Counters as CoreCounters,
   type DeadLetter as CoreDeadLetter,
-  type Encoded,
   type PumpCore,
   SYSTEM,
   type Waiting
@@ -250,7 +251,15 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
     const hooks = rootHooks.get(root.id)
     if (hooks !== undefined) {
       rootHooks.delete(root.id)
-      for (const hook of hooks) hook()
+      // Handlers' hooks (Conversation.onComplete): one that throws must not stop the others,
+      // nor the completion being booked.
+      for (const hook of hooks) {
+        try {
+          hook()
+        } catch {
+          // A cleanup hook's own failure; the conversation has completed all the same.
+        }
+      }
     }
     liveRoots.delete(root.id)
     if (core.observed()) {
@@ -277,26 +286,37 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
   )
 
   // --- API ------------------------------------------------------------------------------
-  const startConversation = (to: string, payload: PayloadValue, options: Pump.InjectOptions | undefined) =>
-    Effect.suspend((): Effect.Effect<Encoded, InjectError> => {
-      if (core.stopped) return Effect.fail(new PumpStopped())
-      const encoded = encodePayload(payload, core.version.settings.wire)
-      if (Either.isLeft(encoded)) return Effect.fail(new PayloadNotEncodable({ reason: encoded.left }))
-      return Effect.as(permits.acquire, encoded.right)
-    }).pipe(
-      Effect.map((encoded) => {
-        const from = options?.from ?? core.version.settings.injector
-        const node = registry.unsafeStartRoot(from, to)
-        liveRoots.set(node.root.id, node.root)
-        if (core.observed()) core.publish(makeEvent(ThreadCreated, { thread: node.root.id, time: core.now(), injector: from, to }))
-        // The caller holds the permit while the message is written, so it cannot be released
-        // by a message that settles at once.
-        const permit: Permit = { pending: 1 }
-        lifecycle.emit(from, to, node, encoded, undefined, false, permit, undefined)
-        lifecycle.permitDone(permit)
-        return node
-      })
+  /**
+   * Waits for a producer's permit (interruptibly), then — no longer interruptible, so a permit
+   * once granted is always given back — runs `use` with it.
+   */
+  const withPermit = <A, E>(use: () => Effect.Effect<A, E>): Effect.Effect<A, E | PumpStopped> =>
+    Effect.uninterruptibleMask((restore) =>
+      Effect.zipRight(
+        restore(Effect.suspend(() => (core.stopped ? Effect.fail(new PumpStopped()) : permits.acquire))),
+        Effect.suspend(use)
+      )
     )
+
+  const startConversation = (to: string, payload: PayloadValue, options: Pump.InjectOptions | undefined) =>
+    withPermit((): Effect.Effect<ThreadNode, InjectError> => {
+      // Encoded once the permit is held, in the wire form of the version that will judge it.
+      const encoded = encodePayload(payload, core.version.settings.wire)
+      if (Either.isLeft(encoded)) {
+        permits.release()
+        return Effect.fail(new PayloadNotEncodable({ reason: encoded.left }))
+      }
+      const from = options?.from ?? core.version.settings.injector
+      const node = registry.unsafeStartRoot(from, to)
+      liveRoots.set(node.root.id, node.root)
+      if (core.observed()) core.publish(makeEvent(ThreadCreated, { thread: node.root.id, time: core.now(), injector: from, to }))
+      // The caller holds the permit while the message is written, so it cannot be released
+      // by a message that settles at once.
+      const permit: Permit = { pending: 1 }
+      lifecycle.emit(from, to, node, encoded.right, undefined, false, permit, undefined)
+      lifecycle.permitDone(permit)
+      return Effect.succeed(node)
+    })
 
   const inject: Pump.Service["inject"] = (to, payload, options) =>
     Effect.map(startConversation(to, payload, options), (node) => node.root.id)
@@ -321,18 +341,17 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
 
   const decoder = new TextDecoder()
   const injectRaw: Pump.Service["injectRaw"] = (input) =>
-    Effect.suspend(() => (core.stopped ? Effect.fail(new PumpStopped()) : permits.acquire)).pipe(
-      Effect.map(() => {
-        const permit: Permit = { pending: 1 }
-        const hop = lifecycle.open(input, undefined, permit)
-        if (core.observed()) {
-          const text = typeof input === "string" ? input : decoder.decode(input)
-          core.publish(makeEvent(RawReceived, { thread: null, time: core.now(), text: text.slice(0, 65536), size: input.length }))
-        }
-        inbox.unsafeOffer(hop)
-        lifecycle.permitDone(permit)
-      })
-    )
+    withPermit(() => {
+      const permit: Permit = { pending: 1 }
+      const hop = lifecycle.open(input, undefined, permit)
+      if (core.observed()) {
+        const text = typeof input === "string" ? input : decoder.decode(input)
+        core.publish(makeEvent(RawReceived, { thread: null, time: core.now(), text: text.slice(0, 65536), size: input.length }))
+      }
+      inbox.unsafeOffer(hop)
+      lifecycle.permitDone(permit)
+      return Effect.void
+    })
 
   /**
    * Makes a new version the running one, in one step between two chunks: the pump's parts
@@ -386,6 +405,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
   const halt = (reason: string) =>
     Effect.suspend(() => {
       core.halting = reason
+      dispatcher.cancelAll(reason)
       return FiberSet.clear(suspended)
     }).pipe(Effect.zipRight(books.awaitIdle))
 

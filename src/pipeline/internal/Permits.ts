@@ -51,8 +51,12 @@ export class Permits {
   }
 
   release(): void {
-    const next = this.waiters.shift()
-    if (next !== undefined) next()
-    else this.available++
+    // After a resize to fewer permits, `available` may be negative: waiters wait until the
+    // permits held are back under the new capacity.
+    this.available++
+    while (this.available > 0 && this.waiters.length > 0) {
+      this.available--
+      this.waiters.shift()!()
+    }
   }
 }

@@ -1,7 +1,7 @@
 /**
  * What the parts of the pump share: the services, the running version (replaced whole by a
  * hot reload), the inbox of hops, the books and the producers' permits. Each part (lifecycle,
- * outbox, dispatcher, delivery, built-ins) is a function of this core; Pump.ts wires them.
+ * outbox, dispatcher, delivery) is a function of this core; Pump.ts wires them.
  */
 import { Deferred, Effect, type Exit, FiberId, type Queue } from "effect"
 import type { RequestError } from "../../domain/PumpError.js"

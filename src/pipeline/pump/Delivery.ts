@@ -125,6 +125,7 @@ export const makeDelivery = (core: PumpCore, lifecycle: Lifecycle, dispatcher: D
     } else {
       // A broadcast from outside is delivered on hops below the sender's own node.
       node = registry.unsafeStartRoot(envelope.from, to, thread.replaced ? undefined : thread.thread)
+      lifecycle.hold(hop, node)
       core.liveRoots.set(node.root.id, node.root)
       if (core.observed()) {
         core.publish(makeEvent(ThreadCreated, { thread: node.root.id, time: core.now(), injector: envelope.from, to: to ?? null }))
@@ -268,7 +269,15 @@ export const makeDelivery = (core: PumpCore, lifecycle: Lifecycle, dispatcher: D
     // The whole chunk is judged by one version: a reload lands between two chunks.
     const version = core.version
     const outcomes = version.ingress.runBatch(hops.map((h) => h.input), version.routes, hops.map((h) => h.canonical))
-    for (let i = 0; i < hops.length; i++) deliver(hops[i]!, outcomes[i]!, version)
+    for (let i = 0; i < hops.length; i++) {
+      try {
+        deliver(hops[i]!, outcomes[i]!, version)
+      } catch {
+        // Settling itself threw (a registry Layer of yours failing while a lease is given
+        // back): that hop's books may be off, but the pump goes on with the next hop rather
+        // than stopping for good.
+      }
+    }
   }
 
   return { processChunk }

@@ -100,14 +100,16 @@ export const makeDispatcher = <R>(
   const drain = () => {
     if (draining) return
     draining = true
+    let i = 0
     try {
-      for (let i = 0; i < runnable.length; i++) {
-        const job = runnable[i]!
+      // Each job leaves the queue before it starts: one that throws is never started twice.
+      while (i < runnable.length) {
+        const job = runnable[i++]!
         if (books.running >= core.version.settings.maxConcurrentHandlers) waiting.push(job)
         else start(job)
       }
-      runnable.length = 0
     } finally {
+      runnable.splice(0, i)
       draining = false
     }
   }
@@ -170,7 +172,7 @@ export const makeDispatcher = <R>(
       )
     }
     leaveAll(job.gates)
-    lifecycle.finish(job, true)
+    lifecycle.finish(job)
     promote()
   }
 
@@ -246,6 +248,14 @@ export const makeDispatcher = <R>(
     if (Number.isFinite(timeout)) job.timer = wheel.arm(core.now() + timeout, () => timeOut(job))
   }
 
+  /** Ends every suspended job of every conversation (a drain's deadline), Promises included. */
+  const cancelAll = (reason: string) => {
+    for (const root of [...suspendedJobs.keys()]) {
+      core.endings.note(root, "cancelled", reason)
+      cancel(root)
+    }
+  }
+
   /** Ends every suspended job of a cancelled conversation now; waiting ones never start. */
   const cancel = (root: RootThread) => {
     const jobs = suspendedJobs.get(root)
@@ -309,7 +319,8 @@ export const makeDispatcher = <R>(
       },
       notify: (payload) =>
         Effect.sync(() => {
-          const encoded = encodePayload(payload, job.version.settings.wire)
+          // Judged by the running version when it arrives: written in its wire form.
+          const encoded = encodePayload(payload, core.version.settings.wire)
           if (Either.isRight(encoded)) lifecycle.emitSystem(l.name, job.node, encoded.right)
         }),
       guardTripped: (guard, detail) =>
@@ -379,7 +390,7 @@ export const makeDispatcher = <R>(
     completeJob(job, Exit.succeed(result))
   }
 
-  return { schedule, promote, cancel }
+  return { schedule, promote, cancel, cancelAll }
 }
 
 export type Dispatcher = ReturnType<typeof makeDispatcher>

@@ -2,7 +2,7 @@
  * A message in flight is a value: a `Hop`. It holds what it needs to travel — its input, the
  * node it travels on when the pump wrote it — and a `Lease` on what must be given back when
  * it ends: the thread node it keeps live and the producer's permit. Every hop ends in exactly
- * one `Outcome`, booked by `settle` (pump/Settle.ts), the only place that gives a lease back.
+ * one `Outcome`, booked by `settle` (pump/Lifecycle.ts), the only place that gives a lease back.
  */
 import { Data } from "effect"
 import type { IngressError } from "../../domain/IngressError.js"

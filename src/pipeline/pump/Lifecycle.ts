@@ -79,8 +79,18 @@ export const makeLifecycle = (core: PumpCore) => {
   /** A message from the pump itself (SystemError, BudgetWarning): never bounced if refused. */
   const emitSystem = (to: string, node: ThreadNode, payload: Encoded) => emit(SYSTEM, to, node, payload, undefined, true, undefined, undefined)
 
-  const emitSystemError = (to: string, node: ThreadNode, error: SystemError) =>
-    emitSystem(to, node, { tag: "SystemError", inner: specOf(SystemError, core.version.settings.wire).encodeInner(error), canonical: true })
+  const emitSystemError = (to: string, node: ThreadNode, error: SystemError) => {
+    const spec = specOf(SystemError, core.version.settings.wire)
+    let inner: string
+    try {
+      inner = spec.encodeInner(error)
+    } catch {
+      // Its text quoted something XML cannot carry (a control character in a reason): the
+      // listener still hears that something was wrong, in words the pump can write.
+      inner = spec.encodeInner(SystemErrors.invalid("the message was refused; its reason cannot be written as XML"))
+    }
+    emitSystem(to, node, { tag: "SystemError", inner, canonical: true })
+  }
 
   /** What the sender of a refused message hears: what was wrong, never the organism's topology. */
   const bounceFor = (error: IngressError): SystemError => {
@@ -223,9 +233,9 @@ export const makeLifecycle = (core: PumpCore) => {
     books.invocations++
   }
 
-  /** A job is finished: it gives back its lease (node and permit). */
-  const finish = (job: Job, started: boolean) => {
-    if (started) books.running--
+  /** A job that started is finished: it gives back its lease (node and permit). */
+  const finish = (job: Job) => {
+    books.running--
     books.jobsOpen--
     registry.unsafeRelease(job.node)
     permitDone(job.permit)

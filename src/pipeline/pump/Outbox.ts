@@ -28,7 +28,7 @@ import type { Lifecycle } from "./Lifecycle.js"
 const writesCanonical = (shape: Struct): boolean =>
   shape.fields.every((f) => f.shape._tag !== "Xml" && (f.shape._tag !== "Struct" || writesCanonical(f.shape)))
 
-const canonicalSpecs = new WeakMap<Struct, boolean>()
+const canonicalSpecs = new WeakMap<object, boolean>()
 
 /** Encodes a payload value in a wire form; Left with a readable reason when it cannot be written. */
 export const encodePayload = (value: PayloadValue, wire: WireMode): Either.Either<Encoded, string> => {
@@ -39,8 +39,9 @@ export const encodePayload = (value: PayloadValue, wire: WireMode): Either.Eithe
   }
   try {
     const spec = specOf(type, wire)
-    let canonical = canonicalSpecs.get(spec.shape)
-    if (canonical === undefined) canonicalSpecs.set(spec.shape, canonical = wire === "xmlify" || writesCanonical(spec.shape))
+    // By spec: a type may fix its own wire form, whatever the organism's.
+    let canonical = canonicalSpecs.get(spec)
+    if (canonical === undefined) canonicalSpecs.set(spec, canonical = spec.wire === "xmlify" || writesCanonical(spec.shape))
     return Either.right({ tag: spec.tag, inner: spec.encodeInner(value), canonical })
   } catch (e) {
     return Either.left(e instanceof Error ? e.message : String(e))
