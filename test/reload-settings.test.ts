@@ -156,4 +156,26 @@ describe("a reload applies every setting", () => {
         expect(pump.organism.settings.guards.maxInvocationsPerThread).toBe(100)
         yield* pump.request("echo", new Ping({ n: 1 }))
       }), Pump.layerServicesFor(first)))
+
+  it.effect("a listener limit raised by a reload lets the jobs waiting for it start at once", () =>
+    Effect.gen(function*() {
+      const release = yield* Deferred.make<void>()
+      const worker = (maxConcurrent: number) =>
+        Listener.make({
+          name: "worker",
+          payload: Ping,
+          maxConcurrent,
+          timeout: Duration.hours(1),
+          handler: () => Effect.as(Deferred.await(release), Reply.none)
+        })
+      yield* withPump(organism({}, [worker(1)]), ({ pump }) =>
+        Effect.gen(function*() {
+          for (let n = 0; n < 3; n++) yield* pump.inject("worker", new Ping({ n }))
+          yield* until(() => pump.counters().delivered >= 4) // boot + 3
+          expect(pump.counters().running).toBe(1)
+          yield* pump.reload(organism({}, [worker(3)]))
+          expect(pump.counters().running).toBe(3)
+          yield* Deferred.succeed(release, undefined)
+        }))
+    }))
 })

@@ -17,6 +17,15 @@ export class Gate {
     return true
   }
 
+  /**
+   * A new capacity (a reload): jobs parked here are woken for every place the new capacity
+   * frees at once, instead of one at a time as others leave.
+   */
+  resize(capacity: number): void {
+    this.capacity = capacity
+    for (let free = capacity - this.active; free > 0 && this.head < this.parked.length; free--) this.wakeNext()
+  }
+
   /** Waits for a free place: `wake` runs when one might be free (it must try again). */
   park(wake: () => void): void {
     this.parked.push(wake)
@@ -24,15 +33,17 @@ export class Gate {
 
   leave(): void {
     this.active--
-    if (this.head < this.parked.length) {
-      const wake = this.parked[this.head]!
-      this.parked[this.head++] = undefined as never
-      if (this.head > 1024 && this.head * 2 > this.parked.length) {
-        this.parked.splice(0, this.head)
-        this.head = 0
-      }
-      wake()
+    if (this.head < this.parked.length) this.wakeNext()
+  }
+
+  private wakeNext(): void {
+    const wake = this.parked[this.head]!
+    this.parked[this.head++] = undefined as never
+    if (this.head > 1024 && this.head * 2 > this.parked.length) {
+      this.parked.splice(0, this.head)
+      this.head = 0
     }
+    wake()
   }
 
   get waiting(): number {

@@ -69,9 +69,9 @@ export const makeGateSet = () => {
     return { gates, capacity }
   }
 
-  /** Makes a version's capacities the gates' own. */
+  /** Makes a version's capacities the gates' own (a higher one lets parked jobs in now). */
   const apply = (capacity: ReadonlyMap<Gate, number>) => {
-    for (const [gate, n] of capacity) gate.capacity = n
+    for (const [gate, n] of capacity) gate.resize(n)
   }
 
   return { gatesFor, apply }
