@@ -13,12 +13,10 @@ import { Listener } from "../src/domain/Listener.js"
 import { Organism } from "../src/domain/Organism.js"
 import { Reply } from "../src/domain/Reply.js"
 import { Pump } from "../src/pipeline/Pump.js"
-import { ConversationIndex } from "../src/server/ConversationIndex.js"
-import { LiveEvents } from "../src/server/LiveEvents.js"
 import { ReloadFailed } from "../src/server/ServeApi.js"
 import type { ServeState } from "../src/server/ServeHandlers.js"
+import { observeForServer } from "../src/server/serveOrganism.js"
 import { startServer } from "../src/server/Server.js"
-import { Events } from "../src/services/Events.js"
 import { LlmRouter } from "../src/services/LlmRouter.js"
 import { XmlEngine } from "../src/services/XmlEngine.js"
 import { parsePayloadXml } from "../src/config/loadOrganism.js"
@@ -135,15 +133,9 @@ interface PhaseResult {
 
 const phase = (mode: "http" | "in-process", options: ServeBenchOptions) =>
   Effect.gen(function*() {
-    const events = yield* Events
     const engine = yield* XmlEngine
     const models = yield* LlmRouter
-    const index = new ConversationIndex()
-    const live = new LiveEvents()
-    yield* events.observe((e) => {
-      index.record(e)
-      live.publish(e)
-    })
+    const { index, live } = yield* observeForServer
     const pump = yield* Pump.make(organismOf(options.hops))
     yield* pump.awaitIdle
     const latencies: Array<number> = []

@@ -24,18 +24,26 @@ export interface ServeRunOptions extends ServeOptions {
   readonly onListening: (url: string) => Effect.Effect<void>
 }
 
+/**
+ * The conversation index and the live-event hub, fed by one observer of the pump's events
+ * for the Scope's lifetime. Made before the pump starts, so its boot conversation is indexed.
+ */
+export const observeForServer = Effect.gen(function*() {
+  const events = yield* Events
+  const index = new ConversationIndex()
+  const live = new LiveEvents()
+  yield* events.observe((e) => {
+    index.record(e)
+    live.publish(e)
+  })
+  return { index, live }
+})
+
 export const serveOrganism = (loaded: LoadedOrganism, options: ServeRunOptions) =>
   Effect.gen(function*() {
-    const events = yield* Events
     const engine = yield* XmlEngine
     const models = yield* LlmRouter
-    const index = new ConversationIndex()
-    const live = new LiveEvents()
-    // Observing before the pump starts: the boot conversation is indexed too.
-    yield* events.observe((e) => {
-      index.record(e)
-      live.publish(e)
-    })
+    const { index, live } = yield* observeForServer
     const pump = yield* Pump.make(loaded.organism)
     // Finalizers run last-added first: the server closes, then the pump drains.
     yield* Effect.addFinalizer(() => Effect.asVoid(pump.drain(options.drainTimeout)))

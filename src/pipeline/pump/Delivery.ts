@@ -16,7 +16,7 @@ import { makeEvent, MessageReceived, ThreadCreated } from "../../domain/PumpEven
 import type { RootThread, ThreadNode } from "../../services/ThreadRegistry.js"
 import { type Accepted, describeThrown, type IngressOutcome, type Rejected, type Seen } from "../Ingress.js"
 import type { Delivery } from "../stages/decode.js"
-import { type PumpCore, TEXT_LIMIT } from "./Core.js"
+import { payloadXmlOf, type PumpCore, TEXT_LIMIT } from "./Core.js"
 import { runStages } from "./CustomStages.js"
 import type { Dispatcher } from "./Dispatcher.js"
 import { type Answer, type Hop, Outcome } from "./Hop.js"
@@ -187,7 +187,7 @@ export const makeDelivery = (core: PumpCore, lifecycle: Lifecycle, dispatcher: D
       if (Either.isLeft(encoded)) {
         return refused(accepted, new InternalError({ diagnostics: [], stage: "stage", detail: encoded.left }))
       }
-      payloadXml = `<${encoded.right.tag}>${encoded.right.inner}</${encoded.right.tag}>`
+      payloadXml = payloadXmlOf(encoded.right.tag, encoded.right.inner)
     }
 
     const root = node.root
