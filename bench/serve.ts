@@ -5,8 +5,9 @@
  * the same conversation index and live-event hub — injected in-process with `pump.inject`.
  * Both phases run for the same time in this run; `ratio` is HTTP hops/s over in-process hops/s.
  *
- * The HTTP clients and the SSE readers run in a child process (fetch), as remote clients
- * would; on a machine with few cores they still compete with the server for CPU.
+ * The HTTP clients and the SSE readers run in child processes, as remote clients would; on a
+ * machine with few cores they still compete with the server for CPU, so the figures include
+ * the server's own CPU time per hop in both phases.
  */
 import { Duration, Effect } from "effect"
 import { Listener } from "../src/domain/Listener.js"
@@ -24,49 +25,62 @@ import { type ChildProcess, spawn } from "node:child_process"
 import { percentile, Ping, pingValue, round, rssMb } from "./support.js"
 
 /**
- * The HTTP side, run by `node -e` in a child process: N subscribers on /api/events, then C
- * clients injecting for S seconds. Prints "start" when every subscriber is live, then one
- * JSON line with what it measured.
+ * The HTTP side, run by `node -e` in child processes, as remote clients would be: one process
+ * of N subscribers on /api/events (it prints "start" once every one is live, and on stdin's end
+ * the bytes it read), and one of C clients injecting for S seconds (node:http with keep-alive;
+ * it prints one JSON line with what it measured). Two processes, so that reading the event
+ * streams does not hold the injectors back.
  */
-const CLIENTS = `
-const [url, clients, subscribers, seconds] = process.argv.slice(1).map((a, i) => (i === 0 ? a : Number(a)))
-let sseBytes = 0
-const abort = new AbortController()
+const READERS = `
+const http = await import("node:http")
+const [url, subscribers] = process.argv.slice(1)
+const { hostname, port } = new URL(url)
+let bytes = 0
 let live = 0
-const readers = Array.from({ length: subscribers }, async () => {
-  const res = await fetch(url + "api/events", { signal: abort.signal })
-  const reader = res.body.getReader()
-  let first = true
-  try {
-    for (;;) {
-      const { done, value } = await reader.read()
-      if (done) return
-      if (first) { first = false; live++ }
-      sseBytes += value.length
-    }
-  } catch {}
-})
-while (live < subscribers) await new Promise((r) => setTimeout(r, 10))
-console.log("start")
-const stopAt = performance.now() + seconds * 1000
+for (let i = 0; i < Number(subscribers); i++) {
+  http.get({ host: hostname, port, path: "/api/events", agent: false }, (res) => {
+    let first = true
+    res.on("data", (d) => {
+      if (first) { first = false; if (++live === Number(subscribers)) console.log("start") }
+      bytes += d.length
+    })
+  })
+}
+if (Number(subscribers) === 0) console.log("start")
+process.stdin.on("data", () => {})
+process.stdin.on("end", () => { console.log(JSON.stringify({ bytes })); process.exit(0) })
+`
+
+const INJECTORS = `
+const http = await import("node:http")
+const [url, clients, seconds] = process.argv.slice(1)
+const { hostname, port } = new URL(url)
+const agent = new http.Agent({ keepAlive: true, maxSockets: Number(clients) })
+const stopAt = performance.now() + Number(seconds) * 1000
 const latencies = []
 let requests = 0
 let refused = 0
+const post = (body) => new Promise((resolve, reject) => {
+  const req = http.request(
+    { host: hostname, port, path: "/api/inject", method: "POST", agent, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) } },
+    (res) => { res.resume(); res.on("end", () => resolve(res.statusCode)) }
+  )
+  req.on("error", reject)
+  req.end(body)
+})
 const client = async (c) => {
   const body = JSON.stringify({ to: "ping", type: "Ping", fields: { n: 1, text: "Hello there, friend: how is the weather today?", sender: "c" + c } })
   while (performance.now() < stopAt) {
     const t0 = performance.now()
-    const res = await fetch(url + "api/inject", { method: "POST", headers: { "content-type": "application/json" }, body })
-    await res.arrayBuffer()
+    const status = await post(body)
     latencies.push(performance.now() - t0)
-    if (res.status === 202) requests++
-    else if (res.status === 429) refused++
-    else throw new Error("serve bench: HTTP " + res.status)
+    if (status === 202) requests++
+    else if (status === 429) refused++
+    else throw new Error("serve bench: HTTP " + status)
   }
 }
-await Promise.all(Array.from({ length: clients }, (_, c) => client(c)))
-console.log(JSON.stringify({ requests, refused, latencies, sseBytes }))
-abort.abort()
+await Promise.all(Array.from({ length: Number(clients) }, (_, c) => client(c)))
+console.log(JSON.stringify({ requests, refused, latencies }))
 process.exit(0)
 `
 
@@ -129,6 +143,8 @@ interface PhaseResult {
   readonly latencies: Float64Array
   readonly sseBytes: number
   readonly rss: number
+  /** The benchmark process's CPU time during the phase (the pump's thread, GC, I/O). */
+  readonly cpuMs: number
 }
 
 const phase = (mode: "http" | "in-process", options: ServeBenchOptions) =>
@@ -147,6 +163,7 @@ const phase = (mode: "http" | "in-process", options: ServeBenchOptions) =>
     let elapsed = 0
     let hops = 0
     let rss = 0
+    let cpuMs = 0
     const stopAt = () => started + options.seconds * 1000
     const measure = () => {
       elapsed = (performance.now() - started) / 1000
@@ -167,30 +184,35 @@ const phase = (mode: "http" | "in-process", options: ServeBenchOptions) =>
         admissionWait: Duration.seconds(1)
       }
       const { url } = yield* startServer(state, { host: "127.0.0.1", port: 0, token: undefined })
-      // The clients live in another process, as they would: their own cost (100 readers
-      // parsing the event streams) does not land on the server's thread.
-      const child = spawn(process.execPath, ["--input-type=module", "-e", CLIENTS, url, String(options.clients), String(options.subscribers), String(options.seconds)], {
-        stdio: ["ignore", "pipe", "inherit"]
-      })
-      yield* Effect.addFinalizer(() => Effect.sync(() => child.kill("SIGKILL")))
-      const lines = readLines(child)
-      const ready = yield* Effect.promise(() => lines.next())
-      if (ready !== "start") throw new Error(`serve bench: the clients said ${ready}`)
+      const spawnNode = (script: string, args: ReadonlyArray<string>) =>
+        Effect.acquireRelease(
+          Effect.sync(() => spawn(process.execPath, ["--input-type=module", "-e", script, url, ...args], { stdio: ["pipe", "pipe", "inherit"] })),
+          (child) => Effect.sync(() => child.kill("SIGKILL"))
+        )
+      const readers = yield* spawnNode(READERS, [String(options.subscribers)])
+      const readerLines = readLines(readers)
+      const ready = yield* Effect.promise(() => readerLines.next())
+      if (ready !== "start") throw new Error(`serve bench: the subscribers said ${ready}`)
+      const injectors = yield* spawnNode(INJECTORS, [String(options.clients), String(options.seconds)])
       started = performance.now()
-      const report = JSON.parse(yield* Effect.promise(() => lines.next())) as {
+      const cpu0 = process.cpuUsage()
+      const report = JSON.parse(yield* Effect.promise(() => readLines(injectors).next())) as {
         requests: number
         refused: number
         latencies: Array<number>
-        sseBytes: number
       }
       measure()
+      const cpu = process.cpuUsage(cpu0)
+      cpuMs = (cpu.user + cpu.system) / 1000
+      readers.stdin!.end()
+      sseBytes = (JSON.parse(yield* Effect.promise(() => readerLines.next())) as { bytes: number }).bytes
       requests = report.requests
       refused = report.refused
       latencies.push(...report.latencies)
-      sseBytes = report.sseBytes
       yield* pump.awaitIdle
     } else {
       started = performance.now()
+      const cpu0 = process.cpuUsage()
       const injector = (c: number) =>
         Effect.gen(function*() {
           while (performance.now() < stopAt()) {
@@ -205,11 +227,13 @@ const phase = (mode: "http" | "in-process", options: ServeBenchOptions) =>
         })
       yield* Effect.forEach(Array.from({ length: options.clients }, (_, c) => c), injector, { concurrency: "unbounded", discard: true })
       measure()
+      const cpu = process.cpuUsage(cpu0)
+      cpuMs = (cpu.user + cpu.system) / 1000
       yield* pump.awaitIdle
     }
     const c = pump.counters()
     if (c.rejected + c.guardStopped > 0) throw new Error(`serve bench: ${JSON.stringify(c)}`)
-    const result: PhaseResult = { requests, refused, hops, elapsed, latencies: Float64Array.from(latencies).sort(), sseBytes, rss }
+    const result: PhaseResult = { requests, refused, hops, elapsed, latencies: Float64Array.from(latencies).sort(), sseBytes, rss, cpuMs }
     return result
   }).pipe(
     Effect.scoped,
@@ -240,11 +264,14 @@ export const serveBench = (options: ServeBenchOptions) =>
       hops_per_s: Math.round(httpHops),
       sse_mb_per_s: round(http.sseBytes / 1024 / 1024 / http.elapsed, 1),
       rss_mb: http.rss,
+      server_cpu_us_per_hop: round((http.cpuMs * 1000) / http.hops, 1),
+      server_cpu_per_wall: round(http.cpuMs / 1000 / http.elapsed),
       inprocess_injections_per_s: Math.round(local.requests / local.elapsed),
       inprocess_p50_ms: round(percentile(local.latencies, 50), 3),
       inprocess_p99_ms: round(percentile(local.latencies, 99), 3),
       inprocess_hops_per_s: Math.round(localHops),
       inprocess_rss_mb: local.rss,
+      inprocess_cpu_us_per_hop: round((local.cpuMs * 1000) / local.hops, 1),
       ratio: round(httpHops / localHops)
     }
   })

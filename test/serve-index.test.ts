@@ -7,7 +7,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Fiber, Stream } from "effect"
 import { HandlerCompleted, MessageRejected, MessageSent, type PumpEvent, ThreadCompleted, ThreadCreated } from "../src/domain/PumpEvent.js"
 import { ConversationIndex } from "../src/server/ConversationIndex.js"
-import { LiveEvents } from "../src/server/LiveEvents.js"
+import { batchEvents, FLUSH_MS, LiveEvents } from "../src/server/LiveEvents.js"
 
 const sent = (root: string, thread: string, parent: string | null, payload = "<Ping><N>1</N></Ping>") =>
   new MessageSent({
@@ -96,19 +96,47 @@ describe("LiveEvents", () => {
     Effect.gen(function*() {
       const live = new LiveEvents()
       const batches = yield* Stream.runCollect(Stream.take(live.stream(undefined, 3), 1))
-      expect(Chunk.toReadonlyArray(batches)[0]).toEqual({ skipped: 0, events: [] })
+      expect(Chunk.toReadonlyArray(batches)[0]).toEqual({ skipped: 0, runs: [] })
 
       // A subscriber that takes its first (empty) batch and then stops reading for a while.
-      const fiber = yield* Effect.fork(Stream.runCollect(Stream.take(live.stream(undefined, 3), 2)))
-      yield* Effect.yieldNow()
-      while (live.connected === 0) yield* Effect.yieldNow()
-      const events = conversation("c1").concat(conversation("c2"))
-      for (const e of events) live.publish(e)
-      const [, second] = Chunk.toReadonlyArray(yield* Fiber.join(fiber))
-      expect(second!.events).toEqual(events.slice(0, 3))
-      expect(second!.skipped).toBe(events.length - 3)
-      expect(live.jsonBatch(second!)[0]).toBe(JSON.stringify({ type: "Skipped", thread: null, count: events.length - 3 }))
+      yield* Effect.scoped(Effect.gen(function*() {
+        const pull = yield* Stream.toPull(live.stream(undefined, 3))
+        expect(Chunk.toReadonlyArray(yield* pull)).toEqual([{ skipped: 0, runs: [] }])
+        const first = conversation("c1").slice(0, 2)
+        const later = conversation("c1").slice(2).concat(conversation("c2"))
+        // Two runs: what is published within one flush interval is sealed together.
+        for (const e of first) live.publish(e)
+        yield* Effect.sleep(FLUSH_MS * 3)
+        for (const e of later) live.publish(e)
+        yield* Effect.sleep(FLUSH_MS * 3)
+        const [second] = Chunk.toReadonlyArray(yield* pull)
+        // The first run fitted in its buffer of 3; the second did not and was skipped whole.
+        expect(batchEvents(second!)).toEqual(first)
+        expect(second!.skipped).toBe(later.length)
+        const texts = live.jsonBatch(second!)
+        expect(texts[0]).toBe(JSON.stringify({ type: "Skipped", thread: null, count: later.length }))
+        expect(texts.slice(1).map((t) => JSON.parse(t).type)).toEqual(first.map((e) => e._tag))
+      }))
+      // The client's buffer goes with its stream.
       expect(live.connected).toBe(0)
+    }))
+
+  it.live("every client that takes all events is sent the same bytes, encoded once", () =>
+    Effect.gen(function*() {
+      const live = new LiveEvents()
+      const clients = yield* Effect.forkAll([1, 2, 3].map(() => Stream.runCollect(Stream.take(live.stream(undefined), 2))))
+      while (live.connected < 3) yield* Effect.yieldNow()
+      const events = conversation("c1")
+      for (const e of events) live.publish(e)
+      const seconds = (yield* Fiber.join(clients)).map((c) => Chunk.toReadonlyArray(c)[1]!)
+      const parts = seconds.map((b) => live.sseParts(b))
+      expect(parts[0]).toHaveLength(1)
+      expect(parts[1]![0]).toBe(parts[0]![0])
+      expect(parts[2]![0]).toBe(parts[0]![0])
+      const text = new TextDecoder().decode(parts[0]![0])
+      expect(text.split("\n\n").filter((s) => s !== "").map((s) => JSON.parse(s.slice("data: ".length)).type)).toEqual(
+        events.map((e) => e._tag)
+      )
     }))
 
   it.live("a client of one conversation gets only its events", () =>
@@ -118,7 +146,7 @@ describe("LiveEvents", () => {
       while (live.connected === 0) yield* Effect.yieldNow()
       for (const e of conversation("c1").concat(conversation("c2"))) live.publish(e)
       const [, batch] = Chunk.toReadonlyArray(yield* Fiber.join(fiber))
-      expect(batch!.events).toEqual(conversation("c2").map((e) => expect.objectContaining({ _tag: e._tag })))
-      expect(batch!.events.every((e) => (e as any).root === "c2" || e.thread === "c2")).toBe(true)
+      expect(batchEvents(batch!)).toEqual(conversation("c2").map((e) => expect.objectContaining({ _tag: e._tag })))
+      expect(batchEvents(batch!).every((e) => (e as any).root === "c2" || e.thread === "c2")).toBe(true)
     }))
 })

@@ -1,12 +1,17 @@
 /**
- * Live events for HTTP clients (Server-Sent Events, WebSocket): one pump observer fans each
- * event out to the connected clients' own bounded buffers. A client that reads too slowly
- * (its socket full, so its stream is not pulled) does not slow the pump and does not grow
- * memory: once its buffer is full, further events are skipped and counted, and when it
- * catches up it gets one `{"type":"Skipped","count":N}` marker before the next event.
+ * Live events for HTTP clients (Server-Sent Events, WebSocket): one pump observer feeds a hub
+ * that fans events out to the connected clients. The pump's side must stay cheap however many
+ * clients listen and however slowly they read, so the hub works in runs:
  *
- * Each event is turned into JSON (the `organism run --json` shape) at most once, by the
- * first client that sends it, however many clients receive it.
+ * - `publish` (on the pump's path) appends the event to the current run: one push, whatever
+ *   the number of clients. Only clients of one conversation (`?thread=`) look at each event.
+ * - Every `FLUSH_MS` the run is sealed and handed, as one shared object, to every client that
+ *   takes all events. A run is turned into JSON and into Server-Sent-Event bytes at most once,
+ *   by the first client that sends it; every other client writes the same bytes.
+ * - A client that reads too slowly (its socket full, so its stream is not pulled) does not
+ *   slow the pump and does not grow memory: it holds at most `capacity` events; a run that
+ *   does not fit is skipped whole and counted, and when the client catches up it gets one
+ *   `{"type":"Skipped","count":N}` marker before the next events.
  */
 import { Effect, Stream } from "effect"
 import { eventToJson, type PumpEvent } from "../domain/PumpEvent.js"
@@ -15,132 +20,156 @@ import { conversationOf } from "./ConversationIndex.js"
 /** Events waiting for one client, at most. */
 export const CLIENT_BUFFER = 1000
 
-const encoder = new TextEncoder()
-
-/** What a client is sent: the events waiting for it, and how many it missed before them. */
-export interface Batch {
-  readonly skipped: number
-  readonly events: ReadonlyArray<PumpEvent>
-}
-
-/** @internal */
-export class Client {
-  buffer: Array<PumpEvent> = []
-  skipped = 0
-  wake: (() => void) | undefined = undefined
-  closed = false
-  constructor(readonly hub: LiveEvents, readonly conversation: string | undefined, readonly capacity: number) {}
-
-  offer(e: PumpEvent): void {
-    if (this.conversation !== undefined && conversationOf(e) !== this.conversation) return
-    if (this.buffer.length >= this.capacity) {
-      this.skipped++
-      return
-    }
-    this.buffer.push(e)
-    if (this.wake !== undefined) this.hub.wakeSoon(this)
-  }
-}
-
 /**
- * Clients are woken at most this often: each then sends what gathered in one write, rather
- * than one write per event per client — with many clients, writes are what the fan-out costs.
+ * Runs are sealed, and clients woken, at most this often: each client then sends what
+ * gathered in one write, rather than one write per event per client — with many clients,
+ * writes are what the fan-out costs.
  */
 export const FLUSH_MS = 20
 
+const encoder = new TextEncoder()
+
+/** Events published together, shared by every client that receives them; encoded once. */
+export class Run {
+  private json: ReadonlyArray<string> | undefined = undefined
+  private sse: Uint8Array | undefined = undefined
+  constructor(readonly events: ReadonlyArray<PumpEvent>) {}
+
+  /** Each event in the `organism run --json` shape. */
+  jsonTexts(): ReadonlyArray<string> {
+    return this.json ??= this.events.map((e) => JSON.stringify(eventToJson(e)))
+  }
+
+  /** The events as Server-Sent Events (`data: JSON`), in one buffer. */
+  sseBytes(): Uint8Array {
+    return this.sse ??= encoder.encode(this.jsonTexts().map((j) => `data: ${j}\n\n`).join(""))
+  }
+}
+
+/** What a client is sent: how many events it missed, then the runs waiting for it. */
+export interface Batch {
+  readonly skipped: number
+  readonly runs: ReadonlyArray<Run>
+}
+
+/** The events of a batch, in order. */
+export const batchEvents = (batch: Batch): ReadonlyArray<PumpEvent> =>
+  batch.runs.length === 1 ? batch.runs[0]!.events : batch.runs.flatMap((r) => r.events)
+
+/** @internal */
+class Client {
+  runs: Array<Run> = []
+  /** Events of one conversation not yet sealed into a run (clients with a filter only). */
+  own: Array<PumpEvent> = []
+  held = 0
+  skipped = 0
+  wake: (() => void) | undefined = undefined
+  constructor(readonly conversation: string | undefined, readonly capacity: number) {}
+
+  take(run: Run): void {
+    const n = run.events.length
+    if (this.held + n > this.capacity) this.skipped += n
+    else {
+      this.runs.push(run)
+      this.held += n
+    }
+  }
+
+  get waiting(): boolean {
+    return this.runs.length > 0 || this.skipped > 0
+  }
+}
+
 export class LiveEvents {
-  private clients: ReadonlyArray<Client> = []
-  private readonly toWake = new Set<Client>()
+  /** Clients that take every event, and clients of one conversation. */
+  private all: ReadonlyArray<Client> = []
+  private filtered: ReadonlyArray<Client> = []
+  private current: Array<PumpEvent> = []
   private timer: ReturnType<typeof setTimeout> | undefined = undefined
 
-  /** @internal */
-  wakeSoon(client: Client): void {
-    this.toWake.add(client)
+  get connected(): number {
+    return this.all.length + this.filtered.length
+  }
+
+  /** Called by the pump's observer for every event. */
+  readonly publish = (e: PumpEvent): void => {
+    const filtered = this.filtered
+    if (filtered.length > 0) {
+      const c = conversationOf(e)
+      for (let i = 0; i < filtered.length; i++) {
+        const client = filtered[i]!
+        if (client.conversation === c) {
+          client.own.push(e)
+          this.flushSoon()
+        }
+      }
+    }
+    if (this.all.length > 0) {
+      this.current.push(e)
+      this.flushSoon()
+    }
+  }
+
+  private flushSoon(): void {
     if (this.timer === undefined) this.timer = setTimeout(this.flush, FLUSH_MS)
   }
 
   private readonly flush = () => {
     this.timer = undefined
-    for (const client of this.toWake) {
-      const w = client.wake
-      if (w !== undefined) {
-        client.wake = undefined
-        w()
+    if (this.current.length > 0) {
+      const run = new Run(this.current)
+      this.current = []
+      for (const client of this.all) client.take(run)
+    }
+    for (const client of this.filtered) {
+      if (client.own.length > 0) {
+        const run = new Run(client.own)
+        client.own = []
+        client.take(run)
       }
     }
-    this.toWake.clear()
-  }
-  private readonly json = new WeakMap<PumpEvent, string>()
-
-  get connected(): number {
-    return this.clients.length
-  }
-
-  /** Called by the pump's observer for every event. */
-  readonly publish = (e: PumpEvent): void => {
-    const clients = this.clients
-    for (let i = 0; i < clients.length; i++) clients[i]!.offer(e)
-  }
-
-  private readonly sse = new WeakMap<PumpEvent, Uint8Array>()
-
-  /** The event as one Server-Sent Event (`data: JSON`), encoded once for every client. */
-  sseOf(e: PumpEvent): Uint8Array {
-    let bytes = this.sse.get(e)
-    if (bytes === undefined) {
-      bytes = encoder.encode(`data: ${this.jsonOf(e)}\n\n`)
-      this.sse.set(e, bytes)
-    }
-    return bytes
-  }
-
-  jsonOf(e: PumpEvent): string {
-    let text = this.json.get(e)
-    if (text === undefined) {
-      text = JSON.stringify(eventToJson(e))
-      this.json.set(e, text)
-    }
-    return text
+    for (const client of this.all) wake(client)
+    for (const client of this.filtered) wake(client)
   }
 
   /**
-   * A client's events as JSON texts, for as long as the stream runs, restricted to one
-   * conversation when given. The first batch is empty and says the subscription is live:
-   * no event published after it is missed. Later batches hold what was waiting.
+   * A client's events, for as long as the stream runs, restricted to one conversation when
+   * given. The first batch is empty and says the subscription is live: no event published
+   * after it is missed. Later batches hold what was waiting.
    */
   stream(conversation: string | undefined, capacity: number = CLIENT_BUFFER): Stream.Stream<Batch> {
     return Stream.unwrapScoped(
       Effect.map(
         Effect.acquireRelease(
           Effect.sync(() => {
-            const client = new Client(this, conversation, capacity)
-            this.clients = [...this.clients, client]
+            const client = new Client(conversation, capacity)
+            if (conversation === undefined) this.all = [...this.all, client]
+            else this.filtered = [...this.filtered, client]
             return client
           }),
           (client) =>
             Effect.sync(() => {
-              client.closed = true
-              this.toWake.delete(client)
-              this.clients = this.clients.filter((c) => c !== client)
+              this.all = this.all.filter((c) => c !== client)
+              this.filtered = this.filtered.filter((c) => c !== client)
             })
         ),
         // An empty batch first: the subscription is in place, the client may start sending.
         (client) =>
           Stream.concat(
-            Stream.succeed<Batch>({ skipped: 0, events: [] }),
+            Stream.succeed<Batch>({ skipped: 0, runs: [] }),
             Stream.repeatEffect(
               Effect.zipRight(
                 Effect.async<void>((resume) => {
-                  if (client.buffer.length > 0) return resume(Effect.void)
+                  if (client.waiting) return resume(Effect.void)
                   client.wake = () => resume(Effect.void)
                   return Effect.sync(() => void (client.wake = undefined))
                 }),
                 Effect.sync((): Batch => {
-                  const events = client.buffer
-                  const skipped = client.skipped
-                  client.buffer = []
+                  const batch = { skipped: client.skipped, runs: client.runs }
+                  client.runs = []
+                  client.held = 0
                   client.skipped = 0
-                  return { skipped, events }
+                  return batch
                 })
               )
             )
@@ -153,16 +182,26 @@ export class LiveEvents {
   jsonBatch(batch: Batch): Array<string> {
     const out: Array<string> = []
     if (batch.skipped > 0) out.push(skippedJson(batch.skipped))
-    for (const e of batch.events) out.push(this.jsonOf(e))
+    for (const run of batch.runs) out.push(...run.jsonTexts())
     return out
   }
 
-  /** A batch as Server-Sent Events in one buffer. */
-  sseBatch(batch: Batch): Uint8Array {
-    const parts: Array<Uint8Array> = []
-    if (batch.skipped > 0) parts.push(encoder.encode(`data: ${skippedJson(batch.skipped)}\n\n`))
-    for (const e of batch.events) parts.push(this.sseOf(e))
-    return parts.length === 1 ? parts[0]! : Buffer.concat(parts)
+  /**
+   * A batch as Server-Sent Events: the skip marker when events were missed, then each run's
+   * shared bytes — written as they are, never copied per client.
+   */
+  sseParts(batch: Batch): ReadonlyArray<Uint8Array> {
+    const parts = batch.runs.map((run) => run.sseBytes())
+    if (batch.skipped > 0) parts.unshift(encoder.encode(`data: ${skippedJson(batch.skipped)}\n\n`))
+    return parts
+  }
+}
+
+const wake = (client: Client) => {
+  const w = client.wake
+  if (w !== undefined && client.waiting) {
+    client.wake = undefined
+    w()
   }
 }
 

@@ -59,7 +59,7 @@ const sse = ({ live }: ServeState) => Effect.gen(function*() {
   const request = yield* HttpServerRequest.HttpServerRequest
   const hello = encoder.encode(`: live\ndata: ${LIVE}\n\n`)
   const events = live.stream(conversationParam(request)).pipe(
-    Stream.map((batch) => (batch.events.length === 0 && batch.skipped === 0 ? hello : live.sseBatch(batch))),
+    Stream.mapConcat((batch) => (batch.runs.length === 0 && batch.skipped === 0 ? [hello] : live.sseParts(batch))),
     Stream.merge(Stream.map(Stream.drop(Stream.tick(HEARTBEAT), 1), () => encoder.encode(": ping\n\n")))
   )
   return HttpServerResponse.stream(events, {
@@ -77,7 +77,7 @@ const websocket = ({ live }: ServeState) => Effect.gen(function*() {
   // What a client writes is ignored; reading tells when it goes away.
   yield* live.stream(thread).pipe(
     Stream.runForEach((batch) =>
-      batch.events.length === 0 && batch.skipped === 0 ? write(LIVE) : Effect.forEach(live.jsonBatch(batch), write, { discard: true })
+      batch.runs.length === 0 && batch.skipped === 0 ? write(LIVE) : Effect.forEach(live.jsonBatch(batch), write, { discard: true })
     ),
     Effect.raceFirst(socket.runRaw(() => {})),
     Effect.ignore
