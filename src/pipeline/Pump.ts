@@ -132,8 +132,8 @@ export declare namespace Pump {
     readonly threads: () => { readonly roots: number; readonly nodes: number }
     /**
      * Stops taking external messages and waits for in-flight work to finish, up to
-     * `deadline`. Messages waiting for approval are stopped at once by the `shutdown` guard
-     * (a drain never waits for a person). Past the deadline, what is left is stopped and booked — messages by the
+     * `deadline`. Messages waiting for approval are stopped at once by the `unapproved` guard
+     * (a drain never waits for a person); their senders hear it. Past the deadline, what is left is stopped and booked — messages by the
      * `shutdown` guard, handler jobs interrupted (their callers hear it) — and it returns
      * once the books add up, saying how many handler jobs were still open at the deadline.
      */
@@ -461,7 +461,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
     drain: (deadline) =>
       Effect.suspend(() => {
         core.stopped = true
-        desk.drain("the organism is draining: a message waiting for approval is not kept waiting")
+        desk.drain()
         return books.awaitIdle.pipe(
           Effect.as(true),
           Effect.timeoutTo({ duration: deadline, onSuccess: (b) => b, onTimeout: () => false }),

@@ -5,8 +5,12 @@
  * the Approvals service. It is settled, exactly once, by whichever comes first:
  * - a person approves: it is delivered as it would have been (on the version that judged it);
  * - a person denies: it is rejected at the `approval` stage, its sender hears the reason;
- * - its conversation is cancelled: stopped by the `cancelled` guard;
- * - the organism drains: stopped by the `shutdown` guard (a drain never waits for a person).
+ * - its conversation is cancelled: stopped by the `cancelled` guard (like every message of
+ *   a cancelled conversation — the SystemError to its sender too);
+ * - the organism drains: stopped by the `unapproved` guard — a drain never waits for a
+ *   person — and its sender hears why (a SystemError, delivered while the drain lets the
+ *   work in flight finish). A message that would be held once a drain has begun is stopped
+ *   the same way at once; past the drain's deadline, by the `shutdown` guard like any other.
  *
  * `awaitIdle` does not wait for people: the books call the pump idle when all that is left
  * in flight is held here (`Books.held`).
@@ -36,6 +40,8 @@ export interface Held {
   /** Delivers it: what `judge` would have decided had no approval been needed. */
   readonly dispatch: () => Outcome
 }
+
+const DRAINING = "the organism is draining and no one decided in time"
 
 export const makeApprovalDesk = (
   core: PumpCore,
@@ -120,9 +126,8 @@ export const makeApprovalDesk = (
 
   /** Holds a checked hop until a decision — or stops it at once when the organism drains. */
   const hold = (entry: Held) => {
-    if (core.stopped || core.halting !== undefined) {
-      return lifecycle.settle(entry.hop, stopped(entry, "shutdown", core.halting ?? "the organism is draining"))
-    }
+    if (core.halting !== undefined) return lifecycle.settle(entry.hop, stopped(entry, "shutdown", core.halting))
+    if (core.stopped) return lifecycle.settle(entry.hop, stopped(entry, "unapproved", DRAINING))
     const id = approvalId(entry.envelope)
     books.held++
     const same = held.get(id)
@@ -185,8 +190,8 @@ export const makeApprovalDesk = (
     hold,
     /** A cancelled conversation: its held messages are stopped by the `cancelled` guard. */
     cancel: (root: RootThread) => withdraw((e) => e.node.root === root, "cancelled", () => core.endings.of(root).detail),
-    /** A drain: every held message is stopped by the `shutdown` guard. */
-    drain: (reason: string) => withdraw(() => true, "shutdown", () => reason)
+    /** A drain: every held message is stopped by the `unapproved` guard. */
+    drain: () => withdraw(() => true, "unapproved", () => DRAINING)
   }
 }
 
