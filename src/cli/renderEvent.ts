@@ -61,7 +61,9 @@ export const renderEvent = (e: PumpEvent, injector: string, verbose: boolean): s
         ].filter((x) => x !== "").join("; ") || "no listener changed"}`
         : `↻ reload rejected, still running the last good version:\n  ${e.problems.join("\n  ")}`
     case "ApprovalRequested":
-      return `${t} ⏸ ${e.from} → ${e.to ?? "*"} waits for approval (${e.listener}): ${compact(e.payload)}\n           approve: !approve ${e.id}   deny: !deny ${e.id} REASON`
+      // The console takes any start of an id that names one pending approval.
+      return `${t} ⏸ ${e.from} → ${e.to ?? "*"} waits for approval (${e.listener}): ${compact(e.payload)}\n` +
+        `           approve: !approve ${e.id.slice(0, 12)}   deny: !deny ${e.id.slice(0, 12)} REASON`
     case "ApprovalDecided":
       return e.decision === "approved"
         ? `${t} ▶ approved by ${e.by}: ${e.id.slice(0, 12)} (${e.listener})`
