@@ -5,7 +5,7 @@
  * cancel and drain end what waits, and the books add up all along.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Either, Exit, Fiber, TestClock } from "effect"
+import { Duration, Effect, Either, Exit, FastCheck as fc, Fiber, TestClock } from "effect"
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join, relative } from "node:path"
@@ -313,6 +313,114 @@ describe("human approval", () => {
           expect(paid).toEqual([8])
         }))
     }).pipe(Effect.provide(Approvals.layerMemory)))
+})
+
+// --- as a property: whatever happens around them, held messages are settled exactly once ---
+
+/** `gate` (approval required) and `free` forward to each other a few times; some suspend. */
+const pingPong = (gateSuspends: number, required: boolean) =>
+  Organism.make({
+    listeners: [
+      Listener.make({
+        name: "gate",
+        payload: Ping,
+        approval: required ? "required" : "none",
+        timeout: Duration.seconds(2),
+        handler: (p) => {
+          const next = p.n > 4 ? Reply.none : Reply.forward("free", new Ping({ n: p.n + 1 }))
+          return gateSuspends > 0 ? Effect.as(Effect.sleep(Duration.seconds(gateSuspends)), next) : next
+        },
+        onSystem: () => Reply.none
+      }),
+      Listener.make({
+        name: "free",
+        payload: Ping,
+        handler: (p) => (p.n > 4 ? Reply.respond(new Pong({ n: p.n })) : Reply.forward("gate", new Ping({ n: p.n + 1 }))),
+        onSystem: () => Reply.none
+      })
+    ]
+  })
+
+type Step =
+  | { readonly _tag: "inject"; readonly to: "gate" | "free"; readonly n: number }
+  | { readonly _tag: "approve" | "deny" | "cancel"; readonly k: number }
+  | { readonly _tag: "reload"; readonly suspends: number; readonly required: boolean }
+  | { readonly _tag: "tick"; readonly seconds: number }
+
+const step: fc.Arbitrary<Step> = fc.oneof(
+  { weight: 3, arbitrary: fc.record({ _tag: fc.constant("inject" as const), to: fc.constantFrom("gate" as const, "free" as const), n: fc.integer({ min: 0, max: 5 }) }) },
+  { weight: 3, arbitrary: fc.record({ _tag: fc.constantFrom("approve" as const, "deny" as const), k: fc.nat(4) }) },
+  { weight: 1, arbitrary: fc.record({ _tag: fc.constant("cancel" as const), k: fc.nat(4) }) },
+  { weight: 1, arbitrary: fc.record({ _tag: fc.constant("reload" as const), suspends: fc.integer({ min: 0, max: 1 }), required: fc.boolean() }) },
+  { weight: 1, arbitrary: fc.record({ _tag: fc.constant("tick" as const), seconds: fc.integer({ min: 0, max: 2 }) }) }
+)
+
+/** Lets the pump (and the test clock) run until `fiber` is done, at most `seconds`. */
+const drive = <A, E>(fiber: Fiber.RuntimeFiber<A, E>, seconds: number) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < seconds && fiber.unsafePoll() === null; i++) {
+      yield* TestClock.adjust("1 second")
+      for (let j = 0; j < 20; j++) yield* Effect.yieldNow()
+    }
+    return fiber.unsafePoll()
+  })
+
+const settleScenario = (suspends: number, steps: ReadonlyArray<Step>, end: "approve" | "deny" | "drain") =>
+  Effect.gen(function*() {
+    const pump = yield* Pump.make(pingPong(suspends, true))
+    const roots: Array<string> = []
+    for (const s of steps) {
+      const pending = yield* pump.approvals.pending
+      switch (s._tag) {
+        case "inject":
+          roots.push(yield* pump.inject(s.to, new Ping({ n: s.n })))
+          break
+        case "approve":
+        case "deny": {
+          const p = pending[s.k % Math.max(1, pending.length)]
+          if (p !== undefined) yield* s._tag === "approve" ? pump.approvals.approve(p.id) : pump.approvals.deny(p.id, "no")
+          break
+        }
+        case "cancel":
+          if (roots.length > 0) yield* pump.cancel(roots[s.k % roots.length]!)
+          break
+        case "reload":
+          yield* pump.reload(pingPong(s.suspends, s.required))
+          break
+        case "tick":
+          yield* TestClock.adjust(Duration.seconds(s.seconds))
+          break
+      }
+      yield* Effect.yieldNow()
+      // In motion: what waits is part of what is in flight.
+      expect(pump.counters().pendingApprovals).toBeLessThanOrEqual(pump.counters().inFlight)
+    }
+    // Idle comes with messages still waiting: then they are decided (or drained) until none is left.
+    for (let round = 0; round < 50; round++) {
+      expect(yield* drive(yield* Effect.fork(pump.awaitIdle), 60)).toEqual(Exit.void)
+      expectBooked(pump)
+      const pending = yield* pump.approvals.pending
+      expect(pending).toHaveLength(new Set(pending.map((p) => p.id)).size)
+      if (pump.counters().pendingApprovals === 0) break
+      if (end === "drain") {
+        const drained = yield* Effect.fork(pump.drain(Duration.seconds(30)))
+        expect(yield* drive(drained, 60)).not.toBeNull()
+      } else {
+        for (const p of pending) yield* end === "approve" ? pump.approvals.approve(p.id) : pump.approvals.deny(p.id, "no")
+      }
+    }
+    expectBalanced(pump)
+    expect(yield* pump.approvals.pending).toEqual([])
+    expect(pump.threads()).toEqual({ roots: 0, nodes: 0 })
+  }).pipe(Effect.scoped, Effect.provide(Pump.layerServices))
+
+describe("human approval, as a property", () => {
+  it.effect.prop(
+    "approvals, denials, cancels, reloads and drains settle every held message exactly once; the books add up",
+    [fc.integer({ min: 0, max: 1 }), fc.array(step, { minLength: 1, maxLength: 20 }), fc.constantFrom("approve" as const, "deny" as const, "drain" as const)],
+    ([suspends, steps, end]) => settleScenario(suspends, steps, end),
+    { fastCheck: { numRuns: 40 } }
+  )
 })
 
 describe("approval in an organism file", () => {
