@@ -5,7 +5,7 @@
  * cancel and drain end what waits, and the books add up all along.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Either, Exit, FastCheck as fc, Fiber, TestClock } from "effect"
+import { Duration, Effect, Either, Exit, FastCheck as fc, Fiber, Layer, TestClock } from "effect"
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join, relative } from "node:path"
@@ -313,6 +313,20 @@ describe("human approval", () => {
           expect(paid).toEqual([8])
         }))
     }).pipe(Effect.provide(Approvals.layerMemory)))
+
+  it.effect("a pump that stops without a drain withdraws what it held from a service that outlives it", () =>
+    Effect.gen(function*() {
+      const desk = yield* Approvals
+      const paid: Array<number> = []
+      yield* Effect.scoped(Effect.gen(function*() {
+        const pump = yield* Pump.make(organismOf(paid, []))
+        yield* pump.inject("payments", new Ping({ n: 1 }))
+        yield* pump.awaitIdle
+        expect(yield* desk.pending).toHaveLength(1)
+      }))
+      expect(yield* desk.pending).toEqual([])
+      expect(paid).toEqual([])
+    }).pipe(Effect.provide(Layer.merge(Approvals.layerMemory, Pump.layerServices))))
 })
 
 // --- as a property: whatever happens around them, held messages are settled exactly once ---

@@ -259,6 +259,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
   const dispatcher = makeDispatcher(core, lifecycle, outbox, wheel, yield* Effect.runtime<R>(), suspended)
   // Requests are filed with the Approvals service on fibers of the pump's scope.
   const desk = makeApprovalDesk(core, lifecycle, dispatcher, approvals, yield* FiberSet.makeRuntime<never, void, never>())
+  yield* Effect.addFinalizer(() => desk.close)
   const delivery = makeDelivery(core, lifecycle, dispatcher, desk)
 
   registry.unsafeOnComplete((root) => {

@@ -191,7 +191,16 @@ export const makeApprovalDesk = (
     /** A cancelled conversation: its held messages are stopped by the `cancelled` guard. */
     cancel: (root: RootThread) => withdraw((e) => e.node.root === root, "cancelled", () => core.endings.of(root).detail),
     /** A drain: every held message is stopped by the `unapproved` guard. */
-    drain: () => withdraw(() => true, "unapproved", () => DRAINING)
+    drain: () => withdraw(() => true, "unapproved", () => DRAINING),
+    /**
+     * The pump is gone (its scope closed without a drain): what it held is withdrawn from the
+     * service — which may outlive it — so that no decision reaches a pump that is no more.
+     */
+    close: Effect.suspend(() => {
+      const ids = [...held.keys()]
+      held.clear()
+      return Effect.forEach(ids, (id) => approvals.withdraw(id, "the organism stopped"), { discard: true })
+    })
   }
 }
 
