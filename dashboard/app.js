@@ -38,6 +38,7 @@ const COUNTERS = [
   ["rejected", "rejected"],
   ["guardStopped", "guard-stopped"],
   ["inFlight", "in flight"],
+  ["pendingApprovals", "awaiting approval"],
   ["invocations", "invocations"]
 ]
 const renderCounters = (c) => {
@@ -92,6 +93,54 @@ const renderConversations = (list) => {
 }
 const refreshConversations = () => api("api/conversations?limit=200").then(renderConversations).catch(() => {})
 
+// --- approvals ---------------------------------------------------------------------------
+// Messages to listeners with `approval: required` wait here. Approve sends the envelope
+// shown, so the server refuses (409) a decision about any other message.
+const decide = async (p, verb, item) => {
+  const result = item.querySelector("output")
+  const reason = item.querySelector("input").value.trim()
+  if (verb === "deny" && reason === "") {
+    result.className = "error"
+    result.textContent = "a denial needs a reason (the sender hears it)"
+    return
+  }
+  const body = JSON.stringify(verb === "deny" ? { reason, envelope: p.envelope, by: "dashboard" } : { envelope: p.envelope, by: "dashboard" })
+  try {
+    await api(`api/approvals/${p.id}/${verb}`, { method: "POST", headers: { "content-type": "application/json" }, body })
+    item.remove()
+    refreshApprovals()
+  } catch (e) {
+    result.className = "error"
+    result.textContent = e.message
+  }
+}
+
+const renderApprovals = (list) => {
+  $("approvals-panel").hidden = list.length === 0
+  $("approval-count").textContent = `(${list.length})`
+  // A list being typed in (a reason) is not redrawn under the cursor.
+  const typing = document.activeElement?.closest?.("#approvals") && document.activeElement.value !== ""
+  if (typing) return
+  $("approvals").replaceChildren(
+    ...list.map((p) => {
+      const item = el(
+        "li",
+        { "data-approval": p.id, "data-thread": p.root },
+        el("div", { class: "head" }, el("b", { text: p.from }), " → ", el("b", { text: p.to ?? "(broadcast)" }), ` ${p.payloadType}`, el("span", { class: "time", text: time(p.requestedAt) })),
+        el("pre", { class: "payload", text: p.payload }),
+        el("div", { class: "meta", text: `id ${p.id.slice(0, 16)}… · conversation ${p.root.slice(0, 8)}` }),
+        el("input", { type: "text", placeholder: "reason (to deny)", "aria-label": "reason" }),
+        el("div", { class: "actions" }, el("button", { type: "button", class: "approve", text: "Approve" }), el("button", { type: "button", class: "deny", text: "Deny" })),
+        el("output", { role: "status" })
+      )
+      item.querySelector("button.approve").addEventListener("click", () => decide(p, "approve", item))
+      item.querySelector("button.deny").addEventListener("click", () => decide(p, "deny", item))
+      return item
+    })
+  )
+}
+const refreshApprovals = () => api("api/approvals").then(renderApprovals).catch(() => {})
+
 // --- one conversation --------------------------------------------------------------------
 const eventItem = (e, depthOf) => {
   const at = el("span", { class: "time", text: time(e.time) })
@@ -128,6 +177,10 @@ const eventItem = (e, depthOf) => {
         el("div", { class: "head" }, el("b", { text: `model call ${e.type.slice(7).toLowerCase()}` }), ` ${[...parts, tokens, cost, e.finishReason, e.reason].filter((p) => p !== null && p !== undefined).join(" · ")}`, at)
       )
     }
+    case "ApprovalRequested":
+      return el("li", { class: "guard", "data-kind": "approval" }, el("div", { class: "head" }, el("b", { text: "waits for approval" }), ` by ${e.listener} · id ${e.id.slice(0, 12)}`, at))
+    case "ApprovalDecided":
+      return el("li", { class: e.decision === "approved" ? "message" : "rejected", "data-kind": "approval" }, el("div", { class: "head" }, el("b", { text: e.decision }), e.decision === "approved" ? ` by ${e.by}` : ` by ${e.by}: ${e.reason}`, at))
     case "ThreadCompleted":
       return el("li", { class: "ended", "data-kind": "ended" }, el("div", { class: "head" }, el("b", { text: "ended" }), e.reason ? `: ${reasonText(e.reason)}` : "", ` (${e.invocations} invocations)`, at))
     default:
@@ -204,6 +257,7 @@ const schedule = () => {
     pending = false
     refreshConversations()
     refreshCounters()
+    refreshApprovals()
     if (selected !== null) showConversation(selected)
   }, 250)
 }
@@ -225,4 +279,5 @@ const connect = () => {
 loadForm().catch((e) => ($("send-result").textContent = e.message))
 refreshConversations()
 refreshCounters()
+refreshApprovals()
 connect()

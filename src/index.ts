@@ -32,6 +32,16 @@ export { XmlEngine } from "./services/XmlEngine.js"
 export { ThreadRegistry } from "./services/ThreadRegistry.js"
 export * from "./services/errors.js"
 export { Events } from "./services/Events.js"
+export {
+  type ApprovalError,
+  ApprovalMismatch,
+  ApprovalNotPending,
+  approvalId,
+  Approvals,
+  Decision as ApprovalDecision,
+  type DecideOptions,
+  type PendingApproval
+} from "./services/Approvals.js"
 export { Journal, JournalError, type JournalContents } from "./services/Journal.js"
 export { JournalRecord } from "./domain/JournalRecord.js"
 export * as Tracing from "./observability/Tracing.js"

@@ -45,8 +45,9 @@ const kinds = [
 // (whose kinds come from this list) can never name it. PeerViolation (a reply to a listener
 // that is not a peer) and StageRejected (an organism's own stage) judge replies and
 // organisms, not raw input: the corpus has no organism stage and no peers to violate.
+// ApprovalDenied is a person's decision (approval: required), never the input's.
 const everyKind: [
-  Exclude<IngressErrorKind, (typeof kinds)[number] | "InternalError" | "PeerViolation" | "StageRejected">
+  Exclude<IngressErrorKind, (typeof kinds)[number] | "InternalError" | "PeerViolation" | "StageRejected" | "ApprovalDenied">
 ] extends [never] ? true : never = true
 
 const Accepted = Schema.Struct({

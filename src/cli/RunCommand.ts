@@ -13,6 +13,7 @@ import { Events } from "../services/Events.js"
 import { Journal, type JournalError } from "../services/Journal.js"
 import { LlmRouter } from "../services/LlmRouter.js"
 import { XmlEngine } from "../services/XmlEngine.js"
+import { approvalCommand } from "./approvalCommands.js"
 import { reportConfigError, reportConfigWarnings, reportLlmConfigError } from "./configErrors.js"
 import { ExitWith, UsageError } from "./Exit.js"
 import { reportToStderr, withStackReports } from "./handlerStacks.js"
@@ -61,6 +62,8 @@ const HELP = `Type a line to send it:
   @listener some text            sends TextInput{text} to the listener
   @listener <Payload>…</Payload>  sends that payload
   !cancel ID                     cancels a conversation (its id, or the start the console shows)
+  !approvals                     lists the messages waiting for approval
+  !approve ID / !deny ID REASON  decides one (its id, or a start of it)
 End input (Ctrl-D) to finish once idle; Ctrl-C drains and stops.`
 
 /** Reads `@listener text` / `@listener <Xml/>` into a target and payload. */
@@ -314,6 +317,13 @@ const runLoaded = (
                     Console.error(`organism: input line ${lineNumber}: no running conversation ${cancel[1]}`)
                   ))
             }
+            const approval = approvalCommand(pump, line.trim(), organism.settings.injector)
+            if (approval !== undefined) {
+              return Effect.flatMap(approval, (answer) =>
+                answer.ok
+                  ? Console.error(`organism: ${answer.text}`)
+                  : Effect.zipRight(Effect.sync(() => void badInput++), Console.error(`organism: input line ${lineNumber}: ${answer.text}`)))
+            }
             const parsed = parseConsoleLine(engine, line)
             if (Either.isLeft(parsed)) {
               badInput++
@@ -325,6 +335,13 @@ const runLoaded = (
           if (opts.watch) return yield* Effect.never
         }
         yield* pump.awaitIdle
+        // Idle with messages still waiting for a person: the run ends, so they are stopped
+        // (the unapproved guard; their senders hear it) before the summary.
+        const waiting = pump.counters().pendingApprovals
+        if (waiting > 0) {
+          yield* Console.error(`organism: ${waiting} message${waiting === 1 ? "" : "s"} still waiting for approval at the end of the run: stopped undecided`)
+          yield* pump.drain(opts.drainTimeout)
+        }
       })
 
       // The reader of standard output going away (`| head`) ends the run like Ctrl-C does,

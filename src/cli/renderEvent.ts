@@ -60,6 +60,14 @@ export const renderEvent = (e: PumpEvent, injector: string, verbose: boolean): s
           e.details.length > 0 ? `updated ${e.details.join("; ")}` : ""
         ].filter((x) => x !== "").join("; ") || "no listener changed"}`
         : `↻ reload rejected, still running the last good version:\n  ${e.problems.join("\n  ")}`
+    case "ApprovalRequested":
+      // The console takes any start of an id that names one pending approval.
+      return `${t} ⏸ ${e.from} → ${e.to ?? "*"} waits for approval (${e.listener}): ${compact(e.payload)}\n` +
+        `           approve: !approve ${e.id.slice(0, 12)}   deny: !deny ${e.id.slice(0, 12)} REASON`
+    case "ApprovalDecided":
+      return e.decision === "approved"
+        ? `${t} ▶ approved by ${e.by}: ${e.id.slice(0, 12)} (${e.listener})`
+        : `${t} ✗ ${e.decision === "denied" ? `denied by ${e.by}` : "withdrawn"}: ${e.id.slice(0, 12)} (${e.listener}): ${e.reason}`
     case "RawReceived":
       return verbose ? `${t} (raw) ${e.size} bytes received` : undefined
     case "LlmCallStarted":

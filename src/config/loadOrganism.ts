@@ -300,7 +300,8 @@ const loadListener = (
       retry: config.retry === undefined ? undefined : retrySchedule(config.retry),
       concurrency: config.concurrency,
       maxConcurrent: config.max_concurrent,
-      maxTokensPerThread: config.max_tokens_per_thread
+      maxTokensPerThread: config.max_tokens_per_thread,
+      approval: config.approval
     }
     if (llmAgent) {
       return Either.right(

@@ -18,7 +18,8 @@ export const Stage = Schema.Literal(
   "decode",
   "dispatch",
   "stage",
-  "outbox"
+  "outbox",
+  "approval"
 )
 export type Stage = typeof Stage.Type
 
@@ -222,6 +223,22 @@ export class StageRejected extends Schema.TaggedError<StageRejected>()("StageRej
   }
 }
 
+/**
+ * A listener with `approval: required` was sent this message and a person denied it, with
+ * their reason (the sender hears it as a SystemError).
+ */
+export class ApprovalDenied extends Schema.TaggedError<ApprovalDenied>()("ApprovalDenied", {
+  ...common,
+  stage: stage("approval"),
+  /** The approval's id: the SHA-256 (hex) of the canonical envelope. */
+  id: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `denied by an approver: ${this.reason}`
+  }
+}
+
 export type IngressError =
   | MessageTooLarge
   | InvalidEncoding
@@ -242,5 +259,6 @@ export type IngressError =
   | PeerViolation
   | StageRejected
   | InternalError
+  | ApprovalDenied
 
 export type IngressErrorKind = IngressError["_tag"]

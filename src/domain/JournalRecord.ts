@@ -328,6 +328,11 @@ export const recordOf = (seq: number, e: PumpEvent): LifecycleRecord | undefined
         }, true)
     case "AgentState":
       return undefined
+    // A person's decision shows in the message's own records: dispatched when approved,
+    // failed (rejected at the approval stage, or stopped by a guard) otherwise.
+    case "ApprovalRequested":
+    case "ApprovalDecided":
+      return undefined
     case "LlmCallStarted":
       return new ModelCallStarted({ type: "model-call", step: "started", seq, ...fieldsOf(e), time: micros(e.time) }, true)
     case "LlmCallCompleted":

@@ -92,7 +92,15 @@ export interface Listener<A = any, R = any> {
    * LlmRouter; see `Listener.llmAgent`).
    */
   readonly llm: LlmAgentOptions | undefined
+  /**
+   * `"required"`: every message addressed to this listener waits, once it has passed every
+   * check, for a person to approve or deny it (see the Approvals service).
+   */
+  readonly approval: ApprovalPolicy
 }
+
+/** Whether messages to a listener wait for a person's decision. */
+export type ApprovalPolicy = "none" | "required"
 
 /** How an LLM agent calls its model. */
 export interface LlmAgentOptions {
@@ -128,6 +136,8 @@ export interface ListenerOptions<A, Accepts extends ReadonlyArray<PayloadType<an
   readonly maxConcurrent?: number | undefined
   readonly prompt?: string | undefined
   readonly maxTokensPerThread?: number | undefined
+  /** `"required"`: messages to it wait for a person to approve them (default `"none"`). */
+  readonly approval?: ApprovalPolicy | undefined
 }
 
 /**
@@ -159,6 +169,7 @@ export const Listener: {
     maxConcurrent: options.maxConcurrent,
     prompt: options.prompt,
     maxTokensPerThread: options.maxTokensPerThread,
-    llm: undefined
+    llm: undefined,
+    approval: options.approval ?? "none"
   }),
 } as const

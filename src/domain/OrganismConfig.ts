@@ -112,7 +112,9 @@ export class ListenerConfig extends Schema.Class<ListenerConfig>("ListenerConfig
   /** LLM agents: the model to ask (the router's default otherwise). */
   model: Schema.optional(Text),
   /** LLM agents: caps each answer. */
-  max_output_tokens: Schema.optional(PositiveInt)
+  max_output_tokens: Schema.optional(PositiveInt),
+  /** `required`: every message to this listener waits for a person to approve or deny it. */
+  approval: Schema.optional(Schema.Literal("none", "required").annotations(expectedOneOf(`"required" or "none"`)))
 }) {}
 
 export class BootConfig extends Schema.Class<BootConfig>("BootConfig")({

@@ -146,6 +146,41 @@ export class HandlerFailed extends Schema.TaggedClass<HandlerFailed>()("HandlerF
   detail: Schema.String
 }) {}
 
+/**
+ * A message to a listener with `approval: required` passed every check and now waits for a
+ * person's decision. `id` is the SHA-256 (hex) of `envelope`, the canonical envelope text.
+ */
+export class ApprovalRequested extends Schema.TaggedClass<ApprovalRequested>()("ApprovalRequested", {
+  ...base,
+  ...root,
+  id: Schema.String,
+  /** The listener that requires the approval. */
+  listener: Schema.String,
+  from: Schema.String,
+  to: Nullable,
+  payloadType: Schema.String,
+  /** The payload element as it will be delivered (after the organism's stages). */
+  payload: Schema.String,
+  envelope: Schema.String
+}) {}
+
+/**
+ * A pending approval ended: `approved` (the message is delivered), `denied` (rejected at the
+ * `approval` stage; the sender hears `reason`), or `withdrawn` by the pump (its conversation
+ * was cancelled, the organism is draining; stopped by a guard).
+ */
+export class ApprovalDecided extends Schema.TaggedClass<ApprovalDecided>()("ApprovalDecided", {
+  ...base,
+  ...root,
+  id: Schema.String,
+  listener: Schema.String,
+  decision: Schema.Literal("approved", "denied", "withdrawn"),
+  /** The denial's reason, or why it was withdrawn; empty when approved. */
+  reason: Schema.String,
+  /** Who decided (as the approver said), or `system` for a withdrawal. */
+  by: Schema.String
+}) {}
+
 /** A hot reload was applied, or rejected (the organism keeps running on its last good version). */
 export class ReloadEvent extends Schema.TaggedClass<ReloadEvent>()("ReloadEvent", {
   ...base,
@@ -234,6 +269,8 @@ export type PumpEvent =
   | GuardTripped
   | HandlerFailed
   | ReloadEvent
+  | ApprovalRequested
+  | ApprovalDecided
   | LlmCallStarted
   | LlmCallCompleted
   | LlmCallFailed
@@ -250,6 +287,8 @@ export const PumpEvent = Schema.Union(
   GuardTripped,
   HandlerFailed,
   ReloadEvent,
+  ApprovalRequested,
+  ApprovalDecided,
   LlmCallStarted,
   LlmCallCompleted,
   LlmCallFailed

@@ -54,5 +54,7 @@ export const SystemErrors = {
   timeout: () => systemError("timeout", "Handler timed out. Please try again."),
   failed: () => systemError("failed", "Handler failed while processing the message."),
   forbidden: () => systemError("forbidden", "You are not allowed to send to that target.", false),
-  guard: (detail: string) => systemError("guard", detail, false)
+  guard: (detail: string) => systemError("guard", detail, false),
+  /** A person denied the message (a listener with `approval: required`): their reason. */
+  denied: (reason: string) => systemError("forbidden", `Message was denied by an approver: ${reason}`, false)
 } as const

@@ -259,6 +259,8 @@ export const makeSpanBuilder = (tracer: Tracer.Tracer, options: Pick<TracingOpti
       case "AgentState":
       case "GuardTripped":
       case "ReloadEvent":
+      case "ApprovalRequested":
+      case "ApprovalDecided":
         return
     }
   }

@@ -32,6 +32,7 @@ export const changedFields = (a: Listener, b: Listener): Array<string> => {
   if (!Equal.equals(JSON.stringify(a.concurrency), JSON.stringify(b.concurrency))) changed.push("concurrency")
   if (a.maxConcurrent !== b.maxConcurrent) changed.push("max_concurrent")
   if (a.prompt !== b.prompt) changed.push("prompt")
+  if (a.approval !== b.approval) changed.push("approval")
   return changed
 }
 

@@ -36,6 +36,7 @@ import {
 } from "../domain/PumpError.js"
 import type { PayloadValue } from "../domain/Reply.js"
 import { Boot } from "../domain/SystemPayloads.js"
+import { Approvals } from "../services/Approvals.js"
 import { BudgetRegistry } from "../services/BudgetRegistry.js"
 import { ContextBuffer } from "../services/ContextBuffer.js"
 import { Events } from "../services/Events.js"
@@ -62,6 +63,7 @@ import {
   SYSTEM,
   type Waiting
 } from "./pump/Core.js"
+import { makeApprovalDesk } from "./pump/ApprovalDesk.js"
 import { CustomStages } from "./pump/CustomStages.js"
 import { makeEndings } from "./pump/Endings.js"
 import { makeDelivery } from "./pump/Delivery.js"
@@ -114,14 +116,24 @@ export declare namespace Pump {
      * afterwards is missed. It lasts as long as the Scope.
      */
     readonly subscribe: Effect.Effect<Queue.Dequeue<PumpEvent>, never, Scope.Scope>
-    /** Waits until the inbox is empty and no handler is running. */
+    /**
+     * Waits until the inbox is empty and no handler is running. It does not wait for people:
+     * messages held for approval stay in flight (`counters().pendingApprovals`) yet idle.
+     */
     readonly awaitIdle: Effect.Effect<void>
+    /**
+     * Human approval: the messages to listeners with `approval: required` waiting for a
+     * decision, and the way to approve or deny them. The Approvals service of the context the
+     * pump was made in, or an in-memory one of its own.
+     */
+    readonly approvals: Approvals.Service
     readonly counters: () => Counters
     readonly deadLetters: () => ReadonlyArray<DeadLetter>
     readonly threads: () => { readonly roots: number; readonly nodes: number }
     /**
      * Stops taking external messages and waits for in-flight work to finish, up to
-     * `deadline`. Past the deadline, what is left is stopped and booked — messages by the
+     * `deadline`. Messages waiting for approval are stopped at once by the `unapproved` guard
+     * (a drain never waits for a person); their senders hear it. Past the deadline, what is left is stopped and booked — messages by the
      * `shutdown` guard, handler jobs interrupted (their callers hear it) — and it returns
      * once the books add up, saying how many handler jobs were still open at the deadline.
      */
@@ -137,7 +149,8 @@ export declare namespace Pump {
     /**
      * Cancels a conversation (given any of its thread ids, or the start of its root id): its
      * suspended handlers and model calls are interrupted now, the rest of its messages are
-     * stopped by the `cancelled` guard, and it ends with reason `cancelled`. False when no
+     * stopped by the `cancelled` guard (those waiting for approval too), and it ends with
+     * reason `cancelled`. False when no
      * live conversation matches.
      */
     readonly cancel: (thread: string, options?: { readonly by?: string }) => Effect.Effect<boolean>
@@ -154,6 +167,8 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
   const todos = yield* TodoRegistry
   const budgets = yield* BudgetRegistry
   const layerStages = Option.getOrElse(yield* Effect.serviceOption(CustomStages), () => [])
+  const provided = yield* Effect.serviceOption(Approvals)
+  const approvals = Option.isSome(provided) ? provided.value : yield* Approvals.makeMemory
   const clock = yield* Effect.clock
   const scope = yield* Effect.scope
   const inbox = yield* Effect.acquireRelease(Queue.unbounded<Hop>(), Queue.shutdown)
@@ -242,7 +257,10 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
   // are not reported as failures of the organism.
   yield* Effect.addFinalizer(() => Effect.sync(() => void (core.closing = true)))
   const dispatcher = makeDispatcher(core, lifecycle, outbox, wheel, yield* Effect.runtime<R>(), suspended)
-  const delivery = makeDelivery(core, lifecycle, dispatcher)
+  // Requests are filed with the Approvals service on fibers of the pump's scope.
+  const desk = makeApprovalDesk(core, lifecycle, dispatcher, approvals, yield* FiberSet.makeRuntime<never, void, never>())
+  yield* Effect.addFinalizer(() => desk.close)
+  const delivery = makeDelivery(core, lifecycle, dispatcher, desk)
 
   registry.unsafeOnComplete((root) => {
     context.unsafeComplete(root.id)
@@ -420,6 +438,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
       if (root === undefined || root.completed) return false
       endings.note(root, "cancelled", `cancelled by ${options?.by ?? core.version.settings.injector}`)
       dispatcher.cancel(root)
+      desk.cancel(root)
       return true
     })
 
@@ -436,12 +455,14 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
     events: events.stream,
     subscribe: events.subscribe,
     awaitIdle: books.awaitIdle,
+    approvals,
     counters: () => books.snapshot(),
     deadLetters: () => [...books.deadLetters],
     threads: registry.unsafeStats,
     drain: (deadline) =>
       Effect.suspend(() => {
         core.stopped = true
+        desk.drain()
         return books.awaitIdle.pipe(
           Effect.as(true),
           Effect.timeoutTo({ duration: deadline, onSuccess: (b) => b, onTimeout: () => false }),

@@ -58,6 +58,20 @@ export class ReloadFailed extends Schema.TaggedError<ReloadFailed>()("ReloadFail
   problems: Schema.Array(Schema.String)
 }, HttpApiSchema.annotations({ status: 422 })) {}
 
+/** No message waits for approval under that id (unknown, already decided, or withdrawn). */
+export class ApprovalNotFound extends Schema.TaggedError<ApprovalNotFound>()("ApprovalNotFound", {
+  message: Schema.String,
+  id: Schema.String
+}, HttpApiSchema.annotations({ status: 404 })) {}
+
+/** The envelope sent with a decision is not the one waiting under the id: refused. */
+export class ApprovalConflict extends Schema.TaggedError<ApprovalConflict>()("ApprovalConflict", {
+  message: Schema.String,
+  id: Schema.String,
+  /** The SHA-256 of the envelope that was sent. */
+  seen: Schema.String
+}, HttpApiSchema.annotations({ status: 409 })) {}
+
 // --- bodies ------------------------------------------------------------------------------
 
 const SendFields = {
@@ -102,6 +116,7 @@ export const Counters = Schema.Struct({
   invocations: Schema.Number,
   running: Schema.Number,
   rejectedBy: Schema.Record({ key: Schema.String, value: Schema.Number }),
+  pendingApprovals: Schema.Number,
   threads: Schema.Struct({ roots: Schema.Number, nodes: Schema.Number }),
   conversationsIndexed: Schema.Number,
   liveClients: Schema.Number,
@@ -204,7 +219,36 @@ export const ReloadDiff = Schema.Struct({
   details: Schema.Array(Schema.String)
 }).annotations({ identifier: "ReloadDiff" })
 
+export const PendingApproval = Schema.Struct({
+  id: Schema.String.annotations({ description: "SHA-256 (hex) of the canonical envelope" }),
+  listener: Schema.String.annotations({ description: "the listener that requires the approval" }),
+  thread: Schema.String,
+  root: Schema.String,
+  from: Schema.String,
+  to: Schema.NullOr(Schema.String),
+  payloadType: Schema.String,
+  payload: Schema.String.annotations({ description: "the payload element as it will be delivered" }),
+  envelope: Schema.String.annotations({ description: "the canonical envelope the id hashes" }),
+  requestedAt: Schema.Number.annotations({ description: "epoch milliseconds" })
+}).annotations({ identifier: "PendingApproval" })
+
+const decisionFields = {
+  envelope: Schema.optional(Schema.String).annotations({
+    description: "the envelope as you were shown it: the decision is refused (409) unless its SHA-256 is the id"
+  }),
+  by: Schema.optional(Schema.String).annotations({ description: "who decides, for the events (default: http)" })
+}
+
+/** Optional: a POST without a body approves too. */
+export const ApproveBody = Schema.NullOr(Schema.Struct(decisionFields).annotations({ identifier: "ApproveBody" }))
+
+export const DenyBody = Schema.Struct({
+  ...decisionFields,
+  reason: Schema.Trim.pipe(Schema.nonEmptyString()).annotations({ description: "why: the sender hears it as a SystemError" })
+}).annotations({ identifier: "DenyBody" })
+
 const thread = HttpApiSchema.param("thread", Schema.String)
+const approvalIdParam = HttpApiSchema.param("id", Schema.String)
 
 // --- the API -----------------------------------------------------------------------------
 
@@ -260,10 +304,30 @@ export class OrganismGroup extends HttpApiGroup.make("organism")
   .add(HttpApiEndpoint.post("reload", "/api/reload").addSuccess(ReloadDiff).addError(ReloadFailed))
 {}
 
+/** Human approval: messages to listeners with `approval: required` wait here for a decision. */
+export class ApprovalsGroup extends HttpApiGroup.make("approvals")
+  .add(HttpApiEndpoint.get("list", "/api/approvals").addSuccess(Schema.Array(PendingApproval)))
+  .add(
+    HttpApiEndpoint.post("approve")`/api/approvals/${approvalIdParam}/approve`
+      .setPayload(ApproveBody)
+      .addSuccess(PendingApproval)
+      .addError(ApprovalNotFound)
+      .addError(ApprovalConflict)
+  )
+  .add(
+    HttpApiEndpoint.post("deny")`/api/approvals/${approvalIdParam}/deny`
+      .setPayload(DenyBody)
+      .addSuccess(PendingApproval)
+      .addError(ApprovalNotFound)
+      .addError(ApprovalConflict)
+  )
+{}
+
 export class ServeApi extends HttpApi.make("organism")
   .add(MessagesGroup)
   .add(ConversationsGroup)
   .add(OrganismGroup)
+  .add(ApprovalsGroup)
   .annotate(OpenApi.Title, "organism serve")
-  .annotate(OpenApi.Description, "An xml-organism behind HTTP: send payloads, read its conversations, counters and dead letters. Live events: GET /api/events (Server-Sent Events) and /api/events/ws (WebSocket), ?thread=ID for one conversation.")
+  .annotate(OpenApi.Description, "An xml-organism behind HTTP: send payloads, read its conversations, counters and dead letters, approve or deny the messages waiting for approval. Live events: GET /api/events (Server-Sent Events) and /api/events/ws (WebSocket), ?thread=ID for one conversation.")
 {}

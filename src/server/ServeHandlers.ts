@@ -16,7 +16,10 @@ import type { LlmRouter } from "../services/LlmRouter.js"
 import type { XmlEngine } from "../services/XmlEngine.js"
 import type { ConversationIndex } from "./ConversationIndex.js"
 import type { LiveEvents } from "./LiveEvents.js"
+import type { ApprovalError } from "../services/Approvals.js"
 import {
+  ApprovalConflict,
+  ApprovalNotFound,
   BadRequest,
   Busy,
   NoAnswer,
@@ -253,5 +256,24 @@ const OrganismLive = HttpApiBuilder.group(ServeApi, "organism", (handlers) =>
       .handle("reload", () => state.reload)
   }))
 
+const approvalError = (e: ApprovalError) =>
+  e._tag === "ApprovalNotPending"
+    ? new ApprovalNotFound({ message: e.message, id: e.id })
+    : new ApprovalConflict({ message: e.message, id: e.id, seen: e.seen })
+
+const ApprovalsLive = HttpApiBuilder.group(ServeApi, "approvals", (handlers) =>
+  Effect.gen(function*() {
+    const { pump } = yield* ServeContext
+    return handlers
+      .handle("list", () => pump.approvals.pending)
+      .handle("approve", ({ path, payload }) =>
+        Effect.mapError(pump.approvals.approve(path.id, { envelope: payload?.envelope, by: payload?.by ?? "http" }), approvalError))
+      .handle("deny", ({ path, payload }) =>
+        Effect.mapError(
+          pump.approvals.deny(path.id, payload.reason, { envelope: payload.envelope, by: payload.by ?? "http" }),
+          approvalError
+        ))
+  }))
+
 /** The API's handlers, given a ServeContext. */
-export const handlersLayer = Layer.mergeAll(MessagesLive, ConversationsLive, OrganismLive)
+export const handlersLayer = Layer.mergeAll(MessagesLive, ConversationsLive, OrganismLive, ApprovalsLive)

@@ -74,12 +74,16 @@ export interface Counters {
   readonly running: number
   /** Rejections by `stage/kind`. */
   readonly rejectedBy: Readonly<Record<string, number>>
+  /** Messages waiting for a person's decision (counted in `inFlight` too). */
+  readonly pendingApprovals: number
 }
 
 /**
  * The pump's books. Every hop ends delivered, rejected or guard-stopped, so once idle
  * `injected = delivered + rejected + guardStopped`. Idle means nothing in flight: neither a
- * hop nor a job. The outcome counters are written by the lifecycle (pump/Lifecycle.ts) only.
+ * hop nor a job — except hops held for a person's approval (`held`), which stay in flight
+ * but do not keep the pump from being idle: nothing moves until someone decides. The
+ * outcome counters are written by the lifecycle (pump/Lifecycle.ts) only.
  */
 export class Books {
   injected = 0
@@ -90,6 +94,8 @@ export class Books {
   running = 0
   /** Jobs holding a lease (waiting in a gate, for a slot, or running). */
   jobsOpen = 0
+  /** Hops held for approval (pump/ApprovalDesk.ts): in flight, yet idle. */
+  held = 0
   readonly rejectedBy: Record<string, number> = {}
   readonly deadLetters: Array<DeadLetter> = []
   /** Completed when the pump is next idle; made when someone waits. */
@@ -100,7 +106,7 @@ export class Books {
   }
 
   checkIdle(): void {
-    if (this.idle !== undefined && this.inFlight() === 0) {
+    if (this.idle !== undefined && this.inFlight() === this.held) {
       const idle = this.idle
       this.idle = undefined
       Deferred.unsafeDone(idle, Effect.void)
@@ -108,7 +114,7 @@ export class Books {
   }
 
   readonly awaitIdle: Effect.Effect<void> = Effect.suspend(() => {
-    if (this.inFlight() === 0) return Effect.void
+    if (this.inFlight() === this.held) return Effect.void
     this.idle ??= Deferred.unsafeMake<void>(FiberId.none)
     return Deferred.await(this.idle)
   })
@@ -127,7 +133,8 @@ export class Books {
       inFlight: this.inFlight(),
       invocations: this.invocations,
       running: this.running,
-      rejectedBy: { ...this.rejectedBy }
+      rejectedBy: { ...this.rejectedBy },
+      pendingApprovals: this.held
     }
   }
 }

@@ -8,6 +8,10 @@
  * `judge` decides; it never books. Each hop is then settled exactly once, right here, with
  * what `judge` decided — or, when judging threw (a registry Layer of yours, a bug), as an
  * InternalError rejection — and the jobs of a delivered hop are scheduled.
+ *
+ * One exception: a message to a listener with `approval: required` that has passed every
+ * check is handed, with the rest of its delivery, to the approval desk (pump/ApprovalDesk.ts),
+ * which settles it once a person decides.
  */
 import { Chunk, Duration, Either } from "effect"
 import type { CustomStage } from "../../domain/CustomStage.js"
@@ -17,6 +21,7 @@ import type { RootThread, ThreadNode } from "../../services/ThreadRegistry.js"
 import { type Accepted, describeThrown, type IngressOutcome, type Rejected, type Seen } from "../Ingress.js"
 import type { Delivery } from "../stages/decode.js"
 import { payloadXmlOf, type PumpCore, TEXT_LIMIT } from "./Core.js"
+import type { ApprovalDesk, Held } from "./ApprovalDesk.js"
 import { runStages } from "./CustomStages.js"
 import type { Dispatcher } from "./Dispatcher.js"
 import { type Answer, type Hop, Outcome } from "./Hop.js"
@@ -38,7 +43,7 @@ const seenOf = (accepted: Accepted): Seen => ({
   payloadTag: accepted.envelope.payloadTag
 })
 
-export const makeDelivery = (core: PumpCore, lifecycle: Lifecycle, dispatcher: Dispatcher) => {
+export const makeDelivery = (core: PumpCore, lifecycle: Lifecycle, dispatcher: Dispatcher, desk: ApprovalDesk) => {
   const { registry } = core
   let messageSeq = 0
 
@@ -156,10 +161,12 @@ export const makeDelivery = (core: PumpCore, lifecycle: Lifecycle, dispatcher: D
     return Either.right(payload === original ? deliveries : deliveries.map((d) => (d.payload === original ? { ...d, payload } : d)))
   }
 
-  /** Decides the outcome of an accepted message. It books nothing: its caller settles. */
-  const judge = (hop: Hop, accepted: Accepted, version: Version): Outcome => {
+  /**
+   * Decides the outcome of an accepted message. It books nothing: its caller settles — or,
+   * for a message that needs a person's approval, hands it to the desk (`Held`).
+   */
+  const judge = (hop: Hop, accepted: Accepted, version: Version): Outcome | Held => {
     const { envelope } = accepted
-    const from = envelope.from
     const node = nodeOf(hop, accepted)
     if (core.halting !== undefined) return guardStop("shutdown", core.halting, null)
     if (core.endings.cancelled(node.root)) return guardStop("cancelled", core.endings.of(node.root).detail, null)
@@ -190,6 +197,40 @@ export const makeDelivery = (core: PumpCore, lifecycle: Lifecycle, dispatcher: D
       payloadXml = payloadXmlOf(encoded.right.tag, encoded.right.inner)
     }
 
+    // A listener that requires approval: the rest waits for a person (the pump's own
+    // SystemErrors never do).
+    const approver = system ? undefined : deliveries.find((d) => d.target.listener?.listener.approval === "required")
+    if (approver !== undefined) {
+      const dispatch = () => dispatchOn(hop, accepted, node, deliveries, payloadXml, system, broadcast, version)
+      return {
+        _tag: "Held",
+        hop,
+        node,
+        listener: approver.target.name ?? "",
+        seen: seenOf(accepted),
+        payload: payloadXml,
+        envelope: accepted.canonical,
+        dispatch
+      }
+    }
+    return dispatchOn(hop, accepted, node, deliveries, payloadXml, system, broadcast, version)
+  }
+
+  /** The end of `judge` for a message that may go: recorded, then one job per listener. */
+  const dispatchOn = (
+    hop: Hop,
+    accepted: Accepted,
+    node: ThreadNode,
+    deliveries: ReadonlyArray<Delivery>,
+    payloadXml: string,
+    system: boolean,
+    broadcast: boolean,
+    version: Version
+  ): Outcome => {
+    const { envelope } = accepted
+    const from = envelope.from
+    const first = deliveries[0]!.target
+    const payload = deliveries[0]!.payload
     const root = node.root
     // The conversation's history records each message once, whatever its fan-out.
     const appended = core.context.unsafeAppend({
@@ -250,7 +291,7 @@ export const makeDelivery = (core: PumpCore, lifecycle: Lifecycle, dispatcher: D
 
   /** One hop of the chunk, from its ingress outcome to its settlement. */
   const deliver = (hop: Hop, ingress: IngressOutcome, version: Version) => {
-    let outcome: Outcome
+    let outcome: Outcome | Held
     try {
       outcome = ingress._tag === "Rejected" ? rejected(hop, ingress) : judge(hop, ingress, version)
     } catch (thrown) {
@@ -259,6 +300,7 @@ export const makeDelivery = (core: PumpCore, lifecycle: Lifecycle, dispatcher: D
         ? rejected(hop, ingress)
         : Outcome.Rejected({ rejection: { error, seen: seenOf(ingress), text: ingress.canonical, diagnostics: [] } })
     }
+    if (outcome._tag === "Held") return desk.hold(outcome)
     lifecycle.settle(hop, outcome)
     if (outcome._tag === "Delivered") for (const job of outcome.jobs) dispatcher.schedule(job)
   }

@@ -106,6 +106,8 @@ export const makeLifecycle = (core: PumpCore) => {
         return SystemErrors.routing()
       case "PeerViolation":
         return SystemErrors.forbidden()
+      case "ApprovalDenied":
+        return SystemErrors.denied(error.reason)
       default:
         return SystemErrors.invalid(error.message)
     }
