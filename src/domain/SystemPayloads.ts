@@ -54,5 +54,7 @@ export const SystemErrors = {
   timeout: () => systemError("timeout", "Handler timed out. Please try again."),
   failed: () => systemError("failed", "Handler failed while processing the message."),
   forbidden: () => systemError("forbidden", "You are not allowed to send to that target.", false),
-  guard: (detail: string) => systemError("guard", detail, false)
+  guard: (detail: string) => systemError("guard", detail, false),
+  /** A listener's message to `peer` whose branch ended with nothing coming back. */
+  noReply: (peer: string, why: string) => systemError("failed", `Your message to ${peer} ended without a reply: ${why}.`)
 } as const
