@@ -30,6 +30,7 @@ import { payloadXmlOf, type PumpCore } from "./Core.js"
 import type { Job } from "./Job.js"
 import type { Lifecycle } from "./Lifecycle.js"
 import { encodePayload, type Outbox } from "./Outbox.js"
+import { endingOfGuard } from "./Endings.js"
 import { makeWallClock } from "./WallClock.js"
 import type { OrganismSettings } from "../../domain/Organism.js"
 
@@ -335,7 +336,8 @@ export const makeDispatcher = <R>(
       guardTripped: (guard, detail) =>
         Effect.sync(() => {
           core.noteProblem(root, `guard ${guard}: ${detail}`)
-          core.endings.note(root, guard === "token-budget" ? "budget" : "guard", `${guard}: ${detail}`)
+          core.endings.note(root, endingOfGuard(guard), `${guard}: ${detail}`)
+          core.branches.note(job.node, `stopped by the ${guard} guard`)
           if (core.observed()) {
             core.publish(makeEvent(GuardTripped, { thread: job.node.id, root: root.id, time: core.now(), guard, listener: l.name, detail }))
           }
