@@ -24,7 +24,7 @@ class Ack extends Payload.Class<Ack>("Ack")({ ok: Schema.Boolean }) {}
 const ask = new TextInput({ text: "find effect", source: "test", user: "" })
 
 /** An assistant with a searcher and a publisher, under `limits`. */
-const organismWith = (limits: Omit<AgentLimits, never>) =>
+const organismWith = (limits: AgentLimits) =>
   Organism.make({
     listeners: [
       Listener.llmAgent({
