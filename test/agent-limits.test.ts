@@ -132,7 +132,7 @@ describe("stop conditions", () => {
           const exit = yield* Effect.exit(pump.request("assistant", ask))
           expect(Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error).toMatchObject({
             _tag: "NoReply",
-            reason: "assistant ended without a reply: guard stop-when: assistant: 1 steps (limit 1)"
+            reason: "assistant ended without a reply: guard stop-when: assistant: 1 step (limit 1)"
           })
         })
     ))

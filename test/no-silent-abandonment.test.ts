@@ -17,6 +17,7 @@ import { deliveries, endingOf, withMockModel } from "./support/mockModel.js"
 class Search extends Payload.Class<Search>("Search", { description: "a query" })({ query: Schema.String }) {}
 class Found extends Payload.Class<Found>("Found")({ hits: Schema.Int }) {}
 class Stray extends Payload.Class<Stray>("Stray")({ text: Schema.String }) {}
+class Task extends Payload.Class<Task>("Task", { description: "a task" })({ topic: Schema.String }) {}
 
 const ask = new TextInput({ text: "find effect", source: "test", user: "" })
 
@@ -128,6 +129,42 @@ describe("no silent abandonment", () => {
           const all = yield* events()
           const thread = all.find((e) => e._tag === "ThreadCreated" && e.to === "assistant")!.thread!
           expect(endingOf(all, thread)).toEqual({ reason: "completed", detail: "" })
+        })
+    ))
+
+  it.effect("an agent calling an agent that stops without answering hears that its peer was stopped, and why", () =>
+    withMockModel(
+      {
+        responses: [
+          { match: { system: "/You coordinate/", user: "/find effect/" }, text: "<Task><Topic>effect</Topic></Task>" },
+          { match: { system: "/You coordinate/", user: "/ended without a reply/" }, text: "<Respond>the worker gave up</Respond>" },
+          { match: { system: "/You work/" }, times: "always", text: "<Search><Query>effect</Query></Search>" }
+        ]
+      },
+      Organism.make({
+        listeners: [
+          Listener.llmAgent({ name: "coordinator", payload: TextInput, peers: ["worker"], prompt: "You coordinate." }),
+          Listener.llmAgent({
+            name: "worker",
+            payload: Task,
+            accepts: [Found],
+            peers: ["searcher"],
+            prompt: "You work.",
+            description: "Does a task.",
+            stopWhen: { steps: 1 }
+          }),
+          Listener.make({ name: "searcher", payload: Search, description: "Searches.", handler: () => Reply.respond(new Found({ hits: 1 })) })
+        ]
+      }),
+      ({ pump, server }) =>
+        Effect.gen(function*() {
+          const reply = yield* pump.request("coordinator", ask)
+          expect((reply as TextOutput).text).toBe("the worker gave up")
+          // The worker's search went out, its Found reached a stopped worker: no second worker call.
+          expect(server.requests().filter((r) => /You work/.test(r.system))).toHaveLength(1)
+          expect(turnsOf(server.requests()[2]!)).toContain(
+            "Your message to worker ended without a reply: worker reached its stop condition."
+          )
         })
     ))
 

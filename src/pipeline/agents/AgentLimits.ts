@@ -86,7 +86,7 @@ const builtInHolds = (c: StopWhenBuiltIn, ctx: StopContext): string | undefined 
     const hit = ctx.lastOutputs.find((o) => wanted.includes(o.payloadType.toLowerCase()))
     if (hit !== undefined) return `produced <${hit.payloadType}>`
   }
-  if (c.steps !== undefined && ctx.step >= c.steps) return `${ctx.step} steps (limit ${c.steps})`
+  if (c.steps !== undefined && ctx.step >= c.steps) return `${ctx.step} step${ctx.step === 1 ? "" : "s"} (limit ${c.steps})`
   if (c.tokens !== undefined && ctx.usage.totalTokens >= c.tokens) return `${ctx.usage.totalTokens} tokens (limit ${c.tokens})`
   return undefined
 }

@@ -337,7 +337,15 @@ export const makeDispatcher = <R>(
         Effect.sync(() => {
           core.noteProblem(root, `guard ${guard}: ${detail}`)
           core.endings.note(root, endingOfGuard(guard), `${guard}: ${detail}`)
-          core.branches.note(job.node, `stopped by the ${guard} guard`)
+          // Why a branch through this job ended, in the words its caller hears (pump/Branches.ts).
+          core.branches.note(
+            job.node,
+            guard === "stop-when"
+              ? `${l.name} reached its stop condition`
+              : guard === "stop-when-failed"
+              ? `${l.name} stopped: its stop condition failed`
+              : `stopped by the ${guard} guard`
+          )
           if (core.observed()) {
             core.publish(makeEvent(GuardTripped, { thread: job.node.id, root: root.id, time: core.now(), guard, listener: l.name, detail }))
           }
