@@ -170,6 +170,23 @@ describe("loop detection", () => {
         })
     ))
 
+  it.effect("warn, to a model that never changes: its SystemError turns bound the warnings, then its caller hears why", () =>
+    withMockModel(
+      { default: { text: search("effect") } },
+      organismWith({ loopDetection: { repeats: 2, action: "warn" } }),
+      ({ events, pump, server }) =>
+        Effect.gen(function*() {
+          const exit = yield* Effect.exit(pump.request("assistant", ask))
+          // The question, the Found, then three warnings answered the same way; the fourth is not.
+          expect(server.requests()).toHaveLength(5)
+          expect(sent(yield* events(), "searcher")).toHaveLength(1)
+          expect(Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error).toMatchObject({
+            _tag: "NoReply",
+            reason: "assistant answered nobody"
+          })
+        })
+    ))
+
   it.effect("stop: a cycle of two answers, repeated, stops the agent; the conversation ends with the guard", () =>
     Effect.gen(function*() {
       const { ending, events, requests } = yield* run(
