@@ -11,6 +11,16 @@ export * from "./domain/IngressError.js"
 export * from "./domain/PumpError.js"
 export * from "./domain/PumpEvent.js"
 export { ConcurrencyClass, type Handler, type HandlerMetadata } from "./domain/Listener.js"
+export {
+  type AgentLimits,
+  type AgentOutput,
+  type LoopDetection,
+  type StopCondition,
+  StopConditionFailed,
+  type StopContext,
+  type StopHandler,
+  type StopWhenBuiltIn
+} from "./domain/AgentLimits.js"
 export { Listener } from "./pipeline/Listeners.js"
 export { Conversation } from "./pipeline/Conversation.js"
 export { CustomStage, StageDrop, type StageMessage, StagePoint } from "./domain/CustomStage.js"

@@ -3,7 +3,7 @@
  * peers real and missing, broadcast, throw, fail, suspend past their timeout, answer their own
  * SystemErrors, or return any JSON-like value, reply-shaped or not) fed random mixes of
  * input (typed injections, requests, raw envelopes valid and hostile) and hot reloads, the
- * pump never wedges: every request ends, `awaitIdle` returns, every hop is settled exactly
+ * pump never wedges — code agents' watched branches included: every request ends, `awaitIdle` returns, every hop is settled exactly
  * once (`injected = delivered + rejected + guard-stopped`, nothing in flight), and every
  * conversation completes and gives its thread back.
  */
@@ -34,6 +34,8 @@ interface Spec {
   /** On a SystemError: forward to a listener that does not exist (the loop issue 11 found). */
   readonly answersErrors: boolean
   readonly exclusive: boolean
+  /** A code agent: the branches it forwards are watched (a SystemError when one ends unanswered). */
+  readonly agent: boolean
 }
 
 const names = ["a", "b", "c"]
@@ -73,7 +75,8 @@ const spec: fc.Arbitrary<Spec> = fc.record({
   broadcast: fc.boolean(),
   timeoutSeconds: fc.integer({ min: 1, max: 4 }),
   answersErrors: fc.boolean(),
-  exclusive: fc.boolean()
+  exclusive: fc.boolean(),
+  agent: fc.boolean()
 })
 
 const organismOf = (specs: ReadonlyArray<Spec>, maxInvocations: number) =>
@@ -86,6 +89,7 @@ const organismOf = (specs: ReadonlyArray<Spec>, maxInvocations: number) =>
         accepts: [Note],
         broadcast: s.broadcast,
         timeout: Duration.seconds(s.timeoutSeconds),
+        ...(s.agent ? { agent: true, peers: names } : {}),
         ...(s.exclusive ? { concurrency: { _tag: "Exclusive" } as const } : {}),
         onSystem: s.answersErrors
           ? (e) => (e instanceof SystemError ? Reply.forward("ghost", new Ping({ n: 0 })) : Reply.none)
@@ -201,7 +205,8 @@ describe("the message lifecycle", () => {
         broadcast: false,
         timeoutSeconds: 1,
         answersErrors: true,
-        exclusive: false
+        exclusive: false,
+        agent: false
       }
       const pump = yield* Pump.make(organismOf([looping], 20))
       yield* pump.inject("a", new Ping({ n: 0 }))

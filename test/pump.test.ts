@@ -207,7 +207,9 @@ describe("peers", () => {
           yield* pump.inject("agent", new Note({ text: "x" }))
           yield* pump.awaitIdle
           expect(invoked).toEqual(["allowed"])
-          expect(errors).toHaveLength(1)
+          // The refusal, then — as `allowed` answered nobody — that its branch ended without a reply.
+          expect(errors.map((e) => e.code)).toEqual(["forbidden", "failed"])
+          expect(errors[1]!.message).toBe("Your message to allowed ended without a reply: allowed answered nobody.")
           expect(errors[0]!.code).toBe("forbidden")
           // The text is generic; the details are in the event.
           expect(errors[0]!.message).not.toContain("secret")

@@ -6,6 +6,8 @@
 import { Duration, Effect, Either, Schedule } from "effect"
 import { readFile } from "node:fs/promises"
 import { dirname, resolve } from "node:path"
+import type { AgentLimits, StopCondition, StopHandler } from "../domain/AgentLimits.js"
+import { builtinPayloads } from "../domain/BuiltinPayloads.js"
 import { CustomStage } from "../domain/CustomStage.js"
 import { ENVELOPE_NS } from "../domain/Envelope.js"
 import { type Handler, Listener } from "../domain/Listener.js"
@@ -284,6 +286,25 @@ const loadListener = (
           `and there is none (see "Models: the LLM router" in the README; provider: mock needs no API key)`
       ))
     }
+    const limitKey = (["stop_when", "loop_detection", "peer_limits"] as const).find((k) => config[k] !== undefined)
+    if (limitKey !== undefined && !llmAgent) {
+      problems.push(source.problem(at(limitKey), `${limitKey} applies to LLM agents (agent: true, a prompt, no handler)`, true))
+    }
+    for (const peer of Object.keys(config.peer_limits ?? {})) {
+      const peers = config.peers ?? []
+      if (!peers.some((p) => p.toLowerCase() === peer.toLowerCase())) {
+        const near = closest(peer, [...peers])
+        problems.push(source.problem(
+          at("peer_limits", peer),
+          `"${peer}" is not one of this agent's peers (${peers.length === 0 ? "it has none" : peers.join(", ")})` +
+            (near === undefined ? "" : ` — did you mean "${near}"?`),
+          true
+        ))
+      }
+    }
+    const stopHandler = config.stop_when?.handler === undefined
+      ? undefined
+      : yield* attempt(at("stop_when", "handler"), loadFunction(config.stop_when.handler, baseDir, options))
     const handler = llmAgent ? undefined : yield* attempt(at("handler"), loadFunction(config.handler!, baseDir, options))
     const onSystem = config.on_system === undefined
       ? undefined
@@ -309,7 +330,8 @@ const loadListener = (
           ...common,
           prompt: config.prompt!,
           model: config.model,
-          maxOutputTokens: config.max_output_tokens
+          maxOutputTokens: config.max_output_tokens,
+          ...agentLimitsOf(config, stopHandler as StopHandler | undefined)
         }) as Listener<any, LlmRouter>
       )
     }
@@ -321,6 +343,22 @@ const loadListener = (
       prompt: config.prompt
     }))
   })
+
+/** An LLM agent's `stop_when`, `loop_detection` and `peer_limits` as the agent takes them. */
+const agentLimitsOf = (config: ListenerConfig, stopHandler: StopHandler | undefined): AgentLimits => {
+  const when = config.stop_when
+  const conditions: Array<StopCondition> = []
+  if (when !== undefined && (when.produced !== undefined || when.steps !== undefined || when.tokens !== undefined)) {
+    conditions.push({ produced: when.produced, steps: when.steps, tokens: when.tokens })
+  }
+  if (stopHandler !== undefined) conditions.push(stopHandler)
+  const loop = config.loop_detection
+  return {
+    stopWhen: conditions.length === 0 ? undefined : conditions,
+    loopDetection: loop === undefined ? undefined : { repeats: loop.repeats, maxPeriod: loop.max_period, action: loop.action },
+    peerLimits: config.peer_limits
+  }
+}
 
 /** `<Greeting><Name>World</Name></Greeting>` → RawPayload, checked for well-formedness. */
 export const parsePayloadXml = (engine: XmlEngine.Service, xml: string): Either.Either<RawPayload, string> => {
@@ -394,6 +432,22 @@ export const loadOrganism = Effect.fn("loadOrganism")(function*(path: string, op
         problems.push(source.problem(["listeners", i, "payload"], `another payload type is also named <${t.payloadTag}> (listeners[${seen.index}])`))
       } else byTag.set(t.payloadTag.toLowerCase(), { type: t, index: i })
     }
+  })
+
+  // A stop condition on a payload nobody in the organism knows could never hold.
+  config.listeners.forEach((l, i) => {
+    const produced = l.stop_when?.produced
+    if (produced === undefined) return
+    const known = [...byTag.values()].map((t) => t.type.payloadTag).concat(Object.keys(builtinPayloads))
+    const names = typeof produced === "string" ? [produced] : produced
+    names.forEach((name, j) => {
+      if (known.some((k) => k.toLowerCase() === name.toLowerCase())) return
+      const near = closest(name, known)
+      problems.push(source.problem(
+        typeof produced === "string" ? ["listeners", i, "stop_when", "produced"] : ["listeners", i, "stop_when", "produced", j],
+        `no payload type of this organism is named ${name}${near === undefined ? "" : ` — did you mean ${near}?`}`
+      ))
+    })
   })
 
   const engine = yield* XmlEngine

@@ -3,6 +3,7 @@
  * pump applies around it (peers, timeout, retry, concurrency class).
  */
 import type { Duration, Effect, Schedule } from "effect"
+import type { AgentLimits } from "./AgentLimits.js"
 import type { ThreadId } from "./Ids.js"
 import type { PayloadType } from "./Payload.js"
 import type { Reply } from "./Reply.js"
@@ -112,6 +113,8 @@ export interface LlmAgentOptions {
   readonly outputRetries?: number | undefined
   /** Invocations per conversation caused by SystemErrors (default 3); then the agent gives up. */
   readonly errorRetries?: number | undefined
+  /** Loop control per conversation: stop conditions, loop detection, peer ceilings. */
+  readonly limits?: AgentLimits | undefined
 }
 
 /** The payload values of a list of payload types. */

@@ -92,6 +92,39 @@ export class OrganismSection extends Schema.Class<OrganismSection>("OrganismSect
   wire: Schema.optional(Schema.Literal("native", "xmlify").annotations(expectedOneOf(`"native" or "xmlify"`)))
 }) {}
 
+const PayloadName = Schema.String.pipe(Schema.pattern(/^[A-Za-z_][A-Za-z0-9_.-]*$/)).annotations(
+  expected("a payload type name like FinalAnswer")
+)
+
+const stopWhenFields = {
+  /** An answer sends a payload of this type (or one of these). */
+  produced: Schema.optional(Schema.Union(PayloadName, Schema.Array(PayloadName)).annotations(
+    expectedOneOf("a payload type name, or a list of them")
+  )),
+  /** The agent has answered this many times in the conversation. */
+  steps: Schema.optional(PositiveInt),
+  /** The agent has spent this many tokens in the conversation. */
+  tokens: Schema.optional(PositiveInt),
+  /** A function (context) => boolean, or an Effect of one (see StopContext). */
+  handler: Schema.optional(ModuleRef)
+}
+
+/** LLM agents: when their loop stops in a conversation (any one condition given). */
+export class StopWhenConfig extends Schema.Class<StopWhenConfig>("StopWhenConfig")(
+  Schema.Struct(stopWhenFields).pipe(Schema.filter((c) =>
+    c.produced === undefined && c.steps === undefined && c.tokens === undefined && c.handler === undefined
+      ? "give at least one of produced, steps, tokens or handler"
+      : undefined
+  ))
+) {}
+
+/** LLM agents: what to do when they repeat their answers. */
+export class LoopDetectionConfig extends Schema.Class<LoopDetectionConfig>("LoopDetectionConfig")({
+  repeats: Schema.optional(integerAtLeast(2)),
+  max_period: Schema.optional(PositiveInt),
+  action: Schema.optional(Schema.Literal("stop", "warn").annotations(expectedOneOf(`"stop" or "warn"`)))
+}) {}
+
 export class ListenerConfig extends Schema.Class<ListenerConfig>("ListenerConfig")({
   name: Name,
   payload: PayloadRef,
@@ -114,7 +147,15 @@ export class ListenerConfig extends Schema.Class<ListenerConfig>("ListenerConfig
   /** LLM agents: caps each answer. */
   max_output_tokens: Schema.optional(PositiveInt),
   /** `required`: every message to this listener waits for a person to approve or deny it. */
-  approval: Schema.optional(Schema.Literal("none", "required").annotations(expectedOneOf(`"required" or "none"`)))
+  approval: Schema.optional(Schema.Literal("none", "required").annotations(expectedOneOf(`"required" or "none"`))),
+  /** LLM agents: when their loop stops in a conversation. */
+  stop_when: Schema.optional(StopWhenConfig),
+  /** LLM agents: repeated answers are a loop (warn the agent, or stop it). */
+  loop_detection: Schema.optional(LoopDetectionConfig),
+  /** LLM agents: peer name → the most calls to it per conversation. */
+  peer_limits: Schema.optional(
+    Schema.Record({ key: Schema.String, value: PositiveInt }).annotations(expected("a mapping of peer names to numbers of calls"))
+  )
 }) {}
 
 export class BootConfig extends Schema.Class<BootConfig>("BootConfig")({

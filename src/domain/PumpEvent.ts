@@ -109,12 +109,12 @@ export class ThreadCreated extends Schema.TaggedClass<ThreadCreated>()("ThreadCr
 }) {}
 
 /**
- * Why a conversation ended: `completed` when nothing went wrong; otherwise what stopped or
- * spoiled it — a guard, its token budget, a handler timing out, a cancellation, a handler
- * failing. When several happened, the gravest is kept (cancelled, guard, budget, timeout,
- * failed).
+ * Why a conversation ended: `completed` when nothing went wrong; `stopped` when an agent's
+ * stop condition (`stop_when`) ended its loop; otherwise what stopped or spoiled it — a guard,
+ * its token budget, a handler timing out, a cancellation, a handler failing. When several
+ * happened, the gravest is kept (cancelled, guard, budget, timeout, failed, stopped).
  */
-export const ThreadEndReason = Schema.Literal("completed", "guard", "budget", "timeout", "cancelled", "failed")
+export const ThreadEndReason = Schema.Literal("completed", "stopped", "guard", "budget", "timeout", "cancelled", "failed")
 export type ThreadEndReason = typeof ThreadEndReason.Type
 
 /** The reason and its detail, as events and journal records carry them (old records: completed). */

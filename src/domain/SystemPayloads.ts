@@ -56,5 +56,7 @@ export const SystemErrors = {
   forbidden: () => systemError("forbidden", "You are not allowed to send to that target.", false),
   guard: (detail: string) => systemError("guard", detail, false),
   /** A person denied the message (a listener with `approval: required`): their reason. */
-  denied: (reason: string) => systemError("forbidden", `Message was denied by an approver: ${reason}`, false)
+  denied: (reason: string) => systemError("forbidden", `Message was denied by an approver: ${reason}`, false),
+  /** A listener's message to `peer` whose branch ended with nothing coming back. */
+  noReply: (peer: string, why: string) => systemError("failed", `Your message to ${peer} ended without a reply: ${why}.`)
 } as const

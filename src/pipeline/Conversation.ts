@@ -36,7 +36,11 @@ export declare namespace Conversation {
     readonly xmlOf: (payload: unknown) => string
     /** Sends the pump's own message (a BudgetWarning) to this listener on this thread. */
     readonly notify: (payload: PayloadValue) => Effect.Effect<void>
-    /** Records a guard trip on this conversation (an exhausted budget): an event, and its ending. */
+    /**
+     * Records a guard trip on this conversation (an exhausted budget, an agent's stop
+     * condition): an event, its ending (`budget` for token-budget, `stopped` for stop-when,
+     * `failed` for stop-when-failed, else `guard`), and why a branch through this job ended.
+     */
     readonly guardTripped: (guard: string, detail: string) => Effect.Effect<void>
     /** Runs `hook` once, when the conversation completes (state cleanup). */
     readonly onComplete: (hook: () => void) => Effect.Effect<void>

@@ -65,6 +65,7 @@ import {
 } from "./pump/Core.js"
 import { makeApprovalDesk } from "./pump/ApprovalDesk.js"
 import { CustomStages } from "./pump/CustomStages.js"
+import { makeBranches } from "./pump/Branches.js"
 import { makeEndings } from "./pump/Endings.js"
 import { makeDelivery } from "./pump/Delivery.js"
 import { makeDispatcher, makeGateSet } from "./pump/Dispatcher.js"
@@ -244,6 +245,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
     noteProblem,
     onRootComplete,
     endings,
+    branches: makeBranches(),
     liveRoots
   }
   const { books } = core
@@ -287,7 +289,11 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
     const waiting = requests.get(root.id)
     if (waiting !== undefined) {
       requests.delete(root.id)
-      waiting.resolve(Exit.fail(new NoReply({ thread: root.id, reason: waiting.lastProblem ?? "the conversation ended" })))
+      // The same words an agent hears when a peer leaves it without a reply.
+      const reason = waiting.lastProblem === undefined
+        ? `${waiting.to} answered nobody`
+        : `${waiting.to} ended without a reply: ${waiting.lastProblem}`
+      waiting.resolve(Exit.fail(new NoReply({ thread: root.id, reason })))
     }
   })
 
@@ -345,7 +351,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
       const node = yield* startConversation(to, payload, options)
       const id = node.root.id
       if (node.root.completed) return yield* new NoReply({ thread: id, reason: "the conversation ended" })
-      requests.set(id, { resolve: (exit) => Deferred.unsafeDone(deferred, exit), lastProblem: undefined })
+      requests.set(id, { resolve: (exit) => Deferred.unsafeDone(deferred, exit), lastProblem: undefined, to })
       const wait = Deferred.await(deferred)
       if (options?.timeout === undefined) return yield* wait
       return yield* Effect.timeoutFail(wait, {

@@ -10,6 +10,7 @@
  * which the agent answers with another model call (bounded too).
  */
 import { Effect, Option } from "effect"
+import type { AgentLimits } from "../../domain/AgentLimits.js"
 import type { LlmMessage } from "../../domain/Llm.js"
 import {
   type HandlerMetadata,
@@ -25,6 +26,7 @@ import { SystemError, systemError, TextOutput } from "../../domain/SystemPayload
 import type { ContextSlot } from "../../services/ContextBuffer.js"
 import { LlmRouter } from "../../services/LlmRouter.js"
 import { Conversation } from "../Conversation.js"
+import { makeAgentLimits } from "./AgentLimits.js"
 import { type AgentAction, parseAgentOutput } from "./AgentOutput.js"
 
 export const OUTPUT_FORMAT = `# How to answer
@@ -78,10 +80,13 @@ export const llmAgentHandlers = (name: string, prompt: string | undefined, optio
   const errorRetries = options.errorRetries ?? 3
   // SystemError-driven invocations per conversation, to give up after a few.
   const errorTurns = new Map<string, number>()
+  // Stop conditions, loop detection, peer ceilings (AgentLimits.ts): every answer passes them.
+  const limits = makeAgentLimits(name, options.limits)
 
   const invoke = Effect.gen(function*() {
     const router = yield* LlmRouter
     const conversation = yield* Conversation
+    if (limits.stopped(conversation.root)) return Reply.none
     const instructions = Option.getOrElse(yield* conversation.instructions, () => prompt ?? "")
     const system = `${instructions}\n\n${OUTPUT_FORMAT}`
     const vocabulary = yield* conversation.vocabulary
@@ -102,6 +107,7 @@ export const llmAgentHandlers = (name: string, prompt: string | undefined, optio
         maxOutputTokens: options.maxOutputTokens
       })
       for (const warning of response.warnings) yield* conversation.notify(warning)
+      yield* limits.charge(conversation, response.usage)
       // Cut at the output limit: not an answer, whatever it parses to. Nothing is sent; the
       // model is told and asked again (the output retries), then the caller hears why.
       if (response.finishReason === "length") {
@@ -113,10 +119,14 @@ export const llmAgentHandlers = (name: string, prompt: string | undefined, optio
       }
       const parsed = parseAgentOutput(conversation.xml, response.text, vocabulary)
       if (parsed.text !== undefined) {
-        return parsed.text === "" ? Reply.none : Reply.respond(new TextOutput({ text: parsed.text, status: "ok" }))
+        return yield* limits.apply(
+          conversation,
+          response.text,
+          parsed.text === "" ? Reply.none : Reply.respond(new TextOutput({ text: parsed.text, status: "ok" }))
+        )
       }
       if (parsed.problems.length === 0 || attempt >= outputRetries) {
-        if (parsed.actions.length > 0) return toReply(parsed.actions)
+        if (parsed.actions.length > 0) return yield* limits.apply(conversation, response.text, toReply(parsed.actions))
         return Reply.respond(systemError("invalid", `${name} could not produce a usable answer: ${parsed.problems.join("; ")}`))
       }
       // Tell the model what was wrong and ask again; what was fine is sent with the fix.
@@ -160,6 +170,12 @@ export interface LlmAgentListenerOptions<A, Accepts extends ReadonlyArray<Payloa
   readonly maxOutputTokens?: number | undefined
   readonly outputRetries?: number | undefined
   readonly errorRetries?: number | undefined
+  /** When the agent's loop stops in a conversation (see AgentLimits). */
+  readonly stopWhen?: AgentLimits["stopWhen"]
+  /** Repeated answers: warn the agent, or stop it. */
+  readonly loopDetection?: AgentLimits["loopDetection"]
+  /** Peer name → the most calls to it per conversation. */
+  readonly peerLimits?: AgentLimits["peerLimits"]
 }
 
 /**
@@ -174,7 +190,10 @@ export const llmAgent = <A, const Accepts extends ReadonlyArray<PayloadType<any>
     model: options.model,
     maxOutputTokens: options.maxOutputTokens,
     outputRetries: options.outputRetries,
-    errorRetries: options.errorRetries
+    errorRetries: options.errorRetries,
+    limits: options.stopWhen === undefined && options.loopDetection === undefined && options.peerLimits === undefined
+      ? undefined
+      : { stopWhen: options.stopWhen, loopDetection: options.loopDetection, peerLimits: options.peerLimits }
   }
   const { handler, onSystem } = llmAgentHandlers(options.name, options.prompt, llm)
   const listener = Listener.make<A, Accepts, LlmRouter | Conversation>({ ...options, agent: true, handler, onSystem })

@@ -13,6 +13,7 @@ import type { RootThread, ThreadRegistry } from "../../services/ThreadRegistry.j
 import type { TodoRegistry } from "../../services/TodoRegistry.js"
 import type { XmlEngine } from "../../services/XmlEngine.js"
 import type { Permits } from "../internal/Permits.js"
+import type { Branches } from "./Branches.js"
 import type { Endings } from "./Endings.js"
 import type { Hop } from "./Hop.js"
 import type { Version } from "./Version.js"
@@ -43,6 +44,8 @@ export interface Waiting {
   readonly resolve: (exit: Exit.Exit<unknown, RequestError>) => void
   /** The last rejection or guard on its conversation, for a NoReply that says why. */
   lastProblem: string | undefined
+  /** The listener the request went to: a NoReply names it. */
+  readonly to: string
 }
 
 export interface DeadLetter {
@@ -168,6 +171,8 @@ export interface PumpCore {
   readonly publish: (event: PumpEvent) => void
   /** Why each conversation ends (ThreadCompleted.reason). */
   readonly endings: Endings
+  /** Whether each watched branch was answered, and why one ended (pump/Branches.ts). */
+  readonly branches: Branches
   /** The conversations not yet completed, by root id (for `cancel`). */
   readonly liveRoots: Map<string, RootThread>
   /** Remembers why a conversation may end without a reply (for a waiting `request`). */

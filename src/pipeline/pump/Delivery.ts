@@ -112,7 +112,8 @@ export const makeDelivery = (core: PumpCore, lifecycle: Lifecycle, dispatcher: D
     if (agents > 0 && root.agentSteps + agents > guards.maxAgentSteps) {
       return ["max-agent-steps", `${guards.maxAgentSteps} agent steps reached on this thread`]
     }
-    if (handlers > 0 && core.now() - root.createdAt > Duration.toMillis(guards.maxThreadDuration)) {
+    // At the limit itself, too: the wall clock (pump/WallClock.ts) has stopped it there.
+    if (handlers > 0 && core.now() - root.createdAt >= Duration.toMillis(guards.maxThreadDuration)) {
       return ["max-thread-duration", `the thread has run longer than ${Duration.format(guards.maxThreadDuration)}`]
     }
     return undefined

@@ -30,6 +30,8 @@ import { payloadXmlOf, type PumpCore } from "./Core.js"
 import type { Job } from "./Job.js"
 import type { Lifecycle } from "./Lifecycle.js"
 import { encodePayload, type Outbox } from "./Outbox.js"
+import { endingOfGuard } from "./Endings.js"
+import { makeWallClock } from "./WallClock.js"
 import type { OrganismSettings } from "../../domain/Organism.js"
 
 /**
@@ -150,13 +152,15 @@ export const makeDispatcher = <R>(
       reason === "timed-out" ? "timeout" : reason === "cancelled" ? "cancelled" : "failed",
       `${listener} ${reason}: ${detail}`
     )
-    // The caller hears about it: a SystemError travels back one hop.
+    core.branches.note(job.node, `${listener} ${reason}`)
+    // The caller hears about it: a SystemError travels back one hop (and answers the branch).
     const parent = job.node.parent
     if (parent !== undefined && !job.system) {
       lifecycle.emitSystemError(
         parent.name,
         parent,
-        reason === "timed-out" ? SystemErrors.timeout() : SystemErrors.failed()
+        reason === "timed-out" ? SystemErrors.timeout() : SystemErrors.failed(),
+        job.node
       )
     }
   }
@@ -246,6 +250,7 @@ export const makeDispatcher = <R>(
     jobs.add(job)
     const timeout = Duration.toMillis(job.entry.listener.timeout ?? job.version.settings.handlerTimeout)
     if (Number.isFinite(timeout)) job.timer = wheel.arm(core.now() + timeout, () => timeOut(job))
+    wallClock.arm(root)
   }
 
   /** Ends every suspended job of every conversation (a drain's deadline), Promises included. */
@@ -257,7 +262,10 @@ export const makeDispatcher = <R>(
   }
 
   /** Ends every suspended job of a cancelled conversation now; waiting ones never start. */
-  const cancel = (root: RootThread) => {
+  const cancel = (root: RootThread) => interruptAll(root, "cancelled", core.endings.of(root).detail)
+
+  /** Ends every suspended job of a conversation now, with the reason its callers hear. */
+  const interruptAll = (root: RootThread, reason: "cancelled" | "timed-out", detail: string) => {
     const jobs = suspendedJobs.get(root)
     if (jobs === undefined) return
     for (const job of [...jobs]) {
@@ -265,7 +273,7 @@ export const makeDispatcher = <R>(
       job.done = true
       const fiber = job.fiber
       try {
-        failJob(job, "cancelled", core.endings.of(root).detail)
+        failJob(job, reason, detail)
       } finally {
         finishJob(job)
       }
@@ -273,6 +281,8 @@ export const makeDispatcher = <R>(
     }
     drain()
   }
+
+  const wallClock = makeWallClock(core, wheel, (root, detail) => interruptAll(root, "timed-out", detail))
 
   // --- running ----------------------------------------------------------------------------
   const withConversation = (job: Job, effect: Effect.Effect<unknown, unknown, R>) =>
@@ -326,7 +336,16 @@ export const makeDispatcher = <R>(
       guardTripped: (guard, detail) =>
         Effect.sync(() => {
           core.noteProblem(root, `guard ${guard}: ${detail}`)
-          core.endings.note(root, guard === "token-budget" ? "budget" : "guard", `${guard}: ${detail}`)
+          core.endings.note(root, endingOfGuard(guard), `${guard}: ${detail}`)
+          // Why a branch through this job ended, in the words its caller hears (pump/Branches.ts).
+          core.branches.note(
+            job.node,
+            guard === "stop-when"
+              ? `${l.name} reached its stop condition`
+              : guard === "stop-when-failed"
+              ? `${l.name} stopped: its stop condition failed`
+              : `stopped by the ${guard} guard`
+          )
           if (core.observed()) {
             core.publish(makeEvent(GuardTripped, { thread: job.node.id, root: root.id, time: core.now(), guard, listener: l.name, detail }))
           }
@@ -349,6 +368,17 @@ export const makeDispatcher = <R>(
   const start = (job: Job) => {
     lifecycle.start()
     if (core.halting !== undefined || core.endings.cancelled(job.node.root)) return completeJob(job, Exit.interrupt(FiberId.none))
+    // A job that waited at its gates past its conversation's wall clock never starts.
+    const expired = wallClock.expired(job.node.root)
+    if (expired !== undefined) {
+      job.done = true
+      try {
+        failJob(job, "timed-out", expired)
+      } finally {
+        finishJob(job)
+      }
+      return
+    }
     job.startedAt = core.now()
     const l = job.entry.listener
     if (l.agent && core.observed()) {

@@ -7,7 +7,14 @@
 import type { ThreadEndReason } from "../../domain/PumpEvent.js"
 import type { RootThread } from "../../services/ThreadRegistry.js"
 
-const gravity: Record<ThreadEndReason, number> = { completed: 0, failed: 1, timeout: 2, budget: 3, guard: 4, cancelled: 5 }
+const gravity: Record<ThreadEndReason, number> = { completed: 0, stopped: 1, failed: 2, timeout: 3, budget: 4, guard: 5, cancelled: 6 }
+
+/**
+ * The ending a guard trip notes: an agent's own stop condition is a deliberate end
+ * (`stopped`), one that could not be evaluated a failure, a token budget `budget`.
+ */
+export const endingOfGuard = (guard: string): ThreadEndReason =>
+  guard === "token-budget" ? "budget" : guard === "stop-when" ? "stopped" : guard === "stop-when-failed" ? "failed" : "guard"
 
 export interface Ending {
   readonly reason: ThreadEndReason

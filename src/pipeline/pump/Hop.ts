@@ -30,6 +30,12 @@ export interface Origin {
 export interface Lease {
   node: ThreadNode | undefined
   readonly permit: Permit | undefined
+  /**
+   * The watched branch this message answers (a reply to the node it was forwarded from):
+   * held live until the message settles, so that the branch cannot end before its answer
+   * is known to have arrived (pump/Branches.ts).
+   */
+  branch?: ThreadNode | undefined
 }
 
 export interface Hop {

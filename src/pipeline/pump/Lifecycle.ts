@@ -56,6 +56,11 @@ export const makeLifecycle = (core: PumpCore) => {
   ) => {
     const xml = writeEnvelope({ from, to, thread: node.id, payloadTag: payload.tag, payloadInner: payload.inner })
     const hop = open(xml, { node, senderNode, system }, permit, payload.canonical)
+    // An answer to a watched branch holds it until it settles (pump/Branches.ts).
+    if (senderNode !== undefined && senderNode.parent === node && senderNode.branchEnd !== undefined) {
+      registry.unsafeRetain(senderNode)
+      hop.lease.branch = senderNode
+    }
     if (core.observed()) {
       job?.replies?.push(payload.tag)
       core.publish(
@@ -76,10 +81,15 @@ export const makeLifecycle = (core: PumpCore) => {
     core.inbox.unsafeOffer(hop)
   }
 
-  /** A message from the pump itself (SystemError, BudgetWarning): never bounced if refused. */
-  const emitSystem = (to: string, node: ThreadNode, payload: Encoded) => emit(SYSTEM, to, node, payload, undefined, true, undefined, undefined)
+  /**
+   * A message from the pump itself (SystemError, BudgetWarning): never bounced if refused.
+   * `about`: the branch below `node` it reports on (a failed peer, a refused forward) — it
+   * answers that branch.
+   */
+  const emitSystem = (to: string, node: ThreadNode, payload: Encoded, about?: ThreadNode) =>
+    emit(SYSTEM, to, node, payload, about, true, undefined, undefined)
 
-  const emitSystemError = (to: string, node: ThreadNode, error: SystemError) => {
+  const emitSystemError = (to: string, node: ThreadNode, error: SystemError, about?: ThreadNode) => {
     const spec = specOf(SystemError, core.version.settings.wire)
     let inner: string
     try {
@@ -89,7 +99,7 @@ export const makeLifecycle = (core: PumpCore) => {
       // listener still hears that something was wrong, in words the pump can write.
       inner = spec.encodeInner(SystemErrors.invalid("the message was refused; its reason cannot be written as XML"))
     }
-    emitSystem(to, node, { tag: "SystemError", inner, canonical: true })
+    emitSystem(to, node, { tag: "SystemError", inner, canonical: true }, about)
   }
 
   /** What the sender of a refused message hears: what was wrong, never the organism's topology. */
@@ -119,6 +129,12 @@ export const makeLifecycle = (core: PumpCore) => {
     if (origin === undefined || origin.system) return undefined
     const sender = origin.senderNode
     return sender !== undefined && sender.parent !== undefined ? sender : undefined
+  }
+
+  /** A refused forward's own branch: the bounce to its sender answers it. */
+  const aboutOf = (hop: Hop, sender: ThreadNode): ThreadNode | undefined => {
+    const node = hop.origin?.node
+    return node !== undefined && node.parent === sender ? node : undefined
   }
 
   const bookRejection = (hop: Hop, outcome: Extract<Outcome, { _tag: "Rejected" }>) => {
@@ -158,8 +174,9 @@ export const makeLifecycle = (core: PumpCore) => {
       )
     }
     core.noteProblem(root, error.message)
+    core.branches.note(hop.lease.branch ?? hop.lease.node, `a message on its branch was rejected (${error._tag})`)
     const sender = senderOf(hop)
-    if (sender !== undefined) emitSystemError(sender.name, sender, bounceFor(error))
+    if (sender !== undefined) emitSystemError(sender.name, sender, bounceFor(error), aboutOf(hop, sender))
   }
 
   const bookGuard = (hop: Hop, outcome: Extract<Outcome, { _tag: "GuardStopped" }>) => {
@@ -184,9 +201,15 @@ export const makeLifecycle = (core: PumpCore) => {
       cancelled ? "cancelled" : "guard",
       `${outcome.guard}${outcome.edge === undefined ? "" : ` (${outcome.edge})`}: ${outcome.detail}`
     )
+    core.branches.note(hop.lease.branch ?? node, `stopped by the ${outcome.guard} guard`)
     const sender = senderOf(hop)
     if (sender !== undefined) {
-      emitSystemError(sender.name, sender, SystemErrors.guard(outcome.notice ?? `Stopped by the ${outcome.guard} guard: ${outcome.detail}`))
+      emitSystemError(
+        sender.name,
+        sender,
+        SystemErrors.guard(outcome.notice ?? `Stopped by the ${outcome.guard} guard: ${outcome.detail}`),
+        aboutOf(hop, sender)
+      )
     }
   }
 
@@ -221,6 +244,12 @@ export const makeLifecycle = (core: PumpCore) => {
       case "GuardStopped":
         bookGuard(hop, outcome)
         break
+    }
+    const branch = hop.lease.branch
+    if (branch !== undefined) {
+      hop.lease.branch = undefined
+      if (outcome._tag === "Delivered") core.branches.answered(branch)
+      registry.unsafeRelease(branch)
     }
     const node = hop.lease.node
     hop.lease.node = undefined

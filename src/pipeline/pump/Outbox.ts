@@ -5,7 +5,7 @@
  * (from / to / thread are the pump's) and puts it in the inbox — where it is checked like any
  * message from outside. A reply the outbox refuses is a hop of its own, settled on the spot.
  */
-import { Either } from "effect"
+import { Duration, Either } from "effect"
 import { type IngressError, PeerViolation, UnknownRoute } from "../../domain/IngressError.js"
 import type { Listener } from "../../domain/Listener.js"
 import { specOf, typeOfValue, type WireMode } from "../../domain/Payload.js"
@@ -154,8 +154,29 @@ export const makeOutbox = (core: PumpCore, lifecycle: Lifecycle) => {
     return true
   }
 
-  const forward = (job: Job, to: string, encoded: Encoded) =>
-    lifecycle.emit(job.entry.listener.name, to, core.registry.unsafeExtend(job.node, to), encoded, job.node, false, job.permit, job)
+  /**
+   * An agent's forward is watched: if its branch ends with nothing delivered back to the
+   * agent, the agent hears at once who did not answer and why (pump/Branches.ts).
+   */
+  const watch = (job: Job, branch: ThreadNode) =>
+    core.registry.unsafeOnBranchEnd(branch, () => {
+      const root = branch.root
+      if (core.branches.wasAnswered(branch) || root.completed || core.halting !== undefined || core.endings.cancelled(root)) return
+      // Past the conversation's caps the notice could only pass by the guards' one grace:
+      // an agent past its step cap is not asked to think again.
+      const guards = core.version.settings.guards
+      if (
+        root.agentSteps >= guards.maxAgentSteps || root.invocations >= guards.maxInvocationsPerThread ||
+        core.now() - root.createdAt >= Duration.toMillis(guards.maxThreadDuration)
+      ) return
+      lifecycle.emitSystemError(job.entry.listener.name, job.node, SystemErrors.noReply(branch.name, core.branches.why(branch)))
+    })
+
+  const forward = (job: Job, to: string, encoded: Encoded) => {
+    const branch = core.registry.unsafeExtend(job.node, to)
+    if (job.entry.listener.agent) watch(job, branch)
+    lifecycle.emit(job.entry.listener.name, to, branch, encoded, job.node, false, job.permit, job)
+  }
 
   /** Writes what a handler returned (a Reply the dispatcher has already checked). */
   const sendReply = (job: Job, reply: Reply): void => {
