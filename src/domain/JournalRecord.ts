@@ -327,6 +327,8 @@ export const recordOf = (seq: number, e: PumpEvent): LifecycleRecord | undefined
           detail: e.detail
         }, true)
     case "AgentState":
+    // The completed call records the whole text; its pieces are for live views only.
+    case "LlmOutputDelta":
       return undefined
     case "LlmCallStarted":
       return new ModelCallStarted({ type: "model-call", step: "started", seq, ...fieldsOf(e), time: micros(e.time) }, true)

@@ -40,7 +40,7 @@ import {
   type UsageLine
 } from "../domain/Llm.js"
 import type { LlmBackendConfig, LlmConfig, LlmProvider } from "../domain/LlmConfig.js"
-import { LlmCallCompleted, LlmCallFailed, LlmCallStarted } from "../domain/PumpEvent.js"
+import { LlmCallCompleted, LlmCallFailed, LlmCallStarted, LlmOutputDelta, makeEvent } from "../domain/PumpEvent.js"
 import type { BackendConnection } from "../llm/LlmBackend.js"
 import { AttemptFailed, classify, describeStreamError } from "../llm/LlmFailure.js"
 import { makeRateLimit, type RateLimit } from "../llm/RateLimiter.js"
@@ -89,6 +89,7 @@ interface Completion {
   readonly text: string
   readonly promptTokens: number
   readonly completionTokens: number
+  readonly reasoningTokens: number | undefined
   readonly finishReason: string
   /** Which attempt of its call, and how long its exchange took (set once it succeeded). */
   readonly attempt?: number
@@ -171,6 +172,7 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
         text: r.text,
         promptTokens: r.usage.inputTokens ?? -1,
         completionTokens: r.usage.outputTokens ?? -1,
+        reasoningTokens: r.usage.reasoningTokens,
         finishReason: r.finishReason
       })),
       Effect.catchAll((e) => Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.fail(classify(e, false, now)))),
@@ -192,10 +194,12 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
    * A stream that ends with an `error` part, or without a `finish` part, has failed: the
    * clients end some broken streams successfully.
    */
-  const stream = (b: Backend, model: string, prompt: Prompt.Prompt, maxOutputTokens: number) =>
+  const stream = (b: Backend, model: string, call: Call) =>
     Effect.suspend(() => {
       let started = false
       let text = ""
+      let pieces = 0
+      const attemptNo = call.tries
       let finish: Response.FinishPart | undefined
       let error: { readonly error: unknown } | undefined
       const failed = (message: string) =>
@@ -206,7 +210,7 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
           message,
           partialText: text
         })
-      return b.connection.streamText(model, prompt, maxOutputTokens).pipe(
+      return b.connection.streamText(model, call.prompt, call.maxOutputTokens).pipe(
         Stream.takeUntil((part) => part.type === "error"),
         Stream.runForEach((part) =>
           Effect.sync(() => {
@@ -217,6 +221,19 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
               case "text-delta":
                 started = true
                 text += part.delta
+                // Built only while someone listens: the stream's hot path pays one check.
+                if (observed() && part.delta !== "") {
+                  events!.publish(makeEvent(LlmOutputDelta, {
+                    thread: call.request.thread ?? call.request.root,
+                    root: call.request.root,
+                    time: nowMs(),
+                    call: call.id,
+                    agent: call.request.agent,
+                    attempt: attemptNo,
+                    index: pieces++,
+                    delta: part.delta
+                  }))
+                }
                 break
               case "finish":
                 finish = part
@@ -236,6 +253,7 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
             text,
             promptTokens: finish.usage.inputTokens ?? -1,
             completionTokens: finish.usage.outputTokens ?? -1,
+            reasoningTokens: finish.usage.reasoningTokens,
             finishReason: finish.reason
           })
         })
@@ -303,7 +321,7 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
       const exchange = Effect.gen(function*() {
         b.inFlight++
         b.requests++
-        return yield* (call.stream ? stream : generate)(b, model, call.prompt, call.maxOutputTokens).pipe(
+        return yield* (call.stream ? stream(b, model, call) : generate(b, model, call.prompt, call.maxOutputTokens)).pipe(
           Effect.ensuring(Effect.sync(() => void b.inFlight--))
         )
       })
@@ -469,13 +487,18 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
             costUsd,
             finishReason: c.finishReason,
             truncated: c.finishReason === "length",
-            text: c.text
+            text: c.text,
+            ...(c.reasoningTokens !== undefined ? { reasoningTokens: c.reasoningTokens } : {})
           }, true)
         )
       }
       const response: LlmResponse = {
         text: c.text,
-        usage: { promptTokens: c.promptTokens, completionTokens: c.completionTokens },
+        usage: {
+          promptTokens: c.promptTokens,
+          completionTokens: c.completionTokens,
+          ...(c.reasoningTokens !== undefined ? { reasoningTokens: c.reasoningTokens } : {})
+        },
         model: outcome.model,
         backend: b.config.name,
         costUsd,
@@ -506,7 +529,8 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
         healthy: b.coolingUntil <= now,
         requests: b.requests,
         failures: b.failures,
-        baseUrl: b.connection.baseUrl
+        baseUrl: b.connection.baseUrl,
+        contextWindow: b.connection.contextWindow
       }))
     }
   }
