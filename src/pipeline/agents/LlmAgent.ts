@@ -12,6 +12,7 @@
 import { Effect, Option } from "effect"
 import type { LlmMessage } from "../../domain/Llm.js"
 import {
+  type AgentContextOptions,
   type HandlerMetadata,
   Listener,
   type ListenerOptions,
@@ -26,6 +27,8 @@ import type { ContextSlot } from "../../services/ContextBuffer.js"
 import { LlmRouter } from "../../services/LlmRouter.js"
 import { Conversation } from "../Conversation.js"
 import { type AgentAction, parseAgentOutput } from "./AgentOutput.js"
+import { makeAgentContext } from "./ContextFit.js"
+import { makeReasoningBudget } from "./ReasoningBudget.js"
 
 export const OUTPUT_FORMAT = `# How to answer
 
@@ -78,6 +81,10 @@ export const llmAgentHandlers = (name: string, prompt: string | undefined, optio
   const errorRetries = options.errorRetries ?? 3
   // SystemError-driven invocations per conversation, to give up after a few.
   const errorTurns = new Map<string, number>()
+  // Context fitting (ContextFit.ts) and the reasoning budget, with their per-conversation state.
+  const context = makeAgentContext(name, options)
+  const reasoning = makeReasoningBudget(name, options.maxReasoningTokens)
+  const tracked = new Set<string>()
 
   const invoke = Effect.gen(function*() {
     const router = yield* LlmRouter
@@ -86,21 +93,39 @@ export const llmAgentHandlers = (name: string, prompt: string | undefined, optio
     const system = `${instructions}\n\n${OUTPUT_FORMAT}`
     const vocabulary = yield* conversation.vocabulary
     const peers = new Set(vocabulary.peers.map((p) => p.toLowerCase()))
+    if (!tracked.has(conversation.root)) {
+      tracked.add(conversation.root)
+      const root = conversation.root
+      yield* conversation.onComplete(() => {
+        tracked.delete(root)
+        context.forget(root)
+        reasoning.forget(root)
+      })
+    }
     const messages = conversationFor(
       name,
-      yield* conversation.history({ involving: name }),
+      yield* context.prepare(router, yield* conversation.history({ involving: name })),
       Option.getOrUndefined(yield* conversation.nudge),
       (n) => peers.has(n.toLowerCase())
     )
     for (let attempt = 0;; attempt++) {
+      const over = reasoning.exceeded(conversation.root)
+      if (over !== undefined) {
+        yield* conversation.guardTripped("reasoning-budget", over)
+        return Reply.respond(systemError("budget", `${over}: it makes no more model calls here.`, false))
+      }
+      const fitted = yield* context.fit(router, conversation.root, system, messages)
       const response = yield* router.complete({
         agent: name,
         root: conversation.root,
+        thread: conversation.thread,
         system,
-        messages,
+        messages: fitted.messages,
         model: options.model,
-        maxOutputTokens: options.maxOutputTokens
+        maxOutputTokens: fitted.maxOutputTokens,
+        stream: options.stream
       })
+      reasoning.charge(conversation.root, response)
       for (const warning of response.warnings) yield* conversation.notify(warning)
       // Cut at the output limit: not an answer, whatever it parses to. Nothing is sent; the
       // model is told and asked again (the output retries), then the caller hears why.
@@ -127,6 +152,8 @@ export const llmAgentHandlers = (name: string, prompt: string | undefined, optio
       })
     }
   }).pipe(
+    Effect.catchTag("ContextTooSmall", (e) =>
+      Effect.succeed(Reply.respond(systemError("failed", `${name} cannot call its model: ${e.message}`, false)))),
     Effect.catchTag("BudgetExhausted", (e) =>
       Effect.flatMap(Conversation, (conversation) =>
         Effect.as(
@@ -160,6 +187,9 @@ export interface LlmAgentListenerOptions<A, Accepts extends ReadonlyArray<Payloa
   readonly maxOutputTokens?: number | undefined
   readonly outputRetries?: number | undefined
   readonly errorRetries?: number | undefined
+  readonly stream?: boolean | undefined
+  readonly maxReasoningTokens?: number | undefined
+  readonly context?: AgentContextOptions | undefined
 }
 
 /**
@@ -174,7 +204,10 @@ export const llmAgent = <A, const Accepts extends ReadonlyArray<PayloadType<any>
     model: options.model,
     maxOutputTokens: options.maxOutputTokens,
     outputRetries: options.outputRetries,
-    errorRetries: options.errorRetries
+    errorRetries: options.errorRetries,
+    ...(options.stream !== undefined ? { stream: options.stream } : {}),
+    ...(options.maxReasoningTokens !== undefined ? { maxReasoningTokens: options.maxReasoningTokens } : {}),
+    ...(options.context !== undefined ? { context: options.context } : {})
   }
   const { handler, onSystem } = llmAgentHandlers(options.name, options.prompt, llm)
   const listener = Listener.make<A, Accepts, LlmRouter | Conversation>({ ...options, agent: true, handler, onSystem })
