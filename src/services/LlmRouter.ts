@@ -497,7 +497,8 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
         usage: {
           promptTokens: c.promptTokens,
           completionTokens: c.completionTokens,
-          ...(c.reasoningTokens !== undefined ? { reasoningTokens: c.reasoningTokens } : {})
+          // Only when there were some: most calls have none to report.
+          ...(c.reasoningTokens !== undefined && c.reasoningTokens > 0 ? { reasoningTokens: c.reasoningTokens } : {})
         },
         model: outcome.model,
         backend: b.config.name,
