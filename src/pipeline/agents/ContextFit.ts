@@ -161,7 +161,7 @@ const sameStart = (messages: ReadonlyArray<LlmMessage>, covered: ReadonlyArray<s
   covered.length < messages.length && covered.every((c, i) => messages[i]!.content === c)
 
 /** Fits the history into `budget` tokens (see the module comment). */
-export const fitHistory = <E, R>(input: FitInput<E, R>): Effect.Effect<FitResult, ContextTooSmall | E, R> =>
+export const fitHistory = <E = never, R = never>(input: FitInput<E, R>): Effect.Effect<FitResult, ContextTooSmall | E, R> =>
   Effect.gen(function*() {
     const { budget, counter, messages } = input
     const n = messages.length
