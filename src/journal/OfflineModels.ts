@@ -14,7 +14,7 @@
  */
 import { Effect, Option } from "effect"
 import type { JournalRecord, ModelCallCompleted, ModelCallStarted } from "../domain/JournalRecord.js"
-import { LlmError, type LlmRequest, type LlmResponse } from "../domain/Llm.js"
+import { type BackendStatus, LlmError, type LlmRequest, type LlmResponse } from "../domain/Llm.js"
 import { LlmCallCompleted, LlmCallStarted } from "../domain/PumpEvent.js"
 import { requestHashes } from "../llm/RequestHash.js"
 import { makeUsageLedger } from "../llm/UsageLedger.js"
@@ -72,7 +72,14 @@ const where = (recorded: ReadonlyArray<string>, replayed: ReadonlyArray<string>,
 
 export const makeOfflineModels = (
   records: ReadonlyArray<JournalRecord>,
-  options: { readonly maxOutputTokens: number }
+  options: {
+    readonly maxOutputTokens: number
+    /**
+     * The organism's backends as configured: LLM agents fit their history to the context
+     * windows these report, so the replayed requests are the recorded ones.
+     */
+    readonly backends?: ReadonlyArray<BackendStatus> | undefined
+  }
 ): Effect.Effect<OfflineModels, never, BudgetRegistry> =>
   Effect.gen(function*() {
     const budget = yield* BudgetRegistry
@@ -161,6 +168,6 @@ export const makeOfflineModels = (
         return response
       })
 
-    const router: LlmRouter.Service = { complete, usage: () => ledger.report(), backends: () => [] }
+    const router: LlmRouter.Service = { complete, usage: () => ledger.report(), backends: () => options.backends ?? [] }
     return { router, divergence: () => divergence, unused: () => exchanges.length - used }
   })
