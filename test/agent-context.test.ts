@@ -150,6 +150,26 @@ describe("an output budget", () => {
     }
   }
 
+  for (const wire of wires) {
+    it.effect(`${wire.name}, streamed: a server that ignores the cap is cut off by the router, and the partial answer is not parsed`, () =>
+      Effect.gen(function*() {
+        const endless = `<Respond>${"an answer that never stops ".repeat(400)}</Respond>`
+        const { events, requests } = yield* runAgainst(
+          { responses: [{ text: endless, ignore_max_tokens: true, chunk_size: 8 }, { text: "<Respond>short</Respond>" }] },
+          organism({ maxOutputTokens: 20, stream: true }),
+          wire
+        )
+        const completed = events.flatMap((e) => (e._tag === "LlmCallCompleted" ? [e] : []))
+        expect(completed.map((c) => [c.finishReason, c.truncated])).toEqual([["length", true], ["stop", false]])
+        // Cut at half as much again as the cap (by the estimate), far short of the whole answer.
+        expect(completed[0]!.text.length).toBeGreaterThan(20 * 4)
+        expect(completed[0]!.text.length).toBeLessThan(400)
+        expect(requests[0]!.outcome).toBe("client_closed")
+        expect(toConsole(events)).toEqual(["<TextOutput><Text>short</Text></TextOutput>"])
+        expect(bodyText(requests[1]!)).toContain(JSON.stringify(CUT_AT_LIMIT).slice(1, -1))
+      }))
+  }
+
   it.effect("an answer cut every time ends with a SystemError for the caller, nothing sent", () =>
     Effect.gen(function*() {
       const { events, requests } = yield* runAgainst({ default: { text: long } }, organism({ maxOutputTokens: 20, stream: true }), wires[1])

@@ -161,7 +161,9 @@ const replyFields = {
   )),
   fault: optional(FaultKind),
   /** For a streamed `drop_mid_response`, `malformed` or `stream_error`: text events sent before the fault (default: half). */
-  fault_after: optional(NonNegativeInt)
+  fault_after: optional(NonNegativeInt),
+  /** Send the whole text whatever output cap the request asked for (a server that ignores it). */
+  ignore_max_tokens: optional(Flag)
 }
 
 type ReplyFields = Schema.Struct.Type<typeof replyFields>

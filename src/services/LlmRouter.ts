@@ -189,7 +189,10 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
     )
 
   /**
-   * One HTTP exchange, streamed and gathered. The stream has started once a
+   * One HTTP exchange, streamed and gathered. A provider stops at the output cap itself; one
+   * that goes on far past it (a server ignoring the cap: half as much again, by the estimate)
+   * is cut off here, and the partial answer finishes with `length` like a capped one.
+   * The stream has started once a
    * `response-metadata` or `text-delta` part arrived; a failure after that is `stream-failed`.
    * A stream that ends with an `error` part, or without a `finish` part, has failed: the
    * clients end some broken streams successfully.
@@ -199,7 +202,9 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
       let started = false
       let text = ""
       let pieces = 0
+      let cutOff = false
       const attemptNo = call.tries
+      const outputGuard = Math.ceil(call.maxOutputTokens * 1.5) + 32
       let finish: Response.FinishPart | undefined
       let error: { readonly error: unknown } | undefined
       const failed = (message: string) =>
@@ -211,7 +216,7 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
           partialText: text
         })
       return b.connection.streamText(model, call.prompt, call.maxOutputTokens).pipe(
-        Stream.takeUntil((part) => part.type === "error"),
+        Stream.takeUntil((part) => part.type === "error" || cutOff),
         Stream.runForEach((part) =>
           Effect.sync(() => {
             switch (part.type) {
@@ -221,6 +226,7 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
               case "text-delta":
                 started = true
                 text += part.delta
+                if (estimateTokens(text.length) > outputGuard) cutOff = true
                 // Built only while someone listens: the stream's hot path pays one check.
                 if (observed() && part.delta !== "") {
                   events!.publish(makeEvent(LlmOutputDelta, {
@@ -248,6 +254,15 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
         Effect.timeoutFail({ duration: b.timeout, onTimeout: () => failed(`the stream did not finish within ${Duration.format(b.timeout)}`) }),
         Effect.flatMap((): Effect.Effect<Completion, AttemptFailed> => {
           if (error !== undefined) return Effect.fail(failed(`the provider sent an error in the stream: ${describeStreamError(error.error)}`))
+          if (cutOff) {
+            return Effect.succeed({
+              text,
+              promptTokens: -1,
+              completionTokens: estimateTokens(text.length),
+              reasoningTokens: undefined,
+              finishReason: "length"
+            })
+          }
           if (finish === undefined) return Effect.fail(failed("the stream ended without finishing"))
           return Effect.succeed({
             text,

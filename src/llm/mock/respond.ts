@@ -78,7 +78,7 @@ export const respond = (res: ServerResponse, rec: LogEntry, view: RequestView, r
     const full = reply.echo === true || reply.text === undefined ? view.lastUser : reply.text
     // The requested output cap is honoured as a real model does: the answer stops there,
     // finishing with `length` (`max_output_tokens`, `max_tokens`).
-    const cut = view.maxOutputTokens !== undefined && estimateTokens(full) > view.maxOutputTokens
+    const cut = reply.ignore_max_tokens !== true && view.maxOutputTokens !== undefined && estimateTokens(full) > view.maxOutputTokens
     const text = cut ? Array.from(full).slice(0, view.maxOutputTokens! * 4).join("") : full
     const completion: Completion = {
       id: `mock${String(sequence).padStart(4, "0")}`,
