@@ -235,59 +235,66 @@ export const transcript = (agent: string, dropped: ReadonlyArray<LlmMessage>) =>
 
 export const SUMMARISE_INSTRUCTION = "Summarise this conversation for the agent that took part in it, so it can go on without the full text: keep the facts, decisions, open questions and anything it promised. Answer with the summary only."
 
-/** What the agent's model call needs to know about the model and its window. */
-export interface ModelWindow {
+/** What an agent's model call needs to know about its model: the window, whose tokenizer. */
+export interface ModelInfo {
   readonly window: number | undefined
-  readonly counter: TokenCounter
+  readonly provider: LlmProvider
+  readonly model: string
 }
 
-/** The window and tokenizer for `model`: its backends' (the smallest window of those serving it). */
-export const modelWindow = (router: LlmRouterService, model: string | undefined, window: number | undefined) =>
-  Effect.gen(function*() {
-    const serving = router.backends().filter((b) => model === undefined || b.models.includes(model))
-    const first = serving[0]
-    const windows = serving.flatMap((b) => (b.contextWindow === undefined ? [] : [b.contextWindow]))
-    const provider: LlmProvider = (first?.provider as LlmProvider | undefined) ?? "mock"
-    const tokenizer = yield* tokenizerFor(provider, model ?? first?.models[0] ?? "")
-    const result: ModelWindow = {
-      window: window ?? (windows.length === 0 ? undefined : Math.min(...windows)),
-      counter: makeCounter(tokenizer)
-    }
-    return result
-  })
+/**
+ * The window of `model` (the smallest of the backends serving it, any of which may answer) and
+ * the provider whose tokenizer counts for it — read at every call, so a reload's backends count.
+ */
+export const modelInfo = (router: LlmRouterService, model: string | undefined, window: number | undefined): ModelInfo => {
+  const serving = router.backends().filter((b) => model === undefined || b.models.includes(model))
+  const windows = serving.flatMap((b) => (b.contextWindow === undefined ? [] : [b.contextWindow]))
+  const first = serving[0]
+  return {
+    window: window ?? (windows.length === 0 ? undefined : Math.min(...windows)),
+    provider: (first?.provider as LlmProvider | undefined) ?? "mock",
+    model: model ?? first?.models[0] ?? ""
+  }
+}
 
 /** An LLM agent's context fitting, with its summaries per conversation. */
 export const makeAgentContext = (agent: string, options: LlmAgentOptions) => {
   const context: AgentContextOptions = options.context ?? {}
   const summaries = new Map<ThreadId, SummaryState>()
-  const windows = new Map<string, ModelWindow>()
-
-  const windowOf = (router: LlmRouterService, model: string | undefined, window: number | undefined) =>
-    Effect.gen(function*() {
-      const key = `${model ?? ""}\u0000${window ?? ""}`
-      const known = windows.get(key)
-      if (known !== undefined) return known
-      const found = yield* modelWindow(router, model, window)
-      windows.set(key, found)
-      return found
+  // The tokenizer loads only when something is to be counted: an agent without a window pays nothing.
+  const counters = new Map<string, TokenCounter>()
+  const counterFor = (info: ModelInfo) =>
+    Effect.suspend(() => {
+      const key = `${info.provider}\u0000${info.model}`
+      const known = counters.get(key)
+      if (known !== undefined) return Effect.succeed(known)
+      return Effect.map(tokenizerFor(info.provider, info.model), (t) => {
+        const counter = makeCounter(t)
+        counters.set(key, counter)
+        return counter
+      })
     })
 
   /** Received messages cut to `max_tool_result_tokens`, when set. */
   const prepare = (router: LlmRouterService, slots: ReadonlyArray<ContextSlot>) =>
     context.maxToolResultTokens === undefined
       ? Effect.succeed(slots)
-      : Effect.flatMap(windowOf(router, options.model, context.window), (w) => truncateReceived(w.counter, agent, slots, context.maxToolResultTokens!))
+      : Effect.flatMap(
+        counterFor(modelInfo(router, options.model, context.window)),
+        (counter) => truncateReceived(counter, agent, slots, context.maxToolResultTokens!)
+      )
 
   const summariseWith = (router: LlmRouterService, root: ThreadId, summariser: SummariserOptions, allowance: number) =>
   (dropped: ReadonlyArray<LlmMessage>, previous: string | undefined) =>
     Effect.gen(function*() {
-      const own = yield* windowOf(router, summariser.model, undefined)
+      const own = modelInfo(router, summariser.model, undefined)
       const head = previous === undefined ? "" : `The summary so far:\n${previous}\n\nWhat happened next:\n\n`
       let body = `${head}${transcript(agent, dropped)}`
       if (own.window !== undefined) {
         // The summariser's own request must fit its window too: the oldest part goes.
-        const room = own.window - allowance - (yield* own.counter.count("system", summariser.prompt)) - 16
-        body = yield* truncateText(own.counter, "user", body, Math.max(1, room), (omitted) => `[… ${omitted} tokens left out …]\n`, "tail")
+        const counter = yield* counterFor(own)
+        const room = own.window - allowance - (yield* counter.count("system", summariser.prompt)) - 16
+        body = yield* truncateText(counter, "user", body, Math.max(1, room), (omitted) => `[… ${omitted} tokens left out …]\n`, "tail")
       }
       const response = yield* router.complete({
         agent: summariser.name,
@@ -314,9 +321,10 @@ export const makeAgentContext = (agent: string, options: LlmAgentOptions) => {
     ContextTooSmall | LlmError | BudgetExhausted
   > =>
     Effect.gen(function*() {
-      const w = yield* windowOf(router, options.model, context.window)
-      if (w.window === undefined) return { messages, maxOutputTokens: options.maxOutputTokens, fit: undefined }
-      const window = w.window
+      const info = modelInfo(router, options.model, context.window)
+      if (info.window === undefined) return { messages, maxOutputTokens: options.maxOutputTokens, fit: undefined }
+      const window = info.window
+      const counter = yield* counterFor(info)
       const reserve = context.reserveOutput ?? options.maxOutputTokens ?? DEFAULT_RESERVE_OUTPUT
       const budget = window - reserve
       const summariser = context.strategy === "summarise" ? context.summariser : undefined
@@ -325,7 +333,7 @@ export const makeAgentContext = (agent: string, options: LlmAgentOptions) => {
         system,
         messages,
         budget,
-        counter: w.counter,
+        counter,
         summarise: summariser === undefined ? undefined : {
           by: summariser.name,
           allowance,
