@@ -341,7 +341,9 @@ const agentContextOf = (
   llmMaxOutputTokens: number | undefined
 ): Either.Either<AgentContextOptions | undefined, Array<ConfigProblem>> => {
   const c = config.context
-  if (c === undefined) return Either.right(undefined)
+  const reserveOutput = config.max_output_tokens ?? llmMaxOutputTokens
+  // Without a context: key, a backend's window still applies: the answer's reserve is the router's cap.
+  if (c === undefined) return Either.right(reserveOutput === undefined ? undefined : { reserveOutput })
   const at = (key: string): Path => ["listeners", index, "context", key]
   let summariser: SummariserOptions | undefined
   if (c.summariser !== undefined) {
@@ -365,7 +367,7 @@ const agentContextOf = (
   }
   return Either.right({
     window: c.window,
-    reserveOutput: c.reserve_output ?? config.max_output_tokens ?? llmMaxOutputTokens,
+    reserveOutput: c.reserve_output ?? reserveOutput,
     strategy: c.strategy,
     summariser,
     maxToolResultTokens: c.max_tool_result_tokens

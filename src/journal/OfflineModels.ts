@@ -151,13 +151,19 @@ export const makeOfflineModels = (
               costUsd: c.costUsd,
               finishReason: c.finishReason,
               truncated: c.truncated,
-              text: c.text
+              text: c.text,
+              ...(c.reasoningTokens !== undefined ? { reasoningTokens: c.reasoningTokens } : {})
             }, true)
           )
         }
         const response: LlmResponse = {
           text: c.text,
-          usage: { promptTokens: c.inputTokens, completionTokens: c.outputTokens },
+          // Reasoning tokens too: a replayed agent's reasoning budget trips where it did.
+          usage: {
+            promptTokens: c.inputTokens,
+            completionTokens: c.outputTokens,
+            ...(c.reasoningTokens !== undefined && c.reasoningTokens > 0 ? { reasoningTokens: c.reasoningTokens } : {})
+          },
           model: c.model,
           backend: c.backend,
           costUsd: c.costUsd,
