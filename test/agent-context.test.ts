@@ -203,32 +203,36 @@ describe("reasoning-token budgets", () => {
     }
   }
 
-  it.effect("Anthropic Messages reports no reasoning tokens: nothing is charged", () =>
+  it.effect("Anthropic Messages reports no reasoning tokens: nothing is charged, plain or streamed", () =>
     Effect.gen(function*() {
-      const run = yield* runAgainst(script(600), organism({ maxReasoningTokens: 500 }), wires[2])
-      expect(run.requests).toHaveLength(2)
-      expect(run.events.flatMap((e) => (e._tag === "LlmCallCompleted" ? [e.reasoningTokens ?? 0] : []))).toEqual([0, 0])
+      for (const stream of [false, true]) {
+        const run = yield* runAgainst(script(600), organism({ maxReasoningTokens: 500, stream }), wires[2])
+        expect(run.requests).toHaveLength(2)
+        expect(run.events.flatMap((e) => (e._tag === "LlmCallCompleted" ? [e.reasoningTokens ?? 0] : []))).toEqual([0, 0])
+      }
     }))
 })
 
 describe("the mock model's context window", () => {
   for (const wire of wires) {
-    it.effect(`${wire.name}: a request over the window is refused with the provider's 400`, () =>
-      Effect.gen(function*() {
-        // No window known to the agent: it sends its whole history, and the mock refuses it.
-        const { events, requests } = yield* runAgainst(
-          { context_window: 200, default: { text: answer } },
-          organism({ maxOutputTokens: 100 }),
-          wire
-        )
-        expect(requests.map((r) => r.status)).toEqual([400])
-        const failed = events.find((e) => e._tag === "LlmCallFailed" && e.final)
-        expect(failed).toMatchObject({ reason: "rejected", status: 400 })
-        expect((failed as { error: string }).error).toMatch(
-          wire.name === "Anthropic Messages" ? /prompt is too long|exceed context limit/ : /context/
-        )
-        expect(JSON.stringify(requests[0]!.body)).toContain("find effect")
-      }))
+    for (const stream of [false, true]) {
+      it.effect(`${wire.name}${stream ? ", streamed" : ""}: a request over the window is refused with the provider's 400`, () =>
+        Effect.gen(function*() {
+          // No window known to the agent: it sends its whole history, and the mock refuses it.
+          const { events, requests } = yield* runAgainst(
+            { context_window: 200, default: { text: answer } },
+            organism({ maxOutputTokens: 100, stream }),
+            wire
+          )
+          expect(requests.map((r) => [r.status, r.stream])).toEqual([[400, stream]])
+          const failed = events.find((e) => e._tag === "LlmCallFailed" && e.final)
+          expect(failed).toMatchObject({ reason: "rejected", status: 400 })
+          expect((failed as { error: string }).error).toMatch(
+            wire.name === "Anthropic Messages" ? /prompt is too long|exceed context limit/ : /context/
+          )
+          expect(JSON.stringify(requests[0]!.body)).toContain("find effect")
+        }))
+    }
   }
 })
 
@@ -283,37 +287,42 @@ describe("context that fits", () => {
       expect(run.requests.some((r) => r.status === 400)).toBe(true)
     }), 60_000)
 
-  it.effect("summarise: the dropped turns are condensed by the summariser agent, through the router, and the summary is reused", () =>
-    Effect.gen(function*() {
-      const summary = "SUMMARY: the assistant searched for effect and many queries since."
-      const run = yield* runAgainst(
-        longSearch(turns, window, [{ match: { system: "/You summarise conversations/" }, times: "always", text: summary }]),
-        organism(
-          {
-            maxOutputTokens: 200,
-            context: {
-              strategy: "summarise",
-              summariser: { name: "summariser", prompt: "You summarise conversations.", maxOutputTokens: 150 }
-            }
-          },
-          { findingSize: 300, settings: many, summariser: true }
-        ),
-        wires[0],
-        {},
-        { context_window: window }
-      )
-      expectFitted(run, window, turns)
-      const summaries = run.requests.filter((r) => /You summarise conversations/.test(r.system))
-      // Asked only when the kept turns have doubled again: far fewer times than there were turns.
-      expect(summaries.length).toBeGreaterThan(1)
-      expect(summaries.length).toBeLessThan(turns / 4)
-      expect(run.usage.byAgent["summariser"]).toMatchObject({ requests: summaries.length })
-      // A later summary extends the one before.
-      expect(bodyText(summaries[1]!)).toContain("The summary so far")
-      const last = run.requests[run.requests.length - 1]!
-      expect(bodyText(last)).toContain(summary)
-      expect(bodyText(last)).toMatch(/summariser summarised them/)
-    }), 60_000)
+  for (const [i, wire] of wires.entries()) {
+    // The agent streams on one wire of the three (the summariser's calls use the router's default).
+    const stream = i === 1
+    it.effect(`${wire.name}${stream ? ", streamed" : ""}: summarise: the dropped turns are condensed by the summariser agent, through the router, and the summary is reused`, () =>
+      Effect.gen(function*() {
+        const summary = "SUMMARY: the assistant searched for effect and many queries since."
+        const run = yield* runAgainst(
+          longSearch(turns, window, [{ match: { system: "/You summarise conversations/" }, times: "always", text: summary }]),
+          organism(
+            {
+              maxOutputTokens: 200,
+              stream,
+              context: {
+                strategy: "summarise",
+                summariser: { name: "summariser", prompt: "You summarise conversations.", maxOutputTokens: 150 }
+              }
+            },
+            { findingSize: 300, settings: many, summariser: true }
+          ),
+          wire,
+          {},
+          { context_window: window }
+        )
+        expectFitted(run, window, turns)
+        const summaries = run.requests.filter((r) => /You summarise conversations/.test(r.system))
+        // Asked only when the kept turns have doubled again: far fewer times than there were turns.
+        expect(summaries.length).toBeGreaterThan(1)
+        expect(summaries.length).toBeLessThan(turns / 4)
+        expect(run.usage.byAgent["summariser"]).toMatchObject({ requests: summaries.length })
+        // A later summary extends the one before.
+        expect(bodyText(summaries[1]!)).toContain("The summary so far")
+        const last = run.requests[run.requests.length - 1]!
+        expect(bodyText(last)).toContain(summary)
+        expect(bodyText(last)).toMatch(/summariser summarised them/)
+      }), 60_000)
+  }
 
   it.effect("a long message received is cut to max_tool_result_tokens with a visible marker", () =>
     Effect.gen(function*() {
