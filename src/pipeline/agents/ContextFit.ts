@@ -36,22 +36,28 @@ type Role = "system" | "user" | "assistant"
 export interface TokenCounter {
   readonly kind: ProviderTokenizer["kind"]
   readonly count: (role: Role, text: string) => Effect.Effect<number>
+  /** Counted without remembering: for the many trial cuts of a long text. */
+  readonly measure: (role: Role, text: string) => Effect.Effect<number>
 }
 
 const COUNT_CACHE = 4096
 
 export const makeCounter = (provider: ProviderTokenizer): TokenCounter => {
   const known = new Map<string, number>()
+  const measure = (role: Role, text: string) =>
+    provider.tokenizer.tokenize([{ role, content: text }]).pipe(
+      Effect.map((tokens) => tokens.length),
+      // A tokenizer that fails counts as the safe approximation would.
+      Effect.orElseSucceed(() => 4 + Math.ceil(text.length / 3))
+    )
   return {
     kind: provider.kind,
+    measure,
     count: (role, text) => {
       const key = `${role}\u0000${text}`
       const hit = known.get(key)
       if (hit !== undefined) return Effect.succeed(hit)
-      return provider.tokenizer.tokenize([{ role, content: text }]).pipe(
-        Effect.map((tokens) => tokens.length),
-        // A tokenizer that fails counts as the safe approximation would.
-        Effect.orElseSucceed(() => 4 + Math.ceil(text.length / 3)),
+      return measure(role, text).pipe(
         Effect.tap((n) =>
           Effect.sync(() => {
             if (known.size >= COUNT_CACHE) known.delete(known.keys().next().value!)
@@ -86,9 +92,9 @@ export const truncateText = (
     let best = build(0, total)
     while (lo <= hi) {
       const mid = (lo + hi) >> 1
-      const kept = yield* counter.count(role, points.slice(keep === "head" ? 0 : points.length - mid, keep === "head" ? mid : undefined).join(""))
+      const kept = yield* counter.measure(role, points.slice(keep === "head" ? 0 : points.length - mid, keep === "head" ? mid : undefined).join(""))
       const candidate = build(mid, Math.max(0, total - kept))
-      if ((yield* counter.count(role, candidate)) <= maxTokens) {
+      if ((yield* counter.measure(role, candidate)) <= maxTokens) {
         best = candidate
         lo = mid + 1
       } else hi = mid - 1
@@ -215,14 +221,17 @@ export const fitHistory = <E = never, R = never>(input: FitInput<E, R>): Effect.
       const room = budget - sys - summarise.allowance
       let k = Math.max(1, covered)
       while (k < n - 1 && suffix[k]! > room / 2) k++
-      const summary = yield* summarise.run(messages.slice(covered, k), state?.summary)
-      const next: SummaryState = { covered: messages.slice(0, k).map((m) => m.content), summary }
-      summarise.save(next)
-      const fitted = yield* attempt(k, summaryLead(k, summarise.by, summary))
-      if (fitted !== undefined) return { ...fitted, dropped: k, summarised: true }
-      // The summary came out longer than its allowance: more turns go, the summary stays.
-      const more = yield* dropFrom(k + 1, (j) => `${summaryLead(k, summarise.by, summary)}\n${droppedNote(j - k)}`)
-      if (more !== undefined) return { ...more, summarised: true }
+      // Nothing new to condense (all but the latest message are summarised already): drop instead.
+      if (k > covered) {
+        const summary = yield* summarise.run(messages.slice(covered, k), state?.summary)
+        const next: SummaryState = { covered: messages.slice(0, k).map((m) => m.content), summary }
+        summarise.save(next)
+        const fitted = yield* attempt(k, summaryLead(k, summarise.by, summary))
+        if (fitted !== undefined) return { ...fitted, dropped: k, summarised: true }
+        // The summary came out longer than its allowance: more turns go, the summary stays.
+        const more = yield* dropFrom(k + 1, (j) => `${summaryLead(k, summarise.by, summary)}\n${droppedNote(j - k)}`)
+        if (more !== undefined) return { ...more, summarised: true }
+      }
     }
     const dropped = yield* dropFrom(1, droppedNote)
     if (dropped !== undefined) return { ...dropped, summarised: false }
