@@ -188,9 +188,24 @@ const eventItem = (e, depthOf) => {
   }
 }
 
+// Streamed answers still arriving (LlmOutputDelta events), by call, for the selected conversation.
+let streaming = new Map()
+const streamingItem = (call, s) =>
+  el(
+    "li",
+    { class: "model streaming", "data-kind": "streaming", "data-call": call },
+    el("div", { class: "head" }, el("b", { text: `${s.agent} is answering` }), ` · ${call}`),
+    el("pre", { class: "payload", text: s.text })
+  )
+
 const renderConversation = (c) => {
   const depthOf = new Map(c.tree.map((m) => [m.thread, m.depth]))
-  const items = c.events.map((e) => eventItem(e, depthOf)).filter((x) => x !== null)
+  // A call the index has seen end shows its answer there: its live text is dropped.
+  for (const e of c.events) if (e.type === "LlmCallCompleted" || e.type === "LlmCallFailed") streaming.delete(e.call)
+  const items = [
+    ...c.events.map((e) => eventItem(e, depthOf)).filter((x) => x !== null),
+    ...[...streaming].map(([call, s]) => streamingItem(call, s))
+  ]
   $("conversation").replaceChildren(
     el("h2", {}, `${c.payloadType ?? "conversation"} → ${c.to ?? "?"} `, el("span", { class: `state ${c.state}`, "data-testid": "conversation-state", text: c.state + (c.reason ? `: ${reasonText(c.reason)}` : "") })),
     el("div", { class: "meta", text: `${c.thread} · ${plural(c.messages, "message")} · ${plural(c.invocations, "invocation")}` + (c.droppedEvents > 0 ? ` · ${c.droppedEvents} later events not kept` : "") }),
@@ -204,6 +219,7 @@ const showConversation = (thread) =>
     .catch((e) => $("conversation").replaceChildren(el("p", { class: "hint", text: e.message })))
 
 const select = (thread) => {
+  if (selected !== thread) streaming = new Map()
   selected = thread
   for (const li of $("conversations").children) li.classList.toggle("selected", li.dataset.thread === thread)
   showConversation(thread)
@@ -269,7 +285,25 @@ const connect = () => {
     $("connection").textContent = "live"
     schedule()
   }
-  source.onmessage = schedule
+  source.onmessage = (message) => {
+    let e
+    try {
+      e = JSON.parse(message.data)
+    } catch {
+      return schedule()
+    }
+    if (e.type !== "LlmOutputDelta") return schedule()
+    // Pieces of a streamed answer: appended where it is shown, without fetching anything.
+    if (e.root !== selected) return
+    const s = streaming.get(e.call) ?? { agent: e.agent, attempt: e.attempt, text: "" }
+    // A retried attempt starts its text again.
+    if (s.attempt !== e.attempt) Object.assign(s, { attempt: e.attempt, text: "" })
+    s.text += e.delta
+    streaming.set(e.call, s)
+    const shown = document.querySelector(`li[data-call="${e.call}"] pre`)
+    if (shown !== null) shown.textContent = s.text
+    else $("conversation").querySelector(".timeline")?.append(streamingItem(e.call, s))
+  }
   source.onerror = () => {
     $("connection").dataset.state = "lost"
     $("connection").textContent = "reconnecting…"

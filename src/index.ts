@@ -10,7 +10,6 @@ export { Diagnostic } from "./domain/Diagnostic.js"
 export * from "./domain/IngressError.js"
 export * from "./domain/PumpError.js"
 export * from "./domain/PumpEvent.js"
-export { ConcurrencyClass, type Handler, type HandlerMetadata } from "./domain/Listener.js"
 export {
   type AgentLimits,
   type AgentOutput,
@@ -21,6 +20,7 @@ export {
   type StopHandler,
   type StopWhenBuiltIn
 } from "./domain/AgentLimits.js"
+export { type AgentContextOptions, ConcurrencyClass, type Handler, type HandlerMetadata, type SummariserOptions } from "./domain/Listener.js"
 export { Listener } from "./pipeline/Listeners.js"
 export { Conversation } from "./pipeline/Conversation.js"
 export { CustomStage, StageDrop, type StageMessage, StagePoint } from "./domain/CustomStage.js"

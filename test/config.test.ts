@@ -173,7 +173,8 @@ boot:
         write("llm.yaml", `${agent}llm:\n  backends:\n    - name: local\n      provider: mock\n      models: [gpt-4o]\n`)
       )
       const bot = organism.listeners.find((l) => l.name === "bot")!
-      expect(bot.llm).toEqual({ model: "gpt-4o", maxOutputTokens: undefined, outputRetries: undefined, errorRetries: undefined })
+      // The answer's reserve in a context window is the llm section's output cap (4096 by default).
+      expect(bot.llm).toEqual({ model: "gpt-4o", maxOutputTokens: undefined, outputRetries: undefined, errorRetries: undefined, context: { reserveOutput: 4096 } })
       expect(bot.prompt).toBe("Be brief.")
       const [m] = yield* problems(write("unserved.yaml", `${agent}llm:\n  backends:\n    - name: local\n      provider: mock\n      models: [gpt-4o-mini, gpt-4]\n`))
       expect(m).toMatchObject({ line: 8, key: `listeners[0] "bot".model` })

@@ -537,7 +537,7 @@ models: [claude-sonnet-4-5]
       expect(Either.isLeft(result)).toBe(true)
       const problems = Either.isLeft(result) ? result.left.problems.map(String) : []
       expect(problems).toEqual([
-        `bad.yaml:3:5: responses[0].retry_afer: unknown key "retry_afer" (did you mean "retry_after"?); expected one of: text, echo, finish_reason, usage, delay, chunk_delay, chunk_size, status, error, retry_after, headers, fault, fault_after, match, times`,
+        `bad.yaml:3:5: responses[0].retry_afer: unknown key "retry_afer" (did you mean "retry_after"?); expected one of: text, echo, finish_reason, usage, delay, chunk_delay, chunk_size, status, error, retry_after, headers, fault, fault_after, ignore_max_tokens, match, times`,
         `bad.yaml:5:11: responses[1].echo: give either text or echo: true, not both`,
         `bad.yaml:6:20: responses[2].match.user: not a valid regular expression: Invalid regular expression: /(unclosed/: Unterminated group`,
         `bad.yaml:7:12: responses[2].times: expected a positive integer or "always", got 0`,
@@ -643,4 +643,46 @@ describe("organism mock-llm", () => {
     expect(code).toBe(2)
     expect(stderr).toMatch(/broken\.yaml:3:5: responses\[0\]\.tiems: unknown key "tiems" \(did you mean "times"\?\)/)
   })
+})
+
+describe("the context window, the output cap and reasoning tokens", () => {
+  const long = "word ".repeat(400)
+  it.scopedLive("over the window: each API's own 400; within it: answered, with the prompt's count logged", () =>
+    withMock({ context_window: 100, default: { text: "ok" } }, (server) =>
+      Effect.gen(function*() {
+        const chat = yield* post(`${server.openAiUrl}/chat/completions`, chatRequest(long, { max_tokens: 10 }))
+        expect(chat.status).toBe(400)
+        expect(yield* json(chat)).toMatchObject({
+          error: { type: "invalid_request_error", code: "context_length_exceeded", message: expect.stringMatching(/^This model's maximum context length is 100 tokens\. However, you requested \d+ tokens/) }
+        })
+        const responses = yield* post(`${server.openAiUrl}/responses`, responsesRequest(long))
+        expect(responses.status).toBe(400)
+        expect(yield* json(responses)).toMatchObject({ error: { code: "context_length_exceeded", param: "input" } })
+        const anthropic = yield* post(`${server.url}/v1/messages`, anthropicRequest(long))
+        expect(anthropic.status).toBe(400)
+        expect(yield* json(anthropic)).toMatchObject({
+          type: "error",
+          error: { type: "invalid_request_error", message: expect.stringMatching(/^prompt is too long: \d+ tokens > 100 maximum$/) }
+        })
+        // The prompt fits, the prompt and the cap together do not (Anthropic's other wording).
+        const capped = yield* post(`${server.url}/v1/messages`, anthropicRequest("hi", { max_tokens: 99 }))
+        expect(yield* json(capped)).toMatchObject({ error: { message: expect.stringMatching(/exceed context limit: \d+ \+ 99 > 100/) } })
+        const fine = yield* post(`${server.openAiUrl}/chat/completions`, chatRequest("hi", { max_tokens: 10 }))
+        expect(fine.status).toBe(200)
+        expect(server.requests().map((r) => r.status)).toEqual([400, 400, 400, 400, 200])
+        expect(server.requests()[4]).toMatchObject({ promptTokens: estimate("You are terse.\nhi"), maxOutputTokens: 10 })
+      })))
+
+  it.scopedLive("the requested cap stops the answer with each API's length finish; reasoning tokens are reported", () =>
+    withMock({ default: { text: long, usage: { reasoning_tokens: 7 } } }, (server) =>
+      Effect.gen(function*() {
+        const chat = yield* json(yield* post(`${server.openAiUrl}/chat/completions`, chatRequest("go", { max_completion_tokens: 5 })))
+        expect(chat.choices[0]).toMatchObject({ finish_reason: "length", message: { content: long.slice(0, 20) } })
+        expect(chat.usage.completion_tokens_details.reasoning_tokens).toBe(7)
+        const responses = yield* json(yield* post(`${server.openAiUrl}/responses`, responsesRequest("go", { max_output_tokens: 5 })))
+        expect(responses).toMatchObject({ status: "incomplete", incomplete_details: { reason: "max_output_tokens" } })
+        expect(responses.usage.output_tokens_details.reasoning_tokens).toBe(7)
+        const anthropic = yield* json(yield* post(`${server.url}/v1/messages`, anthropicRequest("go", { max_tokens: 5 })))
+        expect(anthropic).toMatchObject({ stop_reason: "max_tokens", content: [{ text: long.slice(0, 20) }] })
+      })))
 })

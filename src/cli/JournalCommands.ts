@@ -102,7 +102,22 @@ export const replayCommand = Command.make(
       const result = opts.offline
         ? yield* Effect.gen(function*() {
           // The organism's own services, and the journal's answers in place of its models.
-          const models = yield* makeOfflineModels(contents.records, { maxOutputTokens: loaded.llm?.max_output_tokens ?? 0 })
+          const models = yield* makeOfflineModels(contents.records, {
+            maxOutputTokens: loaded.llm?.max_output_tokens ?? 0,
+            // Nothing is sent: the backends only tell the agents their context windows.
+            backends: (loaded.llm?.backends ?? []).map((b) => ({
+              name: b.name,
+              provider: b.provider,
+              models: b.models,
+              inFlight: 0,
+              waiting: 0,
+              healthy: true,
+              requests: 0,
+              failures: 0,
+              baseUrl: "",
+              contextWindow: b.context_window
+            }))
+          })
           const r = yield* run.pipe(Effect.provide(Layer.succeed(LlmRouter, models.router)))
           divergence = models.divergence()
           return r

@@ -74,9 +74,14 @@ export const renderEvent = (e: PumpEvent, injector: string, verbose: boolean): s
       return verbose ? `${t} ⋯ ${e.agent} asks ${e.model} on ${e.backend} (${e.call}, attempt ${e.attempt})` : undefined
     case "LlmCallCompleted":
       return `${t} ◆ ${e.agent} ← ${e.model} on ${e.backend}: ${Math.round(e.latencyMs)} ms, ` +
-        `${e.inputTokens} in + ${e.outputTokens} out tokens${money(e.costUsd)}` +
+        `${e.inputTokens} in + ${e.outputTokens} out tokens` +
+        (e.reasoningTokens !== undefined && e.reasoningTokens > 0 ? ` (${e.reasoningTokens} reasoning)` : "") +
+        money(e.costUsd) +
         (e.attempt > 1 ? `, attempt ${e.attempt}` : "") +
         (e.truncated ? `, ✂ cut at the output limit (finish reason ${e.finishReason})` : e.finishReason === "stop" ? "" : `, finish reason ${e.finishReason}`)
+    case "LlmOutputDelta":
+      // Line by line output has no place for pieces of text; the completed call is shown.
+      return undefined
     case "LlmCallFailed":
       return e.final
         ? `${t} ⚠ ${e.agent}: model call ${e.call} failed (${e.reason}) after ${e.attempt} attempt${e.attempt === 1 ? "" : "s"}: ${e.error}`

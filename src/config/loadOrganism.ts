@@ -10,7 +10,7 @@ import type { AgentLimits, StopCondition, StopHandler } from "../domain/AgentLim
 import { builtinPayloads } from "../domain/BuiltinPayloads.js"
 import { CustomStage } from "../domain/CustomStage.js"
 import { ENVELOPE_NS } from "../domain/Envelope.js"
-import { type Handler, Listener } from "../domain/Listener.js"
+import { type AgentContextOptions, type Handler, Listener, type SummariserOptions } from "../domain/Listener.js"
 import { llmAgent as makeLlmAgent } from "../pipeline/agents/LlmAgent.js"
 import { type LlmConfig, providerInfo } from "../domain/LlmConfig.js"
 import { type BootMessage, Organism } from "../domain/Organism.js"
@@ -258,7 +258,9 @@ const loadListener = (
   config: ListenerConfig,
   index: number,
   options: LoadOptions,
-  hasLlm: boolean
+  hasLlm: boolean,
+  all: ReadonlyArray<ListenerConfig> = [],
+  llmMaxOutputTokens: number | undefined = undefined
 ) =>
   Effect.gen(function*() {
     const problems: Array<ConfigProblem> = []
@@ -325,13 +327,18 @@ const loadListener = (
       approval: config.approval
     }
     if (llmAgent) {
+      const context = agentContextOf(source, config, index, all, llmMaxOutputTokens)
+      if (Either.isLeft(context)) return Either.left(context.left)
       return Either.right(
         makeLlmAgent({
           ...common,
           prompt: config.prompt!,
           model: config.model,
           maxOutputTokens: config.max_output_tokens,
-          ...agentLimitsOf(config, stopHandler as StopHandler | undefined)
+          ...agentLimitsOf(config, stopHandler as StopHandler | undefined),
+          stream: config.stream,
+          maxReasoningTokens: config.max_reasoning_tokens,
+          context: context.right
         }) as Listener<any, LlmRouter>
       )
     }
@@ -358,6 +365,52 @@ const agentLimitsOf = (config: ListenerConfig, stopHandler: StopHandler | undefi
     loopDetection: loop === undefined ? undefined : { repeats: loop.repeats, maxPeriod: loop.max_period, action: loop.action },
     peerLimits: config.peer_limits
   }
+}
+
+/**
+ * An LLM agent's `context:` as library options: its summariser (named) resolved to that
+ * agent's prompt and model, the answer's reserve defaulting to the agent's output cap (or
+ * the llm section's).
+ */
+const agentContextOf = (
+  source: YamlSource,
+  config: ListenerConfig,
+  index: number,
+  all: ReadonlyArray<ListenerConfig>,
+  llmMaxOutputTokens: number | undefined
+): Either.Either<AgentContextOptions | undefined, Array<ConfigProblem>> => {
+  const c = config.context
+  const reserveOutput = config.max_output_tokens ?? llmMaxOutputTokens
+  // Without a context: key, a backend's window still applies: the answer's reserve is the router's cap.
+  if (c === undefined) return Either.right(reserveOutput === undefined ? undefined : { reserveOutput })
+  const at = (key: string): Path => ["listeners", index, "context", key]
+  let summariser: SummariserOptions | undefined
+  if (c.summariser !== undefined) {
+    const s = all.find((l) => l.name === c.summariser)
+    if (s === undefined || s.handler !== undefined || s.agent !== true || s.prompt === undefined) {
+      const names = all.filter((l) => l.handler === undefined && l.agent === true && l.prompt !== undefined && l.name !== config.name)
+        .map((l) => l.name)
+      return Either.left([source.problem(
+        at("summariser"),
+        `"${c.summariser}" is not an LLM agent of this file (agent: true with a prompt)` +
+          (names.length > 0 ? `; LLM agents: ${names.join(", ")}` : "")
+      )])
+    }
+    summariser = { name: s.name, prompt: s.prompt, model: s.model, maxOutputTokens: s.max_output_tokens }
+  }
+  if (c.strategy === "summarise" && summariser === undefined) {
+    return Either.left([source.problem(at("strategy"), `strategy summarise needs a summariser: the name of an LLM agent that writes the summaries`)])
+  }
+  if (c.strategy !== "summarise" && summariser !== undefined) {
+    return Either.left([source.problem(at("summariser"), `a summariser goes with strategy: summarise`)])
+  }
+  return Either.right({
+    window: c.window,
+    reserveOutput: c.reserve_output ?? reserveOutput,
+    strategy: c.strategy,
+    summariser,
+    maxToolResultTokens: c.max_tool_result_tokens
+  })
 }
 
 /** `<Greeting><Name>World</Name></Greeting>` → RawPayload, checked for well-formedness. */
@@ -419,7 +472,7 @@ export const loadOrganism = Effect.fn("loadOrganism")(function*(path: string, op
   }
   const listeners: Array<Listener<any, LlmRouter>> = []
   for (const [i, l] of config.listeners.entries()) {
-    const loaded = yield* loadListener(source, baseDir, l, i, options, config.llm !== undefined)
+    const loaded = yield* loadListener(source, baseDir, l, i, options, config.llm !== undefined, config.listeners, config.llm?.max_output_tokens)
     if (Either.isLeft(loaded)) problems.push(...loaded.left)
     else listeners.push(loaded.right)
   }

@@ -327,6 +327,8 @@ export const recordOf = (seq: number, e: PumpEvent): LifecycleRecord | undefined
           detail: e.detail
         }, true)
     case "AgentState":
+    // The completed call records the whole text; its pieces are for live views only.
+    case "LlmOutputDelta":
       return undefined
     // A person's decision shows in the message's own records: dispatched when approved,
     // failed (rejected at the approval stage, or stopped by a guard) otherwise.

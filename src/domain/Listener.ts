@@ -115,6 +115,40 @@ export interface LlmAgentOptions {
   readonly errorRetries?: number | undefined
   /** Loop control per conversation: stop conditions, loop detection, peer ceilings. */
   readonly limits?: AgentLimits | undefined
+  /** Stream the model's answers (`LlmOutputDelta` events as they arrive); the router's default when absent. */
+  readonly stream?: boolean | undefined
+  /**
+   * Reasoning tokens (where the provider reports them) this agent may spend per
+   * conversation; once they are spent it makes no further model calls there.
+   */
+  readonly maxReasoningTokens?: number | undefined
+  /** How its history is fitted to the model's context window. */
+  readonly context?: AgentContextOptions | undefined
+}
+
+/** The agent that condenses the turns an agent's history drops (`strategy: summarise`). */
+export interface SummariserOptions {
+  /** Its name: usage and budget are counted under it. */
+  readonly name: string
+  /** Its system prompt: how to summarise. */
+  readonly prompt: string
+  readonly model?: string | undefined
+  /** Caps a summary; the router's default when absent. */
+  readonly maxOutputTokens?: number | undefined
+}
+
+/** An LLM agent's context fitting (YAML `context:`); see README "Context that fits". */
+export interface AgentContextOptions {
+  /** The model's context window in tokens; default the backends' `context_window`. */
+  readonly window?: number | undefined
+  /** Tokens kept free for the answer; default the agent's output cap. */
+  readonly reserveOutput?: number | undefined
+  /** What happens to the oldest turns that do not fit (default drop_oldest). */
+  readonly strategy?: "drop_oldest" | "summarise" | undefined
+  /** With `summarise`: the agent that writes the summaries. */
+  readonly summariser?: SummariserOptions | undefined
+  /** A message received longer than this is cut, with a marker saying so. */
+  readonly maxToolResultTokens?: number | undefined
 }
 
 /** The payload values of a list of payload types. */

@@ -24,11 +24,15 @@ export interface LlmRequest {
   readonly maxOutputTokens?: number | undefined
   /** Use the provider's streaming API (the router's default otherwise). */
   readonly stream?: boolean | undefined
+  /** The hop asking (the conversation's root otherwise): what `LlmOutputDelta` events name. */
+  readonly thread?: ThreadId | undefined
 }
 
 export interface LlmUsage {
   readonly promptTokens: number
   readonly completionTokens: number
+  /** Hidden reasoning among the completion tokens, where the provider reports it. */
+  readonly reasoningTokens?: number | undefined
 }
 
 export interface LlmResponse {
@@ -102,6 +106,8 @@ export interface BackendStatus {
   readonly failures: number
   /** Where its requests go (for a mock backend: the server the router started). */
   readonly baseUrl: string
+  /** Its models' context window in tokens, when configured (`context_window`, a mock script's). */
+  readonly contextWindow?: number | undefined
 }
 
 /** What the LlmRouter service offers (its Tag and layers are services/LlmRouter.ts). */

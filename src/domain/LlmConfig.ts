@@ -139,7 +139,12 @@ const backendFields = {
   /** mock: the script file, relative to the organism file (default: echo every request). */
   script: optional(Text),
   /** mock: the wire format the router speaks to it (default openai). */
-  wire: optional(MockWire)
+  wire: optional(MockWire),
+  /**
+   * The context window of its models, in tokens: what LLM agents fit their history to
+   * (see an agent's `context`). A mock backend's default is its script's `context_window`.
+   */
+  context_window: optional(PositiveInt)
 }
 
 type BackendFields = Schema.Struct.Type<typeof backendFields>

@@ -125,6 +125,21 @@ export class LoopDetectionConfig extends Schema.Class<LoopDetectionConfig>("Loop
   action: Schema.optional(Schema.Literal("stop", "warn").annotations(expectedOneOf(`"stop" or "warn"`)))
 }) {}
 
+/** An LLM agent's context fitting (README "Context that fits"). */
+export class AgentContextConfig extends Schema.Class<AgentContextConfig>("AgentContextConfig")({
+  /** The model's context window in tokens (default: its backends' `context_window`). */
+  window: Schema.optional(PositiveInt),
+  /** Tokens kept free for the answer (default: the agent's max_output_tokens). */
+  reserve_output: Schema.optional(PositiveInt),
+  strategy: Schema.optional(
+    Schema.Literal("drop_oldest", "summarise").annotations(expectedOneOf(`"drop_oldest" or "summarise"`))
+  ),
+  /** With strategy summarise: the LLM agent (a listener of this file) that writes the summaries. */
+  summariser: Schema.optional(Name),
+  /** A received message longer than this is cut, with a marker. */
+  max_tool_result_tokens: Schema.optional(PositiveInt)
+}) {}
+
 export class ListenerConfig extends Schema.Class<ListenerConfig>("ListenerConfig")({
   name: Name,
   payload: PayloadRef,
@@ -155,7 +170,13 @@ export class ListenerConfig extends Schema.Class<ListenerConfig>("ListenerConfig
   /** LLM agents: peer name → the most calls to it per conversation. */
   peer_limits: Schema.optional(
     Schema.Record({ key: Schema.String, value: PositiveInt }).annotations(expected("a mapping of peer names to numbers of calls"))
-  )
+  ),
+  /** LLM agents: stream answers (LlmOutputDelta events); the llm section's `stream` otherwise. */
+  stream: Schema.optional(Flag),
+  /** LLM agents: reasoning tokens (where reported) per conversation before the agent stops calling its model. */
+  max_reasoning_tokens: Schema.optional(PositiveInt),
+  /** LLM agents: fitting the history to the model's context window. */
+  context: Schema.optional(AgentContextConfig)
 }) {}
 
 export class BootConfig extends Schema.Class<BootConfig>("BootConfig")({

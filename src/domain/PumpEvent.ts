@@ -239,7 +239,25 @@ export class LlmCallCompleted extends Schema.TaggedClass<LlmCallCompleted>()("Ll
   /** The answer was cut at the output limit (`finishReason` length): not a complete answer. */
   truncated: Schema.Boolean,
   /** The answer's text, as the agent received it. */
-  text: Schema.String
+  text: Schema.String,
+  /** Hidden reasoning among `outputTokens`, where the provider reports it. */
+  reasoningTokens: Schema.optional(Schema.Number)
+}) {}
+
+/**
+ * A piece of a streamed answer as it arrived (`stream: true`), for live views: `index`
+ * counts the pieces of one attempt from 0, and the pieces of an attempt joined are the text
+ * of its `LlmCallCompleted`. Published only while someone listens, and not journaled (the
+ * completed call records the whole text).
+ */
+export class LlmOutputDelta extends Schema.TaggedClass<LlmOutputDelta>()("LlmOutputDelta", {
+  ...base,
+  ...root,
+  call: Schema.String,
+  agent: Schema.String,
+  attempt: Schema.Number,
+  index: Schema.Number,
+  delta: Schema.String
 }) {}
 
 export class LlmCallFailed extends Schema.TaggedClass<LlmCallFailed>()("LlmCallFailed", {
@@ -274,6 +292,7 @@ export type PumpEvent =
   | LlmCallStarted
   | LlmCallCompleted
   | LlmCallFailed
+  | LlmOutputDelta
 
 export const PumpEvent = Schema.Union(
   MessageSent,
@@ -291,7 +310,8 @@ export const PumpEvent = Schema.Union(
   ApprovalDecided,
   LlmCallStarted,
   LlmCallCompleted,
-  LlmCallFailed
+  LlmCallFailed,
+  LlmOutputDelta
 )
 
 /**

@@ -14,7 +14,7 @@
  */
 import { Effect, Option } from "effect"
 import type { JournalRecord, ModelCallCompleted, ModelCallStarted } from "../domain/JournalRecord.js"
-import { LlmError, type LlmRequest, type LlmResponse } from "../domain/Llm.js"
+import { type BackendStatus, LlmError, type LlmRequest, type LlmResponse } from "../domain/Llm.js"
 import { LlmCallCompleted, LlmCallStarted } from "../domain/PumpEvent.js"
 import { requestHashes } from "../llm/RequestHash.js"
 import { makeUsageLedger } from "../llm/UsageLedger.js"
@@ -72,7 +72,14 @@ const where = (recorded: ReadonlyArray<string>, replayed: ReadonlyArray<string>,
 
 export const makeOfflineModels = (
   records: ReadonlyArray<JournalRecord>,
-  options: { readonly maxOutputTokens: number }
+  options: {
+    readonly maxOutputTokens: number
+    /**
+     * The organism's backends as configured: LLM agents fit their history to the context
+     * windows these report, so the replayed requests are the recorded ones.
+     */
+    readonly backends?: ReadonlyArray<BackendStatus> | undefined
+  }
 ): Effect.Effect<OfflineModels, never, BudgetRegistry> =>
   Effect.gen(function*() {
     const budget = yield* BudgetRegistry
@@ -144,13 +151,19 @@ export const makeOfflineModels = (
               costUsd: c.costUsd,
               finishReason: c.finishReason,
               truncated: c.truncated,
-              text: c.text
+              text: c.text,
+              ...(c.reasoningTokens !== undefined ? { reasoningTokens: c.reasoningTokens } : {})
             }, true)
           )
         }
         const response: LlmResponse = {
           text: c.text,
-          usage: { promptTokens: c.inputTokens, completionTokens: c.outputTokens },
+          // Reasoning tokens too: a replayed agent's reasoning budget trips where it did.
+          usage: {
+            promptTokens: c.inputTokens,
+            completionTokens: c.outputTokens,
+            ...(c.reasoningTokens !== undefined && c.reasoningTokens > 0 ? { reasoningTokens: c.reasoningTokens } : {})
+          },
           model: c.model,
           backend: c.backend,
           costUsd: c.costUsd,
@@ -161,6 +174,6 @@ export const makeOfflineModels = (
         return response
       })
 
-    const router: LlmRouter.Service = { complete, usage: () => ledger.report(), backends: () => [] }
+    const router: LlmRouter.Service = { complete, usage: () => ledger.report(), backends: () => options.backends ?? [] }
     return { router, divergence: () => divergence, unused: () => exchanges.length - used }
   })

@@ -23,6 +23,8 @@ export interface BackendConnection {
   readonly wire: LlmWire
   /** Where requests go (for a mock: the server it started). */
   readonly baseUrl: string
+  /** The models' context window: the backend's `context_window`, or a mock script's. */
+  readonly contextWindow: number | undefined
   readonly generateText: (
     model: string,
     prompt: Prompt.Prompt,
@@ -88,7 +90,8 @@ const startMock = (b: LlmBackendConfig, baseDir: string) =>
   Effect.gen(function*() {
     const path = yield* Path.Path
     const script = b.script === undefined ? undefined : yield* loadMockScript(path.resolve(baseDir, b.script))
-    return yield* MockLlmServer.make({ script })
+    const server = yield* MockLlmServer.make({ script })
+    return { server, contextWindow: script?.context_window }
   }).pipe(
     Effect.mapError((e) =>
       new LlmConfigError({
@@ -110,9 +113,11 @@ export const connectBackend = Effect.fn("LlmBackend.connect")(function*(b: LlmBa
   const wire = wireOf(b)
   const apiKey = yield* apiKeyOf(b, options.env)
   let baseUrl: string
+  let contextWindow = b.context_window
   if (b.provider === "mock") {
-    const server = yield* startMock(b, options.baseDir)
+    const { contextWindow: scripted, server } = yield* startMock(b, options.baseDir)
     baseUrl = wire === "anthropic" ? server.url : server.openAiUrl
+    contextWindow ??= scripted
   } else {
     // The schema requires base_url where the provider has no default.
     baseUrl = trimSlash(b.base_url ?? providerInfo[b.provider].baseUrl ?? "")
@@ -163,6 +168,7 @@ export const connectBackend = Effect.fn("LlmBackend.connect")(function*(b: LlmBa
   const connection: BackendConnection = {
     wire,
     baseUrl,
+    contextWindow,
     generateText: (model, prompt, maxOutputTokens) =>
       withLimit.effect(Effect.suspend(() => modelOf(model).generateText({ prompt })), maxOutputTokens),
     streamText: (model, prompt, maxOutputTokens) =>

@@ -13,7 +13,9 @@ import { Clock, Context, Effect, Either, FiberSet, Layer, Schema, type Scope } f
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http"
 import type { AddressInfo } from "node:net"
 import type { RecordedRequest } from "./mock/RecordedRequest.js"
+import { refuseOverWindow } from "./mock/contextWindow.js"
 import { type RequestView, viewRequest } from "./mock/requestView.js"
+import { estimateTokens } from "./mock/wire/Wire.js"
 import { type LogEntry, respond, sendJson, wireOf } from "./mock/respond.js"
 import {
   decodeMockScript,
@@ -198,6 +200,8 @@ export class MockLlmServer extends Context.Tag("xml-organism/MockLlmServer")<Moc
           body,
           system: view?.system ?? "",
           lastUser: view?.lastUser ?? "",
+          promptTokens: view === undefined ? 0 : estimateTokens(view.promptText),
+          maxOutputTokens: view?.maxOutputTokens,
           served: undefined,
           status: undefined,
           outcome: "pending"
@@ -218,6 +222,11 @@ export class MockLlmServer extends Context.Tag("xml-organism/MockLlmServer")<Moc
           return yield* answer(404, { error: { message, type: "invalid_request_error", param: null, code: "not_found" } })
         }
         if (!json) return yield* answer(400, wireOf[view.endpoint].errorBody(400, "mock-llm: the request body is not valid JSON"))
+        // Over the model's window: refused before the script is consulted, as a real API would.
+        const refusal = script.context_window === undefined
+          ? undefined
+          : refuseOverWindow(view.endpoint, script.context_window, rec.promptTokens, view.maxOutputTokens)
+        if (refusal !== undefined) return yield* answer(refusal.status, refusal.body)
 
         sequence++
         const chosen = choose(view)

@@ -115,7 +115,12 @@ export const Times = Schema.Union(PositiveInt, Schema.Literal("always")).annotat
 
 export class MockUsage extends Schema.Class<MockUsage>("MockUsage")({
   prompt_tokens: optional(NonNegativeInt),
-  completion_tokens: optional(NonNegativeInt)
+  completion_tokens: optional(NonNegativeInt),
+  /**
+   * Reasoning tokens among the completion tokens, reported where the wire has a field for
+   * them (Responses `output_tokens_details`, Chat `completion_tokens_details`; Anthropic has none).
+   */
+  reasoning_tokens: optional(NonNegativeInt)
 }) {}
 
 export class MockMatch extends Schema.Class<MockMatch>("MockMatch")({
@@ -156,7 +161,9 @@ const replyFields = {
   )),
   fault: optional(FaultKind),
   /** For a streamed `drop_mid_response`, `malformed` or `stream_error`: text events sent before the fault (default: half). */
-  fault_after: optional(NonNegativeInt)
+  fault_after: optional(NonNegativeInt),
+  /** Send the whole text whatever output cap the request asked for (a server that ignores it). */
+  ignore_max_tokens: optional(Flag)
 }
 
 type ReplyFields = Schema.Struct.Type<typeof replyFields>
@@ -205,7 +212,13 @@ export class MockScript extends Schema.Class<MockScript>("MockScript")({
   /** Serves requests no entry takes; without it, the last user message is echoed. */
   default: optional(MockReply),
   /** Listed by GET /v1/models (default: one model, `mock-llm`). */
-  models: optional(Schema.Array(Text).annotations(expected("a list of model names")))
+  models: optional(Schema.Array(Text).annotations(expected("a list of model names"))),
+  /**
+   * The model's context window in tokens (the mock's estimate: one per 4 characters). A
+   * request whose prompt plus requested output cap exceeds it is refused with the provider's
+   * own 400 "context length exceeded" error, as the real APIs do. Default: no limit.
+   */
+  context_window: optional(PositiveInt)
 }) {}
 
 /** The script as written: what YAML/JSON holds and what code may pass instead of a file. */

@@ -39,7 +39,13 @@ export declare namespace Config {
 
 const Count = Schema.optional(Schema.NullOr(Schema.Number))
 
-const ChatUsage = Schema.Struct({ prompt_tokens: Count, completion_tokens: Count, total_tokens: Count })
+const ChatUsage = Schema.Struct({
+  prompt_tokens: Count,
+  completion_tokens: Count,
+  total_tokens: Count,
+  // Reasoning models report their hidden reasoning among the completion tokens.
+  completion_tokens_details: Schema.optional(Schema.NullOr(Schema.Struct({ reasoning_tokens: Count })))
+})
 
 /** Only what is read, every field but the text optional: compatible servers vary. */
 const ChatCompletion = Schema.Struct({
@@ -89,7 +95,9 @@ export const finishReasonOf = (reason: string | null | undefined): Response.Fini
 const usageOf = (u: typeof ChatUsage.Type | null | undefined): typeof Response.Usage.Encoded => {
   const input = u?.prompt_tokens ?? undefined
   const output = u?.completion_tokens ?? undefined
+  const reasoning = u?.completion_tokens_details?.reasoning_tokens ?? undefined
   return {
+    ...(reasoning !== undefined ? { reasoningTokens: reasoning } : {}),
     inputTokens: input,
     outputTokens: output,
     totalTokens: u?.total_tokens ?? (input !== undefined && output !== undefined ? input + output : undefined)

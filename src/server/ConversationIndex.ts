@@ -121,6 +121,8 @@ export class ConversationIndex {
 
   /** Takes one pump event into the index. Never throws on an event it does not know. */
   record(e: PumpEvent): void {
+    // Pieces of a streamed answer are for live views: the completed call holds the whole text.
+    if (e._tag === "LlmOutputDelta") return
     const id = conversationOf(e)
     if (id === null) return
     let entry = this.entries.get(id)

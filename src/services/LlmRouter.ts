@@ -40,7 +40,7 @@ import {
   type UsageLine
 } from "../domain/Llm.js"
 import type { LlmBackendConfig, LlmConfig, LlmProvider } from "../domain/LlmConfig.js"
-import { LlmCallCompleted, LlmCallFailed, LlmCallStarted } from "../domain/PumpEvent.js"
+import { LlmCallCompleted, LlmCallFailed, LlmCallStarted, LlmOutputDelta, makeEvent } from "../domain/PumpEvent.js"
 import type { BackendConnection } from "../llm/LlmBackend.js"
 import { AttemptFailed, classify, describeStreamError } from "../llm/LlmFailure.js"
 import { makeRateLimit, type RateLimit } from "../llm/RateLimiter.js"
@@ -89,6 +89,7 @@ interface Completion {
   readonly text: string
   readonly promptTokens: number
   readonly completionTokens: number
+  readonly reasoningTokens: number | undefined
   readonly finishReason: string
   /** Which attempt of its call, and how long its exchange took (set once it succeeded). */
   readonly attempt?: number
@@ -171,6 +172,7 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
         text: r.text,
         promptTokens: r.usage.inputTokens ?? -1,
         completionTokens: r.usage.outputTokens ?? -1,
+        reasoningTokens: r.usage.reasoningTokens,
         finishReason: r.finishReason
       })),
       Effect.catchAll((e) => Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.fail(classify(e, false, now)))),
@@ -187,15 +189,22 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
     )
 
   /**
-   * One HTTP exchange, streamed and gathered. The stream has started once a
+   * One HTTP exchange, streamed and gathered. A provider stops at the output cap itself; one
+   * that goes on far past it (a server ignoring the cap: half as much again, by the estimate)
+   * is cut off here, and the partial answer finishes with `length` like a capped one.
+   * The stream has started once a
    * `response-metadata` or `text-delta` part arrived; a failure after that is `stream-failed`.
    * A stream that ends with an `error` part, or without a `finish` part, has failed: the
    * clients end some broken streams successfully.
    */
-  const stream = (b: Backend, model: string, prompt: Prompt.Prompt, maxOutputTokens: number) =>
+  const stream = (b: Backend, model: string, call: Call) =>
     Effect.suspend(() => {
       let started = false
       let text = ""
+      let pieces = 0
+      let cutOff = false
+      const attemptNo = call.tries
+      const outputGuard = Math.ceil(call.maxOutputTokens * 1.5) + 32
       let finish: Response.FinishPart | undefined
       let error: { readonly error: unknown } | undefined
       const failed = (message: string) =>
@@ -206,8 +215,8 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
           message,
           partialText: text
         })
-      return b.connection.streamText(model, prompt, maxOutputTokens).pipe(
-        Stream.takeUntil((part) => part.type === "error"),
+      return b.connection.streamText(model, call.prompt, call.maxOutputTokens).pipe(
+        Stream.takeUntil((part) => part.type === "error" || cutOff),
         Stream.runForEach((part) =>
           Effect.sync(() => {
             switch (part.type) {
@@ -217,6 +226,20 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
               case "text-delta":
                 started = true
                 text += part.delta
+                if (estimateTokens(text.length) > outputGuard) cutOff = true
+                // Built only while someone listens: the stream's hot path pays one check.
+                if (observed() && part.delta !== "") {
+                  events!.publish(makeEvent(LlmOutputDelta, {
+                    thread: call.request.thread ?? call.request.root,
+                    root: call.request.root,
+                    time: nowMs(),
+                    call: call.id,
+                    agent: call.request.agent,
+                    attempt: attemptNo,
+                    index: pieces++,
+                    delta: part.delta
+                  }))
+                }
                 break
               case "finish":
                 finish = part
@@ -231,11 +254,21 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
         Effect.timeoutFail({ duration: b.timeout, onTimeout: () => failed(`the stream did not finish within ${Duration.format(b.timeout)}`) }),
         Effect.flatMap((): Effect.Effect<Completion, AttemptFailed> => {
           if (error !== undefined) return Effect.fail(failed(`the provider sent an error in the stream: ${describeStreamError(error.error)}`))
+          if (cutOff) {
+            return Effect.succeed({
+              text,
+              promptTokens: -1,
+              completionTokens: estimateTokens(text.length),
+              reasoningTokens: undefined,
+              finishReason: "length"
+            })
+          }
           if (finish === undefined) return Effect.fail(failed("the stream ended without finishing"))
           return Effect.succeed({
             text,
             promptTokens: finish.usage.inputTokens ?? -1,
             completionTokens: finish.usage.outputTokens ?? -1,
+            reasoningTokens: finish.usage.reasoningTokens,
             finishReason: finish.reason
           })
         })
@@ -303,7 +336,7 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
       const exchange = Effect.gen(function*() {
         b.inFlight++
         b.requests++
-        return yield* (call.stream ? stream : generate)(b, model, call.prompt, call.maxOutputTokens).pipe(
+        return yield* (call.stream ? stream(b, model, call) : generate(b, model, call.prompt, call.maxOutputTokens)).pipe(
           Effect.ensuring(Effect.sync(() => void b.inFlight--))
         )
       })
@@ -469,13 +502,19 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
             costUsd,
             finishReason: c.finishReason,
             truncated: c.finishReason === "length",
-            text: c.text
+            text: c.text,
+            ...(c.reasoningTokens !== undefined ? { reasoningTokens: c.reasoningTokens } : {})
           }, true)
         )
       }
       const response: LlmResponse = {
         text: c.text,
-        usage: { promptTokens: c.promptTokens, completionTokens: c.completionTokens },
+        usage: {
+          promptTokens: c.promptTokens,
+          completionTokens: c.completionTokens,
+          // Only when there were some: most calls have none to report.
+          ...(c.reasoningTokens !== undefined && c.reasoningTokens > 0 ? { reasoningTokens: c.reasoningTokens } : {})
+        },
         model: outcome.model,
         backend: b.config.name,
         costUsd,
@@ -506,7 +545,8 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
         healthy: b.coolingUntil <= now,
         requests: b.requests,
         failures: b.failures,
-        baseUrl: b.connection.baseUrl
+        baseUrl: b.connection.baseUrl,
+        contextWindow: b.connection.contextWindow
       }))
     }
   }

@@ -23,6 +23,10 @@ export interface RecordedRequest {
   readonly body: unknown
   readonly system: string
   readonly lastUser: string
+  /** The prompt's size as the mock counts it (one token per 4 characters); 0 when not an LLM call. */
+  readonly promptTokens: number
+  /** The answer's cap the request asked for, if any. */
+  readonly maxOutputTokens: number | undefined
   /** Which `responses` entry served it (its index), `"default"`, or undefined (not an LLM call). */
   readonly served: number | "default" | undefined
   /** The status line sent, undefined while none was (or when the connection was dropped first). */

@@ -16,6 +16,11 @@ export interface RequestView {
   readonly lastUser: string
   /** Every text of the prompt, for the prompt token estimate. */
   readonly promptText: string
+  /**
+   * The answer's cap the client asked for: `max_output_tokens` (Responses),
+   * `max_completion_tokens` or `max_tokens` (Chat Completions), `max_tokens` (Messages).
+   */
+  readonly maxOutputTokens: number | undefined
 }
 
 type Json = Record<string, unknown>
@@ -84,9 +89,16 @@ export const viewRequest = (endpoint: Endpoint, body: unknown): RequestView => {
       break
     }
   }
+  const cap = (u: unknown) => (typeof u === "number" && Number.isFinite(u) && u > 0 ? Math.floor(u) : undefined)
+  const maxOutputTokens = endpoint === "responses"
+    ? cap(b.max_output_tokens)
+    : endpoint === "chat"
+    ? cap(b.max_completion_tokens) ?? cap(b.max_tokens)
+    : cap(b.max_tokens)
   return {
     endpoint,
     provider: providerOf(endpoint),
+    maxOutputTokens,
     model,
     stream,
     includeUsage,

@@ -75,15 +75,20 @@ export const respond = (res: ServerResponse, rec: LogEntry, view: RequestView, r
     }
 
     // Without text, a reply echoes, like the default one.
-    const text = reply.echo === true || reply.text === undefined ? view.lastUser : reply.text
+    const full = reply.echo === true || reply.text === undefined ? view.lastUser : reply.text
+    // The requested output cap is honoured as a real model does: the answer stops there,
+    // finishing with `length` (`max_output_tokens`, `max_tokens`).
+    const cut = reply.ignore_max_tokens !== true && view.maxOutputTokens !== undefined && estimateTokens(full) > view.maxOutputTokens
+    const text = cut ? Array.from(full).slice(0, view.maxOutputTokens! * 4).join("") : full
     const completion: Completion = {
       id: `mock${String(sequence).padStart(4, "0")}`,
       model: view.model === "" ? "mock-llm" : view.model,
       created: Math.floor((yield* Clock.currentTimeMillis) / 1000),
       text,
-      finishReason: reply.finish_reason ?? "stop",
+      finishReason: reply.finish_reason ?? (cut ? "length" : "stop"),
       promptTokens: reply.usage?.prompt_tokens ?? estimateTokens(view.promptText),
-      completionTokens: reply.usage?.completion_tokens ?? estimateTokens(text)
+      completionTokens: reply.usage?.completion_tokens ?? estimateTokens(text),
+      reasoningTokens: reply.usage?.reasoning_tokens ?? 0
     }
 
     if (!view.stream) {

@@ -13,6 +13,7 @@ import { Effect, Option } from "effect"
 import type { AgentLimits } from "../../domain/AgentLimits.js"
 import type { LlmMessage } from "../../domain/Llm.js"
 import {
+  type AgentContextOptions,
   type HandlerMetadata,
   Listener,
   type ListenerOptions,
@@ -28,6 +29,8 @@ import { LlmRouter } from "../../services/LlmRouter.js"
 import { Conversation } from "../Conversation.js"
 import { makeAgentLimits } from "./AgentLimits.js"
 import { type AgentAction, parseAgentOutput } from "./AgentOutput.js"
+import { makeAgentContext } from "./ContextFit.js"
+import { makeReasoningBudget } from "./ReasoningBudget.js"
 
 export const OUTPUT_FORMAT = `# How to answer
 
@@ -82,6 +85,10 @@ export const llmAgentHandlers = (name: string, prompt: string | undefined, optio
   const errorTurns = new Map<string, number>()
   // Stop conditions, loop detection, peer ceilings (AgentLimits.ts): every answer passes them.
   const limits = makeAgentLimits(name, options.limits)
+  // Context fitting (ContextFit.ts) and the reasoning budget, with their per-conversation state.
+  const context = makeAgentContext(name, options)
+  const reasoning = makeReasoningBudget(name, options.maxReasoningTokens)
+  const tracked = new Set<string>()
 
   const invoke = Effect.gen(function*() {
     const router = yield* LlmRouter
@@ -91,21 +98,39 @@ export const llmAgentHandlers = (name: string, prompt: string | undefined, optio
     const system = `${instructions}\n\n${OUTPUT_FORMAT}`
     const vocabulary = yield* conversation.vocabulary
     const peers = new Set(vocabulary.peers.map((p) => p.toLowerCase()))
+    if (!tracked.has(conversation.root)) {
+      tracked.add(conversation.root)
+      const root = conversation.root
+      yield* conversation.onComplete(() => {
+        tracked.delete(root)
+        context.forget(root)
+        reasoning.forget(root)
+      })
+    }
     const messages = conversationFor(
       name,
-      yield* conversation.history({ involving: name }),
+      yield* context.prepare(router, yield* conversation.history({ involving: name })),
       Option.getOrUndefined(yield* conversation.nudge),
       (n) => peers.has(n.toLowerCase())
     )
     for (let attempt = 0;; attempt++) {
+      const over = reasoning.exceeded(conversation.root)
+      if (over !== undefined) {
+        yield* conversation.guardTripped("reasoning-budget", over)
+        return Reply.respond(systemError("budget", `${over}: it makes no more model calls here.`, false))
+      }
+      const fitted = yield* context.fit(router, conversation.root, system, messages)
       const response = yield* router.complete({
         agent: name,
         root: conversation.root,
+        thread: conversation.thread,
         system,
-        messages,
+        messages: fitted.messages,
         model: options.model,
-        maxOutputTokens: options.maxOutputTokens
+        maxOutputTokens: fitted.maxOutputTokens,
+        stream: options.stream
       })
+      reasoning.charge(conversation.root, response)
       for (const warning of response.warnings) yield* conversation.notify(warning)
       yield* limits.charge(conversation, response.usage)
       // Cut at the output limit: not an answer, whatever it parses to. Nothing is sent; the
@@ -137,6 +162,8 @@ export const llmAgentHandlers = (name: string, prompt: string | undefined, optio
       })
     }
   }).pipe(
+    Effect.catchTag("ContextTooSmall", (e) =>
+      Effect.succeed(Reply.respond(systemError("failed", `${name} cannot call its model: ${e.message}`, false)))),
     Effect.catchTag("BudgetExhausted", (e) =>
       Effect.flatMap(Conversation, (conversation) =>
         Effect.as(
@@ -176,6 +203,9 @@ export interface LlmAgentListenerOptions<A, Accepts extends ReadonlyArray<Payloa
   readonly loopDetection?: AgentLimits["loopDetection"]
   /** Peer name → the most calls to it per conversation. */
   readonly peerLimits?: AgentLimits["peerLimits"]
+  readonly stream?: boolean | undefined
+  readonly maxReasoningTokens?: number | undefined
+  readonly context?: AgentContextOptions | undefined
 }
 
 /**
@@ -193,7 +223,10 @@ export const llmAgent = <A, const Accepts extends ReadonlyArray<PayloadType<any>
     errorRetries: options.errorRetries,
     limits: options.stopWhen === undefined && options.loopDetection === undefined && options.peerLimits === undefined
       ? undefined
-      : { stopWhen: options.stopWhen, loopDetection: options.loopDetection, peerLimits: options.peerLimits }
+      : { stopWhen: options.stopWhen, loopDetection: options.loopDetection, peerLimits: options.peerLimits },
+    ...(options.stream !== undefined ? { stream: options.stream } : {}),
+    ...(options.maxReasoningTokens !== undefined ? { maxReasoningTokens: options.maxReasoningTokens } : {}),
+    ...(options.context !== undefined ? { context: options.context } : {})
   }
   const { handler, onSystem } = llmAgentHandlers(options.name, options.prompt, llm)
   const listener = Listener.make<A, Accepts, LlmRouter | Conversation>({ ...options, agent: true, handler, onSystem })

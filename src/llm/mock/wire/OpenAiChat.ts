@@ -11,7 +11,7 @@ const usage = (c: Completion) => ({
   completion_tokens: c.completionTokens,
   total_tokens: c.promptTokens + c.completionTokens,
   prompt_tokens_details: { cached_tokens: 0, audio_tokens: 0 },
-  completion_tokens_details: { reasoning_tokens: 0, audio_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 }
+  completion_tokens_details: { reasoning_tokens: c.reasoningTokens, audio_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 }
 })
 
 const body = (c: Completion) => ({

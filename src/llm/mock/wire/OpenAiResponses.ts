@@ -46,7 +46,7 @@ const response = (c: Completion, done: boolean) => {
         input_tokens: c.promptTokens,
         input_tokens_details: { cached_tokens: 0 },
         output_tokens: c.completionTokens,
-        output_tokens_details: { reasoning_tokens: 0 },
+        output_tokens_details: { reasoning_tokens: c.reasoningTokens },
         total_tokens: c.promptTokens + c.completionTokens
       }
       : null,

@@ -14,6 +14,8 @@ export interface Completion {
   readonly finishReason: FinishReason
   readonly promptTokens: number
   readonly completionTokens: number
+  /** Among the completion tokens; reported where the wire has a field for them. */
+  readonly reasoningTokens: number
 }
 
 /** One server-sent event. `delta` frames carry text: chunk delays and faults count them. */
