@@ -25,7 +25,7 @@
  * ends with a final `LlmCallFailed`: the stream, the journal, tracing and the console see
  * each model exchange. Nothing is built while nobody listens.
  */
-import { Prompt, type Response } from "@effect/ai"
+import type { AiError, Prompt, Response, Toolkit } from "@effect/ai"
 import type { FileSystem, HttpClient, Path } from "@effect/platform"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
@@ -36,6 +36,7 @@ import {
   LlmError,
   type LlmRequest,
   type LlmResponse,
+  type LlmToolCall,
   type LlmRouterService,
   type UsageLine
 } from "../domain/Llm.js"
@@ -47,6 +48,7 @@ import { makeRateLimit, type RateLimit } from "../llm/RateLimiter.js"
 import { retrySchedule } from "../llm/RetrySchedule.js"
 import { makeUsageLedger } from "../llm/UsageLedger.js"
 import { requestHashes } from "../llm/RequestHash.js"
+import { promptOf, toolCallFailure, toolCallsOf, toolkitOf } from "../llm/ToolPrompt.js"
 import { BudgetRegistry } from "./BudgetRegistry.js"
 import { Events } from "./Events.js"
 
@@ -90,9 +92,28 @@ interface Completion {
   readonly promptTokens: number
   readonly completionTokens: number
   readonly finishReason: string
+  /** Tool calls (a request with tools), and a problem reading them (see ToolPrompt.ts). */
+  readonly toolCalls?: ReadonlyArray<LlmToolCall> | undefined
+  readonly toolCallProblem?: string | undefined
   /** Which attempt of its call, and how long its exchange took (set once it succeeded). */
   readonly attempt?: number
   readonly latencyMs?: number
+}
+
+/** An answer whose tool calls could not be read: the problem is what the caller gets (usage estimated). */
+const problemCompletion = (problem: string): Completion => ({
+  text: "",
+  promptTokens: -1,
+  completionTokens: -1,
+  finishReason: "tool-calls",
+  toolCalls: [],
+  toolCallProblem: problem
+})
+
+/** With tools offered, a failure to read the answer's tool calls is an answer, not an error. */
+const unreadableToolCalls = (toolkit: Toolkit.Toolkit<any> | undefined, error: AiError.AiError) => {
+  const problem = toolkit === undefined ? undefined : toolCallFailure(error)
+  return problem === undefined ? undefined : Effect.succeed(problemCompletion(problem))
 }
 
 /** About four characters per token: the estimate for rate limits and missing usage figures. */
@@ -165,15 +186,16 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
   }
 
   /** One HTTP exchange, plain: the whole answer or a failure. */
-  const generate = (b: Backend, model: string, prompt: Prompt.Prompt, maxOutputTokens: number) =>
-    b.connection.generateText(model, prompt, maxOutputTokens).pipe(
+  const generate = (b: Backend, model: string, prompt: Prompt.Prompt, maxOutputTokens: number, toolkit?: Toolkit.Toolkit<any>) =>
+    b.connection.generateText(model, prompt, maxOutputTokens, toolkit).pipe(
       Effect.map((r): Completion => ({
         text: r.text,
         promptTokens: r.usage.inputTokens ?? -1,
         completionTokens: r.usage.outputTokens ?? -1,
-        finishReason: r.finishReason
+        finishReason: r.finishReason,
+        ...(toolkit !== undefined ? { toolCalls: toolCallsOf(r.content) } : {})
       })),
-      Effect.catchAll((e) => Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.fail(classify(e, false, now)))),
+      Effect.catchAll((e) => unreadableToolCalls(toolkit, e) ?? Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.fail(classify(e, false, now)))),
       Effect.timeoutFail({
         duration: b.timeout,
         onTimeout: () =>
@@ -192,10 +214,12 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
    * A stream that ends with an `error` part, or without a `finish` part, has failed: the
    * clients end some broken streams successfully.
    */
-  const stream = (b: Backend, model: string, prompt: Prompt.Prompt, maxOutputTokens: number) =>
+  const stream = (b: Backend, model: string, prompt: Prompt.Prompt, maxOutputTokens: number, toolkit?: Toolkit.Toolkit<any>) =>
     Effect.suspend(() => {
       let started = false
       let text = ""
+      const toolCalls: Array<Response.AnyPart> = []
+      let toolProblem: Completion | undefined
       let finish: Response.FinishPart | undefined
       let error: { readonly error: unknown } | undefined
       const failed = (message: string) =>
@@ -206,7 +230,7 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
           message,
           partialText: text
         })
-      return b.connection.streamText(model, prompt, maxOutputTokens).pipe(
+      return b.connection.streamText(model, prompt, maxOutputTokens, toolkit).pipe(
         Stream.takeUntil((part) => part.type === "error"),
         Stream.runForEach((part) =>
           Effect.sync(() => {
@@ -218,6 +242,14 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
                 started = true
                 text += part.delta
                 break
+              case "tool-params-start":
+                started = true
+                break
+              case "tool-call" as typeof part.type:
+                // A toolkit widens the parts: tool calls come whole, once their arguments are in.
+                started = true
+                toolCalls.push(part as Response.AnyPart)
+                break
               case "finish":
                 finish = part
                 break
@@ -227,16 +259,27 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
             }
           })
         ),
-        Effect.catchAll((e) => Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.fail(classify(e, started, now, text)))),
+        Effect.catchAll((e) => {
+          const problem = toolkit === undefined ? undefined : toolCallFailure(e)
+          if (problem !== undefined) {
+            toolProblem = problemCompletion(problem)
+            return Effect.void
+          }
+          return Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.fail(classify(e, started, now, text)))
+        }),
         Effect.timeoutFail({ duration: b.timeout, onTimeout: () => failed(`the stream did not finish within ${Duration.format(b.timeout)}`) }),
         Effect.flatMap((): Effect.Effect<Completion, AttemptFailed> => {
           if (error !== undefined) return Effect.fail(failed(`the provider sent an error in the stream: ${describeStreamError(error.error)}`))
-          if (finish === undefined) return Effect.fail(failed("the stream ended without finishing"))
+          if (finish === undefined) {
+            // A stream whose tool calls could not be read has ended: the problem is the answer.
+            return toolProblem === undefined ? Effect.fail(failed("the stream ended without finishing")) : Effect.succeed(toolProblem)
+          }
           return Effect.succeed({
             text,
             promptTokens: finish.usage.inputTokens ?? -1,
             completionTokens: finish.usage.outputTokens ?? -1,
-            finishReason: finish.reason
+            finishReason: finish.reason,
+            ...(toolkit !== undefined ? { toolCalls: toolCallsOf(toolCalls) } : {})
           })
         })
       )
@@ -245,6 +288,7 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
   interface Call {
     readonly request: LlmRequest
     readonly prompt: Prompt.Prompt
+    readonly toolkit: Toolkit.Toolkit<any> | undefined
     readonly promptChars: number
     readonly maxOutputTokens: number
     readonly stream: boolean
@@ -303,7 +347,7 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
       const exchange = Effect.gen(function*() {
         b.inFlight++
         b.requests++
-        return yield* (call.stream ? stream : generate)(b, model, call.prompt, call.maxOutputTokens).pipe(
+        return yield* (call.stream ? stream : generate)(b, model, call.prompt, call.maxOutputTokens, call.toolkit).pipe(
           Effect.ensuring(Effect.sync(() => void b.inFlight--))
         )
       })
@@ -421,12 +465,10 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
         attempts: []
       })
     }
-    const raw: Array<Prompt.MessageEncoded> = []
-    if (request.system !== "") raw.push({ role: "system", content: request.system })
-    for (const m of request.messages) raw.push({ role: m.role, content: m.content })
     const call: Call = {
       request,
-      prompt: Prompt.make(raw),
+      prompt: promptOf(request.system, request.messages),
+      toolkit: toolkitOf(request.tools),
       promptChars: request.system.length + request.messages.reduce((n, m) => n + m.content.length, 0),
       maxOutputTokens: request.maxOutputTokens ?? config.max_output_tokens,
       stream: request.stream ?? config.stream,
@@ -481,7 +523,9 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
         costUsd,
         finishReason: c.finishReason,
         warnings,
-        attempts: call.attempts.length + 1
+        attempts: call.attempts.length + 1,
+        ...(c.toolCalls !== undefined ? { toolCalls: c.toolCalls } : {}),
+        ...(c.toolCallProblem !== undefined ? { toolCallProblem: c.toolCallProblem } : {})
       }
       return response
     }

@@ -75,15 +75,21 @@ export const respond = (res: ServerResponse, rec: LogEntry, view: RequestView, r
     }
 
     // Without text, a reply echoes, like the default one.
-    const text = reply.echo === true || reply.text === undefined ? view.lastUser : reply.text
+    const toolCalls = (reply.tool_calls ?? []).map((t, i) => ({
+      id: t.id ?? `${view.endpoint === "messages" ? "toolu" : "call"}_mock${sequence}_${i}`,
+      name: t.name,
+      arguments: typeof t.arguments === "string" ? t.arguments : JSON.stringify(t.arguments ?? {})
+    }))
+    const text = reply.text !== undefined ? reply.text : toolCalls.length > 0 ? "" : reply.echo === true || reply.text === undefined ? view.lastUser : reply.text
     const completion: Completion = {
       id: `mock${String(sequence).padStart(4, "0")}`,
       model: view.model === "" ? "mock-llm" : view.model,
       created: Math.floor((yield* Clock.currentTimeMillis) / 1000),
       text,
-      finishReason: reply.finish_reason ?? "stop",
+      toolCalls,
+      finishReason: reply.finish_reason ?? (toolCalls.length > 0 ? "tool_calls" : "stop"),
       promptTokens: reply.usage?.prompt_tokens ?? estimateTokens(view.promptText),
-      completionTokens: reply.usage?.completion_tokens ?? estimateTokens(text)
+      completionTokens: reply.usage?.completion_tokens ?? estimateTokens(text + toolCalls.map((t) => t.name + t.arguments).join(""))
     }
 
     if (!view.stream) {
