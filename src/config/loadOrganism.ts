@@ -308,7 +308,9 @@ const loadListener = (
           ...common,
           prompt: config.prompt!,
           model: config.model,
-          maxOutputTokens: config.max_output_tokens
+          maxOutputTokens: config.max_output_tokens,
+          protocol: config.protocol,
+          maxToolCalls: config.max_tool_calls
         }) as Listener<any, LlmRouter>
       )
     }

@@ -104,6 +104,13 @@ export interface LlmAgentOptions {
   readonly outputRetries?: number | undefined
   /** Invocations per conversation caused by SystemErrors (default 3); then the agent gives up. */
   readonly errorRetries?: number | undefined
+  /**
+   * How the model addresses peers: `xml` (the default) — payload elements in its text;
+   * `tools` — native tool calls, one tool per peer payload type.
+   */
+  readonly protocol?: "xml" | "tools" | undefined
+  /** `protocol: tools`: tool calls sent per answer at most (default 8); the rest are refused. */
+  readonly maxToolCalls?: number | undefined
 }
 
 /** The payload values of a list of payload types. */

@@ -112,7 +112,11 @@ export class ListenerConfig extends Schema.Class<ListenerConfig>("ListenerConfig
   /** LLM agents: the model to ask (the router's default otherwise). */
   model: Schema.optional(Text),
   /** LLM agents: caps each answer. */
-  max_output_tokens: Schema.optional(PositiveInt)
+  max_output_tokens: Schema.optional(PositiveInt),
+  /** LLM agents: `xml` (default) or `tools` (native tool calls). */
+  protocol: Schema.optional(Schema.Literal("xml", "tools").annotations(expectedOneOf(`"xml" or "tools"`))),
+  /** LLM agents with `protocol: tools`: tool calls sent per answer at most (default 8). */
+  max_tool_calls: Schema.optional(PositiveInt)
 }) {}
 
 export class BootConfig extends Schema.Class<BootConfig>("BootConfig")({

@@ -26,6 +26,7 @@ import type { ContextSlot } from "../../services/ContextBuffer.js"
 import { LlmRouter } from "../../services/LlmRouter.js"
 import { Conversation } from "../Conversation.js"
 import { type AgentAction, parseAgentOutput } from "./AgentOutput.js"
+import { toolAgentHandlers } from "./ToolAgent.js"
 
 export const OUTPUT_FORMAT = `# How to answer
 
@@ -74,6 +75,7 @@ export const CUT_AT_LIMIT = "Your answer was cut at the output limit, so nothing
  * LlmRouter and learn everything else about their job from the Conversation.
  */
 export const llmAgentHandlers = (name: string, prompt: string | undefined, options: LlmAgentOptions) => {
+  if (options.protocol === "tools") return toolAgentHandlers(name, prompt, options)
   const outputRetries = options.outputRetries ?? 2
   const errorRetries = options.errorRetries ?? 3
   // SystemError-driven invocations per conversation, to give up after a few.
@@ -160,6 +162,8 @@ export interface LlmAgentListenerOptions<A, Accepts extends ReadonlyArray<Payloa
   readonly maxOutputTokens?: number | undefined
   readonly outputRetries?: number | undefined
   readonly errorRetries?: number | undefined
+  readonly protocol?: "xml" | "tools" | undefined
+  readonly maxToolCalls?: number | undefined
 }
 
 /**
@@ -174,7 +178,9 @@ export const llmAgent = <A, const Accepts extends ReadonlyArray<PayloadType<any>
     model: options.model,
     maxOutputTokens: options.maxOutputTokens,
     outputRetries: options.outputRetries,
-    errorRetries: options.errorRetries
+    errorRetries: options.errorRetries,
+    protocol: options.protocol,
+    maxToolCalls: options.maxToolCalls
   }
   const { handler, onSystem } = llmAgentHandlers(options.name, options.prompt, llm)
   const listener = Listener.make<A, Accepts, LlmRouter | Conversation>({ ...options, agent: true, handler, onSystem })
