@@ -169,6 +169,44 @@ for (const wire of ["responses", "chat", "anthropic"] as const) {
   })
 }
 
+describe("several calls to one peer", () => {
+  it.effect("each reply answers its own call, whatever order they finish in", () =>
+    Effect.gen(function*() {
+      const server = yield* MockLlmServer.make({
+        script: {
+          responses: [
+            { match: { system: "You coordinate", tool_result: "." }, text: "Both in.", times: "always" },
+            {
+              match: { system: "You coordinate" },
+              tool_calls: [
+                { name: "ResearchRequest", arguments: { topic: "slow" } },
+                { name: "ResearchRequest", arguments: { topic: "fast" } }
+              ]
+            },
+            // The first call's answer takes longer: its reply arrives second. (The researcher's
+            // last user turn holds both requests once both have arrived: match its end.)
+            {
+              match: { system: "You research", user: "slow</Topic></ResearchRequest>$" },
+              delay: "400ms",
+              text: "<Respond><ResearchNotes><Topic>slow</Topic><Notes>s</Notes></ResearchNotes></Respond>",
+              times: "always"
+            },
+            {
+              match: { system: "You research", user: "fast</Topic></ResearchRequest>$" },
+              text: "<Respond><ResearchNotes><Topic>fast</Topic><Notes>f</Notes></ResearchNotes></Respond>",
+              times: "always"
+            }
+          ]
+        }
+      })
+      const { events } = yield* runFile(organismOn("same-peer", "chat", server))
+      const replies = events.flatMap((e) => (e._tag === "MessageReceived" && e.from === "researcher" ? [e.payload] : []))
+      expect(replies[0]).toContain("<Topic>fast</Topic>")
+      const results = toolResultsOf("chat", coordinatorRequests(server)[1]!)
+      expect(results.map((r) => /<Topic>(\w+)<\/Topic>/.exec(r[1])?.[1])).toEqual(["slow", "fast"])
+    }).pipe(Effect.scoped))
+})
+
 describe("tool calls that go wrong are told to the model", () => {
   it.effect("a tool that was not offered: nothing is sent, the model is told, its next answer goes to the caller", () =>
     Effect.gen(function*() {

@@ -253,14 +253,30 @@ export const toolAgentHandlers = (name: string, prompt: string | undefined, opti
         Reply.respond(systemError("budget", `The token budget of this conversation is used up (${e.message}).`, false))
       ))
 
+  /**
+   * The open call a reply answers. The reply comes from the hop its call travelled on: the
+   * conversation's record of that hop is the call as sent (peer and payload), which picks the
+   * call exactly — several calls to one peer are told apart whatever order they finish in.
+   * Without that record (history trimmed), the first open call to the replying peer.
+   */
+  const answeredCall = (conversation: Conversation.Service, turn: Turn, from: string) =>
+    Effect.gen(function*() {
+      const open = turn.calls.filter((p) => p.result === undefined && p.target?.peer.toLowerCase() === from.toLowerCase())
+      if (open.length <= 1 || Option.isNone(conversation.senderThread)) return open[0]
+      const [sent] = yield* conversation.history({ thread: conversation.senderThread.value, from: name })
+      if (sent === undefined) return open[0]
+      return open.find((p) => payloadOf(p).xml === sent.xml) ??
+        open.find((p) => p.target!.type.payloadTag === sent.payloadType) ??
+        open[0]
+    })
+
   const handler = (payload: unknown, meta: HandlerMetadata) =>
     Effect.gen(function*() {
       const conversation = yield* Conversation
       const xml = conversation.xmlOf(payload)
       const turn = turns.get(conversation.thread)
       if (turn !== undefined && !turn.done) {
-        const from = meta.from.toLowerCase()
-        const call = turn.calls.find((p) => p.result === undefined && p.target?.peer.toLowerCase() === from)
+        const call = (yield* answeredCall(conversation, turn, meta.from))
         if (call !== undefined) call.result = { id: call.call.id, name: call.call.name, content: xml, isError: false }
         else turn.notes.push(`From ${meta.from}:\n${xml}`)
         return yield* resumeIfComplete(conversation, turn)
