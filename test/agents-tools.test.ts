@@ -6,7 +6,8 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either } from "effect"
-import { mkdtempSync, writeFileSync } from "node:fs"
+import { spawn } from "node:child_process"
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { stringify } from "yaml"
@@ -277,4 +278,46 @@ describe("payload types as tools", () => {
     expect(argumentsToXml(ResearchNotes, ["not", "an", "object"])._tag).toBe("Left")
     expect(argumentsToXml(ResearchNotes, { "bad key!": 1 })._tag).toBe("Left")
   })
+})
+
+describe("record and replay offline, on tool calls", () => {
+  const root = join(__dirname, "..")
+  const organismCli = (args: ReadonlyArray<string>) =>
+    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+      const child = spawn(process.execPath, [join(root, "bin", "organism.js"), ...args], { cwd: root, stdio: ["ignore", "pipe", "pipe"] })
+      let stdout = ""
+      let stderr = ""
+      child.stdout.on("data", (d) => (stdout += d))
+      child.stderr.on("data", (d) => (stderr += d))
+      child.on("error", reject)
+      child.on("close", (code) => resolve({ code, stdout, stderr }))
+    })
+
+  it("the journal keeps the tool calls; replayed with no model, the conversation is identical", async () => {
+    const file = join(example, "organism-tools.yaml")
+    const journal = join(dir, "tools.jsonl")
+    const run = await organismCli(["run", file, "--until-idle", "--journal", journal])
+    expect(run.code, run.stderr).toBe(0)
+    // The console shows which tools each answer called.
+    expect(run.stdout).toMatch(/coordinator ← mock-1 .*finish reason tool-calls: ResearchRequest/)
+    const completed = readFileSync(journal, "utf8").trim().split("\n").map((l) => JSON.parse(l))
+      .filter((r) => r.type === "model-call" && r.step === "completed")
+    expect(completed[0].toolCalls).toEqual([{ id: expect.any(String), name: "ResearchRequest", arguments: { topic: "XML envelopes" } }])
+    // The backend pointed at a port nobody listens on: offline, it is never asked.
+    const unreachable = join(example, `.test-tools-unreachable-${process.pid}.yaml`)
+    writeFileSync(
+      unreachable,
+      readFileSync(file, "utf8").replace(
+        /- name: scripted\n\s+provider: mock\n\s+script: \.\/mock-script-tools\.yaml/,
+        "- name: scripted\n      provider: openai-compatible\n      base_url: http://127.0.0.1:9/v1"
+      )
+    )
+    try {
+      const replay = await organismCli(["replay", journal, "--organism", unreachable, "--offline"])
+      expect(replay.code, replay.stdout + replay.stderr).toBe(0)
+      expect(replay.stdout).toContain("identical: the same thread trees and payloads")
+    } finally {
+      rmSync(unreachable)
+    }
+  }, 120_000)
 })

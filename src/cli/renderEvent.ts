@@ -68,7 +68,9 @@ export const renderEvent = (e: PumpEvent, injector: string, verbose: boolean): s
       return `${t} ◆ ${e.agent} ← ${e.model} on ${e.backend}: ${Math.round(e.latencyMs)} ms, ` +
         `${e.inputTokens} in + ${e.outputTokens} out tokens${money(e.costUsd)}` +
         (e.attempt > 1 ? `, attempt ${e.attempt}` : "") +
-        (e.truncated ? `, ✂ cut at the output limit (finish reason ${e.finishReason})` : e.finishReason === "stop" ? "" : `, finish reason ${e.finishReason}`)
+        (e.truncated ? `, ✂ cut at the output limit (finish reason ${e.finishReason})` : e.finishReason === "stop" ? "" : `, finish reason ${e.finishReason}`) +
+        (e.toolCalls !== undefined && e.toolCalls.length > 0 ? `: ${e.toolCalls.map((c) => c.name).join(", ")}` : "") +
+        (e.toolCallProblem !== undefined ? `, ⚠ tool calls unreadable: ${e.toolCallProblem}` : "")
     case "LlmCallFailed":
       return e.final
         ? `${t} ⚠ ${e.agent}: model call ${e.call} failed (${e.reason}) after ${e.attempt} attempt${e.attempt === 1 ? "" : "s"}: ${e.error}`

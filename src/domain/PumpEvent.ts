@@ -204,7 +204,15 @@ export class LlmCallCompleted extends Schema.TaggedClass<LlmCallCompleted>()("Ll
   /** The answer was cut at the output limit (`finishReason` length): not a complete answer. */
   truncated: Schema.Boolean,
   /** The answer's text, as the agent received it. */
-  text: Schema.String
+  text: Schema.String,
+  /**
+   * The answer's tool calls, in order (a request that offered tools), and a problem reading
+   * them: what an offline replay serves back.
+   */
+  toolCalls: Schema.optionalWith(Schema.Array(Schema.Struct({ id: Schema.String, name: Schema.String, arguments: Schema.Unknown })), {
+    exact: true
+  }),
+  toolCallProblem: Schema.optionalWith(Schema.String, { exact: true })
 }) {}
 
 export class LlmCallFailed extends Schema.TaggedClass<LlmCallFailed>()("LlmCallFailed", {

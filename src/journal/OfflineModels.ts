@@ -144,7 +144,9 @@ export const makeOfflineModels = (
               costUsd: c.costUsd,
               finishReason: c.finishReason,
               truncated: c.truncated,
-              text: c.text
+              text: c.text,
+              ...(c.toolCalls !== undefined ? { toolCalls: c.toolCalls } : {}),
+              ...(c.toolCallProblem !== undefined ? { toolCallProblem: c.toolCallProblem } : {})
             }, true)
           )
         }
@@ -156,7 +158,9 @@ export const makeOfflineModels = (
           costUsd: c.costUsd,
           finishReason: c.finishReason,
           warnings,
-          attempts: 1
+          attempts: 1,
+          ...(c.toolCalls !== undefined ? { toolCalls: c.toolCalls } : {}),
+          ...(c.toolCallProblem !== undefined ? { toolCallProblem: c.toolCallProblem } : {})
         }
         return response
       })

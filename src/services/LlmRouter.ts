@@ -511,7 +511,9 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
             costUsd,
             finishReason: c.finishReason,
             truncated: c.finishReason === "length",
-            text: c.text
+            text: c.text,
+            ...(c.toolCalls !== undefined ? { toolCalls: c.toolCalls } : {}),
+            ...(c.toolCallProblem !== undefined ? { toolCallProblem: c.toolCallProblem } : {})
           }, true)
         )
       }
