@@ -153,6 +153,15 @@ describe("requests the providers would refuse", () => {
       expect(responses.status).toBe(400)
       expect(responses.body.error.message).toMatch(/No tool call found/)
 
+      // OpenAI's structured outputs refuse a strict schema with an optional property.
+      const strict = yield* post("/v1/responses", {
+        model: "m",
+        input: "hi",
+        tools: [{ type: "function", name: "Search", strict: true, parameters: { type: "object", properties: { q: { type: "string" } }, required: [], additionalProperties: false } }]
+      })
+      expect(strict.status).toBe(400)
+      expect(strict.body.error.message).toMatch(/Invalid schema for function 'Search'.*Missing 'q'/)
+
       const anthropic = yield* post("/v1/messages", { model: "m", messages: [{ role: "user", content: "hi" }] })
       expect(anthropic.status).toBe(400)
       expect(anthropic.body).toEqual({ type: "error", error: { type: "invalid_request_error", message: "max_tokens: Field required" } })

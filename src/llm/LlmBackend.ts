@@ -138,7 +138,11 @@ export const connectBackend = Effect.fn("LlmBackend.connect")(function*(b: LlmBa
   } else {
     const client = yield* OpenAiClient.make({ apiUrl: baseUrl, apiKey })
     for (const model of b.models) {
-      const make = wire === "responses" ? OpenAiLanguageModel.make({ model }) : OpenAiChatLanguageModel.make({ model })
+      // Not strict: OpenAI's structured outputs mode refuses a tool schema with an optional
+      // property (not in `required`), which payload types may well have.
+      const make = wire === "responses"
+        ? OpenAiLanguageModel.make({ model, config: { strict: false } })
+        : OpenAiChatLanguageModel.make({ model })
       models.set(model, yield* Effect.provideService(make, OpenAiClient.OpenAiClient, client))
     }
     if (wire === "responses") {

@@ -17,7 +17,38 @@ const isObject = (u: unknown): u is Json => typeof u === "object" && u !== null 
 /** OpenAI's rule for function names (Anthropic's is the same set of characters). */
 const TOOL_NAME = /^[a-zA-Z0-9_-]{1,64}$/
 
-const checkTools = (tools: unknown, nameOf: (t: Json) => unknown, schemaOf: (t: Json) => unknown, schemaKey: string): string | undefined => {
+/**
+ * OpenAI's structured outputs (`strict: true`): every object lists all its properties in
+ * `required` and says `additionalProperties: false`.
+ */
+const strictProblem = (schema: unknown, at: string): string | undefined => {
+  if (!isObject(schema)) return undefined
+  if (schema.type === "object" || isObject(schema.properties)) {
+    const keys = Object.keys(isObject(schema.properties) ? schema.properties : {})
+    const required = Array.isArray(schema.required) ? schema.required : []
+    const missing = keys.filter((k) => !required.includes(k))
+    if (missing.length > 0) {
+      return `In context=(${at}), 'required' is required to be supplied and to be an array including every key in properties. Missing '${missing[0]}'.`
+    }
+    if (schema.additionalProperties !== false) return `In context=(${at}), 'additionalProperties' is required to be supplied and to be false.`
+  }
+  for (const [k, v] of Object.entries(schema)) {
+    const inner = Array.isArray(v) ? v : [v]
+    for (const item of inner) {
+      const p = isObject(item) ? strictProblem(item, at === "" ? `'${k}'` : `${at}, '${k}'`) : undefined
+      if (p !== undefined) return p
+    }
+  }
+  return undefined
+}
+
+const checkTools = (
+  tools: unknown,
+  nameOf: (t: Json) => unknown,
+  schemaOf: (t: Json) => unknown,
+  schemaKey: string,
+  strictOf: (t: Json) => boolean = () => false
+): string | undefined => {
   if (tools === undefined) return undefined
   if (!Array.isArray(tools)) return "tools: expected an array"
   const seen = new Set<string>()
@@ -32,6 +63,10 @@ const checkTools = (tools: unknown, nameOf: (t: Json) => unknown, schemaOf: (t: 
     const schema = schemaOf(t)
     if (schema !== undefined && (!isObject(schema) || (schema.type !== undefined && schema.type !== "object"))) {
       return `tools[${i}].${schemaKey}: expected a JSON Schema object of type "object"`
+    }
+    if (strictOf(t)) {
+      const problem = strictProblem(schema, "")
+      if (problem !== undefined) return `Invalid schema for function '${name}': ${problem}`
     }
   }
   return undefined
@@ -72,7 +107,7 @@ const checkChat = (b: Json): string | undefined => {
     }
   }
   return checkTools(b.tools, (t) => (t.type === "function" && isObject(t.function) ? t.function.name : undefined), (t) =>
-    isObject(t.function) ? t.function.parameters : undefined, "function.parameters")
+    isObject(t.function) ? t.function.parameters : undefined, "function.parameters", (t) => isObject(t.function) && t.function.strict === true)
 }
 
 const checkResponses = (b: Json): string | undefined => {
@@ -93,7 +128,7 @@ const checkResponses = (b: Json): string | undefined => {
       return `input[${i}].role: ${JSON.stringify(item.role)} is not one of 'system', 'developer', 'user', 'assistant'`
     }
   }
-  return checkTools(b.tools, (t) => (t.type === "function" ? t.name : "function"), (t) => t.parameters, "parameters")
+  return checkTools(b.tools, (t) => (t.type === "function" ? t.name : "function"), (t) => t.parameters, "parameters", (t) => t.strict === true)
 }
 
 const checkMessages = (b: Json, countTokens: boolean): string | undefined => {
