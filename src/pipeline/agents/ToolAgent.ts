@@ -40,7 +40,7 @@ export const DEFAULT_MAX_TOOL_CALLS = 8
 export const toolsOutputFormat = (maxCalls: number) =>
   `# How to answer
 
-- To send a payload to a peer, call the tool named after it, with the payload's fields as arguments. Each call's result is that peer's reply, or the error that stopped the payload.
+- To send a payload to a peer, call the tool named after it, with the payload's fields as arguments (in JSON, named as in the tool's schema). The XML shown above is how payloads travel: you never write it for a call. Each call's result is that peer's reply, or the error that stopped the payload.
 - Several tool calls in one answer are sent at the same time (at most ${maxCalls}); their results come back together, in the order of the calls.
 - To answer whoever called you, write your answer as text, without tool calls. To answer with a payload, wrap it in <Respond>…</Respond>.
 - Text written alongside tool calls reaches nobody.`
