@@ -122,8 +122,10 @@ describe("the agents example with protocol: tools", () => {
     }))
 })
 
-for (const wire of ["responses", "chat", "anthropic"] as const) {
-  describe(`tool calls on ${wire}`, () => {
+const combos = (["responses", "chat", "anthropic"] as const).flatMap((wire) => [false, true].map((stream) => [wire, stream] as const))
+
+for (const [wire, stream] of combos) {
+  describe(`tool calls on ${wire}, ${stream ? "streamed" : "plain"}`, () => {
     it.effect("three calls in one answer: sent in parallel, judged by the pipeline, their results back in call order", () =>
       Effect.gen(function*() {
         const script: MockScriptInput = {
@@ -143,7 +145,7 @@ for (const wire of ["responses", "chat", "anthropic"] as const) {
           ]
         }
         const server = yield* MockLlmServer.make({ script })
-        const { events } = yield* runFile(organismOn(`fanout-${wire}`, wire, server))
+        const { events } = yield* runFile(organismOn(`fanout-${wire}-${stream}`, wire, server, {}, { stream }))
         const sent = events.flatMap((e) => (e._tag === "MessageReceived" && e.from === "coordinator" ? [e.payload] : []))
         expect(sent).toEqual([
           "<ResearchRequest><Topic>tides</Topic></ResearchRequest>",
@@ -166,6 +168,7 @@ for (const wire of ["responses", "chat", "anthropic"] as const) {
         if (wire === "anthropic") expect(results.map((r) => r[2])).toEqual([false, true, false])
         // The text written alongside the calls reached nobody, and the model is told.
         expect(JSON.stringify(calls[1]!.body)).toMatch(/reached nobody/)
+        expect(calls.every((r) => r.stream === stream)).toBe(true)
       }).pipe(Effect.scoped))
   })
 }
