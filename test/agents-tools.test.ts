@@ -324,3 +324,30 @@ describe("record and replay offline, on tool calls", () => {
     }
   }, 120_000)
 })
+
+describe("protocol in the organism file", () => {
+  const problemsOf = (name: string, listeners: ReadonlyArray<Record<string, unknown>>) => {
+    const file = join(dir, `${name}.yaml`)
+    writeFileSync(file, stringify({ organism: { name }, llm: { backends: [{ name: "m", provider: "mock", models: ["mock-1"] }] }, listeners }))
+    return Effect.map(Effect.either(loadOrganism(file)), (result) => {
+      if (Either.isRight(result)) throw new Error("expected the organism file to be refused")
+      return result.left.problems.map((p) => `${p.key}: ${p.message}`)
+    }).pipe(Effect.provide(XmlEngine.layer))
+  }
+  const agent = { name: "a", agent: true, payload: "TextInput", prompt: "p" }
+
+  it.effect("a misspelt protocol, protocol on a handler, max_tool_calls without tools: each named at its key", () =>
+    Effect.gen(function*() {
+      expect(yield* problemsOf("typo", [{ ...agent, protocol: "tool" }])).toEqual([
+        `listeners[0] "a".protocol: expected "xml" or "tools", got "tool"`
+      ])
+      const handlerFile = join(dir, "handler.ts")
+      writeFileSync(handlerFile, "export const h = () => undefined\n")
+      expect(yield* problemsOf("handler", [{ name: "h", payload: "TextInput", handler: `${handlerFile}#h`, protocol: "tools" }])).toEqual([
+        expect.stringMatching(/^listeners\[0\] "h"\.protocol: protocol is how an LLM agent/)
+      ])
+      expect(yield* problemsOf("max", [{ ...agent, max_tool_calls: 3 }])).toEqual([
+        `listeners[0] "a".max_tool_calls: max_tool_calls goes with protocol: tools`
+      ])
+    }))
+})

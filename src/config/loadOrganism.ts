@@ -284,6 +284,12 @@ const loadListener = (
           `and there is none (see "Models: the LLM router" in the README; provider: mock needs no API key)`
       ))
     }
+    if (!llmAgent && config.protocol !== undefined) {
+      problems.push(source.problem(at("protocol"), `protocol is how an LLM agent (no handler) talks to its model; a handler speaks for itself`))
+    }
+    if (config.max_tool_calls !== undefined && config.protocol !== "tools") {
+      problems.push(source.problem(at("max_tool_calls"), `max_tool_calls goes with protocol: tools`))
+    }
     const handler = llmAgent ? undefined : yield* attempt(at("handler"), loadFunction(config.handler!, baseDir, options))
     const onSystem = config.on_system === undefined
       ? undefined
