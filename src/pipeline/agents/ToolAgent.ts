@@ -56,6 +56,8 @@ interface PendingCall {
 
 /** One answer's tool calls, waiting for their results on the thread that made them. */
 interface Turn {
+  /** The conversation: a turn still open when it ends (cancelled, stopped) is dropped with it. */
+  readonly root: string
   readonly assistant: LlmMessage
   readonly calls: ReadonlyArray<PendingCall>
   /** Told to the model with the results (text alongside the calls, unexpected messages). */
@@ -93,6 +95,7 @@ export const toolAgentHandlers = (name: string, prompt: string | undefined, opti
         yield* conversation.onComplete(() => {
           transcripts.delete(root)
           errorTurns.delete(root)
+          for (const [thread, turn] of turns) if (turn.root === root) turns.delete(thread)
         })
       }
       return transcript
@@ -151,7 +154,7 @@ export const toolAgentHandlers = (name: string, prompt: string | undefined, opti
         }
         const calls = response.toolCalls ?? []
         if (calls.length > 0) {
-          const turn = startTurn(tools, response.text, calls)
+          const turn = startTurn(conversation.root, tools, response.text, calls)
           const sends = turn.calls.flatMap((p) => (p.result === undefined && p.target !== undefined ? [p] : []))
           if (sends.length === 0) {
             // Nothing could be sent: the results (all errors) go straight back to the model.
@@ -199,7 +202,7 @@ export const toolAgentHandlers = (name: string, prompt: string | undefined, opti
   const payloadOf = (p: PendingCall) => written.get(p)!
 
   /** The answer's calls: each either to be sent, or already answered with an error. */
-  const startTurn = (tools: ReadonlyMap<string, AgentTool>, text: string, calls: ReadonlyArray<LlmToolCall>): Turn => {
+  const startTurn = (root: string, tools: ReadonlyMap<string, AgentTool>, text: string, calls: ReadonlyArray<LlmToolCall>): Turn => {
     const pending = calls.map((call, i): PendingCall => {
       const target = tools.get(call.name)
       if (i >= maxCalls) {
@@ -218,7 +221,7 @@ export const toolAgentHandlers = (name: string, prompt: string | undefined, opti
     const notes = text.trim() === ""
       ? []
       : [`The text you wrote alongside your tool calls reached nobody (only the calls were sent): "${text.trim().slice(0, 200)}"`]
-    return { assistant: { role: "assistant", content: text, toolCalls: calls }, calls: pending, notes, done: false }
+    return { root, assistant: { role: "assistant", content: text, toolCalls: calls }, calls: pending, notes, done: false }
   }
 
   /**
