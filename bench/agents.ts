@@ -5,6 +5,10 @@
  * through the LlmRouter (budget checked and charged), parse the answer, send the payload to
  * the tool, whose reply brings the agent its next turn.
  *
+ * It runs twice, once per protocol: `xml` (payload elements in the model's text, echoed back by
+ * the mock) and `tools` (native tool calls: the mock answers with a `Step` tool call until the
+ * tool's last reply, then with text), and reports the two side by side (`tools_*`).
+ *
  * The floor is the same number of model calls, at the same concurrency, made directly
  * through the router with the same prompts — no pump, no prompt building, no parsing. The
  * ratio says how much an agent turn costs beyond the HTTP call it makes (client and mock
@@ -22,6 +26,8 @@ import { Pump } from "../src/pipeline/Pump.js"
 import { LlmRouter } from "../src/services/LlmRouter.js"
 import { percentile, round, rssMb } from "./support.js"
 
+export type Protocol = "xml" | "tools"
+
 export interface AgentsOptions {
   /** Conversations running at once, one agent each. */
   readonly agents: number
@@ -34,9 +40,21 @@ class Step extends Payload.Class<Step>("Step", { description: "one step of the w
   conversation: Schema.Int
 }) {}
 
-/** The router over a mock server that echoes the last user message (which holds the payload). */
+/**
+ * The router over a mock server that echoes the last user message (which holds the payload);
+ * to a request offering tools it answers with a `Step` call, and with text to the last step.
+ */
 const routerLayer = Effect.gen(function*() {
-  const server = yield* MockLlmServer.make({ script: { default: { echo: true, usage: { prompt_tokens: 100, completion_tokens: 20 } } } })
+  const usage = { prompt_tokens: 100, completion_tokens: 20 }
+  const server = yield* MockLlmServer.make({
+    script: {
+      responses: [
+        { match: { tool: "Step", tool_result: "<N>-1</N>" }, text: "", usage, times: "always" },
+        { match: { tool: "Step" }, tool_calls: [{ name: "Step", arguments: { n: 0, conversation: 0 } }], usage, times: "always" }
+      ],
+      default: { echo: true, usage }
+    }
+  })
   const config = Schema.decodeUnknownSync(LlmConfig)({
     retries: 0,
     backends: [{ name: "mock", provider: "openai-compatible", base_url: server.openAiUrl, models: ["mock-1"] }]
@@ -44,11 +62,13 @@ const routerLayer = Effect.gen(function*() {
   return LlmRouter.layer(config, { baseDir: process.cwd() })
 })
 
-const run = (options: AgentsOptions) =>
+const run = (options: AgentsOptions, protocol: Protocol) =>
   Effect.gen(function*() {
+    // With tools the model's arguments are fixed: the tool counts a conversation's steps by its root.
+    const steps = new Map<string, number>()
     const modelMs: Array<number> = []
     const prompts: Array<LlmRequest> = []
-    const turnStarted = new Map<number, number>()
+    const turnStarted = new Map<number | string, number>()
     const turnMs: Array<number> = []
     const real = yield* LlmRouter
     // The agent's calls, timed: the HTTP exchange as the router sees it.
@@ -65,7 +85,8 @@ const run = (options: AgentsOptions) =>
       settings: {
         maxConcurrentHandlers: options.agents * 2,
         maxConcurrentPerAgent: options.agents,
-        guards: { maxAgentSteps: options.turns + 5, maxInvocationsPerThread: options.turns * 2 + 10 }
+        // With tools the mock repeats one call: not a loop here.
+        guards: { maxAgentSteps: options.turns + 5, maxInvocationsPerThread: options.turns * 2 + 10, loopThreshold: options.turns + 5 }
       },
       listeners: [
         Listener.llmAgent({
@@ -73,17 +94,25 @@ const run = (options: AgentsOptions) =>
           payload: Step,
           peers: ["tool"],
           prompt: "You do the work one step at a time: send each step to the tool.",
-          model: "mock-1"
+          model: "mock-1",
+          protocol
         }),
         Listener.make({
           name: "tool",
           payload: Step,
-          handler: (s) => {
+          handler: (s, meta) => {
             // The time from one model call's answer to the next call: the pump's part of a turn.
             const now = performance.now()
-            const before = turnStarted.get(s.conversation)
+            const key = protocol === "tools" ? meta.root : s.conversation
+            const before = turnStarted.get(key)
             if (before !== undefined) turnMs.push(now - before)
-            turnStarted.set(s.conversation, now)
+            turnStarted.set(key, now)
+            if (protocol === "tools") {
+              // The last step's reply (-1) has the model answer with text: `turns` calls in all.
+              const n = (steps.get(meta.root) ?? 0) + 1
+              steps.set(meta.root, n)
+              return Reply.respond(new Step({ n: n + 1 >= options.turns ? -1 : n, conversation: 0 }))
+            }
             return s.n + 1 >= options.turns ? Reply.none : Reply.respond(new Step({ n: s.n + 1, conversation: s.conversation }))
           }
         })
@@ -113,28 +142,45 @@ export const agentsBench = (options: AgentsOptions) =>
   Effect.gen(function*() {
     const layer = yield* routerLayer
     const services = Layer.provideMerge(layer, Pump.layerServices)
-    const measure = (o: AgentsOptions) => run(o).pipe(Effect.provide(services))
-    yield* measure({ agents: Math.min(options.agents, 4), turns: Math.min(options.turns, 5) }) // warm-up
-    const r = yield* measure(options)
-    const sorted = (xs: Array<number>) => Float64Array.from(xs).sort()
-    const model = sorted(r.modelMs)
-    const turn = sorted(r.turnMs)
-    const turnsPerSecond = r.turns / r.elapsed
-    const floorPerSecond = r.turns / r.floorElapsed
+    const measure = (o: AgentsOptions, protocol: Protocol) => run(o, protocol).pipe(Effect.provide(services))
+    const warmUp = { agents: Math.min(options.agents, 4), turns: Math.min(options.turns, 5) }
+    yield* measure(warmUp, "xml")
+    const xml = summary(yield* measure(options, "xml"))
+    yield* measure(warmUp, "tools")
+    const tools = summary(yield* measure(options, "tools"))
     return {
       name: "agents",
       agents: options.agents,
       turns_per_agent: options.turns,
-      turns_per_s: Math.round(turnsPerSecond),
-      model_p50_ms: round(percentile(model, 50), 3),
-      turn_p50_ms: round(percentile(turn, 50), 3),
-      turn_p99_ms: round(percentile(turn, 99), 3),
-      // What a turn costs beyond its model call — building the prompt from the history,
-      // parsing the answer, the two hops to the tool and back — as time per turn at
-      // saturation: the whole run is one event loop, so time per turn is work per turn.
-      pump_overhead_ms_per_turn: round(1000 / turnsPerSecond - 1000 / floorPerSecond, 3),
+      ...xml,
       rss_mb: rssMb(),
-      floor_per_s: Math.round(floorPerSecond),
-      ratio_to_floor: round(floorPerSecond / turnsPerSecond)
+      // The same turns on native tool calls, side by side.
+      tools_turns_per_s: tools.turns_per_s,
+      tools_turn_p50_ms: tools.turn_p50_ms,
+      tools_pump_overhead_ms_per_turn: tools.pump_overhead_ms_per_turn,
+      tools_ratio_to_floor: tools.ratio_to_floor
     }
   }).pipe(Effect.scoped)
+
+type RunResult = Effect.Effect.Success<ReturnType<typeof run>>
+
+/** One protocol's figures. */
+const summary = (r: RunResult) => {
+  const sorted = (xs: Array<number>) => Float64Array.from(xs).sort()
+  const model = sorted(r.modelMs)
+  const turn = sorted(r.turnMs)
+  const turnsPerSecond = r.turns / r.elapsed
+  const floorPerSecond = r.turns / r.floorElapsed
+  return {
+    turns_per_s: Math.round(turnsPerSecond),
+    model_p50_ms: round(percentile(model, 50), 3),
+    turn_p50_ms: round(percentile(turn, 50), 3),
+    turn_p99_ms: round(percentile(turn, 99), 3),
+    // What a turn costs beyond its model call — building the prompt (xml: from the history),
+    // reading the answer, the two hops to the tool and back — as time per turn at saturation:
+    // the whole run is one event loop, so time per turn is work per turn.
+    pump_overhead_ms_per_turn: round(1000 / turnsPerSecond - 1000 / floorPerSecond, 3),
+    floor_per_s: Math.round(floorPerSecond),
+    ratio_to_floor: round(floorPerSecond / turnsPerSecond)
+  }
+}

@@ -361,7 +361,7 @@ describe("faults", () => {
   it.scopedLive("drop: the connection closes before any response", () =>
     withMock({ responses: [{ fault: "drop" }] }, (server) =>
       Effect.gen(function*() {
-        const result = yield* Effect.either(Effect.tryPromise(() => fetch(`${server.openAiUrl}/chat/completions`, { method: "POST", body: "{}" })))
+        const result = yield* Effect.either(Effect.tryPromise(() => fetch(`${server.openAiUrl}/chat/completions`, { method: "POST", body: JSON.stringify({ model: "m", messages: [{ role: "user", content: "x" }] }) })))
         expect(Either.isLeft(result)).toBe(true)
         expect(server.requests()[0]).toMatchObject({ outcome: "dropped", status: undefined, served: 0 })
       })))
@@ -537,7 +537,7 @@ models: [claude-sonnet-4-5]
       expect(Either.isLeft(result)).toBe(true)
       const problems = Either.isLeft(result) ? result.left.problems.map(String) : []
       expect(problems).toEqual([
-        `bad.yaml:3:5: responses[0].retry_afer: unknown key "retry_afer" (did you mean "retry_after"?); expected one of: text, echo, finish_reason, usage, delay, chunk_delay, chunk_size, status, error, retry_after, headers, fault, fault_after, ignore_max_tokens, match, times`,
+        `bad.yaml:3:5: responses[0].retry_afer: unknown key "retry_afer" (did you mean "retry_after"?); expected one of: text, tool_calls, echo, finish_reason, usage, delay, chunk_delay, chunk_size, status, error, retry_after, headers, fault, fault_after, ignore_max_tokens, match, times`,
         `bad.yaml:5:11: responses[1].echo: give either text or echo: true, not both`,
         `bad.yaml:6:20: responses[2].match.user: not a valid regular expression: Invalid regular expression: /(unclosed/: Unterminated group`,
         `bad.yaml:7:12: responses[2].times: expected a positive integer or "always", got 0`,

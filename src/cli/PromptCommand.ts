@@ -8,6 +8,7 @@ import { Console, Effect, Layer } from "effect"
 import { closest } from "../config/suggest.js"
 import { loadOrganism } from "../config/loadOrganism.js"
 import { OUTPUT_FORMAT } from "../pipeline/agents/LlmAgent.js"
+import { DEFAULT_MAX_TOOL_CALLS, toolsOutputFormat } from "../pipeline/agents/ToolAgent.js"
 import { Pump } from "../pipeline/Pump.js"
 import { LlmRouter } from "../services/LlmRouter.js"
 import { XmlEngine } from "../services/XmlEngine.js"
@@ -44,7 +45,10 @@ export const promptCommand = Command.make("prompt", { file, agent, json }, (opts
           (agents.length > 0 ? `; its agents: ${agents.join(", ")}` : "; it has no agents")
       })
     }
-    const system = `${found.system}\n\n${OUTPUT_FORMAT}`
+    // An agent on tool calls is told how to answer with them instead.
+    const llm = loaded.organism.listeners.find((l) => l.name.toLowerCase() === found.agent.toLowerCase())?.llm
+    const format = llm?.protocol === "tools" ? toolsOutputFormat(llm.maxToolCalls ?? DEFAULT_MAX_TOOL_CALLS) : OUTPUT_FORMAT
+    const system = `${found.system}\n\n${format}`
     yield* Console.log(
       opts.json ? JSON.stringify({ agent: found.agent, system, prompt: found.prompt, usage: found.usage }) : system
     )

@@ -78,7 +78,9 @@ export const renderEvent = (e: PumpEvent, injector: string, verbose: boolean): s
         (e.reasoningTokens !== undefined && e.reasoningTokens > 0 ? ` (${e.reasoningTokens} reasoning)` : "") +
         money(e.costUsd) +
         (e.attempt > 1 ? `, attempt ${e.attempt}` : "") +
-        (e.truncated ? `, ✂ cut at the output limit (finish reason ${e.finishReason})` : e.finishReason === "stop" ? "" : `, finish reason ${e.finishReason}`)
+        (e.truncated ? `, ✂ cut at the output limit (finish reason ${e.finishReason})` : e.finishReason === "stop" ? "" : `, finish reason ${e.finishReason}`) +
+        (e.toolCalls !== undefined && e.toolCalls.length > 0 ? `: ${e.toolCalls.map((c) => c.name).join(", ")}` : "") +
+        (e.toolCallProblem !== undefined ? `, ⚠ tool calls unreadable: ${e.toolCallProblem}` : "")
     case "LlmOutputDelta":
       // Line by line output has no place for pieces of text; the completed call is shown.
       return undefined

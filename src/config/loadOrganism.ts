@@ -307,6 +307,12 @@ const loadListener = (
     const stopHandler = config.stop_when?.handler === undefined
       ? undefined
       : yield* attempt(at("stop_when", "handler"), loadFunction(config.stop_when.handler, baseDir, options))
+    if (!llmAgent && config.protocol !== undefined) {
+      problems.push(source.problem(at("protocol"), `protocol is how an LLM agent (no handler) talks to its model; a handler speaks for itself`))
+    }
+    if (config.max_tool_calls !== undefined && config.protocol !== "tools") {
+      problems.push(source.problem(at("max_tool_calls"), `max_tool_calls goes with protocol: tools`))
+    }
     const handler = llmAgent ? undefined : yield* attempt(at("handler"), loadFunction(config.handler!, baseDir, options))
     const onSystem = config.on_system === undefined
       ? undefined
@@ -338,7 +344,9 @@ const loadListener = (
           ...agentLimitsOf(config, stopHandler as StopHandler | undefined),
           stream: config.stream,
           maxReasoningTokens: config.max_reasoning_tokens,
-          context: context.right
+          context: context.right,
+          protocol: config.protocol,
+          maxToolCalls: config.max_tool_calls
         }) as Listener<any, LlmRouter>
       )
     }

@@ -124,6 +124,13 @@ export interface LlmAgentOptions {
   readonly maxReasoningTokens?: number | undefined
   /** How its history is fitted to the model's context window. */
   readonly context?: AgentContextOptions | undefined
+  /**
+   * How the model addresses peers: `xml` (the default) — payload elements in its text;
+   * `tools` — native tool calls, one tool per peer payload type.
+   */
+  readonly protocol?: "xml" | "tools" | undefined
+  /** `protocol: tools`: tool calls sent per answer at most (default 8); the rest are refused. */
+  readonly maxToolCalls?: number | undefined
 }
 
 /** The agent that condenses the turns an agent's history drops (`strategy: summarise`). */

@@ -7,8 +7,39 @@ import type { BudgetExhausted, BudgetWarning } from "./BudgetPayloads.js"
 import type { ThreadId } from "./Ids.js"
 
 export interface LlmMessage {
-  readonly role: "user" | "assistant"
+  /** `tool`: the results of the previous assistant message's tool calls (`toolResults`). */
+  readonly role: "user" | "assistant" | "tool"
+  /** The text (for a `tool` message, its results' text: what it weighs in the prompt). */
   readonly content: string
+  /** An assistant message's tool calls, in the order the model made them. */
+  readonly toolCalls?: ReadonlyArray<LlmToolCall> | undefined
+  /** A `tool` message's results, one per call of the assistant message before it. */
+  readonly toolResults?: ReadonlyArray<LlmToolResult> | undefined
+}
+
+/**
+ * A tool offered to the model (native tool calls): its name, what it does, and its arguments'
+ * JSON Schema (an object schema).
+ */
+export interface LlmTool {
+  readonly name: string
+  readonly description: string
+  readonly parameters: Readonly<Record<string, unknown>>
+}
+
+/** A tool call the model made: the provider's call id, the tool, the arguments (parsed JSON). */
+export interface LlmToolCall {
+  readonly id: string
+  readonly name: string
+  readonly arguments: unknown
+}
+
+/** What answers a tool call: its text, and whether it is an error. */
+export interface LlmToolResult {
+  readonly id: string
+  readonly name: string
+  readonly content: string
+  readonly isError: boolean
 }
 
 export interface LlmRequest {
@@ -26,6 +57,8 @@ export interface LlmRequest {
   readonly stream?: boolean | undefined
   /** The hop asking (the conversation's root otherwise): what `LlmOutputDelta` events name. */
   readonly thread?: ThreadId | undefined
+  /** Tools the model may call (native tool calls); none when absent or empty. */
+  readonly tools?: ReadonlyArray<LlmTool> | undefined
 }
 
 export interface LlmUsage {
@@ -47,6 +80,15 @@ export interface LlmResponse {
   readonly warnings: ReadonlyArray<BudgetWarning>
   /** Requests sent, retries and fallbacks included. */
   readonly attempts: number
+  /** The tool calls of the answer, in order (only when the request offered tools). */
+  readonly toolCalls?: ReadonlyArray<LlmToolCall> | undefined
+  /**
+   * The answer held tool calls that could not be read — a tool that was not offered,
+   * arguments that are not a JSON object — in the provider's words. Nothing of the answer is
+   * usable; the caller tells the model (the request is not retried: the model, not the
+   * backend, got it wrong).
+   */
+  readonly toolCallProblem?: string | undefined
 }
 
 /** One failed attempt, for the error report. */

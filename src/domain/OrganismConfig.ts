@@ -176,7 +176,11 @@ export class ListenerConfig extends Schema.Class<ListenerConfig>("ListenerConfig
   /** LLM agents: reasoning tokens (where reported) per conversation before the agent stops calling its model. */
   max_reasoning_tokens: Schema.optional(PositiveInt),
   /** LLM agents: fitting the history to the model's context window. */
-  context: Schema.optional(AgentContextConfig)
+  context: Schema.optional(AgentContextConfig),
+  /** LLM agents: `xml` (default) or `tools` (native tool calls). */
+  protocol: Schema.optional(Schema.Literal("xml", "tools").annotations(expectedOneOf(`"xml" or "tools"`))),
+  /** LLM agents with `protocol: tools`: tool calls sent per answer at most (default 8). */
+  max_tool_calls: Schema.optional(PositiveInt)
 }) {}
 
 export class BootConfig extends Schema.Class<BootConfig>("BootConfig")({

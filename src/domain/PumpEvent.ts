@@ -241,7 +241,15 @@ export class LlmCallCompleted extends Schema.TaggedClass<LlmCallCompleted>()("Ll
   /** The answer's text, as the agent received it. */
   text: Schema.String,
   /** Hidden reasoning among `outputTokens`, where the provider reports it. */
-  reasoningTokens: Schema.optional(Schema.Number)
+  reasoningTokens: Schema.optional(Schema.Number),
+  /**
+   * The answer's tool calls, in order (a request that offered tools), and a problem reading
+   * them: what an offline replay serves back.
+   */
+  toolCalls: Schema.optionalWith(Schema.Array(Schema.Struct({ id: Schema.String, name: Schema.String, arguments: Schema.Unknown })), {
+    exact: true
+  }),
+  toolCallProblem: Schema.optionalWith(Schema.String, { exact: true })
 }) {}
 
 /**

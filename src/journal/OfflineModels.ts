@@ -152,7 +152,9 @@ export const makeOfflineModels = (
               finishReason: c.finishReason,
               truncated: c.truncated,
               text: c.text,
-              ...(c.reasoningTokens !== undefined ? { reasoningTokens: c.reasoningTokens } : {})
+              ...(c.reasoningTokens !== undefined ? { reasoningTokens: c.reasoningTokens } : {}),
+              ...(c.toolCalls !== undefined ? { toolCalls: c.toolCalls } : {}),
+              ...(c.toolCallProblem !== undefined ? { toolCallProblem: c.toolCallProblem } : {})
             }, true)
           )
         }
@@ -169,7 +171,9 @@ export const makeOfflineModels = (
           costUsd: c.costUsd,
           finishReason: c.finishReason,
           warnings,
-          attempts: 1
+          attempts: 1,
+          ...(c.toolCalls !== undefined ? { toolCalls: c.toolCalls } : {}),
+          ...(c.toolCallProblem !== undefined ? { toolCallProblem: c.toolCallProblem } : {})
         }
         return response
       })

@@ -8,7 +8,7 @@
  * A `mock` backend is a MockLlmServer started here, on a free loopback port, for as long as
  * the scope lasts, and spoken to with one of the above.
  */
-import { type AiError, LanguageModel, type Prompt, type Response } from "@effect/ai"
+import { type AiError, LanguageModel, type Prompt, type Response, type Toolkit } from "@effect/ai"
 import { AnthropicClient, AnthropicLanguageModel } from "@effect/ai-anthropic"
 import { OpenAiClient, OpenAiLanguageModel } from "@effect/ai-openai"
 import { type FileSystem, type HttpClient, Path } from "@effect/platform"
@@ -25,15 +25,18 @@ export interface BackendConnection {
   readonly baseUrl: string
   /** The models' context window: the backend's `context_window`, or a mock script's. */
   readonly contextWindow: number | undefined
+  /** With a toolkit, the tools are offered and their calls returned, never run (see ToolPrompt.ts). */
   readonly generateText: (
     model: string,
     prompt: Prompt.Prompt,
-    maxOutputTokens: number
+    maxOutputTokens: number,
+    toolkit?: Toolkit.Toolkit<any> | undefined
   ) => Effect.Effect<LanguageModel.GenerateTextResponse<{}>, AiError.AiError>
   readonly streamText: (
     model: string,
     prompt: Prompt.Prompt,
-    maxOutputTokens: number
+    maxOutputTokens: number,
+    toolkit?: Toolkit.Toolkit<any> | undefined
   ) => Stream.Stream<Response.StreamPart<{}>, AiError.AiError>
 }
 
@@ -140,7 +143,11 @@ export const connectBackend = Effect.fn("LlmBackend.connect")(function*(b: LlmBa
   } else {
     const client = yield* OpenAiClient.make({ apiUrl: baseUrl, apiKey })
     for (const model of b.models) {
-      const make = wire === "responses" ? OpenAiLanguageModel.make({ model }) : OpenAiChatLanguageModel.make({ model })
+      // Not strict: OpenAI's structured outputs mode refuses a tool schema with an optional
+      // property (not in `required`), which payload types may well have.
+      const make = wire === "responses"
+        ? OpenAiLanguageModel.make({ model, config: { strict: false } })
+        : OpenAiChatLanguageModel.make({ model })
       models.set(model, yield* Effect.provideService(make, OpenAiClient.OpenAiClient, client))
     }
     if (wire === "responses") {
@@ -169,10 +176,30 @@ export const connectBackend = Effect.fn("LlmBackend.connect")(function*(b: LlmBa
     wire,
     baseUrl,
     contextWindow,
-    generateText: (model, prompt, maxOutputTokens) =>
-      withLimit.effect(Effect.suspend(() => modelOf(model).generateText({ prompt })), maxOutputTokens),
-    streamText: (model, prompt, maxOutputTokens) =>
-      withLimit.stream(Stream.suspend(() => modelOf(model).streamText({ prompt })), maxOutputTokens)
+    generateText: (model, prompt, maxOutputTokens, toolkit) =>
+      withLimit.effect(
+        Effect.suspend(() =>
+          toolkit === undefined
+            ? modelOf(model).generateText({ prompt })
+            : (modelOf(model).generateText({ prompt, toolkit, disableToolCallResolution: true }) as Effect.Effect<
+              LanguageModel.GenerateTextResponse<{}>,
+              AiError.AiError
+            >)
+        ),
+        maxOutputTokens
+      ),
+    streamText: (model, prompt, maxOutputTokens, toolkit) =>
+      withLimit.stream(
+        Stream.suspend(() =>
+          toolkit === undefined
+            ? modelOf(model).streamText({ prompt })
+            : (modelOf(model).streamText({ prompt, toolkit, disableToolCallResolution: true }) as Stream.Stream<
+              Response.StreamPart<{}>,
+              AiError.AiError
+            >)
+        ),
+        maxOutputTokens
+      )
   }
   return connection
 })

@@ -15,6 +15,8 @@ import type { AddressInfo } from "node:net"
 import type { RecordedRequest } from "./mock/RecordedRequest.js"
 import { refuseOverWindow } from "./mock/contextWindow.js"
 import { type RequestView, viewRequest } from "./mock/requestView.js"
+import { requestProblem } from "./mock/validate.js"
+import { AnthropicMessages } from "./mock/wire/AnthropicMessages.js"
 import { estimateTokens } from "./mock/wire/Wire.js"
 import { type LogEntry, respond, sendJson, wireOf } from "./mock/respond.js"
 import {
@@ -67,10 +69,11 @@ export declare namespace MockLlmServer {
 const ECHO = new MockReply({ echo: true })
 
 /** `/v1/chat/completions` and `/chat/completions` alike: base URLs are given both ways. */
-const routeOf = (method: string, path: string): Endpoint | "models" | "unknown" => {
+const routeOf = (method: string, path: string): Endpoint | "models" | "count_tokens" | "unknown" => {
   const p = path.replace(/^\/v1(?=\/)/, "").replace(/\/+$/, "")
   if (method === "GET" && p === "/models") return "models"
   if (method !== "POST") return "unknown"
+  if (p === "/messages/count_tokens") return "count_tokens"
   return p === "/chat/completions" ? "chat" : p === "/responses" ? "responses" : p === "/messages" ? "messages" : "unknown"
 }
 
@@ -81,7 +84,9 @@ const matches = (match: MockMatch | undefined, view: RequestView): boolean =>
     (match.endpoint === undefined || match.endpoint === view.endpoint) &&
     (match.stream === undefined || match.stream === view.stream) &&
     (match.user === undefined || match.user.test(view.lastUser)) &&
-    (match.system === undefined || match.system.test(view.system))
+    (match.system === undefined || match.system.test(view.system)) &&
+    (match.tool_result === undefined || (view.toolResults !== undefined && match.tool_result.test(view.toolResults))) &&
+    (match.tool === undefined || view.tools.includes(match.tool))
   )
 
 const toScript = (script: MockScript | MockScriptInput | undefined): Either.Either<MockScript, MockScriptError> =>
@@ -185,7 +190,9 @@ export class MockLlmServer extends Context.Tag("xml-organism/MockLlmServer")<Moc
             json = false
           }
         }
-        const view = endpoint === "models" || endpoint === "unknown" ? undefined : viewRequest(endpoint, body)
+        const view = endpoint === "models" || endpoint === "unknown" || endpoint === "count_tokens"
+          ? undefined
+          : viewRequest(endpoint, body)
         const rec: LogEntry = {
           index: log.length,
           time,
@@ -217,11 +224,20 @@ export class MockLlmServer extends Context.Tag("xml-organism/MockLlmServer")<Moc
           return sendJson(res, rec, status, body).pipe(Effect.zipRight(finish))
         }
         if (endpoint === "models") return yield* answer(200, modelsList(time.getTime()))
+        if (endpoint === "count_tokens") {
+          // Anthropic's token counter: the same checks as a message, and the prompt's estimate.
+          const problem = json ? requestProblem("count_tokens", body) : "the request body is not valid JSON"
+          if (problem !== undefined) return yield* answer(400, AnthropicMessages.errorBody(400, problem))
+          return yield* answer(200, { input_tokens: estimateTokens(viewRequest("messages", body).promptText) })
+        }
         if (view === undefined) {
           const message = `mock-llm: no endpoint ${rec.method} ${rec.path}`
           return yield* answer(404, { error: { message, type: "invalid_request_error", param: null, code: "not_found" } })
         }
         if (!json) return yield* answer(400, wireOf[view.endpoint].errorBody(400, "mock-llm: the request body is not valid JSON"))
+        // What the provider would refuse, the mock refuses: its 400, in its error shape.
+        const problem = requestProblem(view.endpoint, body)
+        if (problem !== undefined) return yield* answer(400, wireOf[view.endpoint].errorBody(400, problem))
         // Over the model's window: refused before the script is consulted, as a real API would.
         const refusal = script.context_window === undefined
           ? undefined

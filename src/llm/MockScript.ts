@@ -132,12 +132,38 @@ export class MockMatch extends Schema.Class<MockMatch>("MockMatch")({
   user: optional(Pattern),
   /** Searched in the system prompt (every system/developer message and `instructions`). */
   system: optional(Pattern),
+  /**
+   * Searched in the tool results that end the request (the answers to the previous tool
+   * calls); a request that does not end with tool results never matches.
+   */
+  tool_result: optional(Pattern),
+  /** The request offers a tool of this exact name. */
+  tool: optional(Text),
   stream: optional(Flag)
+}) {}
+
+/**
+ * One scripted tool call: the tool's name and its arguments — a mapping (sent as its JSON) or
+ * a string sent verbatim (so a script can send arguments that are not valid JSON).
+ */
+export class MockToolCall extends Schema.Class<MockToolCall>("MockToolCall")({
+  name: Text,
+  arguments: optional(Schema.Union(Text, Schema.Record({ key: Schema.String, value: Schema.Unknown })).annotations(
+    expectedOneOf("a mapping of arguments, or a string sent verbatim")
+  )),
+  /** The call's id (default: generated, unique per reply). */
+  id: optional(Text)
 }) {}
 
 const replyFields = {
   /** The assistant's text; a YAML block scalar (`text: |`) keeps code fences and XML as written. */
   text: optional(Text),
+  /**
+   * Tool calls, in order, in the wire's own form (Responses `function_call` items, Chat
+   * `tool_calls`, Anthropic `tool_use` blocks); the finish reason defaults to `tool_calls`.
+   * With `text`, both are sent; without, the answer has no text.
+   */
+  tool_calls: optional(Schema.Array(MockToolCall).annotations(expected("a list of tool calls ({name, arguments})"))),
   /** Reply with the text of the last user message. */
   echo: optional(Flag),
   finish_reason: optional(FinishReason),
@@ -172,6 +198,10 @@ type ReplyFields = Schema.Struct.Type<typeof replyFields>
 const checkReply = (r: ReplyFields): Array<Schema.FilterIssue> => {
   const issues: Array<Schema.FilterIssue> = []
   if (r.text !== undefined && r.echo === true) issues.push({ path: ["echo"], message: "give either text or echo: true, not both" })
+  if (r.tool_calls !== undefined && r.echo === true) issues.push({ path: ["echo"], message: "give either tool_calls or echo: true, not both" })
+  if (r.status !== undefined && r.tool_calls !== undefined) {
+    issues.push({ path: ["status"], message: "an error status sends the provider's error body, not tool calls; drop tool_calls or status" })
+  }
   if (r.status !== undefined && r.fault !== undefined) {
     issues.push({ path: ["fault"], message: "a reply is either an error status or a fault, not both" })
   }

@@ -11,10 +11,13 @@
  * - `OpenAiClient.streamRequest` skips a stream event it cannot decode, silently losing its
  *   text; here a malformed event fails the stream (`MalformedOutput`), as Anthropic's does.
  *
- * Text only: system, user and assistant messages with text parts. Anything else (files,
- * tool calls) is refused as `MalformedInput` — the router never sends it.
+ * System, user and assistant messages with text parts, and function tools: an assistant's
+ * tool calls go out as `tool_calls`, tool results as `tool` messages, the offered tools as
+ * `tools` (each a function with its JSON Schema), and the answer's `tool_calls` — whole, or
+ * joined from a stream's pieces by index — come back as tool-call parts. Anything else
+ * (files) is refused as `MalformedInput` — the router never sends it.
  */
-import { AiError, LanguageModel, type Prompt, type Response } from "@effect/ai"
+import { AiError, LanguageModel, type Prompt, type Response, Tool } from "@effect/ai"
 import { OpenAiClient } from "@effect/ai-openai"
 import * as Sse from "@effect/experimental/Sse"
 import { HttpBody, HttpClient, type HttpClientError, HttpClientRequest, HttpClientResponse } from "@effect/platform"
@@ -48,12 +51,30 @@ const ChatUsage = Schema.Struct({
 })
 
 /** Only what is read, every field but the text optional: compatible servers vary. */
+const ToolCall = Schema.Struct({
+  id: Schema.String,
+  function: Schema.Struct({ name: Schema.String, arguments: Schema.String })
+})
+
+/** A piece of a streamed tool call: the first carries id and name, the rest more arguments. */
+const ToolCallDelta = Schema.Struct({
+  index: Schema.Number,
+  id: Schema.optional(Schema.NullOr(Schema.String)),
+  function: Schema.optional(Schema.NullOr(Schema.Struct({
+    name: Schema.optional(Schema.NullOr(Schema.String)),
+    arguments: Schema.optional(Schema.NullOr(Schema.String))
+  })))
+})
+
 const ChatCompletion = Schema.Struct({
   id: Schema.optional(Schema.NullOr(Schema.String)),
   model: Schema.optional(Schema.NullOr(Schema.String)),
   created: Schema.optional(Schema.NullOr(Schema.Number)),
   choices: Schema.Array(Schema.Struct({
-    message: Schema.Struct({ content: Schema.optional(Schema.NullOr(Schema.String)) }),
+    message: Schema.Struct({
+      content: Schema.optional(Schema.NullOr(Schema.String)),
+      tool_calls: Schema.optional(Schema.NullOr(Schema.Array(ToolCall)))
+    }),
     finish_reason: Schema.optional(Schema.NullOr(Schema.String))
   })),
   usage: Schema.optional(Schema.NullOr(ChatUsage))
@@ -64,7 +85,10 @@ const ChatChunk = Schema.Struct({
   model: Schema.optional(Schema.NullOr(Schema.String)),
   created: Schema.optional(Schema.NullOr(Schema.Number)),
   choices: Schema.optional(Schema.NullOr(Schema.Array(Schema.Struct({
-    delta: Schema.optional(Schema.NullOr(Schema.Struct({ content: Schema.optional(Schema.NullOr(Schema.String)) }))),
+    delta: Schema.optional(Schema.NullOr(Schema.Struct({
+      content: Schema.optional(Schema.NullOr(Schema.String)),
+      tool_calls: Schema.optional(Schema.NullOr(Schema.Array(ToolCallDelta)))
+    }))),
     finish_reason: Schema.optional(Schema.NullOr(Schema.String))
   })))),
   usage: Schema.optional(Schema.NullOr(ChatUsage)),
@@ -111,11 +135,18 @@ const metadataOf = (c: { readonly id?: string | null | undefined; readonly model
   ...(c.created != null ? { timestamp: new Date(c.created * 1000).toISOString() } : {})
 })
 
-type ChatMessage = { readonly role: "system" | "user" | "assistant"; readonly content: string }
+type ChatMessage =
+  | { readonly role: "system" | "user"; readonly content: string }
+  | {
+    readonly role: "assistant"
+    readonly content: string | null
+    readonly tool_calls?: ReadonlyArray<{ id: string; type: "function"; function: { name: string; arguments: string } }>
+  }
+  | { readonly role: "tool"; readonly tool_call_id: string; readonly content: string }
 
 const refuse = (method: string, description: string) => new AiError.MalformedInput({ module: MODULE, method, description })
 
-/** The prompt as Chat Completions messages; text parts only. */
+/** The prompt as Chat Completions messages: text parts, tool calls and tool results. */
 export const chatMessages = (prompt: Prompt.Prompt, method: string): Effect.Effect<Array<ChatMessage>, AiError.MalformedInput> =>
   Effect.suspend(() => {
     const out: Array<ChatMessage> = []
@@ -127,17 +158,25 @@ export const chatMessages = (prompt: Prompt.Prompt, method: string): Effect.Effe
         case "user":
         case "assistant": {
           let text = ""
+          const calls: Array<{ id: string; type: "function"; function: { name: string; arguments: string } }> = []
           for (const part of message.content) {
             if (part.type === "text") text += part.text
-            else if (part.type !== "reasoning") {
-              return Effect.fail(refuse(method, `${message.role} message part "${part.type}" is not supported (text only)`))
+            else if (part.type === "tool-call" && message.role === "assistant") {
+              calls.push({ id: part.id, type: "function", function: { name: part.name, arguments: JSON.stringify(part.params ?? {}) } })
+            } else if (part.type !== "reasoning") {
+              return Effect.fail(refuse(method, `${message.role} message part "${part.type}" is not supported (text and tool calls only)`))
             }
           }
-          out.push({ role: message.role, content: text })
+          if (message.role === "user") out.push({ role: "user", content: text })
+          else if (calls.length === 0) out.push({ role: "assistant", content: text })
+          else out.push({ role: "assistant", content: text === "" ? null : text, tool_calls: calls })
           break
         }
         case "tool":
-          return Effect.fail(refuse(method, "tool messages are not supported (text only)"))
+          for (const part of message.content) {
+            out.push({ role: "tool", tool_call_id: part.id, content: typeof part.result === "string" ? part.result : JSON.stringify(part.result) })
+          }
+          break
       }
     }
     return Effect.succeed(out)
@@ -149,6 +188,45 @@ const responseError = (method: string) => (error: HttpClientError.ResponseError)
   AiError.HttpResponseError.fromResponseError({ module: MODULE, method, error })
 
 const decodeChunk = Schema.decodeUnknown(ChatChunk)
+
+/** A tool call's arguments, parsed the way @effect/ai's clients do (no prototype keys). */
+const toolCallPart = (
+  method: string,
+  id: string,
+  name: string,
+  args: string
+): Effect.Effect<Response.ToolCallPartEncoded, AiError.MalformedOutput> =>
+  Effect.try({
+    try: () => ({ type: "tool-call" as const, id, name, params: Tool.unsafeSecureJsonParse(args === "" ? "{}" : args) }),
+    catch: (cause) =>
+      new AiError.MalformedOutput({
+        module: MODULE,
+        method,
+        description: `Failed to securely parse tool call parameters for tool '${name}':\nParameters: ${args}`,
+        cause
+      })
+  })
+
+/** The offered tools and the tool choice as Chat Completions fields (none without tools). */
+const toolFields = (providerOptions: LanguageModel.ProviderOptions) => {
+  if (providerOptions.tools.length === 0) return {}
+  const choice = providerOptions.toolChoice
+  return {
+    tools: providerOptions.tools.map((tool) => ({
+      type: "function",
+      function: {
+        name: tool.name,
+        ...(tool.description !== undefined ? { description: tool.description } : {}),
+        parameters: Tool.getJsonSchema(tool as any)
+      }
+    })),
+    tool_choice: typeof choice === "string"
+      ? choice
+      : "tool" in choice
+      ? { type: "function", function: { name: choice.tool } }
+      : choice.mode ?? "auto"
+  }
+}
 
 /** One SSE event's data: `[DONE]` is the end marker; anything else must be a chunk. */
 const parseEvent = (data: string): Effect.Effect<Option.Option<ChatChunk>, AiError.MalformedOutput> => {
@@ -189,6 +267,7 @@ export const make = Effect.fnUntraced(function*(options: Options) {
       return {
         model: options.model,
         messages,
+        ...toolFields(providerOptions),
         ...fields,
         ...(stream ? { stream: true, stream_options: { include_usage: true } } : {})
       }
@@ -210,6 +289,9 @@ export const make = Effect.fnUntraced(function*(options: Options) {
       const parts: Array<Response.PartEncoded> = [metadataOf(completion)]
       const text = choice?.message.content ?? ""
       if (text !== "") parts.push({ type: "text", text })
+      for (const call of choice?.message.tool_calls ?? []) {
+        parts.push(yield* toolCallPart("generateText", call.id, call.function.name, call.function.arguments))
+      }
       parts.push({ type: "finish", reason: finishReasonOf(choice?.finish_reason), usage: usageOf(completion.usage) })
       return parts
     })
@@ -236,6 +318,8 @@ export const make = Effect.fnUntraced(function*(options: Options) {
         let failed = false
         let finish: string | null | undefined
         let usage: typeof ChatUsage.Type | null | undefined
+        // Streamed tool calls by index: opened by a piece with id and name, completed at the end.
+        const calls: Array<{ id: string; name: string; args: string }> = []
         const onChunk = (chunk: ChatChunk): Array<Response.StreamPartEncoded> => {
           const parts: Array<Response.StreamPartEncoded> = []
           if (!started) {
@@ -257,19 +341,34 @@ export const make = Effect.fnUntraced(function*(options: Options) {
               }
               parts.push({ type: "text-delta", id: textId, delta })
             }
+            for (const piece of choice.delta?.tool_calls ?? []) {
+              let call = calls[piece.index]
+              if (call === undefined) {
+                call = calls[piece.index] = { id: piece.id ?? `call_${piece.index}`, name: piece.function?.name ?? "", args: "" }
+                parts.push({ type: "tool-params-start", id: call.id, name: call.name })
+              }
+              call.args += piece.function?.arguments ?? ""
+            }
             if (choice.finish_reason != null) finish = choice.finish_reason
           }
           return parts
         }
         // The finish part waits for the end: usage comes in a chunk after the finish reason.
         // Without a finish reason there is no finish part, and the caller sees a broken stream.
-        const end = Stream.suspend(() => {
-          if (failed || finish === undefined) return Stream.empty
-          const parts: Array<Response.StreamPartEncoded> = []
-          if (textOpen) parts.push({ type: "text-end", id: textId })
-          parts.push({ type: "finish", reason: finishReasonOf(finish), usage: usageOf(usage) })
-          return Stream.fromIterable(parts)
-        })
+        const end = Stream.unwrap(Effect.suspend(() => {
+          if (failed || finish === undefined) return Effect.succeed(Stream.empty)
+          return Effect.gen(function*() {
+            const parts: Array<Response.StreamPartEncoded> = []
+            if (textOpen) parts.push({ type: "text-end", id: textId })
+            for (const call of calls) {
+              if (call === undefined) continue
+              parts.push({ type: "tool-params-end", id: call.id })
+              parts.push(yield* toolCallPart("streamText", call.id, call.name, call.args))
+            }
+            parts.push({ type: "finish", reason: finishReasonOf(finish), usage: usageOf(usage) })
+            return Stream.fromIterable(parts)
+          })
+        }))
         return events.pipe(
           Stream.takeUntil((chunk) => chunk.error !== undefined),
           Stream.mapConcat(onChunk),

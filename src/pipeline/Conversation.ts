@@ -22,6 +22,12 @@ export declare namespace Conversation {
     readonly from: string
     /** The hop this job's thread was forwarded from, if any (an agent's own hop, for todos). */
     readonly caller: Option.Option<ThreadId>
+    /**
+     * The sender's own hop, when the pump wrote the message: for a reply, the hop of the call it
+     * answers (`history({ thread })` finds that call). None for messages from outside and the
+     * pump's own (SystemErrors).
+     */
+    readonly senderThread: Option.Option<ThreadId>
     /** The conversation's history, as recorded (each message once). */
     readonly history: (query: ContextQuery) => Effect.Effect<ReadonlyArray<ContextSlot>>
     /** This listener's open todos on the conversation, as a reminder for its next model call. */

@@ -25,7 +25,7 @@
  * ends with a final `LlmCallFailed`: the stream, the journal, tracing and the console see
  * each model exchange. Nothing is built while nobody listens.
  */
-import { Prompt, type Response } from "@effect/ai"
+import type { AiError, Prompt, Response, Toolkit } from "@effect/ai"
 import type { FileSystem, HttpClient, Path } from "@effect/platform"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
@@ -36,6 +36,7 @@ import {
   LlmError,
   type LlmRequest,
   type LlmResponse,
+  type LlmToolCall,
   type LlmRouterService,
   type UsageLine
 } from "../domain/Llm.js"
@@ -47,6 +48,7 @@ import { makeRateLimit, type RateLimit } from "../llm/RateLimiter.js"
 import { retrySchedule } from "../llm/RetrySchedule.js"
 import { makeUsageLedger } from "../llm/UsageLedger.js"
 import { requestHashes } from "../llm/RequestHash.js"
+import { promptOf, toolCallFailure, toolCallsOf, toolkitOf } from "../llm/ToolPrompt.js"
 import { BudgetRegistry } from "./BudgetRegistry.js"
 import { Events } from "./Events.js"
 
@@ -91,9 +93,29 @@ interface Completion {
   readonly completionTokens: number
   readonly reasoningTokens: number | undefined
   readonly finishReason: string
+  /** Tool calls (a request with tools), and a problem reading them (see ToolPrompt.ts). */
+  readonly toolCalls?: ReadonlyArray<LlmToolCall> | undefined
+  readonly toolCallProblem?: string | undefined
   /** Which attempt of its call, and how long its exchange took (set once it succeeded). */
   readonly attempt?: number
   readonly latencyMs?: number
+}
+
+/** An answer whose tool calls could not be read: the problem is what the caller gets (usage estimated). */
+const problemCompletion = (problem: string): Completion => ({
+  text: "",
+  promptTokens: -1,
+  completionTokens: -1,
+  reasoningTokens: undefined,
+  finishReason: "tool-calls",
+  toolCalls: [],
+  toolCallProblem: problem
+})
+
+/** With tools offered, a failure to read the answer's tool calls is an answer, not an error. */
+const unreadableToolCalls = (toolkit: Toolkit.Toolkit<any> | undefined, error: AiError.AiError) => {
+  const problem = toolkit === undefined ? undefined : toolCallFailure(error)
+  return problem === undefined ? undefined : Effect.succeed(problemCompletion(problem))
 }
 
 /** About four characters per token: the estimate for rate limits and missing usage figures. */
@@ -166,16 +188,17 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
   }
 
   /** One HTTP exchange, plain: the whole answer or a failure. */
-  const generate = (b: Backend, model: string, prompt: Prompt.Prompt, maxOutputTokens: number) =>
-    b.connection.generateText(model, prompt, maxOutputTokens).pipe(
+  const generate = (b: Backend, model: string, prompt: Prompt.Prompt, maxOutputTokens: number, toolkit?: Toolkit.Toolkit<any>) =>
+    b.connection.generateText(model, prompt, maxOutputTokens, toolkit).pipe(
       Effect.map((r): Completion => ({
         text: r.text,
         promptTokens: r.usage.inputTokens ?? -1,
         completionTokens: r.usage.outputTokens ?? -1,
         reasoningTokens: r.usage.reasoningTokens,
-        finishReason: r.finishReason
+        finishReason: r.finishReason,
+        ...(toolkit !== undefined ? { toolCalls: toolCallsOf(r.content) } : {})
       })),
-      Effect.catchAll((e) => Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.fail(classify(e, false, now)))),
+      Effect.catchAll((e) => unreadableToolCalls(toolkit, e) ?? Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.fail(classify(e, false, now)))),
       Effect.timeoutFail({
         duration: b.timeout,
         onTimeout: () =>
@@ -204,6 +227,9 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
       let pieces = 0
       let cutOff = false
       const attemptNo = call.tries
+      const toolkit = call.toolkit
+      const toolCalls: Array<Response.AnyPart> = []
+      let toolProblem: Completion | undefined
       const outputGuard = Math.ceil(call.maxOutputTokens * 1.5) + 32
       let finish: Response.FinishPart | undefined
       let error: { readonly error: unknown } | undefined
@@ -215,7 +241,7 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
           message,
           partialText: text
         })
-      return b.connection.streamText(model, call.prompt, call.maxOutputTokens).pipe(
+      return b.connection.streamText(model, call.prompt, call.maxOutputTokens, toolkit).pipe(
         Stream.takeUntil((part) => part.type === "error" || cutOff),
         Stream.runForEach((part) =>
           Effect.sync(() => {
@@ -241,6 +267,14 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
                   }))
                 }
                 break
+              case "tool-params-start":
+                started = true
+                break
+              case "tool-call" as typeof part.type:
+                // A toolkit widens the parts: tool calls come whole, once their arguments are in.
+                started = true
+                toolCalls.push(part as Response.AnyPart)
+                break
               case "finish":
                 finish = part
                 break
@@ -250,7 +284,14 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
             }
           })
         ),
-        Effect.catchAll((e) => Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.fail(classify(e, started, now, text)))),
+        Effect.catchAll((e) => {
+          const problem = toolkit === undefined ? undefined : toolCallFailure(e)
+          if (problem !== undefined) {
+            toolProblem = problemCompletion(problem)
+            return Effect.void
+          }
+          return Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.fail(classify(e, started, now, text)))
+        }),
         Effect.timeoutFail({ duration: b.timeout, onTimeout: () => failed(`the stream did not finish within ${Duration.format(b.timeout)}`) }),
         Effect.flatMap((): Effect.Effect<Completion, AttemptFailed> => {
           if (error !== undefined) return Effect.fail(failed(`the provider sent an error in the stream: ${describeStreamError(error.error)}`))
@@ -263,13 +304,17 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
               finishReason: "length"
             })
           }
-          if (finish === undefined) return Effect.fail(failed("the stream ended without finishing"))
+          if (finish === undefined) {
+            // A stream whose tool calls could not be read has ended: the problem is the answer.
+            return toolProblem === undefined ? Effect.fail(failed("the stream ended without finishing")) : Effect.succeed(toolProblem)
+          }
           return Effect.succeed({
             text,
             promptTokens: finish.usage.inputTokens ?? -1,
             completionTokens: finish.usage.outputTokens ?? -1,
             reasoningTokens: finish.usage.reasoningTokens,
-            finishReason: finish.reason
+            finishReason: finish.reason,
+            ...(toolkit !== undefined ? { toolCalls: toolCallsOf(toolCalls) } : {})
           })
         })
       )
@@ -278,6 +323,7 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
   interface Call {
     readonly request: LlmRequest
     readonly prompt: Prompt.Prompt
+    readonly toolkit: Toolkit.Toolkit<any> | undefined
     readonly promptChars: number
     readonly maxOutputTokens: number
     readonly stream: boolean
@@ -336,7 +382,7 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
       const exchange = Effect.gen(function*() {
         b.inFlight++
         b.requests++
-        return yield* (call.stream ? stream(b, model, call) : generate(b, model, call.prompt, call.maxOutputTokens)).pipe(
+        return yield* (call.stream ? stream(b, model, call) : generate(b, model, call.prompt, call.maxOutputTokens, call.toolkit)).pipe(
           Effect.ensuring(Effect.sync(() => void b.inFlight--))
         )
       })
@@ -454,12 +500,10 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
         attempts: []
       })
     }
-    const raw: Array<Prompt.MessageEncoded> = []
-    if (request.system !== "") raw.push({ role: "system", content: request.system })
-    for (const m of request.messages) raw.push({ role: m.role, content: m.content })
     const call: Call = {
       request,
-      prompt: Prompt.make(raw),
+      prompt: promptOf(request.system, request.messages),
+      toolkit: toolkitOf(request.tools),
       promptChars: request.system.length + request.messages.reduce((n, m) => n + m.content.length, 0),
       maxOutputTokens: request.maxOutputTokens ?? config.max_output_tokens,
       stream: request.stream ?? config.stream,
@@ -503,7 +547,9 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
             finishReason: c.finishReason,
             truncated: c.finishReason === "length",
             text: c.text,
-            ...(c.reasoningTokens !== undefined ? { reasoningTokens: c.reasoningTokens } : {})
+            ...(c.reasoningTokens !== undefined ? { reasoningTokens: c.reasoningTokens } : {}),
+            ...(c.toolCalls !== undefined ? { toolCalls: c.toolCalls } : {}),
+            ...(c.toolCallProblem !== undefined ? { toolCallProblem: c.toolCallProblem } : {})
           }, true)
         )
       }
@@ -520,7 +566,9 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
         costUsd,
         finishReason: c.finishReason,
         warnings,
-        attempts: call.attempts.length + 1
+        attempts: call.attempts.length + 1,
+        ...(c.toolCalls !== undefined ? { toolCalls: c.toolCalls } : {}),
+        ...(c.toolCallProblem !== undefined ? { toolCallProblem: c.toolCallProblem } : {})
       }
       return response
     }

@@ -13,7 +13,7 @@ export interface RecordedRequest {
   /** The path without the query string (which `url` keeps). */
   readonly path: string
   readonly url: string
-  readonly endpoint: Endpoint | "models" | "unknown"
+  readonly endpoint: Endpoint | "models" | "count_tokens" | "unknown"
   readonly provider: Provider | undefined
   readonly model: string
   readonly stream: boolean

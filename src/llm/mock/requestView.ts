@@ -21,6 +21,10 @@ export interface RequestView {
    * `max_completion_tokens` or `max_tokens` (Chat Completions), `max_tokens` (Messages).
    */
   readonly maxOutputTokens: number | undefined
+  /** The texts of the tool results that end the prompt; undefined when it does not end with any. */
+  readonly toolResults: string | undefined
+  /** The names of the tools the request offers. */
+  readonly tools: ReadonlyArray<string>
 }
 
 type Json = Record<string, unknown>
@@ -52,6 +56,39 @@ const messagesView = (messages: ReadonlyArray<unknown>) => {
   }
   return { system, all, lastUser }
 }
+
+/** A tool result's content as text (a string, JSON, or Anthropic's content blocks). */
+const resultText = (content: unknown): string =>
+  typeof content === "string" ? content : Array.isArray(content) ? textOf(content) : JSON.stringify(content) ?? ""
+
+/** The tool results at the end of the prompt, in each wire's own form. */
+const trailingToolResults = (endpoint: Endpoint, b: Json): string | undefined => {
+  const texts: Array<string> = []
+  if (endpoint === "messages") {
+    const last = asArray(b.messages).at(-1)
+    if (!isObject(last) || last.role !== "user") return undefined
+    for (const part of asArray(last.content)) {
+      if (isObject(part) && part.type === "tool_result") texts.push(resultText(part.content))
+    }
+  } else {
+    const items = endpoint === "chat" ? asArray(b.messages) : asArray(b.input)
+    for (let i = items.length - 1; i >= 0; i--) {
+      const item = items[i]
+      if (!isObject(item)) break
+      if (endpoint === "chat" && item.role === "tool") texts.unshift(resultText(item.content))
+      else if (endpoint === "responses" && item.type === "function_call_output") texts.unshift(resultText(item.output))
+      else break
+    }
+  }
+  return texts.length === 0 ? undefined : texts.join("\n")
+}
+
+const toolNames = (endpoint: Endpoint, b: Json): Array<string> =>
+  asArray(b.tools).flatMap((t) => {
+    if (!isObject(t)) return []
+    const name = endpoint === "chat" && isObject(t.function) ? t.function.name : t.name
+    return typeof name === "string" ? [name] : []
+  })
 
 export const providerOf = (endpoint: Endpoint): Provider => (endpoint === "messages" ? "anthropic" : "openai")
 
@@ -104,6 +141,8 @@ export const viewRequest = (endpoint: Endpoint, body: unknown): RequestView => {
     includeUsage,
     system: system.join("\n"),
     lastUser,
-    promptText: all.join("\n")
+    promptText: all.join("\n"),
+    toolResults: trailingToolResults(endpoint, b),
+    tools: toolNames(endpoint, b)
   }
 }

@@ -75,7 +75,12 @@ export const respond = (res: ServerResponse, rec: LogEntry, view: RequestView, r
     }
 
     // Without text, a reply echoes, like the default one.
-    const full = reply.echo === true || reply.text === undefined ? view.lastUser : reply.text
+    const toolCalls = (reply.tool_calls ?? []).map((t, i) => ({
+      id: t.id ?? `${view.endpoint === "messages" ? "toolu" : "call"}_mock${sequence}_${i}`,
+      name: t.name,
+      arguments: typeof t.arguments === "string" ? t.arguments : JSON.stringify(t.arguments ?? {})
+    }))
+    const full = reply.echo === true ? view.lastUser : reply.text !== undefined ? reply.text : toolCalls.length > 0 ? "" : view.lastUser
     // The requested output cap is honoured as a real model does: the answer stops there,
     // finishing with `length` (`max_output_tokens`, `max_tokens`).
     const cut = reply.ignore_max_tokens !== true && view.maxOutputTokens !== undefined && estimateTokens(full) > view.maxOutputTokens
@@ -85,9 +90,10 @@ export const respond = (res: ServerResponse, rec: LogEntry, view: RequestView, r
       model: view.model === "" ? "mock-llm" : view.model,
       created: Math.floor((yield* Clock.currentTimeMillis) / 1000),
       text,
-      finishReason: reply.finish_reason ?? (cut ? "length" : "stop"),
+      toolCalls,
+      finishReason: reply.finish_reason ?? (cut ? "length" : toolCalls.length > 0 ? "tool_calls" : "stop"),
       promptTokens: reply.usage?.prompt_tokens ?? estimateTokens(view.promptText),
-      completionTokens: reply.usage?.completion_tokens ?? estimateTokens(text),
+      completionTokens: reply.usage?.completion_tokens ?? estimateTokens(text + toolCalls.map((t) => t.name + t.arguments).join("")),
       reasoningTokens: reply.usage?.reasoning_tokens ?? 0
     }
 

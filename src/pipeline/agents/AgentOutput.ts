@@ -15,6 +15,7 @@
  */
 import { Either } from "effect"
 import { type CanonicalElement, childElements, readCanonical } from "../../domain/xml/CanonicalTree.js"
+import type { PayloadType } from "../../domain/Payload.js"
 import { RawPayload } from "../../domain/Reply.js"
 import type { XmlEngine } from "../../services/XmlEngine.js"
 
@@ -40,6 +41,8 @@ export interface OutputVocabulary {
   readonly peersByTag: ReadonlyMap<string, ReadonlyArray<string>>
   /** Peer names, for `<Send to="…">`. */
   readonly peers: ReadonlyArray<string>
+  /** Payload tag (lowercase) → its type, for native tool calls (their JSON Schema and XML shape). */
+  readonly typesByTag?: ReadonlyMap<string, PayloadType> | undefined
 }
 
 const NAME = /[A-Za-z_][A-Za-z0-9_.-]*/y

@@ -30,7 +30,7 @@ export class ContextTooSmall extends Schema.TaggedError<ContextTooSmall>()("Cont
 /** The router's default answer cap (`llm.max_output_tokens`), for agents that set none. */
 export const DEFAULT_RESERVE_OUTPUT = 4096
 
-type Role = "system" | "user" | "assistant"
+type Role = "system" | "user" | "assistant" | "tool"
 
 /** Token counts of texts, remembered (a long conversation is counted again at every turn). */
 export interface TokenCounter {
@@ -45,7 +45,8 @@ const COUNT_CACHE = 4096
 export const makeCounter = (provider: ProviderTokenizer): TokenCounter => {
   const known = new Map<string, number>()
   const measure = (role: Role, text: string) =>
-    provider.tokenizer.tokenize([{ role, content: text }]).pipe(
+    // A tool result is counted as the text a user message would carry.
+    provider.tokenizer.tokenize([{ role: role === "tool" ? "user" : role, content: text }]).pipe(
       Effect.map((tokens) => tokens.length),
       // A tokenizer that fails counts as the safe approximation would.
       Effect.orElseSucceed(() => 4 + Math.ceil(text.length / 3))

@@ -31,6 +31,7 @@ import { makeAgentLimits } from "./AgentLimits.js"
 import { type AgentAction, parseAgentOutput } from "./AgentOutput.js"
 import { makeAgentContext } from "./ContextFit.js"
 import { makeReasoningBudget } from "./ReasoningBudget.js"
+import { toolAgentHandlers } from "./ToolAgent.js"
 
 export const OUTPUT_FORMAT = `# How to answer
 
@@ -79,6 +80,7 @@ export const CUT_AT_LIMIT = "Your answer was cut at the output limit, so nothing
  * LlmRouter and learn everything else about their job from the Conversation.
  */
 export const llmAgentHandlers = (name: string, prompt: string | undefined, options: LlmAgentOptions) => {
+  if (options.protocol === "tools") return toolAgentHandlers(name, prompt, options)
   const outputRetries = options.outputRetries ?? 2
   const errorRetries = options.errorRetries ?? 3
   // SystemError-driven invocations per conversation, to give up after a few.
@@ -206,6 +208,8 @@ export interface LlmAgentListenerOptions<A, Accepts extends ReadonlyArray<Payloa
   readonly stream?: boolean | undefined
   readonly maxReasoningTokens?: number | undefined
   readonly context?: AgentContextOptions | undefined
+  readonly protocol?: "xml" | "tools" | undefined
+  readonly maxToolCalls?: number | undefined
 }
 
 /**
@@ -226,7 +230,9 @@ export const llmAgent = <A, const Accepts extends ReadonlyArray<PayloadType<any>
       : { stopWhen: options.stopWhen, loopDetection: options.loopDetection, peerLimits: options.peerLimits },
     ...(options.stream !== undefined ? { stream: options.stream } : {}),
     ...(options.maxReasoningTokens !== undefined ? { maxReasoningTokens: options.maxReasoningTokens } : {}),
-    ...(options.context !== undefined ? { context: options.context } : {})
+    ...(options.context !== undefined ? { context: options.context } : {}),
+    protocol: options.protocol,
+    maxToolCalls: options.maxToolCalls
   }
   const { handler, onSystem } = llmAgentHandlers(options.name, options.prompt, llm)
   const listener = Listener.make<A, Accepts, LlmRouter | Conversation>({ ...options, agent: true, handler, onSystem })

@@ -284,7 +284,7 @@ export const makeDelivery = (core: PumpCore, lifecycle: Lifecycle, dispatcher: D
       root.invocations++
       if (entry.listener.agent) root.agentSteps++
       jobs.push(
-        makeJob(entry, version, payload, isSystemPayload, jobNode, from, diagnostics, hop.lease.permit, version.gates.get(entry) ?? [])
+        makeJob(entry, version, payload, isSystemPayload, jobNode, from, diagnostics, hop.lease.permit, version.gates.get(entry) ?? [], hop.origin?.senderNode)
       )
     }
     return Outcome.Delivered({ jobs, answer })

@@ -318,6 +318,7 @@ export const makeDispatcher = <R>(
       self: l.name,
       from: job.from,
       caller: parent === undefined || parent.parent === undefined ? Option.none() : Option.some(parent.id),
+      senderThread: job.sender === undefined ? Option.none() : Option.some(job.sender.id),
       history: (query) => Effect.sync(() => core.context.unsafeQuery(root.id, query)),
       nudge: Effect.sync(() => Option.fromNullable(core.todos.unsafeNudgeFor(l.name, root.id)?.text)),
       instructions: Effect.sync(() => Option.fromNullable(job.version.prompts.unsafePromptFor(l.name)?.system ?? l.prompt)),

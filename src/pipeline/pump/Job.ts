@@ -34,6 +34,8 @@ export interface Job {
   replies: Array<string> | undefined
   /** (target, payload) pairs this invocation already counted for loop detection. */
   loopSeen: Set<string> | undefined
+  /** The sending listener's hop, when the pump wrote the message (a reply: the hop it answers from). */
+  readonly sender: ThreadNode | undefined
 }
 
 export const makeJob = (
@@ -45,8 +47,10 @@ export const makeJob = (
   from: string,
   diagnostics: ReadonlyArray<string>,
   permit: Permit | undefined,
-  gates: ReadonlyArray<Gate>
+  gates: ReadonlyArray<Gate>,
+  sender?: ThreadNode | undefined
 ): Job => ({
+  sender,
   entry,
   version,
   payload,

@@ -10,6 +10,7 @@ import { type ContextBufferConfig, defaultContextBufferConfig } from "../../serv
 import type { CustomStage, StagePoint } from "../../domain/CustomStage.js"
 import type { Listener } from "../../domain/Listener.js"
 import type { Organism, OrganismSettings } from "../../domain/Organism.js"
+import type { PayloadType } from "../../domain/Payload.js"
 import type { OutputVocabulary } from "../agents/AgentOutput.js"
 import type { PromptRegistry } from "../../services/PromptRegistry.js"
 import type { Ingress } from "../Ingress.js"
@@ -64,14 +65,16 @@ export const vocabularyOf = (routes: Router) => {
     let v = memo.get(key)
     if (v === undefined) {
       const peersByTag = new Map<string, Array<string>>()
+      const typesByTag = new Map<string, PayloadType>()
       const peers: Array<string> = []
       for (const name of routes.listenerNamed(agent)?.listener.peers ?? []) {
         const peer = routes.listenerNamed(name)
         if (peer === undefined) continue
         peers.push(peer.listener.name)
         for (const tag of peer.types.keys()) peersByTag.set(tag, [...(peersByTag.get(tag) ?? []), peer.listener.name])
+        for (const type of [peer.listener.payload, ...(peer.listener.accepts ?? [])]) typesByTag.set(type.payloadTag.toLowerCase(), type)
       }
-      memo.set(key, v = { peers, peersByTag })
+      memo.set(key, v = { peers, peersByTag, typesByTag })
     }
     return v
   }

@@ -5,7 +5,7 @@
  * `message_stop`.
  */
 import type { FinishReason } from "../../MockScript.js"
-import { type Completion, frame, type Frame, type WireFormat } from "./Wire.js"
+import { argumentsObject, type Completion, frame, type Frame, pieces, type WireFormat } from "./Wire.js"
 
 const stopReason = (r: FinishReason) =>
   r === "stop" ? "end_turn" : r === "length" ? "max_tokens" : r === "tool_calls" ? "tool_use" : "refusal"
@@ -15,7 +15,12 @@ const message = (c: Completion, done: boolean) => ({
   type: "message",
   role: "assistant",
   model: c.model,
-  content: done ? [{ type: "text", text: c.text }] : [],
+  content: done
+    ? [
+      ...(c.text !== "" || c.toolCalls.length === 0 ? [{ type: "text", text: c.text }] : []),
+      ...c.toolCalls.map((t) => ({ type: "tool_use", id: t.id, name: t.name, input: argumentsObject(t.arguments) }))
+    ]
+    : [],
   stop_reason: done ? stopReason(c.finishReason) : null,
   stop_sequence: null,
   usage: {
@@ -30,12 +35,28 @@ const message = (c: Completion, done: boolean) => ({
 const frames = (c: Completion, chunks: ReadonlyArray<string>): Array<Frame> => {
   const event = (type: string, fields: Record<string, unknown>, delta = false) =>
     frame({ type, ...fields }, { event: type, delta })
+  const withText = c.text !== "" || c.toolCalls.length === 0
+  const first = withText ? 1 : 0
   return [
     event("message_start", { message: message(c, false) }),
-    event("content_block_start", { index: 0, content_block: { type: "text", text: "" } }),
+    ...(withText ? [event("content_block_start", { index: 0, content_block: { type: "text", text: "" } })] : []),
     event("ping", {}),
-    ...chunks.map((text) => event("content_block_delta", { index: 0, delta: { type: "text_delta", text } }, true)),
-    event("content_block_stop", { index: 0 }),
+    ...(withText
+      ? [
+        ...chunks.map((text) => event("content_block_delta", { index: 0, delta: { type: "text_delta", text } }, true)),
+        event("content_block_stop", { index: 0 })
+      ]
+      : []),
+    ...c.toolCalls.flatMap((t, i) => {
+      const index = first + i
+      return [
+        event("content_block_start", { index, content_block: { type: "tool_use", id: t.id, name: t.name, input: {} } }),
+        ...pieces(t.arguments).map((partial_json) =>
+          event("content_block_delta", { index, delta: { type: "input_json_delta", partial_json } }, true)
+        ),
+        event("content_block_stop", { index })
+      ]
+    }),
     event("message_delta", {
       delta: { stop_reason: stopReason(c.finishReason), stop_sequence: null },
       usage: { output_tokens: c.completionTokens }

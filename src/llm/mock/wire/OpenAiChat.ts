@@ -4,7 +4,7 @@
  * `stream_options.include_usage`, every chunk carries `usage: null` and one last chunk with
  * no choices carries the usage.
  */
-import { type Completion, frame, type Frame, type WireFormat } from "./Wire.js"
+import { type Completion, frame, type Frame, pieces, type WireFormat } from "./Wire.js"
 
 const usage = (c: Completion) => ({
   prompt_tokens: c.promptTokens,
@@ -21,7 +21,15 @@ const body = (c: Completion) => ({
   model: c.model,
   choices: [{
     index: 0,
-    message: { role: "assistant", content: c.text, refusal: null, annotations: [] },
+    message: {
+      role: "assistant",
+      content: c.text === "" && c.toolCalls.length > 0 ? null : c.text,
+      refusal: null,
+      annotations: [],
+      ...(c.toolCalls.length > 0
+        ? { tool_calls: c.toolCalls.map((t) => ({ id: t.id, type: "function", function: { name: t.name, arguments: t.arguments } })) }
+        : {})
+    },
     logprobs: null,
     finish_reason: c.finishReason
   }],
@@ -48,6 +56,11 @@ const frames = (c: Completion, chunks: ReadonlyArray<string>, options: { readonl
     }, { delta })
   const out: Array<Frame> = [chunk({ delta: { role: "assistant", content: "", refusal: null } })]
   for (const text of chunks) out.push(chunk({ delta: { content: text } }, true))
+  // Each call opens with its id, type and name, then its arguments arrive in pieces.
+  for (const [index, t] of c.toolCalls.entries()) {
+    out.push(chunk({ delta: { tool_calls: [{ index, id: t.id, type: "function", function: { name: t.name, arguments: "" } }] } }))
+    for (const part of pieces(t.arguments)) out.push(chunk({ delta: { tool_calls: [{ index, function: { arguments: part } }] } }, true))
+  }
   out.push(chunk({ delta: {}, finish_reason: c.finishReason }))
   if (options.includeUsage) out.push(frame({ ...header, choices: [], usage: usage(c) }))
   out.push(frame("[DONE]"))

@@ -4,7 +4,7 @@
  * `response.completed`), each with a `sequence_number`. A length or content-filter finish is
  * an `incomplete` response with its reason.
  */
-import { type Completion, frame, type Frame, type WireFormat } from "./Wire.js"
+import { type Completion, frame, type Frame, pieces, type WireFormat } from "./Wire.js"
 import { openAiErrorBody } from "./OpenAiChat.js"
 
 const incompleteReason = (c: Completion) =>
@@ -18,6 +18,21 @@ const message = (c: Completion, done: boolean) => ({
   content: done ? [{ type: "output_text", text: c.text, annotations: [], logprobs: [] }] : []
 })
 
+const functionCall = (t: Completion["toolCalls"][number], done: boolean) => ({
+  id: `fc_${t.id}`,
+  type: "function_call",
+  status: done ? "completed" : "in_progress",
+  call_id: t.id,
+  name: t.name,
+  arguments: done ? t.arguments : ""
+})
+
+/** The output items: the message when there is text (or nothing else), then each function call. */
+const outputOf = (c: Completion) => [
+  ...(c.text !== "" || c.toolCalls.length === 0 ? [message(c, true)] : []),
+  ...c.toolCalls.map((t) => functionCall(t, true))
+]
+
 const response = (c: Completion, done: boolean) => {
   const reason = incompleteReason(c)
   return {
@@ -30,7 +45,7 @@ const response = (c: Completion, done: boolean) => {
     instructions: null,
     max_output_tokens: null,
     model: c.model,
-    output: done ? [message(c, true)] : [],
+    output: done ? outputOf(c) : [],
     parallel_tool_calls: true,
     previous_response_id: null,
     reasoning: { effort: null, summary: null },
@@ -62,15 +77,31 @@ const frames = (c: Completion, chunks: ReadonlyArray<string>) => {
   const at = { item_id: `msg_${c.id}`, output_index: 0, content_index: 0 }
   const part = { type: "output_text", text: c.text, annotations: [], logprobs: [] }
   const final = response(c, true)
+  const withMessage = c.text !== "" || c.toolCalls.length === 0
+  const first = withMessage ? 1 : 0
   return [
     event("response.created", { response: response(c, false) }),
     event("response.in_progress", { response: response(c, false) }),
-    event("response.output_item.added", { output_index: 0, item: message(c, false) }),
-    event("response.content_part.added", { ...at, part: { ...part, text: "" } }),
-    ...chunks.map((delta) => event("response.output_text.delta", { ...at, delta, logprobs: [] }, true)),
-    event("response.output_text.done", { ...at, text: c.text, logprobs: [] }),
-    event("response.content_part.done", { ...at, part }),
-    event("response.output_item.done", { output_index: 0, item: message(c, true) }),
+    ...(withMessage
+      ? [
+        event("response.output_item.added", { output_index: 0, item: message(c, false) }),
+        event("response.content_part.added", { ...at, part: { ...part, text: "" } }),
+        ...chunks.map((delta) => event("response.output_text.delta", { ...at, delta, logprobs: [] }, true)),
+        event("response.output_text.done", { ...at, text: c.text, logprobs: [] }),
+        event("response.content_part.done", { ...at, part }),
+        event("response.output_item.done", { output_index: 0, item: message(c, true) })
+      ]
+      : []),
+    ...c.toolCalls.flatMap((t, i) => {
+      const output_index = first + i
+      const item_id = `fc_${t.id}`
+      return [
+        event("response.output_item.added", { output_index, item: functionCall(t, false) }),
+        ...pieces(t.arguments).map((delta) => event("response.function_call_arguments.delta", { item_id, output_index, delta }, true)),
+        event("response.function_call_arguments.done", { item_id, output_index, arguments: t.arguments }),
+        event("response.output_item.done", { output_index, item: functionCall(t, true) })
+      ]
+    }),
     event(final.status === "completed" ? "response.completed" : "response.incomplete", { response: final })
   ]
 }

@@ -11,11 +11,28 @@ export interface Completion {
   /** Unix seconds. */
   readonly created: number
   readonly text: string
+  /** Tool calls after the text, in order; `arguments` is the JSON text as sent. */
+  readonly toolCalls: ReadonlyArray<MockToolCallOut>
   readonly finishReason: FinishReason
   readonly promptTokens: number
   readonly completionTokens: number
   /** Among the completion tokens; reported where the wire has a field for them. */
   readonly reasoningTokens: number
+}
+
+export interface MockToolCallOut {
+  readonly id: string
+  readonly name: string
+  readonly arguments: string
+}
+
+/** The arguments as an object, for the wires that send objects (Anthropic); a string when not JSON. */
+export const argumentsObject = (args: string): unknown => {
+  try {
+    return JSON.parse(args)
+  } catch {
+    return args
+  }
 }
 
 /** One server-sent event. `delta` frames carry text: chunk delays and faults count them. */
@@ -61,3 +78,6 @@ export const statusMessage = (status: number): string =>
     : status >= 500
     ? "The server had an error while processing your request (mock)"
     : `Request failed with status ${status} (mock)`
+
+/** A tool call's arguments in stream pieces (a few, so that clients must join them). */
+export const pieces = (text: string): Array<string> => (text === "" ? [] : chunkText(text, Math.max(4, Math.ceil(text.length / 3))))
