@@ -256,7 +256,7 @@ describe("tool calls that go wrong are told to the model", () => {
       expect(JSON.stringify(calls[1]!.body)).toMatch(/tool call parameters|could not be read/)
       const results = toolResultsOf("anthropic", calls[2]!)
       expect(results.map((r) => [r[1], r[2]])).toEqual([
-        ["researcher ended without replying", true],
+        ["Your message to researcher ended without a reply: researcher answered nobody.", true],
         [expect.stringMatching(/^not sent: at most 1 tool calls per answer/), true]
       ])
       expect(server.requests().filter((r) => agentOf(r) === "researcher")).toHaveLength(1)
