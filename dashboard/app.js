@@ -139,7 +139,13 @@ const renderApprovals = (list) => {
     })
   )
 }
-const refreshApprovals = () => api("api/approvals").then(renderApprovals).catch(() => {})
+// Answers can arrive out of order (one after a click, one after an event): only the answer
+// to the latest question is shown, or an older, emptier list could hide a new request.
+let approvalsAsked = 0
+const refreshApprovals = () => {
+  const asked = ++approvalsAsked
+  return api("api/approvals").then((list) => asked === approvalsAsked && renderApprovals(list)).catch(() => {})
+}
 
 // --- one conversation --------------------------------------------------------------------
 const eventItem = (e, depthOf) => {
