@@ -6,6 +6,7 @@ import { parseDuration } from "../domain/OrganismConfig.js"
 import { XmlEngine } from "../services/XmlEngine.js"
 import { reportConfigError, reportConfigWarnings, reportLlmConfigError } from "./configErrors.js"
 import { UsageError } from "./Exit.js"
+import { keepMcpTools, withMcpTools } from "../mcp/McpTools.js"
 
 const file = Args.text({ name: "organism.yaml" }).pipe(Args.withDescription("the organism to serve"))
 const port = Options.integer("port").pipe(
@@ -44,13 +45,18 @@ export const serveCommand = Command.make("serve", { file, port, host, token, dra
       })
     }
     const { serveOrganism } = yield* Effect.promise(() => import("../server/serveOrganism.js"))
-    const loaded = yield* loadOrganism(opts.file).pipe(Effect.catchTag("OrganismConfigError", reportConfigError(2)))
+    // Its MCP servers (mcp:) live in this command's scope: they stop after the pump.
+    const loaded = yield* loadOrganism(opts.file).pipe(
+      Effect.flatMap(withMcpTools),
+      Effect.catchTag("OrganismConfigError", reportConfigError(2))
+    )
     yield* reportConfigWarnings(loaded.warnings)
     yield* serveOrganism(loaded, {
       host: opts.host,
       port: opts.port,
       token: Option.getOrUndefined(secret),
       drainTimeout: deadline.right,
+      prepare: (next) => keepMcpTools(loaded.organism, next),
       onListening: (url) =>
         Console.log(`organism serve: ${loaded.organism.settings.name} at ${url} (dashboard ${url}, API ${url}api, docs ${url}docs)`)
     }).pipe(

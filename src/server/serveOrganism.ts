@@ -5,6 +5,7 @@
  */
 import { Duration, Effect } from "effect"
 import { type LoadedOrganism, parsePayloadXml } from "../config/loadOrganism.js"
+import type { Organism } from "../domain/Organism.js"
 import { Pump } from "../pipeline/Pump.js"
 import { Events } from "../services/Events.js"
 import { LlmRouter } from "../services/LlmRouter.js"
@@ -22,6 +23,8 @@ export interface ServeRunOptions extends ServeOptions {
   readonly admissionWait?: Duration.Duration
   /** Told the address once the server listens. */
   readonly onListening: (url: string) => Effect.Effect<void>
+  /** What a reloaded version gets before the pump takes it (the MCP tools of the running one). */
+  readonly prepare?: (organism: Organism<LlmRouter>) => Organism<LlmRouter>
 }
 
 /**
@@ -56,7 +59,7 @@ export const serveOrganism = (loaded: LoadedOrganism, options: ServeRunOptions) 
       index,
       live,
       parsePayloadXml: (xml) => parsePayloadXml(engine, xml),
-      reload: makeReload(loaded.file, loaded.config, pump).pipe(Effect.provide(context)),
+      reload: makeReload(loaded.file, loaded.config, pump, options.prepare).pipe(Effect.provide(context)),
       admissionWait: options.admissionWait ?? Duration.seconds(1)
     }
     const { url } = yield* startServer(state, options)
