@@ -17,6 +17,7 @@ import { XmlEngine } from "../src/services/XmlEngine.js"
 import { loadOrganism } from "./support/files.js"
 import { withPump } from "./support/pump.js"
 import { RawPayload } from "../src/domain/Reply.js"
+import type { Pump } from "../src/pipeline/Pump.js"
 
 const root = join(__dirname, "..")
 export const filesystemServer = join(root, "node_modules/@modelcontextprotocol/server-filesystem/dist/index.js")
@@ -35,7 +36,7 @@ const processesWith = (marker: string) =>
   execFileSync("ps", ["-eo", "pid,args"], { encoding: "utf8" }).split("\n").filter((l) => l.includes(marker) && !l.includes(" ps "))
 
 /** Loads a file, starts its MCP servers and runs it until idle; returns its hops. */
-const runFile = (file: string, body?: (pump: any) => Effect.Effect<unknown, unknown>) =>
+const runFile = (file: string, body?: (pump: Pump.Service) => Effect.Effect<unknown, unknown>) =>
   Effect.gen(function*() {
     const loaded = yield* withMcpTools(yield* loadOrganism(file))
     return yield* withPump(loaded.organism, ({ events, pump }) =>

@@ -187,6 +187,9 @@ const addTools = <R>(organism: Organism<R>, tools: ReadonlyArray<Listener<any, R
 export const withListeners = (loaded: LoadedOrganism, tools: ReadonlyArray<McpToolListener>): LoadedOrganism =>
   tools.length === 0 ? loaded : { ...loaded, organism: addTools(loaded.organism, tools.map((t) => t.listener)) }
 
+/** Whether a listener is an MCP server's tool (made by `startMcpTools`). */
+export const isMcpTool = (listener: Listener<any, any>): boolean => made.has(listener)
+
 /**
  * A reloaded organism file has no MCP tools (its servers are started once, at start): the
  * running organism's tool listeners are carried over to it.

@@ -1,0 +1,91 @@
+/**
+ * `organism mcp FILE`: the organism as an MCP server over stdio, run as a real process and
+ * driven by the official MCP SDK's client. The example behind it is an LLM agent (on the mock
+ * model) that itself calls a real MCP server (server-filesystem): both directions at once.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Client } from "@modelcontextprotocol/sdk/client/index.js"
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
+import { McpError } from "@modelcontextprotocol/sdk/types.js"
+import { execFileSync } from "node:child_process"
+import { join } from "node:path"
+import { bin, exec, root } from "./support/processes.js"
+
+const example = join(root, "examples", "mcp", "organism.yaml")
+
+const connect = async (args: ReadonlyArray<string>) => {
+  const transport = new StdioClientTransport({ command: process.execPath, args: [bin, "mcp", ...args], cwd: root, stderr: "pipe" })
+  let stderr = ""
+  transport.stderr?.on("data", (d) => (stderr += d))
+  const client = new Client({ name: "organism-test", version: "1.0.0" })
+  await client.connect(transport)
+  return { client, transport, stderr: () => stderr }
+}
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+const waitUntil = async (condition: () => boolean, ms: number) => {
+  const end = Date.now() + ms
+  while (!condition() && Date.now() < end) await new Promise((r) => setTimeout(r, 50))
+  return condition()
+}
+
+describe("organism mcp", () => {
+  it("offers a listener as a tool: listed with its payload's JSON Schema, called, answered; bad calls are MCP errors", async () => {
+    const { client, transport } = await connect([example, "--expose", "librarian"])
+    const pid = transport.pid!
+    try {
+      const { tools } = await client.listTools()
+      expect(tools).toEqual([{
+        name: "librarian",
+        description: "Answers a question from the files of the notes folder.",
+        inputSchema: {
+          type: "object",
+          properties: { text: { type: "string" }, source: { type: "string" }, user: { type: "string" } },
+          required: ["text"],
+          additionalProperties: false
+        }
+      }])
+      // The call is a conversation: the agent lists the notes through the filesystem MCP
+      // server, reads the plan, and answers the injector — which is the tool's result.
+      const result = await client.callTool({ name: "librarian", arguments: { text: "What is the plan?" } })
+      expect(result.isError).toBe(false)
+      expect(result.structuredContent).toEqual({
+        text: "According to plan.md: ship the MCP client first, then offer the organism's own\nlisteners as MCP tools.",
+        status: "ok"
+      })
+      expect(result.content).toEqual([{ type: "text", text: expect.stringMatching(/^<TextOutput><Text>According to plan\.md: ship/) }])
+
+      const bad = await client.callTool({ name: "librarian", arguments: { question: "?" } }).then(() => undefined, (e) => e)
+      expect(bad).toBeInstanceOf(McpError)
+      expect(bad.code).toBe(-32602)
+      expect(bad.message).toMatch(/invalid arguments for librarian/)
+      expect(bad.message).toMatch(/\["text"\][\s\S]*is missing/)
+      expect(bad.message).toMatch(/\["question"\][\s\S]*is unexpected/)
+
+      const unknown = await client.callTool({ name: "fs.read_text_file", arguments: { path: "plan.md" } }).then(() => undefined, (e) => e)
+      expect(unknown).toBeInstanceOf(McpError)
+      expect(unknown.message).toMatch(/Tool 'fs\.read_text_file' not found/)
+    } finally {
+      await client.close()
+    }
+    // The client closing its end of stdin ends the organism, and its own MCP server with it.
+    expect(await waitUntil(() => !alive(pid), 10_000)).toBe(true)
+    const left = execFileSync("ps", ["-eo", "args"], { encoding: "utf8" }).split("\n").filter((l) => l.includes(join("examples", "mcp")) || l.includes("mcp-server-filesystem ./notes"))
+    expect(left).toEqual([])
+  }, 90_000)
+
+  it("--expose names a listener that does not exist: exit 2, with the closest name", async () => {
+    const r = await exec(process.execPath, [bin, "mcp", example, "--expose", "librarain"])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toMatch(/--expose: no listener is called "librarain" — did you mean "librarian"\?/)
+    expect(r.stdout).toBe("")
+  }, 60_000)
+})
