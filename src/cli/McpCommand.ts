@@ -4,7 +4,6 @@
  * The organism runs until its client closes standard input; then in-flight conversations get
  * `--drain-timeout` to finish, and its own MCP servers (mcp:) are stopped.
  */
-import { McpServer } from "@effect/ai"
 import { Args, Command, Options } from "@effect/cli"
 import { NodeSink, NodeStream } from "@effect/platform-node"
 import { Deferred, Effect, Either, Exit, Fiber, Layer, Option } from "effect"
@@ -12,7 +11,6 @@ import { layerForOrganism } from "../config/layerForOrganism.js"
 import { loadOrganism } from "../config/loadOrganism.js"
 import { closest } from "../config/suggest.js"
 import { parseDuration } from "../domain/OrganismConfig.js"
-import { exposeListeners } from "../mcp/McpExpose.js"
 import { isMcpTool, withMcpTools } from "../mcp/McpTools.js"
 import { Pump } from "../pipeline/Pump.js"
 import { XmlEngine } from "../services/XmlEngine.js"
@@ -64,6 +62,9 @@ export const mcpCommand = Command.make("mcp", { file, expose, timeout, drainTime
     }
     if (chosen.length === 0) return yield* new UsageError({ message: `${opts.file} has no listener to expose` })
 
+    // Loaded here: the other commands do without @effect/ai's MCP server and @effect/rpc.
+    const McpServer = yield* Effect.promise(() => import("@effect/ai/McpServer"))
+    const { exposeListeners } = yield* Effect.promise(() => import("../mcp/McpExpose.js"))
     yield* Effect.gen(function*() {
       const pump = yield* Pump.make(loaded.organism)
       // The client closing standard input ends the session: then the organism drains.

@@ -38,15 +38,4 @@ export class McpCallError extends Schema.TaggedError<McpCallError>()("McpCallErr
   }
 }
 
-/** The answer did not come within the call's deadline. */
-export class McpTimeout extends Schema.TaggedError<McpTimeout>()("McpTimeout", {
-  server: Schema.String,
-  method: Schema.String,
-  after: Schema.String
-}) {
-  override get message(): string {
-    return `MCP server "${this.server}" did not answer ${this.method} within ${this.after}`
-  }
-}
-
-export type McpError = McpStartError | McpServerGone | McpCallError | McpTimeout
+export type McpError = McpStartError | McpServerGone | McpCallError
