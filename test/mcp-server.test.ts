@@ -9,7 +9,8 @@ import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { McpError } from "@modelcontextprotocol/sdk/types.js"
 import { execFileSync } from "node:child_process"
 import { join } from "node:path"
-import { bin, exec, root } from "./support/processes.js"
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
+import { bin, exec, exitOf, root, spawnForTest } from "./support/processes.js"
 
 const example = join(root, "examples", "mcp", "organism.yaml")
 
@@ -88,4 +89,40 @@ describe("organism mcp", () => {
     expect(r.stderr).toMatch(/--expose: no listener is called "librarain" — did you mean "librarian"\?/)
     expect(r.stdout).toBe("")
   }, 60_000)
+
+  it("serve --mcp: the same tools over streamable HTTP at /mcp, behind the server's token", async () => {
+    const token = "mcp-test-token-0123456789"
+    const child = spawnForTest(process.execPath, [bin, "serve", example, "--port", "0", "--mcp", "--expose", "librarian", "--token", token], {
+      cwd: root,
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    const url = await new Promise<string>((resolve, reject) => {
+      let out = ""
+      child.stdout!.on("data", (d) => {
+        out += d
+        const m = /at (http:\/\/\S+) \(.*MCP (\S+)\)/.exec(out)
+        if (m !== null) resolve(m[2]!)
+      })
+      child.once("close", (code) => reject(new Error(`serve exited with ${code}: ${out}`)))
+    })
+    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/mcp$/)
+    const client = new Client({ name: "organism-test", version: "1.0.0" })
+    await client.connect(new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers: { authorization: `Bearer ${token}` } } }))
+    try {
+      expect((await client.listTools()).tools.map((t) => t.name)).toEqual(["librarian"])
+      const result = await client.callTool({ name: "librarian", arguments: { text: "What is the plan?" } })
+      expect(result).toMatchObject({ isError: false, structuredContent: { status: "ok", text: expect.stringMatching(/^According to plan\.md/) } })
+      const bad = await client.callTool({ name: "librarian", arguments: { text: 42 } }).then(() => undefined, (e) => e)
+      expect(bad).toBeInstanceOf(McpError)
+      expect(bad.code).toBe(-32602)
+    } finally {
+      await client.close()
+    }
+    // Without the token, nothing: the MCP endpoint is behind the same guard as the API.
+    const anonymous = new Client({ name: "organism-test", version: "1.0.0" })
+    const refused = await anonymous.connect(new StreamableHTTPClientTransport(new URL(url))).then(() => undefined, (e) => e)
+    expect(String(refused)).toMatch(/Unauthorized/)
+    child.kill("SIGINT")
+    expect(await exitOf(child, 15_000)).toBe(130)
+  }, 90_000)
 })

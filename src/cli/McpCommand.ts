@@ -9,9 +9,8 @@ import { NodeSink, NodeStream } from "@effect/platform-node"
 import { Deferred, Effect, Either, Exit, Fiber, Layer, Option } from "effect"
 import { layerForOrganism } from "../config/layerForOrganism.js"
 import { loadOrganism } from "../config/loadOrganism.js"
-import { closest } from "../config/suggest.js"
 import { parseDuration } from "../domain/OrganismConfig.js"
-import { isMcpTool, withMcpTools } from "../mcp/McpTools.js"
+import { listenersToExpose, withMcpTools } from "../mcp/McpTools.js"
 import { Pump } from "../pipeline/Pump.js"
 import { XmlEngine } from "../services/XmlEngine.js"
 import { reportConfigError, reportConfigWarnings, reportLlmConfigError } from "./configErrors.js"
@@ -43,24 +42,9 @@ export const mcpCommand = Command.make("mcp", { file, expose, timeout, drainTime
       Effect.catchTag("OrganismConfigError", reportConfigError(2))
     )
     yield* reportConfigWarnings(loaded.warnings)
-    // The file's own listeners; the tools of its MCP servers are theirs to offer.
-    const own = loaded.organism.listeners.filter((l) => !l.name.startsWith("system.") && !isMcpTool(l))
-    const names = Option.match(opts.expose, {
-      onNone: () => own.map((l) => l.name),
-      onSome: (list) => list.split(",").map((s) => s.trim()).filter((s) => s !== "")
-    })
-    const chosen: Array<(typeof own)[number]> = []
-    for (const name of names) {
-      const listener = loaded.organism.listeners.find((l) => l.name.toLowerCase() === name.toLowerCase())
-      if (listener === undefined) {
-        const near = closest(name, own.map((l) => l.name))
-        return yield* new UsageError({
-          message: `--expose: no listener is called "${name}"${near === undefined ? "" : ` — did you mean "${near}"?`} (listeners: ${own.map((l) => l.name).join(", ")})`
-        })
-      }
-      chosen.push(listener)
-    }
-    if (chosen.length === 0) return yield* new UsageError({ message: `${opts.file} has no listener to expose` })
+    const exposed = listenersToExpose(loaded.organism, Option.getOrUndefined(opts.expose))
+    if (Either.isLeft(exposed)) return yield* new UsageError({ message: `--expose: ${exposed.left}` })
+    const chosen = exposed.right
 
     // Loaded here: the other commands do without @effect/ai's MCP server and @effect/rpc.
     const McpServer = yield* Effect.promise(() => import("@effect/ai/McpServer"))

@@ -13,7 +13,8 @@
  *   with `isError: true`, saying why.
  */
 import { McpSchema, McpServer } from "@effect/ai"
-import { Duration, Effect, JSONSchema, ParseResult, Schema } from "effect"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import { type Duration, Effect, JSONSchema, Layer, ParseResult, Schema } from "effect"
 import type { Listener } from "../domain/Listener.js"
 import * as Payload from "../domain/Payload.js"
 import { RawPayload } from "../domain/Reply.js"
@@ -93,6 +94,20 @@ export const exposeListeners = (
       })
     }
   })
+
+/**
+ * The listeners as the tools of an MCP server on the HTTP router of `organism serve`
+ * (streamable HTTP at `path`), behind the same guard as the API: its token and limits.
+ */
+export const layerHttp = (
+  pump: Pump.Service,
+  listeners: ReadonlyArray<Listener<any, any>>,
+  options: ExposeOptions & { readonly name: string; readonly version: string; readonly path: `/${string}` }
+): Layer.Layer<never> =>
+  Layer.effectDiscard(exposeListeners(pump, listeners, options)).pipe(
+    Layer.provide(McpServer.layerHttp({ name: options.name, version: options.version, path: options.path, routerTag: HttpApiBuilder.Router })),
+    Layer.orDie
+  ) as Layer.Layer<never>
 
 const requestErrorText = (e: unknown): string => {
   const error = e as { _tag?: string; message?: string; error?: { code?: string; message?: string } }

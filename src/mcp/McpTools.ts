@@ -199,6 +199,30 @@ export const keepMcpTools = <R>(running: Organism<R>, next: Organism<R>): Organi
   return addTools(next, running.listeners.filter((l) => made.has(l) && !names.has(l.name.toLowerCase())))
 }
 
+/**
+ * The listeners `organism mcp` (and `serve --mcp`) offer: those named in `expose` (a
+ * comma-separated list), else the file's own (not `system.*`, not its MCP servers' tools).
+ */
+export const listenersToExpose = <R>(
+  organism: Organism<R>,
+  expose: string | undefined
+): Either.Either<ReadonlyArray<Listener<any, R>>, string> => {
+  const own = organism.listeners.filter((l) => !l.name.startsWith("system.") && !isMcpTool(l))
+  if (expose === undefined) return own.length === 0 ? Either.left("the organism has no listener to expose") : Either.right(own)
+  const chosen: Array<Listener<any, R>> = []
+  for (const name of expose.split(",").map((s) => s.trim()).filter((s) => s !== "")) {
+    const listener = organism.listeners.find((l) => l.name.toLowerCase() === name.toLowerCase())
+    if (listener === undefined) {
+      const near = closest(name, own.map((l) => l.name))
+      return Either.left(
+        `no listener is called "${name}"${near === undefined ? "" : ` — did you mean "${near}"?`} (listeners: ${own.map((l) => l.name).join(", ")})`
+      )
+    }
+    chosen.push(listener)
+  }
+  return chosen.length === 0 ? Either.left("name at least one listener") : Either.right(chosen)
+}
+
 /** `startMcpTools` then `withListeners`: the organism as it runs, its MCP servers started. */
 export const withMcpTools = (loaded: LoadedOrganism) =>
   (loaded.config.mcp ?? []).length === 0
