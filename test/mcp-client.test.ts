@@ -5,13 +5,14 @@
  */
 import { NodeContext } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Either } from "effect"
+import { Duration, Effect, Either } from "effect"
 import { execFileSync } from "node:child_process"
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { stringify } from "yaml"
 import { layerForOrganism } from "../src/config/layerForOrganism.js"
+import { connectStdio } from "../src/mcp/McpClient.js"
 import { withMcpTools } from "../src/mcp/McpTools.js"
 import { XmlEngine } from "../src/services/XmlEngine.js"
 import { loadOrganism } from "./support/files.js"
@@ -130,13 +131,16 @@ describe("MCP tools as listeners (stdio)", () => {
 /** A tiny MCP server over stdio whose one tool makes it exit: a server dying mid-call. */
 const dyingServer = write("dying-server.mjs", `
 import { createInterface } from "node:readline"
+// STUBBORN: ignores the end of its stdin and SIGTERM, as a badly written server might.
+if (process.env.STUBBORN) { process.on("SIGTERM", () => {}); setInterval(() => {}, 1000) }
 const send = (m) => process.stdout.write(JSON.stringify(m) + "\\n")
 for await (const line of createInterface({ input: process.stdin })) {
   const m = JSON.parse(line)
   if (m.method === "initialize") send({ jsonrpc: "2.0", id: m.id, result: { protocolVersion: "2025-06-18", capabilities: { tools: {} }, serverInfo: { name: "dying", version: "1" } } })
   else if (m.method === "tools/list") send({ jsonrpc: "2.0", id: m.id, result: { tools: [
     { name: "crash", inputSchema: { type: "object", properties: { why: { type: "string" } }, required: ["why"] } },
-    { name: "refuse", inputSchema: { type: "object", properties: {} } }
+    { name: "refuse", inputSchema: { type: "object", properties: {} } },
+    { name: "put", inputSchema: { type: "object", properties: { values: { type: "object", additionalProperties: { type: "string" } } } } }
   ] } })
   else if (m.method === "tools/call" && m.params.name === "refuse") send({ jsonrpc: "2.0", id: m.id, error: { code: -32602, message: "refused: no arguments today" } })
   else if (m.method === "tools/call") { console.error("dying because " + m.params.arguments.why); process.exit(7) }
@@ -148,7 +152,7 @@ describe("MCP server lifecycle", () => {
     Effect.gen(function*() {
       const file = write("dying.yaml", {
         organism: { name: "dying" },
-        mcp: [{ name: "d", command: "node", args: [dyingServer] }],
+        mcp: [{ name: "d", command: "node", args: [dyingServer], tools: ["crash", "refuse"] }],
         listeners: []
       })
       const { answer, events } = yield* runFile(file, (pump) =>
@@ -196,4 +200,36 @@ describe("MCP server lifecycle", () => {
         expect.stringMatching(/listeners\[0\] "caller"\.peers\[0\]: "ev\.ecko" is not a tool of the MCP server "ev" \(did you mean "ev\.echo"\?\)/)
       ])
     }), 60_000)
+
+  it.live("a tool whose input schema XML cannot carry is refused with its path, unless tools: leaves it out", () =>
+    Effect.gen(function*() {
+      const file = write("maps.yaml", {
+        organism: { name: "maps" },
+        mcp: [{ name: "d", command: "node", args: [dyingServer] }],
+        listeners: []
+      })
+      const result = yield* Effect.flip(
+        Effect.flatMap(loadOrganism(file), withMcpTools).pipe(Effect.scoped, Effect.provide(XmlEngine.layer), Effect.provide(NodeContext.layer))
+      )
+      expect((result as any).problems.map(String)).toEqual([
+        expect.stringMatching(
+          /^.*maps\.yaml:\d+:\d+: mcp\[0\] "d": MCP server "d", tool "put": inputSchema\.properties\.values\.additionalProperties: a map of arbitrary keys has no fixed XML elements .*\(list the tools you need with tools: \[\.\.\.\] to leave it out\)$/
+        )
+      ])
+    }), 30_000)
+
+  it.live("closing the scope stops even a server that ignores the end of its stdin and SIGTERM", () =>
+    Effect.gen(function*() {
+      const marker = join(dir, "stubborn-marker")
+      const started = yield* Effect.scoped(Effect.gen(function*() {
+        const client = yield* connectStdio({ server: "s", command: "node", args: [dyingServer, marker], env: { STUBBORN: "1" } })
+        yield* client.listTools
+        return processesWith(marker).length
+      })).pipe(Effect.provide(NodeContext.layer), Effect.timed)
+      expect(started[1]).toBe(1)
+      expect(processesWith(marker)).toEqual([])
+      // Two seconds for stdin, two for SIGTERM, then SIGKILL.
+      expect(Duration.toMillis(started[0])).toBeGreaterThanOrEqual(3_900)
+      expect(Duration.toMillis(started[0])).toBeLessThan(10_000)
+    }), 30_000)
 })

@@ -38,6 +38,8 @@ export interface McpToolResult {
 
 export interface McpClient {
   readonly server: string
+  /** The protocol version the server chose in `initialize`. */
+  readonly protocolVersion: string
   readonly serverInfo: { readonly name: string; readonly version: string }
   readonly instructions: string | undefined
   readonly listTools: Effect.Effect<ReadonlyArray<McpTool>, McpCallError | McpServerGone>
@@ -124,6 +126,7 @@ const start = (server: string, target: string, peer: JsonRpcPeer, startTimeout: 
     })
     const client: McpClient = {
       server,
+      protocolVersion: init.protocolVersion,
       serverInfo: { name: str(info.name) ?? server, version: str(info.version) ?? "" },
       instructions: str(init.instructions),
       listTools,
@@ -167,9 +170,11 @@ export const connectStdio = (options: StdioOptions): Effect.Effect<McpClient, Mc
       Effect.ignore,
       Effect.forkScoped
     )
-    const outgoing = yield* Queue.unbounded<string>()
+    // `null` ends the server's standard input: how MCP asks a stdio server to exit.
+    const outgoing = yield* Queue.unbounded<string | null>()
     const encoder = new TextEncoder()
     yield* Stream.fromQueue(outgoing).pipe(
+      Stream.takeWhile((line): line is string => line !== null),
       Stream.map((line) => encoder.encode(line)),
       Stream.run(proc.stdin),
       Effect.ignore,
@@ -203,7 +208,21 @@ export const connectStdio = (options: StdioOptions): Effect.Effect<McpClient, Mc
       }),
       Effect.forkScoped
     )
-    yield* Effect.addFinalizer(() => peer.close("the organism stopped"))
+    // Closing: its stdin is closed and it gets a moment to exit, then SIGTERM, then SIGKILL
+    // (the scope's own finalizer would wait for ever on a server that ignores SIGTERM).
+    yield* Effect.addFinalizer(() =>
+      Effect.gen(function*() {
+        yield* peer.close("the organism stopped")
+        yield* Queue.offer(outgoing, null)
+        // A finalizer is uninterruptible, and so would be the waits it starts: a timeout could
+        // not stop them. They are made interruptible.
+        const within = <A, E>(effect: Effect.Effect<A, E>) => Effect.isSuccess(Effect.timeout(Effect.interruptible(effect), Duration.seconds(2)))
+        if (yield* within(proc.exitCode)) return
+        // `kill` signals the process group and waits for the exit.
+        if (yield* within(proc.kill("SIGTERM"))) return
+        yield* within(proc.kill("SIGKILL"))
+      })
+    )
     return yield* start(server, target, peer, options.startTimeout ?? Duration.seconds(30), () => tail.join("\n"))
   })
 
@@ -284,10 +303,13 @@ export const connectHttp = (options: HttpOptions): Effect.Effect<McpClient, McpS
         // Ends the session at the server (best effort: it may be gone already).
         session === undefined
           ? Effect.void
-          : Effect.ignore(Effect.tryPromise((signal) => fetch(url, { method: "DELETE", headers: headers(), signal })))
+          : Effect.ignore(Effect.timeout(
+            Effect.interruptible(Effect.tryPromise((signal) => fetch(url, { method: "DELETE", headers: headers(), signal }))),
+            Duration.seconds(2)
+          ))
       )
     )
     const client = yield* start(server, url, peer, options.startTimeout ?? Duration.seconds(30), () => "")
-    protocol = PROTOCOL_VERSION
+    protocol = client.protocolVersion
     return client
   })
