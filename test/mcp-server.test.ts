@@ -125,4 +125,21 @@ describe("organism mcp", () => {
     child.kill("SIGINT")
     expect(await exitOf(child, 15_000)).toBe(130)
   }, 90_000)
+
+  it("organism run on the example: the agent lists and reads the notes through the filesystem MCP server", async () => {
+    const r = await exec(process.execPath, [bin, "run", example, "--until-idle", "--json"])
+    expect(r.code).toBe(0)
+    const hops = r.stdout.split("\n").filter((l) => l !== "").map((l) => JSON.parse(l))
+      .filter((e) => e.type === "MessageReceived" && e.to !== "system.boot")
+    expect(hops.map((e) => `${e.from} → ${e.to}: ${e.payloadType}`)).toEqual([
+      "console → librarian: TextInput",
+      "librarian → fs.list_directory: FsListDirectory",
+      "fs.list_directory → librarian: FsListDirectoryResult",
+      "librarian → fs.read_text_file: FsReadTextFile",
+      "fs.read_text_file → librarian: FsReadTextFileResult",
+      "librarian → console: TextOutput"
+    ])
+    expect(hops[2].payload).toMatch(/\[FILE\] done\.md\s+\[FILE\] plan\.md/)
+    expect(hops[4].payload).toMatch(/Ship the MCP client first/)
+  }, 60_000)
 })
