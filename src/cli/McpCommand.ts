@@ -50,7 +50,9 @@ export const mcpCommand = Command.make("mcp", { file, expose, timeout, drainTime
     const McpServer = yield* Effect.promise(() => import("@effect/ai/McpServer"))
     const { exposeListeners } = yield* Effect.promise(() => import("../mcp/McpExpose.js"))
     yield* Effect.gen(function*() {
-      const pump = yield* Pump.make(loaded.organism)
+      // No boot messages: the client's calls are the conversations (a boot that asks a model
+      // something would cost tokens each time a client starts this server).
+      const pump = yield* Pump.make({ ...loaded.organism, boot: [] })
       // The client closing standard input ends the session: then the organism drains.
       const ended = yield* Deferred.make<void>()
       const onEnd = () => Deferred.unsafeDone(ended, Exit.void)

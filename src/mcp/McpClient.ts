@@ -134,14 +134,14 @@ const start = (server: string, target: string, peer: JsonRpcPeer, startTimeout: 
         Effect.map(peer.request("tools/call", { name, arguments: args }), (r) => {
           const result = isObject(r) ? r : {}
           return { text: resultText(result.content), isError: result.isError === true, structured: result.structuredContent }
-        })
+        }).pipe(Effect.withSpan("McpClient.callTool", { attributes: { "mcp.server": server, "mcp.tool": name } }))
     }
     return client
   })
 
 /** Starts `command args…` and speaks MCP with it over its stdin and stdout. */
-export const connectStdio = (options: StdioOptions): Effect.Effect<McpClient, McpStartError, CommandExecutor | Scope.Scope> =>
-  Effect.gen(function*() {
+export const connectStdio: (options: StdioOptions) => Effect.Effect<McpClient, McpStartError, CommandExecutor | Scope.Scope> = Effect
+  .fn("McpClient.connectStdio")(function*(options: StdioOptions) {
     const { server } = options
     const args = options.args ?? []
     const target = [options.command, ...args].join(" ")
@@ -258,8 +258,9 @@ const readSse = async (body: ReadableStream<Uint8Array>, onMessage: (message: un
 }
 
 /** Speaks MCP's streamable HTTP transport with the server at `url`. */
-export const connectHttp = (options: HttpOptions): Effect.Effect<McpClient, McpStartError, Scope.Scope> =>
-  Effect.gen(function*() {
+export const connectHttp: (options: HttpOptions) => Effect.Effect<McpClient, McpStartError, Scope.Scope> = Effect.fn(
+  "McpClient.connectHttp"
+)(function*(options: HttpOptions) {
     const { server, url } = options
     let session: string | undefined
     let protocol: string | undefined

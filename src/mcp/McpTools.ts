@@ -163,7 +163,7 @@ export const startMcpTools = (
       return yield* new OrganismConfigError({ file: loaded.file, problems: problems.sort((a, b) => a.line - b.line || a.column - b.column) })
     }
     return tools
-  })
+  }).pipe(Effect.withSpan("McpTools.start"))
 
 /**
  * The organism with the tools' listeners added; a listener that names a tool among its

@@ -25,13 +25,19 @@
  * arrays, tuples, a schema with no type (any JSON), recursive `$ref`s, and property names that
  * are not XML names once PascalCased.
  */
-import { Either, Schema } from "effect"
+import { Data, Either, Schema } from "effect"
 import * as Payload from "../domain/Payload.js"
 
-export class ToolSchemaProblem {
-  constructor(readonly path: string, readonly reason: string) {}
-  toString() {
+/** What of a tool's input schema XML cannot carry, and where (a JSON-Schema path). */
+export class ToolSchemaProblem extends Data.TaggedError("ToolSchemaProblem")<{
+  readonly path: string
+  readonly reason: string
+}> {
+  override get message(): string {
     return `${this.path}: ${this.reason}`
+  }
+  override toString(): string {
+    return this.message
   }
 }
 
@@ -72,14 +78,10 @@ interface Field {
   readonly isArray: boolean
 }
 
-class Refused extends Error {
-  constructor(readonly problem: ToolSchemaProblem) {
-    super(problem.toString())
-  }
-}
-
+// Thrown from deep in the recursive compile and caught once in `toolTypes`, as the payload
+// shape compiler does with PayloadDeclarationError.
 const refuse = (path: string, reason: string): never => {
-  throw new Refused(new ToolSchemaProblem(path, reason))
+  throw new ToolSchemaProblem({ path, reason })
 }
 
 const MAP_REASON = "a map of arbitrary keys has no fixed XML elements (give the object its properties, or additionalProperties: false)"
@@ -254,7 +256,7 @@ export const toolTypes = (
       argumentsOf: argumentsOf(Schema.encodeSync(call as Schema.Schema<any, any, never>), required)
     })
   } catch (e) {
-    if (e instanceof Refused) return Either.left(e.problem)
+    if (e instanceof ToolSchemaProblem) return Either.left(e)
     throw e
   }
 }
