@@ -3,11 +3,12 @@
  * driven by the official MCP SDK's client. The example behind it is an LLM agent (on the mock
  * model) that itself calls a real MCP server (server-filesystem): both directions at once.
  */
-import { describe, expect, it } from "@effect/vitest"
+import { describe, expect, it, onTestFinished } from "@effect/vitest"
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { McpError } from "@modelcontextprotocol/sdk/types.js"
 import { execFileSync } from "node:child_process"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
 import { bin, exec, exitOf, root, spawnForTest } from "./support/processes.js"
@@ -141,5 +142,42 @@ describe("organism mcp", () => {
     ])
     expect(hops[2].payload).toMatch(/\[FILE\] done\.md\s+\[FILE\] plan\.md/)
     expect(hops[4].payload).toMatch(/Ship the MCP client first/)
+  }, 60_000)
+
+  it("every listener by default; an answer's fields as structuredContent; a SystemError as an error result", async () => {
+    // Inside the repository: the module imports effect and the framework from here.
+    const dir = mkdtempSync(join(root, "test", ".tmp-mcp-"))
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }))
+    writeFileSync(join(dir, "calc.ts"), `
+import { Effect, Schema } from "effect"
+import { Payload, Reply } from "../../src/index.js"
+export class Double extends Payload.Class<Double>("Double", { description: "a number to double" })({ value: Schema.Int, note: Schema.optional(Schema.String) }) {}
+export class Doubled extends Payload.Class<Doubled>("Doubled")({ value: Schema.Int }) {}
+export class Explode extends Payload.Class<Explode>("Explode")({ why: Schema.String }) {}
+export const double = (p: Double) => Reply.respond(new Doubled({ value: p.value * 2 }))
+export const explode = (p: Explode) => Effect.fail(new Error(p.why))
+`)
+    writeFileSync(join(dir, "organism.yaml"), `
+organism: { name: calc }
+listeners:
+  - { name: doubler, description: Doubles a number., payload: ./calc.ts#Double, handler: ./calc.ts#double }
+  - { name: exploder, payload: ./calc.ts#Explode, handler: ./calc.ts#explode }
+`)
+    const { client } = await connect([join(dir, "organism.yaml"), "--timeout", "20s"])
+    try {
+      const { tools } = await client.listTools()
+      expect(tools.map((t) => [t.name, t.description])).toEqual([["doubler", "Doubles a number."], ["exploder", "send a Explode to exploder"]])
+      expect(tools[0]!.inputSchema).toMatchObject({ properties: { value: { type: "integer" }, note: { type: "string" } }, required: ["value"] })
+      const doubled = await client.callTool({ name: "doubler", arguments: { value: 21 } })
+      expect(doubled).toMatchObject({ isError: false, structuredContent: { value: 42 }, content: [{ type: "text", text: "<Doubled><Value>42</Value></Doubled>" }] })
+      const exploded = await client.callTool({ name: "exploder", arguments: { why: "on purpose" } })
+      expect(exploded.isError).toBe(true)
+      expect(exploded.content).toEqual([{ type: "text", text: expect.stringMatching(/^failed: /) }])
+      const fractional = await client.callTool({ name: "doubler", arguments: { value: 1.5 } }).then(() => undefined, (e) => e)
+      expect(fractional).toBeInstanceOf(McpError)
+      expect(fractional.message).toMatch(/\["value"\][\s\S]*Expected an integer/)
+    } finally {
+      await client.close()
+    }
   }, 60_000)
 })

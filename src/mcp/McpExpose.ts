@@ -26,7 +26,11 @@ export const toolNameOf = (listener: string): string => listener.replace(/[^A-Za
 /** The JSON Schema of a payload type's JSON form, with its definitions inline in `$defs`. */
 export const inputSchemaOf = (payload: Payload.PayloadType): JSONSchema.JsonSchema7 => {
   const $defs: Record<string, JSONSchema.JsonSchema7> = {}
-  const schema = JSONSchema.fromAST(Schema.encodedSchema(payload).ast, { definitions: $defs, topLevelReferenceStrategy: "skip" })
+  // From the class's fields rather than its encoded side, which would drop the refinements
+  // JSON Schema can say (Schema.Int is "integer", not "number").
+  const fields = (payload as { readonly fields?: Schema.Struct.Fields }).fields
+  const ast = fields === undefined ? Schema.encodedSchema(payload).ast : Schema.Struct(fields).ast
+  const schema = JSONSchema.fromAST(ast, { definitions: $defs, topLevelReferenceStrategy: "skip" })
   return Object.keys($defs).length === 0 ? schema : { ...schema, $defs } as unknown as JSONSchema.JsonSchema7
 }
 

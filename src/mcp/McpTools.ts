@@ -131,6 +131,7 @@ export const startMcpTools = (
     const listeners = new Set(loaded.organism.listeners.map((l) => l.name.toLowerCase()))
     const tags = new Set(loaded.organism.listeners.flatMap((l) => [l.payload, ...l.accepts].map((t) => t.payloadTag.toLowerCase())))
     const seen = new Set<string>()
+    const toolTags = new Map<string, string>()
     for (const m of tools) {
       const i = servers.findIndex((s) => s.name === m.server)
       const name = m.listener.name.toLowerCase()
@@ -141,6 +142,11 @@ export const startMcpTools = (
       if (tags.has(tag.toLowerCase()) || tags.has(`${tag}result`.toLowerCase())) {
         problems.push(source.problem(["mcp", i], `the tool "${m.tool}" would have the payload type <${tag}>, which already exists`))
       }
+      const twin = toolTags.get(tag.toLowerCase())
+      if (twin !== undefined) {
+        problems.push(source.problem(["mcp", i], `the tools "${twin}" and "${m.tool}" would both have the payload type <${tag}>; leave one out with tools: [...]`))
+      }
+      toolTags.set(tag.toLowerCase(), m.tool)
       seen.add(name)
     }
     // Peers and boot targets named `server.tool` (accepted by the loader) must be tools.
