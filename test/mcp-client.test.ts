@@ -13,7 +13,7 @@ import { join } from "node:path"
 import { stringify } from "yaml"
 import { layerForOrganism } from "../src/config/layerForOrganism.js"
 import { connectStdio } from "../src/mcp/McpClient.js"
-import { withMcpTools } from "../src/mcp/McpTools.js"
+import { keepMcpTools, withMcpTools } from "../src/mcp/McpTools.js"
 import { XmlEngine } from "../src/services/XmlEngine.js"
 import { loadOrganism } from "./support/files.js"
 import { withPump } from "./support/pump.js"
@@ -126,6 +126,33 @@ describe("MCP tools as listeners (stdio)", () => {
         { text: expect.stringMatching(/2 and 3\.5 is 5\.5/), is_error: false }
       ])
     }), 60_000)
+})
+
+describe("MCP tools and hot reload", () => {
+  it.live("a reloaded organism file keeps the running servers' tools, and its callers still accept their results", () =>
+    Effect.gen(function*() {
+      write("reload-handler.ts", "export const none = () => undefined\n")
+      const file = write("reload.yaml", {
+        organism: { name: "reload" },
+        mcp: [{ name: "ev", command: "node", args: [everythingServer], tools: ["echo"] }],
+        listeners: [{ name: "caller", payload: "TextInput", handler: "./reload-handler.ts#none", peers: ["ev.echo"] }]
+      })
+      const loaded = yield* withMcpTools(yield* loadOrganism(file))
+      const acceptsOf = (o: { listeners: ReadonlyArray<any> }) => o.listeners.find((l) => l.name === "caller").accepts.map((t: any) => t.payloadTag)
+      expect(acceptsOf(loaded.organism)).toEqual(["EvEchoResult"])
+      const reloaded = yield* loadOrganism(file, { reload: true })
+      // As the file reads, without its servers: no tool, and the peer's result unknown.
+      expect(reloaded.organism.listeners.map((l: any) => l.name)).not.toContain("ev.echo")
+      const next = keepMcpTools(loaded.organism, reloaded.organism)
+      expect(acceptsOf(next)).toEqual(["EvEchoResult"])
+      const answer = yield* withPump(loaded.organism, ({ pump }) =>
+        Effect.gen(function*() {
+          const diff = yield* pump.reload(next)
+          expect(diff.removed).toEqual([])
+          return yield* pump.request("ev.echo", new RawPayload({ tag: "EvEcho", inner: "<Message>still here</Message>" }))
+        }), layerForOrganism(loaded))
+      expect(answer).toMatchObject({ text: "Echo: still here", is_error: false })
+    }).pipe(Effect.scoped, Effect.provide(XmlEngine.layer), Effect.provide(NodeContext.layer)), 60_000)
 })
 
 /** A tiny MCP server over stdio whose one tool makes it exit: a server dying mid-call. */
