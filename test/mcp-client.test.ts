@@ -5,7 +5,7 @@
  */
 import { NodeContext } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Either } from "effect"
+import { ConfigProvider, Duration, Effect, Either } from "effect"
 import { execFileSync } from "node:child_process"
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -153,6 +153,23 @@ describe("MCP tools and hot reload", () => {
         }), layerForOrganism(loaded))
       expect(answer).toMatchObject({ text: "Echo: still here", is_error: false })
     }).pipe(Effect.scoped, Effect.provide(XmlEngine.layer), Effect.provide(NodeContext.layer)), 60_000)
+})
+
+describe("MCP server settings", () => {
+  it.live("${NAME} in env: and headers: values is read from the environment; an unset one is a start error", () =>
+    Effect.gen(function*() {
+      const file = write("env.yaml", {
+        organism: { name: "env" },
+        mcp: [{ name: "ev", command: "node", args: [everythingServer], tools: ["get-env"], env: { MCP_TEST_GREETING: "hello ${MCP_TEST_NAME}" } }],
+        listeners: []
+      })
+      const { answer } = yield* runFile(file, (pump) => pump.request("ev.get-env", new RawPayload({ tag: "EvGetEnv", inner: "" }))).pipe(
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["MCP_TEST_NAME", "Ada"]])))
+      )
+      expect((answer as any).text).toContain(`"MCP_TEST_GREETING": "hello Ada"`)
+      const missing = yield* Effect.flip(runFile(file).pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map()))))
+      expect(String((missing as any).problems)).toMatch(/mcp\[0\] "ev"\.command: MCP server "ev" \(node\) could not be started: MCP_TEST_GREETING: the environment variable MCP_TEST_NAME is not set/)
+    }), 60_000)
 })
 
 /** A tiny MCP server over stdio whose one tool makes it exit: a server dying mid-call. */

@@ -16,7 +16,7 @@
  * a SystemError for the caller — the conversation goes on, it is never left waiting.
  */
 import type { CommandExecutor } from "@effect/platform/CommandExecutor"
-import { Effect, Either, type Scope } from "effect"
+import { Config, Effect, Either, Option, type Scope } from "effect"
 import { type ConfigProblem, OrganismConfigError } from "../config/ConfigError.js"
 import type { LoadedOrganism } from "../config/loadOrganism.js"
 import { closest } from "../config/suggest.js"
@@ -27,6 +27,7 @@ import type { PayloadType } from "../domain/Payload.js"
 import { Reply } from "../domain/Reply.js"
 import { Listener } from "../pipeline/Listeners.js"
 import { connectHttp, connectStdio, type McpClient } from "./McpClient.js"
+import { McpStartError } from "./McpErrors.js"
 import { toolTypes } from "./ToolPayload.js"
 import { isAbsolute, resolve } from "node:path"
 
@@ -36,17 +37,40 @@ export interface McpToolListener {
   readonly listener: Listener<any, never>
 }
 
+/**
+ * `${NAME}` in a header or environment value is the variable NAME, read through the
+ * ConfigProvider (process.env by default), so that a token need not be written in the file.
+ */
+const expand = (server: string, target: string, values: Readonly<Record<string, string>> | undefined) =>
+  values === undefined ? Effect.succeed(undefined) : Effect.gen(function*() {
+    const out: Record<string, string> = {}
+    for (const [key, value] of Object.entries(values)) {
+      let text = value
+      for (const m of value.matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g)) {
+        const found = yield* Effect.orElseSucceed(Config.option(Config.string(m[1]!)), () => Option.none<string>())
+        if (Option.isNone(found)) {
+          return yield* new McpStartError({ server, target, reason: `${key}: the environment variable ${m[1]} is not set` })
+        }
+        text = text.replace(m[0], found.value)
+      }
+      out[key] = text
+    }
+    return out as Readonly<Record<string, string>>
+  })
+
 const connect = (config: McpServerConfig, baseDir: string) =>
   config.url !== undefined
-    ? connectHttp({ server: config.name, url: config.url, headers: config.headers, startTimeout: config.start_timeout })
-    : connectStdio({
-      server: config.name,
-      command: config.command!,
-      args: config.args,
-      env: config.env,
-      cwd: config.cwd === undefined ? baseDir : isAbsolute(config.cwd) ? config.cwd : resolve(baseDir, config.cwd),
-      startTimeout: config.start_timeout
-    })
+    ? Effect.flatMap(expand(config.name, config.url, config.headers), (headers) =>
+      connectHttp({ server: config.name, url: config.url!, headers, startTimeout: config.start_timeout }))
+    : Effect.flatMap(expand(config.name, config.command!, config.env), (env) =>
+      connectStdio({
+        server: config.name,
+        command: config.command!,
+        args: config.args,
+        env,
+        cwd: config.cwd === undefined ? baseDir : isAbsolute(config.cwd) ? config.cwd : resolve(baseDir, config.cwd),
+        startTimeout: config.start_timeout
+      }))
 
 /**
  * The listeners made here, with their result type: a reloaded organism file gets them back
