@@ -8,6 +8,7 @@
  *   pipeline the pump — services, llm, domain
  *   observability tracing from the pump's events — services, llm, domain (the pump never imports it)
  *   config · journal — pipeline and below
+ *   mcp      MCP servers' tools as listeners, listeners as MCP tools — config and below
  *   cli, main.ts, index.ts — everything; nothing in src/ imports cli or main.ts
  *
  * Three config files are file-reading utilities every layer that reads a user's file uses
@@ -72,6 +73,12 @@ module.exports = {
       "^src/pipeline/",
       "^src/(config|journal|observability|cli|main\\.ts|index\\.ts)",
       FILE_UTILITIES
+    ),
+    layer(
+      "mcp-above-config",
+      "MCP (src/mcp) is built on the loaded organism and the pump; only the CLI and the package's index use it.",
+      "^src/(?!mcp/|cli/|main\\.ts|index\\.ts)",
+      "^src/mcp/"
     ),
     layer(
       "nothing-imports-the-cli",

@@ -62,6 +62,10 @@ export { Pump, SYSTEM } from "./pipeline/Pump.js"
 export { Ingress } from "./pipeline/Ingress.js"
 export { type LoadedOrganism, loadOrganism } from "./config/loadOrganism.js"
 export { layerForOrganism, type LayerForOrganismOptions } from "./config/layerForOrganism.js"
+export { connectHttp, connectStdio, type McpClient, type McpTool, type McpToolResult } from "./mcp/McpClient.js"
+export { McpCallError, McpServerGone, McpStartError } from "./mcp/McpErrors.js"
+export { isMcpTool, keepMcpTools, startMcpTools, withMcpTools } from "./mcp/McpTools.js"
+export { toolTypes } from "./mcp/ToolPayload.js"
 export { ConfigProblem, OrganismConfigError } from "./config/ConfigError.js"
 export {
   type AppendResult,

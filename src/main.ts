@@ -12,6 +12,7 @@ import { inspectCommand } from "./cli/InspectCommand.js"
 import { replayCommand, traceCommand } from "./cli/JournalCommands.js"
 import { checkArguments, commandHelp, renderCommandHelp, renderProgramHelp, usageLine } from "./cli/help.js"
 import { initCommand } from "./cli/InitCommand.js"
+import { mcpCommand } from "./cli/McpCommand.js"
 import { mockLlmCommand } from "./cli/MockLlmCommand.js"
 import { ownsErrors } from "./cli/output.js"
 import { packageJson } from "./cli/packageInfo.js"
@@ -33,7 +34,8 @@ const commands = [
   replayCommand,
   traceCommand,
   mockLlmCommand,
-  serveCommand
+  serveCommand,
+  mcpCommand
 ] as const
 
 const organism = Command.make("organism").pipe(

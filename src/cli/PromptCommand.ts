@@ -7,6 +7,7 @@ import { Args, Command, Options } from "@effect/cli"
 import { Console, Effect, Layer } from "effect"
 import { closest } from "../config/suggest.js"
 import { loadOrganism } from "../config/loadOrganism.js"
+import { withMcpTools } from "../mcp/McpTools.js"
 import { OUTPUT_FORMAT } from "../pipeline/agents/LlmAgent.js"
 import { DEFAULT_MAX_TOOL_CALLS, toolsOutputFormat } from "../pipeline/agents/ToolAgent.js"
 import { Pump } from "../pipeline/Pump.js"
@@ -23,7 +24,11 @@ const json = Options.boolean("json").pipe(
 
 export const promptCommand = Command.make("prompt", { file, agent, json }, (opts) =>
   Effect.gen(function*() {
-    const loaded = yield* loadOrganism(opts.file).pipe(Effect.catchTag("OrganismConfigError", reportConfigError(2)))
+    // Its MCP servers' tools are peers an agent's prompt describes: they are started to list them.
+    const loaded = yield* loadOrganism(opts.file).pipe(
+      Effect.flatMap(withMcpTools),
+      Effect.catchTag("OrganismConfigError", reportConfigError(2))
+    )
     // The prompts are rendered by the pump from its listeners, built-in ones included. No
     // boot messages, and a model router that calls nothing (no API key is needed to read a
     // prompt): making the pump runs no handler and no model.
@@ -52,4 +57,4 @@ export const promptCommand = Command.make("prompt", { file, agent, json }, (opts
     yield* Console.log(
       opts.json ? JSON.stringify({ agent: found.agent, system, prompt: found.prompt, usage: found.usage }) : system
     )
-  }).pipe(Effect.provide(XmlEngine.layer))).pipe(Command.withDescription("Print the system prompt an LLM agent's model is sent (for mock scripts and review)"))
+  }).pipe(Effect.scoped, Effect.provide(XmlEngine.layer))).pipe(Command.withDescription("Print the system prompt an LLM agent's model is sent (for mock scripts and review)"))

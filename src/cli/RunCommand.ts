@@ -23,6 +23,7 @@ import { renderEvent } from "./renderEvent.js"
 import { statusLine } from "./statusLine.js"
 import { unknownTargetHint } from "./targets.js"
 import { watchOrganism } from "./watchOrganism.js"
+import { keepMcpTools, withMcpTools } from "../mcp/McpTools.js"
 
 const file = Args.text({ name: "organism.yaml" }).pipe(Args.withDescription("the organism to run"))
 const json = Options.boolean("json").pipe(Options.withDescription("print events as JSON lines"))
@@ -101,7 +102,12 @@ export const runCommand = Command.make(
       const sends = opts.send.map((s) => parseSend(engine, s))
       for (const s of sends) if (Either.isLeft(s)) return yield* new UsageError({ message: s.left })
 
-      const loaded = yield* loadOrganism(opts.file).pipe(Effect.catchTag("OrganismConfigError", reportConfigError(2)))
+      // The MCP servers of its mcp: section start here, in this command's scope: they stop
+      // after the pump has drained.
+      const loaded = yield* loadOrganism(opts.file).pipe(
+        Effect.flatMap(withMcpTools),
+        Effect.catchTag("OrganismConfigError", reportConfigError(2))
+      )
       yield* reportConfigWarnings(loaded.warnings)
       yield* runLoaded({ ...opts, drainTimeout: deadline.right }, loaded, engine, sends.flatMap((s) => (Either.isRight(s) ? [s.right] : []))).pipe(
         Effect.provide(layerForOrganism(loaded)),
@@ -218,7 +224,10 @@ const runLoaded = (
         const Tracing = yield* Effect.promise(() => import("../observability/Tracing.js"))
         yield* Tracing.observe(tracing.value)
       }
-      const prepare = (o: typeof organism) => (opts.verbose ? withStackReports(o, reportToStderr) : o)
+      const prepare = (next: typeof organism) => {
+        const o = keepMcpTools(organism, next)
+        return opts.verbose ? withStackReports(o, reportToStderr) : o
+      }
       // The pump in a scope of its own: at the drain deadline, closing it interrupts the
       // handlers still running, before the journal is closed.
       const pumpScope = yield* Scope.fork(yield* Effect.scope, ExecutionStrategy.sequential)

@@ -6,6 +6,9 @@ import { parseDuration } from "../domain/OrganismConfig.js"
 import { XmlEngine } from "../services/XmlEngine.js"
 import { reportConfigError, reportConfigWarnings, reportLlmConfigError } from "./configErrors.js"
 import { UsageError } from "./Exit.js"
+import { keepMcpTools, listenersToExpose, withMcpTools } from "../mcp/McpTools.js"
+import type { Pump } from "../pipeline/Pump.js"
+import { packageJson } from "./packageInfo.js"
 
 const file = Args.text({ name: "organism.yaml" }).pipe(Args.withDescription("the organism to serve"))
 const port = Options.integer("port").pipe(
@@ -25,8 +28,20 @@ const drainTimeout = Options.text("drain-timeout").pipe(
   Options.withDefault("10s")
 )
 
+const mcp = Options.boolean("mcp").pipe(
+  Options.withDescription("also offer listeners as MCP tools over streamable HTTP at /mcp (behind the same token)")
+)
+const expose = Options.text("expose").pipe(
+  Options.withDescription("with --mcp: the listeners to offer, comma-separated (default: every listener of the file)"),
+  Options.optional
+)
+const mcpTimeout = Options.text("mcp-timeout").pipe(
+  Options.withDescription("with --mcp: how long a tool call may wait for the conversation's answer"),
+  Options.withDefault("5m")
+)
+
 /** `organism serve FILE`: the organism behind an HTTP API, live events and a dashboard. */
-export const serveCommand = Command.make("serve", { file, port, host, token, drainTimeout }, (opts) =>
+export const serveCommand = Command.make("serve", { file, port, host, token, drainTimeout, mcp, expose, mcpTimeout }, (opts) =>
   Effect.gen(function*() {
     const deadline = parseDuration(opts.drainTimeout)
     if (Either.isLeft(deadline)) return yield* new UsageError({ message: `--drain-timeout: ${deadline.left}` })
@@ -44,15 +59,40 @@ export const serveCommand = Command.make("serve", { file, port, host, token, dra
       })
     }
     const { serveOrganism } = yield* Effect.promise(() => import("../server/serveOrganism.js"))
-    const loaded = yield* loadOrganism(opts.file).pipe(Effect.catchTag("OrganismConfigError", reportConfigError(2)))
+    // Its MCP servers (mcp:) live in this command's scope: they stop after the pump.
+    const loaded = yield* loadOrganism(opts.file).pipe(
+      Effect.flatMap(withMcpTools),
+      Effect.catchTag("OrganismConfigError", reportConfigError(2))
+    )
     yield* reportConfigWarnings(loaded.warnings)
+    if (Option.isSome(opts.expose) && !opts.mcp) return yield* new UsageError({ message: "--expose goes with --mcp" })
+    const callTimeout = parseDuration(opts.mcpTimeout)
+    if (Either.isLeft(callTimeout)) return yield* new UsageError({ message: `--mcp-timeout: ${callTimeout.left}` })
+    const exposed = listenersToExpose(loaded.organism, Option.getOrUndefined(opts.expose))
+    if (opts.mcp && Either.isLeft(exposed)) return yield* new UsageError({ message: `--expose: ${exposed.left}` })
+    // Loaded only with --mcp: @effect/ai's MCP server and @effect/rpc are not needed otherwise.
+    const routesFor = opts.mcp && Either.isRight(exposed)
+      ? yield* Effect.map(Effect.promise(() => import("../mcp/McpExpose.js")), ({ layerHttp }) => (pump: Pump.Service) =>
+        layerHttp(pump, exposed.right, {
+          name: loaded.organism.settings.name,
+          version: packageJson.version,
+          path: "/mcp",
+          timeout: callTimeout.right,
+          wire: loaded.organism.settings.wire
+        }))
+      : undefined
     yield* serveOrganism(loaded, {
       host: opts.host,
       port: opts.port,
       token: Option.getOrUndefined(secret),
       drainTimeout: deadline.right,
+      prepare: (next) => keepMcpTools(loaded.organism, next),
+      routesFor,
       onListening: (url) =>
-        Console.log(`organism serve: ${loaded.organism.settings.name} at ${url} (dashboard ${url}, API ${url}api, docs ${url}docs)`)
+        Console.log(
+          `organism serve: ${loaded.organism.settings.name} at ${url} (dashboard ${url}, API ${url}api, docs ${url}docs` +
+            `${routesFor === undefined ? "" : `, MCP ${url}mcp`})`
+        )
     }).pipe(
       Effect.provide(layerForOrganism(loaded)),
       Effect.catchTag("LlmConfigError", reportLlmConfigError(opts.file)),

@@ -9,6 +9,7 @@ import { Console, Effect, Either } from "effect"
 import { relative, resolve } from "node:path"
 import { ConfigProblem } from "../config/ConfigError.js"
 import { loadOrganism } from "../config/loadOrganism.js"
+import { withMcpTools } from "../mcp/McpTools.js"
 import type { Listener } from "../domain/Listener.js"
 import { loadMockScript } from "../llm/MockScript.js"
 import { makeRouter } from "../pipeline/Router.js"
@@ -30,7 +31,8 @@ interface Summary {
 /** The organism's name and counts when it is valid, otherwise every problem found. */
 export const validateOrganism = (file: string, env: Readonly<Record<string, string | undefined>>) =>
   Effect.gen(function*() {
-    const loaded = yield* Effect.either(loadOrganism(file, { checkApiKeys: env }))
+    // Its MCP servers (mcp:) are started to list their tools, and stopped once checked.
+    const loaded = yield* Effect.either(Effect.flatMap(loadOrganism(file, { checkApiKeys: env }), withMcpTools))
     if (Either.isLeft(loaded)) return Either.left(loaded.left.problems)
     const problems: Array<ConfigProblem> = []
     const whole = (message: string) => new ConfigProblem({ file, line: 0, column: 0, key: "", message })

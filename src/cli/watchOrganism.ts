@@ -79,6 +79,11 @@ export const watchOrganism = (
         reject(["the llm: section changed; restart the organism to apply it (listeners were not reloaded)"])
         continue
       }
+      // Its MCP servers too (mcp:).
+      if (JSON.stringify(loaded.right.config.mcp) !== JSON.stringify(initial.mcp)) {
+        reject(["the mcp: section changed; restart the organism to apply it (listeners were not reloaded)"])
+        continue
+      }
       const applied = yield* Effect.either(pump.reload(prepare(loaded.right.organism)))
       if (Either.isLeft(applied)) reject([applied.left.message])
       watch(filesOf(file, loaded.right.config))

@@ -30,6 +30,8 @@ export interface LoadedOrganism {
   /** The organism file's directory: relative paths in it (a mock LLM script) start here. */
   readonly baseDir: string
   readonly config: OrganismConfig
+  /** The file as parsed, with positions: problems found later (an MCP server's tools) name their line. */
+  readonly source: YamlSource
   /** The decoded `llm:` section, if the file has one (LlmRouter.layer takes it). */
   readonly llm: LlmConfig | undefined
   /** Its LLM agents need an LlmRouter: `layerForOrganism` provides one with the pump's services. */
@@ -67,6 +69,7 @@ interface References {
   }>
   readonly boot?: ReadonlyArray<{ readonly to?: string | undefined }> | undefined
   readonly llm?: { readonly backends: ReadonlyArray<{ readonly models: ReadonlyArray<string> }> } | undefined
+  readonly mcp?: ReadonlyArray<{ readonly name?: string | undefined; readonly command?: string | undefined; readonly url?: string | undefined }> | undefined
 }
 
 /** One listener of a file that did not decode, as far as it can be read. */
@@ -88,7 +91,11 @@ const field = (u: unknown, key: string): unknown =>
 const readRaw = (value: unknown): References & { readonly listeners: ReadonlyArray<RawListener> } => {
   const listeners = field(value, "listeners")
   const boot = field(value, "boot")
+  const mcp = field(value, "mcp")
   return {
+    mcp: Array.isArray(mcp)
+      ? mcp.map((m) => ({ name: text(field(m, "name")), command: text(field(m, "command")), url: text(field(m, "url")) }))
+      : undefined,
     organism: { injector: text(field(field(value, "organism"), "injector")) },
     listeners: Array.isArray(listeners)
       ? listeners.map((l) => ({
@@ -121,6 +128,22 @@ const checkReferences = (source: YamlSource, config: References): Array<ConfigPr
   if (names.has(injector.toLowerCase())) {
     problems.push(source.problem(["organism", "injector"], `the injector "${injector}" has the name of a listener`))
   }
+  // An MCP server's tools are listeners named `server.tool`; whether the tool exists is
+  // known once the server runs (src/mcp/McpTools.ts checks these names then).
+  const mcpServers = new Map<string, number>()
+  config.mcp?.forEach((m, i) => {
+    if (m.name === undefined) return
+    const first = mcpServers.get(m.name.toLowerCase())
+    if (first !== undefined) problems.push(source.problem(["mcp", i, "name"], `MCP server "${m.name}" is already defined at mcp[${first}]`))
+    else mcpServers.set(m.name.toLowerCase(), i)
+    if ((m.command === undefined) === (m.url === undefined)) {
+      problems.push(source.problem(["mcp", i], `an MCP server needs either a command (stdio) or a url (streamable HTTP), not ${m.command === undefined ? "neither" : "both"}`))
+    }
+  })
+  const isMcpTool = (name: string) => {
+    const dot = name.indexOf(".")
+    return dot > 0 && mcpServers.has(name.slice(0, dot).toLowerCase())
+  }
   const known = [...config.listeners.flatMap((l) => (l.name === undefined ? [] : [l.name])), "system.boot"]
   const suggestion = (name: string) => {
     const close = known.find((k) => k.toLowerCase() === name.toLowerCase()) ?? closest(name, known)
@@ -128,13 +151,13 @@ const checkReferences = (source: YamlSource, config: References): Array<ConfigPr
   }
   config.listeners.forEach((l, i) =>
     l.peers?.forEach((peer, j) => {
-      if (peer !== undefined && !names.has(peer.toLowerCase()) && peer.toLowerCase() !== "system.boot") {
+      if (peer !== undefined && !names.has(peer.toLowerCase()) && peer.toLowerCase() !== "system.boot" && !isMcpTool(peer)) {
         problems.push(source.problem(["listeners", i, "peers", j], `peer "${peer}" is not a listener of this organism${suggestion(peer)}`))
       }
     })
   )
   config.boot?.forEach((b, i) => {
-    if (b.to !== undefined && !names.has(b.to.toLowerCase())) {
+    if (b.to !== undefined && !names.has(b.to.toLowerCase()) && !isMcpTool(b.to)) {
       problems.push(source.problem(["boot", i, "to"], `"${b.to}" is not a listener of this organism${suggestion(b.to)}`))
     }
   })
@@ -444,7 +467,7 @@ export const loadOrganism = Effect.fn("loadOrganism")(function*(path: string, op
   if (Either.isLeft(parsed)) return yield* fail(path, parsed.left)
   const source = parsed.right
   if (source.value === null || typeof source.value !== "object" || Array.isArray(source.value)) {
-    return yield* fail(path, [source.problem([], "expected a mapping with the keys organism and listeners (optionally boot, stages and llm)")])
+    return yield* fail(path, [source.problem([], "expected a mapping with the keys organism and listeners (optionally boot, stages, llm and mcp)")])
   }
   const baseDir = dirname(file)
   const keyProblems = options.checkApiKeys === undefined ? [] : checkApiKeys(source, options.checkApiKeys)
@@ -587,6 +610,6 @@ export const loadOrganism = Effect.fn("loadOrganism")(function*(path: string, op
       }
     }
   })
-  const loaded: LoadedOrganism = { file, baseDir, config, llm: config.llm, organism, warnings }
+  const loaded: LoadedOrganism = { file, baseDir, config, source, llm: config.llm, organism, warnings }
   return loaded
 })

@@ -198,6 +198,29 @@ export class StageConfig extends Schema.Class<StageConfig>("StageConfig")({
   run: ModuleRef
 }) {}
 
+/**
+ * An MCP server whose tools become listeners (see src/mcp/): a command started as a child
+ * process speaking MCP over stdio, or the URL of a streamable HTTP endpoint.
+ */
+export class McpServerConfig extends Schema.Class<McpServerConfig>("McpServerConfig")({
+  /** Its tools are the listeners `NAME.TOOL`. */
+  name: Name,
+  command: Schema.optional(Text),
+  args: Schema.optional(Schema.Array(Text).annotations(expected("a list of strings"))),
+  /** Added to the organism's environment. */
+  env: Schema.optional(Schema.Record({ key: Schema.String, value: Text }).annotations(expected("a mapping of names to strings"))),
+  /** The command's working directory, relative to the organism file (default: its folder). */
+  cwd: Schema.optional(Text),
+  url: Schema.optional(Text),
+  headers: Schema.optional(Schema.Record({ key: Schema.String, value: Text }).annotations(expected("a mapping of header names to strings"))),
+  /** The tools to take (default: all it offers). */
+  tools: Schema.optional(Schema.Array(Text).annotations(expected("a list of tool names"))),
+  /** Per tool call (the listeners' timeout); the organism's handler_timeout otherwise. */
+  timeout: Schema.optional(DurationConfig),
+  /** How long the server may take to start and answer `initialize` (default 30s). */
+  start_timeout: Schema.optional(DurationConfig)
+}) {}
+
 export class OrganismConfig extends Schema.Class<OrganismConfig>("OrganismConfig")({
   organism: OrganismSection,
   listeners: Schema.Array(ListenerConfig).annotations(expected("a list of listeners")),
@@ -207,5 +230,7 @@ export class OrganismConfig extends Schema.Class<OrganismConfig>("OrganismConfig
    * The models agents call (see LlmConfig). Exact: with `LlmConfig | undefined`, every
    * mistake inside the section would also be reported as "expected undefined" at `llm`.
    */
-  llm: Schema.optionalWith(LlmConfig, { exact: true })
+  llm: Schema.optionalWith(LlmConfig, { exact: true }),
+  /** MCP servers whose tools are listeners. */
+  mcp: Schema.optional(Schema.Array(McpServerConfig).annotations(expected("a list of MCP servers ({name, command, args} or {name, url})")))
 }) {}

@@ -22,6 +22,8 @@ export interface ServeOptions {
   readonly token: string | undefined
   /** Request bodies larger than this are refused with 413 (default 1 MiB). */
   readonly maxBodyBytes?: number
+  /** More routes on the same router and guard (the MCP endpoint of `serve --mcp`). */
+  readonly routes?: Layer.Layer<never> | undefined
 }
 
 export const DEFAULT_MAX_BODY = 1024 * 1024
@@ -130,6 +132,7 @@ export const startServer = (state: ServeState, options: ServeOptions) =>
       Layer.provide(HttpApiScalar.layer({ path: "/docs" })),
       Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/api/openapi.json" })),
       Layer.provide(routes(state)),
+      Layer.provide(options.routes ?? Layer.empty),
       Layer.provide(api)
     )
     const http = createServer()

@@ -26,6 +26,10 @@ export const makeReload = (
     if (JSON.stringify(loaded.right.config.llm) !== JSON.stringify(initial.llm)) {
       return yield* failed(["the llm: section changed; restart the server to apply it"])
     }
+    // So were the MCP servers, from the mcp: section.
+    if (JSON.stringify(loaded.right.config.mcp) !== JSON.stringify(initial.mcp)) {
+      return yield* failed(["the mcp: section changed; restart the server to apply it"])
+    }
     const diff = yield* Effect.mapError(pump.reload(prepare(loaded.right.organism)), (e) => failed([e.message]))
     return { added: diff.added, removed: diff.removed, updated: diff.updated, details: diff.details }
   })

@@ -3,8 +3,9 @@
  * index and the live-event hub fed by one observer of its events, the server; on the way
  * out the server stops taking requests and the pump drains.
  */
-import { Duration, Effect } from "effect"
+import { Duration, Effect, type Layer } from "effect"
 import { type LoadedOrganism, parsePayloadXml } from "../config/loadOrganism.js"
+import type { Organism } from "../domain/Organism.js"
 import { Pump } from "../pipeline/Pump.js"
 import { Events } from "../services/Events.js"
 import { LlmRouter } from "../services/LlmRouter.js"
@@ -22,6 +23,10 @@ export interface ServeRunOptions extends ServeOptions {
   readonly admissionWait?: Duration.Duration
   /** Told the address once the server listens. */
   readonly onListening: (url: string) => Effect.Effect<void>
+  /** What a reloaded version gets before the pump takes it (the MCP tools of the running one). */
+  readonly prepare?: (organism: Organism<LlmRouter>) => Organism<LlmRouter>
+  /** More routes for the running pump (the MCP endpoint of `serve --mcp`). */
+  readonly routesFor?: ((pump: Pump.Service) => Layer.Layer<never>) | undefined
 }
 
 /**
@@ -56,10 +61,10 @@ export const serveOrganism = (loaded: LoadedOrganism, options: ServeRunOptions) 
       index,
       live,
       parsePayloadXml: (xml) => parsePayloadXml(engine, xml),
-      reload: makeReload(loaded.file, loaded.config, pump).pipe(Effect.provide(context)),
+      reload: makeReload(loaded.file, loaded.config, pump, options.prepare).pipe(Effect.provide(context)),
       admissionWait: options.admissionWait ?? Duration.seconds(1)
     }
-    const { url } = yield* startServer(state, options)
+    const { url } = yield* startServer(state, { ...options, routes: options.routesFor?.(pump) })
     yield* options.onListening(url)
     return yield* Effect.never
   }).pipe(Effect.scoped)
