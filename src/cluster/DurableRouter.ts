@@ -1,0 +1,113 @@
+/**
+ * The model router of a runner: a model call of a durable conversation is an activity of
+ * its workflow (DESIGN.md §11), named by the request's hash and how many times the
+ * conversation made that same request. Its answer is stored by the workflow engine; when the
+ * conversation runs again on another runner after a crash, the same request gets the stored
+ * answer and no model is asked again. A call that was in flight at the crash has no stored
+ * answer and is sent again: `organism_llm_sends` counts it (`repeated`).
+ *
+ * Calls of conversations that are not durable go straight to the router.
+ */
+import { Activity } from "@effect/workflow"
+import { Effect, Schema } from "effect"
+import { BudgetExhausted } from "../domain/BudgetPayloads.js"
+import { LlmError, type LlmRequest, type LlmResponse } from "../domain/Llm.js"
+import { requestHashes } from "../llm/RequestHash.js"
+import type { BudgetRegistry } from "../services/BudgetRegistry.js"
+import type { LlmRouter } from "../services/LlmRouter.js"
+import type { Bindings } from "./Bindings.js"
+import type { DurableStore } from "./DurableStore.js"
+
+/** What is stored of an answer (budget warnings are worked out again where it is used). */
+const StoredAnswer = Schema.Struct({
+  text: Schema.String,
+  promptTokens: Schema.Number,
+  completionTokens: Schema.Number,
+  model: Schema.String,
+  backend: Schema.String,
+  costUsd: Schema.Number,
+  finishReason: Schema.String,
+  attempts: Schema.Number
+})
+
+export interface DurableCounters {
+  /** Model calls sent to a model by this runner. */
+  llmCalls: number
+  /** Model calls answered from a stored result (no request sent). */
+  llmReplayed: number
+  /** Sends of a call that had been sent before (in flight at a crash). */
+  llmRepeated: number
+}
+
+export const makeDurableRouter = (options: {
+  readonly inner: LlmRouter.Service
+  readonly bindings: Bindings
+  readonly budget: BudgetRegistry.Service
+  readonly store: DurableStore.Service
+  readonly maxOutputTokens: number
+  readonly counters: DurableCounters
+}): LlmRouter.Service => {
+  const { bindings, budget, counters, inner, store } = options
+
+  const complete = (request: LlmRequest): Effect.Effect<LlmResponse, LlmError | BudgetExhausted> =>
+    Effect.gen(function*() {
+      const slot = yield* bindings.slotOf(request.root)
+      if (slot === undefined) return yield* inner.complete(request)
+      // Checked before the activity: a refusal is not an answer to store.
+      yield* budget.check(request.root, request.agent)
+      const hash = requestHashes(request, request.maxOutputTokens ?? options.maxOutputTokens).requestHash
+      const nth = (slot.calls.get(hash) ?? 0) + 1
+      slot.calls.set(hash, nth)
+      let local: LlmResponse | undefined
+      const activity = Activity.make({
+        name: `llm/${request.agent}/${hash.slice(0, 24)}/${nth}`,
+        success: StoredAnswer,
+        error: Schema.Union(LlmError, BudgetExhausted),
+        execute: Effect.gen(function*() {
+          const sends = yield* store.noteSend(slot.conversation, `${request.agent}/${hash}/${nth}`)
+          counters.llmCalls++
+          if (sends > 1) counters.llmRepeated++
+          const r = yield* inner.complete(request)
+          local = r
+          yield* store.recordUsage({
+            conversation: slot.conversation,
+            agent: request.agent,
+            model: r.model,
+            backend: r.backend,
+            promptTokens: r.usage.promptTokens,
+            completionTokens: r.usage.completionTokens,
+            costUsd: r.costUsd
+          })
+          return {
+            text: r.text,
+            promptTokens: r.usage.promptTokens,
+            completionTokens: r.usage.completionTokens,
+            model: r.model,
+            backend: r.backend,
+            costUsd: r.costUsd,
+            finishReason: r.finishReason,
+            attempts: r.attempts
+          }
+        })
+      })
+      const stored = yield* Effect.provide(activity, slot.context)
+      if (local !== undefined) return local
+      // Answered from the store: charged to this run's budget as the first run was.
+      counters.llmReplayed++
+      const usage = { promptTokens: stored.promptTokens, completionTokens: stored.completionTokens }
+      const warnings = budget.unsafeConsume(request.root, request.agent, { ...usage, model: stored.model })
+      const response: LlmResponse = {
+        text: stored.text,
+        usage,
+        model: stored.model,
+        backend: stored.backend,
+        costUsd: stored.costUsd,
+        finishReason: stored.finishReason,
+        warnings,
+        attempts: stored.attempts
+      }
+      return response
+    })
+
+  return { complete, usage: inner.usage, backends: inner.backends }
+}
