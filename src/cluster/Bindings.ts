@@ -95,6 +95,10 @@ export const makeBindings = (injector: string): Bindings => {
       }),
     injecting: (effect) =>
       Effect.acquireUseRelease(Effect.sync(() => void pending++), () => effect, () => Effect.sync(() => void pending--)),
-    live: () => watches.size
+    live: () => {
+      let n = 0
+      for (const w of watches.values()) if (w.slot !== undefined) n++
+      return n
+    }
   }
 }
