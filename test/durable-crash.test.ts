@@ -127,7 +127,7 @@ describe("durable organisms: real runners, real Postgres", () => {
         const killedAt = Date.now()
         a.child.kill("SIGKILL")
         const code = yield* Effect.promise(() => exitOf(client, 60_000))
-        const failover = (Date.now() - killedAt) / 1000
+        const finished = (Date.now() - killedAt) / 1000
         expect(code, `${clientIo.out()}\n${clientIo.err()}`).toBe(0)
 
         const ends = clientIo.out().trim().split("\n").map((l) => JSON.parse(l))
@@ -169,7 +169,19 @@ describe("durable organisms: real runners, real Postgres", () => {
         expect(s.counters.llmRepeated).toBe(repeated)
         expect(s.usage.requests).toBeGreaterThanOrEqual(100)
         expect(s.usage.requests).toBeLessThanOrEqual(100 + repeated)
-        console.log(`durable crash: ${requests.length} model requests, ${repeated} repeated (in flight at the kill), failover + rest ${failover.toFixed(1)} s`)
+        // Failover: the killed runner's conversations started again on the survivor within 10 s.
+        const resumed = query<{ runs: number; resumed_ms: number | null }>(
+          db.url,
+          "SELECT runs, (EXTRACT(EPOCH FROM resumed_at) * 1000)::float8 AS resumed_ms FROM organism_conversations"
+        )
+        const moved = resumed.filter((r) => r.runs > 1)
+        expect(moved.length).toBeGreaterThan(0)
+        const failover = (Math.max(...moved.map((r) => r.resumed_ms!)) - killedAt) / 1000
+        expect(failover).toBeLessThanOrEqual(10)
+        console.log(
+          `durable crash: ${requests.length} model requests, ${repeated} repeated (in flight at the kill), ` +
+            `${moved.length} conversations moved, all resumed ${failover.toFixed(1)} s after the kill, all done ${finished.toFixed(1)} s after it`
+        )
         b.child.kill("SIGTERM")
         yield* Effect.promise(() => exitOf(b.child, 20_000))
       } finally {

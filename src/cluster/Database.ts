@@ -111,6 +111,7 @@ export const ensureSchema = (url: string): Effect.Effect<void, DatabaseError, Sq
         detail text,
         replies jsonb,
         started_at timestamptz NOT NULL DEFAULT now(),
+        resumed_at timestamptz,
         ended_at timestamptz
       )`
       yield* sql`CREATE TABLE organism_llm_sends (

@@ -9,7 +9,7 @@
  * Calls of conversations that are not durable go straight to the router.
  */
 import { Activity } from "@effect/workflow"
-import { Effect, Schema } from "effect"
+import { Clock, Effect, Schema } from "effect"
 import { BudgetExhausted } from "../domain/BudgetPayloads.js"
 import { LlmError, type LlmRequest, type LlmResponse } from "../domain/Llm.js"
 import { requestHashes } from "../llm/RequestHash.js"
@@ -39,6 +39,19 @@ export interface DurableCounters {
   llmRepeated: number
 }
 
+/** How many recent calls the overhead median is taken over. */
+const SAMPLES = 1000
+
+export interface DurableRouter {
+  readonly router: LlmRouter.Service
+  /**
+   * The median time a model call of a durable conversation spent in the durable machinery
+   * (recording the send, storing the activity and its answer, the usage ledger), in ms, over
+   * the last calls this runner sent: the framework's overhead per turn.
+   */
+  readonly overheadMedianMs: () => number
+}
+
 export const makeDurableRouter = (options: {
   readonly inner: LlmRouter.Service
   readonly bindings: Bindings
@@ -46,8 +59,19 @@ export const makeDurableRouter = (options: {
   readonly store: DurableStore.Service
   readonly maxOutputTokens: number
   readonly counters: DurableCounters
-}): LlmRouter.Service => {
+}): DurableRouter => {
   const { bindings, budget, counters, inner, store } = options
+  const samples: Array<number> = []
+  const sample = (ms: number) => {
+    samples.push(ms)
+    if (samples.length > SAMPLES) samples.shift()
+  }
+  const overheadMedianMs = () => {
+    if (samples.length === 0) return 0
+    const sorted = [...samples].sort((a, b) => a - b)
+    return Math.round(sorted[Math.floor(sorted.length / 2)]! * 100) / 100
+  }
+  const nowMs = Effect.map(Clock.currentTimeNanos, (n) => Number(n) / 1e6)
 
   const complete = (request: LlmRequest): Effect.Effect<LlmResponse, LlmError | BudgetExhausted> =>
     Effect.gen(function*() {
@@ -59,6 +83,7 @@ export const makeDurableRouter = (options: {
       const nth = (slot.calls.get(hash) ?? 0) + 1
       slot.calls.set(hash, nth)
       let local: LlmResponse | undefined
+      let modelMs = 0
       const activity = Activity.make({
         name: `llm/${request.agent}/${hash.slice(0, 24)}/${nth}`,
         success: StoredAnswer,
@@ -67,7 +92,9 @@ export const makeDurableRouter = (options: {
           const sends = yield* store.noteSend(slot.conversation, `${request.agent}/${hash}/${nth}`)
           counters.llmCalls++
           if (sends > 1) counters.llmRepeated++
+          const sent = yield* nowMs
           const r = yield* inner.complete(request)
+          modelMs = (yield* nowMs) - sent
           local = r
           yield* store.recordUsage({
             conversation: slot.conversation,
@@ -90,8 +117,12 @@ export const makeDurableRouter = (options: {
           }
         })
       })
+      const began = yield* nowMs
       const stored = yield* Effect.provide(activity, slot.context)
-      if (local !== undefined) return local
+      if (local !== undefined) {
+        sample((yield* nowMs) - began - modelMs)
+        return local
+      }
       // Answered from the store: charged to this run's budget as the first run was.
       counters.llmReplayed++
       const usage = { promptTokens: stored.promptTokens, completionTokens: stored.completionTokens }
@@ -109,5 +140,5 @@ export const makeDurableRouter = (options: {
       return response
     })
 
-  return { complete, usage: inner.usage, backends: inner.backends }
+  return { router: { complete, usage: inner.usage, backends: inner.backends }, overheadMedianMs }
 }

@@ -74,9 +74,9 @@ export class DurableRunner extends Context.Tag("xml-organism/DurableRunner")<Dur
         llmReplayed: 0,
         llmRepeated: 0
       }
-      const router = makeDurableRouter({ inner, bindings, budget, store, maxOutputTokens: options.maxOutputTokens, counters })
+      const durable = makeDurableRouter({ inner, bindings, budget, store, maxOutputTokens: options.maxOutputTokens, counters })
       const pump = yield* Pump.make({ ...organism, boot: [] }).pipe(
-        Effect.provideService(LlmRouter, router),
+        Effect.provideService(LlmRouter, durable.router),
         Effect.orDie
       )
       const snapshot = () => {
@@ -84,6 +84,7 @@ export class DurableRunner extends Context.Tag("xml-organism/DurableRunner")<Dur
         return {
           ...counters,
           conversationsRunning: bindings.live(),
+          overheadMedianMs: durable.overheadMedianMs(),
           hopsInjected: c.injected,
           hopsDelivered: c.delivered,
           hopsRejected: c.rejected,

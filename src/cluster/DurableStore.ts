@@ -59,7 +59,8 @@ export class DurableStore extends Context.Tag("xml-organism/DurableStore")<Durab
             quiet(
               sql`INSERT INTO organism_conversations (id, envelope_id, listener, state, runner, runs)
                 VALUES (${c.id}, ${c.envelopeId}, ${c.listener}, 'running', ${runner}, 1)
-                ON CONFLICT (id) DO UPDATE SET state = 'running', runner = ${runner}, runs = organism_conversations.runs + 1`,
+                ON CONFLICT (id) DO UPDATE SET state = 'running', runner = ${runner}, runs = organism_conversations.runs + 1,
+                  resumed_at = now()`,
               undefined
             ).pipe(Effect.asVoid),
           ended: (id, end) =>

@@ -53,7 +53,8 @@ export const readStatus = Effect.gen(function*() {
   const counters: Record<string, number> = {}
   const rows: Array<RunnerRow> = runners.map((r) => {
     const c = typeof r.counters === "string" ? JSON.parse(r.counters) as Record<string, number> : r.counters
-    for (const [k, v] of Object.entries(c)) if (typeof v === "number") counters[k] = (counters[k] ?? 0) + v
+    // Medians are per runner: summing them means nothing.
+    for (const [k, v] of Object.entries(c)) if (typeof v === "number" && !k.endsWith("MedianMs")) counters[k] = (counters[k] ?? 0) + v
     return {
       address: r.address,
       organism: r.organism,
