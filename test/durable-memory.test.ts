@@ -41,6 +41,8 @@ describe("durable conversations (in-memory cluster)", () => {
         expect(counters.llmCalls).toBe(5)
         expect(counters.llmReplayed).toBe(0)
         expect([...books.sends.values()].every((n) => n === 1)).toBe(true)
+        // The ledger line is written behind the conversation.
+        yield* Effect.sleep("100 millis")
         expect(books.usage).toHaveLength(5)
         expect([...books.conversations.values()].map((c) => c.state)).toEqual(["completed"])
       }).pipe(Effect.provide(layer), Effect.scoped)
