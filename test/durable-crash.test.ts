@@ -146,7 +146,9 @@ describe("durable organisms: real runners, real Postgres", () => {
         const repeatsOf = new Map<string, number>()
         for (const s of sends_) if (s.sends > 1) repeatsOf.set(s.conversation, (repeatsOf.get(s.conversation) ?? 0) + 1)
         expect([...repeatsOf.values()].every((n) => n === 1)).toBe(true)
-        expect(requests.length).toBe(100 + repeated)
+        // A send is noted before its request goes out: one killed in between is noted, not sent.
+        expect(requests.length).toBeGreaterThanOrEqual(100)
+        expect(requests.length).toBeLessThanOrEqual(100 + repeated)
         // A request sent twice was first sent before the kill, and answered by then at the latest.
         const byBody = new Map<string, Array<number>>()
         for (const r of requests.filter((r) => r.system.includes(`You are "coordinator"`))) {

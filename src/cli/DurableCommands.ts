@@ -32,7 +32,8 @@ const cluster = () =>
     Workflow: await import("../cluster/ConversationWorkflow.js"),
     Runner: await import("../cluster/DurableRunner.js"),
     Store: await import("../cluster/DurableStore.js"),
-    Status: await import("../cluster/Status.js")
+    Status: await import("../cluster/Status.js"),
+    Shared: await import("../cluster/SharedLimitsSql.js")
   }))
 
 type DatabaseError = { readonly _tag: "DatabaseUnreachable"; readonly url: string; readonly message: string } | {
@@ -89,7 +90,7 @@ export const runnerCommand = Command.make("runner", { file, database, port, host
     if (opts.port < 0 || opts.port > 65535) return yield* new UsageError({ message: `--port: ${opts.port} is not a port number` })
     const loaded = yield* loadOrganism(opts.file).pipe(Effect.catchTag("OrganismConfigError", reportConfigError(2)))
     yield* reportConfigWarnings(loaded.warnings)
-    const { Database, Layers, Runner, Status, Store } = yield* cluster()
+    const { Database, Layers, Runner, Shared, Status, Store } = yield* cluster()
     const pg = yield* connect(opts.database)
     const runnerPort = opts.port === 0 ? yield* freePort(opts.host) : opts.port
     const address = `${opts.host}:${runnerPort}`
@@ -105,7 +106,8 @@ export const runnerCommand = Command.make("runner", { file, database, port, host
     const name = loaded.organism.settings.name
     const layer = Runner.DurableRunner.layer(loaded.organism, { maxOutputTokens: loaded.llm?.max_output_tokens ?? 4096 }).pipe(
       Layer.provide(Layer.mergeAll(
-        layerForOrganism(loaded),
+        // The model router keeps each backend's limits with the other runners' (Postgres).
+        layerForOrganism(loaded).pipe(Layer.provide(Shared.layerSharedLimitsSql(address))),
         Store.DurableStore.layerSql(address, name),
         Layers.layerRunner(opts.host, runnerPort)
       )),

@@ -11,6 +11,8 @@
  *   organism_conversations  one row per durable conversation: state, runner, reason, replies
  *   organism_llm_sends      how many times each durable model call was sent to a model
  *   organism_usage          the shared usage and cost ledger, one row per answered call
+ *   organism_rate           per-backend requests and tokens per minute, shared by the runners
+ *   organism_slots          per-backend concurrency slots, leased by the runners
  */
 import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
@@ -131,6 +133,20 @@ export const ensureSchema = (url: string): Effect.Effect<void, DatabaseError, Sq
         cost_usd double precision NOT NULL,
         runner text NOT NULL,
         at timestamptz NOT NULL DEFAULT now()
+      )`
+      yield* sql`CREATE TABLE organism_rate (
+        backend text NOT NULL,
+        minute bigint NOT NULL,
+        requests integer NOT NULL,
+        tokens bigint NOT NULL,
+        PRIMARY KEY (backend, minute)
+      )`
+      yield* sql`CREATE TABLE organism_slots (
+        backend text NOT NULL,
+        slot integer NOT NULL,
+        holder text NOT NULL,
+        until timestamptz NOT NULL,
+        PRIMARY KEY (backend, slot)
       )`
     })
     yield* sql.withTransaction(migrate).pipe(Effect.catchTag("SqlError", (e) => Effect.fail(unreachable(url)(e))))

@@ -89,13 +89,12 @@ export const makeDurableRouter = (options: {
         success: StoredAnswer,
         error: Schema.Union(LlmError, BudgetExhausted),
         execute: Effect.gen(function*() {
-          // The send is noted while the model works (not before: a database round trip
-          // less per turn); a crash in between loses one count, never an answer.
-          const [sends, r] = yield* Effect.all([
-            store.noteSend(slot.conversation, `${request.agent}/${hash}/${nth}`),
-            Effect.flatMap(nowMs, (sent) =>
-              Effect.tap(inner.complete(request), () => Effect.map(nowMs, (done) => void (modelMs = done - sent))))
-          ], { concurrency: 2 })
+          // Noted before the request goes out, so a call sent again after a crash is always
+          // counted (a runner killed between the two counts one send too many, never too few).
+          const sends = yield* store.noteSend(slot.conversation, `${request.agent}/${hash}/${nth}`)
+          const sent = yield* nowMs
+          const r = yield* inner.complete(request)
+          modelMs = (yield* nowMs) - sent
           counters.llmCalls++
           if (sends > 1) counters.llmRepeated++
           local = r
