@@ -1,17 +1,21 @@
 /**
  * Durable organisms with real processes and a real Postgres (scripts/test-postgres.sh):
  * two `organism runner` processes, a client (`organism send --wait`) with 20 conversations of
- * the agents example on a loopback mock model, and `kill -9` of one runner mid-turn. Every
- * conversation completes; the model's request log shows no answered call sent again — only
+ * the agents example on a loopback mock model, and `kill -9` of one runner mid-turn; a second
+ * client sends five more at the moment of the kill (one of them twice). Every conversation
+ * completes; the model's request log shows no answered call sent again — only
  * calls in flight at the kill, and exactly as many as the runners counted as repeated.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Layer } from "effect"
 import type { ChildProcess } from "node:child_process"
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { parse, stringify } from "yaml"
+import { layerClient } from "../src/cluster/ClusterLayers.js"
+import { ConversationWorkflow } from "../src/cluster/ConversationWorkflow.js"
+import { ensureSchema, layerPg } from "../src/cluster/Database.js"
 import { MockLlmServer } from "../src/llm/MockLlmServer.js"
 import { freshDatabase, query } from "./support/postgres.js"
 import { bin, exitOf, organism, output, spawnForTest } from "./support/processes.js"
@@ -122,10 +126,25 @@ describe("durable organisms: real runners, real Postgres", () => {
           stdio: ["ignore", "pipe", "pipe"]
         })
         const clientIo = watch(client)
+        // A second client, in this process, ready to send the moment the runner dies.
+        const pg = yield* Layer.build(layerPg(db.url))
+        yield* ensureSchema(db.url).pipe(Effect.provide(pg))
+        const inProcess = yield* Layer.build(layerClient.pipe(Layer.provide(Layer.succeedContext(pg))))
         // Mid-turn: some conversations have made model calls, none has finished all five.
         yield* Effect.promise(() => until(() => server.requests().length >= 25, 60_000, "25 model requests"))
         const killedAt = Date.now()
         a.child.kill("SIGKILL")
+        // Sent while the dead runner still owns half the shards: the client retries until a
+        // runner takes them, and sending the same envelope twice is one conversation.
+        const late = yield* Effect.forEach([0, 1, 2, 3, 4, 3], (i) =>
+          ConversationWorkflow.execute({
+            id: `late-${i}`,
+            to: "coordinator",
+            from: "console",
+            payload: `<TextInput><Text>Explain late topic ${i}.</Text></TextInput>`
+          }), { concurrency: "unbounded" }).pipe(Effect.provide(inProcess), Effect.timeout("60 seconds"))
+        expect(late.map((e) => e.reason)).toEqual(["completed", "completed", "completed", "completed", "completed", "completed"])
+        expect(late[5]).toEqual(late[3])
         const code = yield* Effect.promise(() => exitOf(client, 60_000))
         const finished = (Date.now() - killedAt) / 1000
         expect(code, `${clientIo.out()}\n${clientIo.err()}`).toBe(0)
@@ -140,15 +159,15 @@ describe("durable organisms: real runners, real Postgres", () => {
         const requests = server.requests().filter((r) => r.endpoint === "chat")
         const sends_ = query<{ conversation: string; call: string; sends: number }>(db.url, "SELECT conversation, call, sends FROM organism_llm_sends")
         const repeated = sends_.reduce((n, s) => n + s.sends - 1, 0)
-        expect(sends_).toHaveLength(100)
+        expect(sends_).toHaveLength(125)
         expect(Math.max(...sends_.map((s) => s.sends))).toBeLessThanOrEqual(2)
         // At most one call a conversation is sent again: the one in flight when its runner died.
         const repeatsOf = new Map<string, number>()
         for (const s of sends_) if (s.sends > 1) repeatsOf.set(s.conversation, (repeatsOf.get(s.conversation) ?? 0) + 1)
         expect([...repeatsOf.values()].every((n) => n === 1)).toBe(true)
         // A send is noted before its request goes out: one killed in between is noted, not sent.
-        expect(requests.length).toBeGreaterThanOrEqual(100)
-        expect(requests.length).toBeLessThanOrEqual(100 + repeated)
+        expect(requests.length).toBeGreaterThanOrEqual(125)
+        expect(requests.length).toBeLessThanOrEqual(125 + repeated)
         // A request sent twice was first sent before the kill, and answered by then at the latest.
         const byBody = new Map<string, Array<number>>()
         for (const r of requests.filter((r) => r.system.includes(`You are "coordinator"`))) {
@@ -156,7 +175,7 @@ describe("durable organisms: real runners, real Postgres", () => {
           byBody.set(key, [...(byBody.get(key) ?? []), r.time.getTime()])
         }
         // The coordinator's requests carry their conversation's topic: one body is one call.
-        expect(byBody.size).toBe(60)
+        expect(byBody.size).toBe(75)
         for (const times of byBody.values()) {
           if (times.length > 1) expect(times[0]!).toBeLessThanOrEqual(killedAt)
         }
@@ -165,12 +184,12 @@ describe("durable organisms: real runners, real Postgres", () => {
         const status = yield* Effect.promise(() => organism(["status", "--database", db.url, "--json"]))
         expect(status.code, output(status)).toBe(0)
         const s = JSON.parse(status.stdout)
-        expect(s.conversations).toEqual({ running: 0, waitingForApproval: 0, completed: 20, failed: 0 })
+        expect(s.conversations).toEqual({ running: 0, waitingForApproval: 0, completed: 25, failed: 0 })
         expect(s.runners.filter((r: { alive: boolean }) => r.alive).map((r: { address: string }) => r.address)).toEqual([`127.0.0.1:${pb}`])
         // The usage ledger has each answered call once (a call killed before its answer was stored has none or two).
         expect(s.counters.llmRepeated).toBe(repeated)
-        expect(s.usage.requests).toBeGreaterThanOrEqual(100)
-        expect(s.usage.requests).toBeLessThanOrEqual(100 + repeated)
+        expect(s.usage.requests).toBeGreaterThanOrEqual(125)
+        expect(s.usage.requests).toBeLessThanOrEqual(125 + repeated)
         // Failover: the killed runner's conversations started again on the survivor within 10 s.
         const resumed = query<{ runs: number; resumed_ms: number | null }>(
           db.url,

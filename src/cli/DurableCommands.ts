@@ -53,12 +53,21 @@ const reportDatabaseError = (e: DatabaseError) =>
         `Nothing was changed. Use another database, or drop its organism_* and cluster_* tables.`
   ).pipe(Effect.zipRight(Effect.fail(new ExitWith({ code: 1 }))))
 
-/** Connects, checks (or creates) the organism's schema; the pool lives in the caller's scope. */
-const connect = (url: string) =>
+/**
+ * Connects, checks (or creates) the organism's schema and, for runners and clients, the
+ * cluster's tables; the pool lives in the caller's scope.
+ */
+const connect = (url: string, options: { readonly cluster: boolean }) =>
   Effect.gen(function*() {
-    const { Database } = yield* cluster()
+    const { Database, Layers } = yield* cluster()
     const pg = yield* Layer.build(Database.layerPg(url))
     yield* Database.ensureSchema(url).pipe(Effect.provide(pg))
+    if (options.cluster) {
+      yield* Layers.ensureClusterTables.pipe(
+        Effect.provide(pg),
+        Effect.catchTag("SqlError", (e) => Effect.fail(Database.unreachable(url)(e)))
+      )
+    }
     return pg as Context.Context<SqlClient>
   })
 
@@ -91,7 +100,7 @@ export const runnerCommand = Command.make("runner", { file, database, port, host
     const loaded = yield* loadOrganism(opts.file).pipe(Effect.catchTag("OrganismConfigError", reportConfigError(2)))
     yield* reportConfigWarnings(loaded.warnings)
     const { Database, Layers, Runner, Shared, Status, Store } = yield* cluster()
-    const pg = yield* connect(opts.database)
+    const pg = yield* connect(opts.database, { cluster: true })
     const runnerPort = opts.port === 0 ? yield* freePort(opts.host) : opts.port
     const address = `${opts.host}:${runnerPort}`
     const other = yield* Status.liveRunnerAt(address).pipe(
@@ -173,7 +182,7 @@ export const sendCommand = Command.make("send", { file, database, send, wait, id
       }
     }
     const { Layers, Workflow } = yield* cluster()
-    const pg = yield* connect(opts.database)
+    const pg = yield* connect(opts.database, { cluster: true })
     const client = yield* Layer.build(Layers.layerClient.pipe(Layer.provide(Layer.succeedContext(pg)))).pipe(
       Effect.catchTag("ConfigError", (e) => Effect.fail(new UsageError({ message: `cluster settings: ${String(e)}` })))
     )
@@ -212,7 +221,7 @@ export const sendCommand = Command.make("send", { file, database, send, wait, id
 export const statusCommand = Command.make("status", { database, json }, (opts) =>
   Effect.gen(function*() {
     const { Database, Status } = yield* cluster()
-    const pg = yield* connect(opts.database)
+    const pg = yield* connect(opts.database, { cluster: false })
     const status = yield* Status.readStatus.pipe(
       Effect.provide(pg),
       Effect.catchTag("SqlError", (e) => Effect.fail(Database.unreachable(opts.database)(e)))

@@ -15,18 +15,20 @@
  */
 import * as ClusterWorkflowEngine from "@effect/cluster/ClusterWorkflowEngine"
 import { RunnerAddress } from "@effect/cluster/RunnerAddress"
-import type { ShardingConfig } from "@effect/cluster/ShardingConfig"
+import * as ShardingConfig from "@effect/cluster/ShardingConfig"
+import * as SqlMessageStorage from "@effect/cluster/SqlMessageStorage"
+import * as SqlRunnerStorage from "@effect/cluster/SqlRunnerStorage"
 import * as TestRunner from "@effect/cluster/TestRunner"
 import * as NodeClusterSocket from "@effect/platform-node/NodeClusterSocket"
 import type { WorkflowEngine } from "@effect/workflow/WorkflowEngine"
-import { Duration, Layer, Option } from "effect"
-import type { SqlClient } from "@effect/sql/SqlClient"
+import { SqlClient } from "@effect/sql/SqlClient"
+import { Duration, Effect, Layer, Option } from "effect"
 
 /**
  * Every runner and client of one database must agree on these (the shard count above all:
  * it decides which shard owns a conversation).
  */
-export const failoverSettings: Partial<ShardingConfig["Type"]> = {
+export const failoverSettings: Partial<ShardingConfig.ShardingConfig["Type"]> = {
   shardsPerGroup: 64,
   shardLockRefreshInterval: Duration.seconds(1),
   shardLockExpiration: Duration.seconds(5),
@@ -39,6 +41,25 @@ export const failoverSettings: Partial<ShardingConfig["Type"]> = {
   // A conversation waits for its model calls: it is not idle while it runs.
   entityMaxIdleTime: Duration.minutes(10)
 }
+
+/**
+ * Creates the cluster's tables, one process at a time: the storage layers create them when
+ * they start, and two runners starting together on an empty database would race (Postgres
+ * refuses the second `CREATE TABLE IF NOT EXISTS` of the same table). Under a session
+ * advisory lock (held on a connection of its own while the layers start on others), the
+ * first creates them and the others find them there.
+ */
+export const ensureClusterTables = Effect.scoped(Effect.gen(function*() {
+  const sql = yield* SqlClient
+  const lock = yield* sql.reserve
+  yield* Effect.acquireRelease(
+    lock.executeRaw("SELECT pg_advisory_lock(4242014)", []),
+    () => Effect.ignore(lock.executeRaw("SELECT pg_advisory_unlock(4242014)", []))
+  )
+  yield* Effect.scoped(Layer.build(
+    Layer.merge(SqlMessageStorage.layer, SqlRunnerStorage.layer).pipe(Layer.provide(ShardingConfig.layer(failoverSettings)))
+  ))
+}))
 
 /** A runner listening on `host:port` for the other runners, its storage in the SqlClient's database. */
 export const layerRunner = (host: string, port: number) =>
