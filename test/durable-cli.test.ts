@@ -7,6 +7,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { onTestFinished } from "@effect/vitest"
 import { Effect } from "effect"
+import { mkdtempSync, readFileSync } from "node:fs"
+import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { freshDatabase, query } from "./support/postgres.js"
 import { bin, exitOf, organism, output, spawnForTest } from "./support/processes.js"
@@ -109,6 +111,29 @@ describe("durable commands: bad input", () => {
         organism(["send", agents, "--database", db.url, "--send", "coordinator=<TextInput><Text>Explain envelopes.</Text></TextInput>", "--id", "e-1", "--wait", "--json"])
       )
       expect(JSON.parse(again.stdout)).toEqual(end)
+
+      // Its journal, stored with its end: trace lists it, exports it, and reads the export.
+      const exported = join(mkdtempSync(join(tmpdir(), "organism-durable-trace-")), "e-1.jsonl")
+      const [listed, file] = yield* Effect.promise(() =>
+        Promise.all([
+          organism(["trace", "e-1", "--database", db.url, "--json"]),
+          organism(["trace", "e-1", "--database", db.url, "--export", exported])
+        ])
+      )
+      expect(listed.code, output(listed)).toBe(0)
+      const conversations = JSON.parse(listed.stdout)
+      expect(conversations).toHaveLength(1)
+      expect(conversations[0]).toMatchObject({ from: "console", to: "coordinator", payloadType: "TextInput", completed: true })
+      expect(file.code, output(file)).toBe(0)
+      const lines = readFileSync(exported, "utf8").trim().split("\n").map((l) => JSON.parse(l))
+      expect(lines[0]).toMatchObject({ type: "header", organism: "agents" })
+      expect(lines.at(-1)).toMatchObject({ type: "closed" })
+      expect(lines.filter((l) => l.type === "model-call" && l.step === "completed")).toHaveLength(5)
+      const traced = yield* Effect.promise(() => organism(["trace", exported, conversations[0].root, "--json"]))
+      expect(traced.code, output(traced)).toBe(0)
+      const missing = yield* Effect.promise(() => organism(["trace", "no-such-envelope", "--database", db.url]))
+      expect(missing.code).toBe(1)
+      expect(missing.stderr).toContain("no durable conversation no-such-envelope")
 
       // Heartbeats are written every second.
       yield* Effect.sleep("1500 millis")

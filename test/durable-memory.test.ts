@@ -44,7 +44,13 @@ describe("durable conversations (in-memory cluster)", () => {
         // The ledger line is written behind the conversation.
         yield* Effect.sleep("100 millis")
         expect(books.usage).toHaveLength(5)
-        expect([...books.conversations.values()].map((c) => c.state)).toEqual(["completed"])
+        const [stored] = [...books.conversations.values()]
+        expect(stored!.state).toBe("completed")
+        // Its journal, stored with its end: a header, the lifecycle, each model call, the closing line.
+        const types = stored!.journal.map((r) => (r as { type: string }).type)
+        expect(types[0]).toBe("header")
+        expect(types.at(-1)).toBe("closed")
+        expect(stored!.journal.filter((r) => (r as { type: string; step?: string }).type === "model-call" && (r as { step?: string }).step === "completed")).toHaveLength(5)
       }).pipe(Effect.provide(layer), Effect.scoped)
     }))
 

@@ -10,6 +10,7 @@ import { Args, Command, Options } from "@effect/cli"
 import type { SqlClient } from "@effect/sql/SqlClient"
 import { Console, Context, Effect, Either, Layer, Option } from "effect"
 import { randomUUID } from "node:crypto"
+import { writeFileSync } from "node:fs"
 import { createServer } from "node:net"
 import { layerForOrganism } from "../config/layerForOrganism.js"
 import { loadOrganism, parsePayloadXml } from "../config/loadOrganism.js"
@@ -214,6 +215,34 @@ export const sendCommand = Command.make("send", { file, database, send, wait, id
     Effect.catchTags({ DatabaseUnreachable: reportDatabaseError, SchemaVersionMismatch: reportDatabaseError }),
     Effect.provide(XmlEngine.layer)
   )).pipe(Command.withDescription("Send payloads to a durable organism as a client; --wait for each conversation's end"))
+
+// --- trace -----------------------------------------------------------------------------
+
+/**
+ * Writes a durable conversation's journal (by conversation or envelope id) to `file`, as
+ * `organism run --journal` writes one: `organism trace` and `replay` read it.
+ */
+export const exportDurableJournal = (url: string, id: string, file: string) =>
+  Effect.gen(function*() {
+    const { Database, Status } = yield* cluster()
+    const pg = yield* connect(url, { cluster: false })
+    const found = yield* Status.conversationJournal(id).pipe(
+      Effect.provide(pg),
+      Effect.catchTag("SqlError", (e) => Effect.fail(Database.unreachable(url)(e)))
+    )
+    if (found === undefined) {
+      yield* Console.error(`organism: no durable conversation ${id} in the database at ${Database.displayUrl(url)}`)
+      return yield* new ExitWith({ code: 1 })
+    }
+    if (found.journal === undefined) {
+      yield* Console.error(`organism: conversation ${found.id} has not ended (${found.state}): its journal is stored at its end`)
+      return yield* new ExitWith({ code: 1 })
+    }
+    writeFileSync(file, found.journal)
+  }).pipe(
+    Effect.scoped,
+    Effect.catchTags({ DatabaseUnreachable: reportDatabaseError, SchemaVersionMismatch: reportDatabaseError })
+  )
 
 // --- status ----------------------------------------------------------------------------
 

@@ -3,11 +3,15 @@
  * each local conversation is doing: the payloads that came back to the injector and how it
  * ended, read from the pump's events.
  *
+ * Each conversation's journal records (`organism trace`) are kept here too while it runs,
+ * and stored with its end: one write at the conversation's boundary, none per hop.
+ *
  * The pump names a root thread when the payload is injected; the durable conversation binds
  * it right after. A model call or an ending that arrives for a root not yet bound waits for
  * its binding (an ending is kept), so nothing is lost to that ordering.
  */
 import { type Context, Deferred, Effect, Option } from "effect"
+import { type LifecycleRecord, recordOf } from "../domain/JournalRecord.js"
 import type { PumpEvent } from "../domain/PumpEvent.js"
 import type { WorkflowEngine, WorkflowInstance } from "@effect/workflow/WorkflowEngine"
 import type { ConversationEnd, ReturnedPayload } from "./ConversationWorkflow.js"
@@ -26,7 +30,21 @@ interface Watch {
   slot: Slot | undefined
   readonly bound: Deferred.Deferred<Slot>
   readonly replies: Array<ReturnedPayload>
-  readonly ended: Deferred.Deferred<ConversationEnd>
+  /** The conversation's journal records, numbered from 1 (a journal's header is 0). */
+  readonly records: Array<LifecycleRecord>
+  readonly ended: Deferred.Deferred<Ended>
+}
+
+/** How a local conversation ended, with its journal records. */
+export interface Ended {
+  readonly end: ConversationEnd
+  readonly records: ReadonlyArray<LifecycleRecord>
+}
+
+/** The conversation an event belongs to (its root thread), when it says. */
+const rootOf = (e: PumpEvent): string | null => {
+  if (e._tag === "ThreadCreated" || e._tag === "ThreadCompleted") return e.thread
+  return "root" in e ? e.root : null
 }
 
 /** Ended, never-bound roots kept at most (conversations the runner itself started: none expected). */
@@ -39,7 +57,7 @@ export interface Bindings {
    * Binds a local root to its durable conversation, now (call it as soon as the pump named
    * the root); the Effect returned waits for the conversation's end.
    */
-  readonly bind: (root: string, slot: Slot) => Effect.Effect<ConversationEnd>
+  readonly bind: (root: string, slot: Slot) => Effect.Effect<Ended>
   /**
    * The durable conversation of a local root: undefined for a root that is not durable. While
    * an injection is under way (`injecting`), an unbound root waits for its binding.
@@ -57,17 +75,29 @@ export const makeBindings = (injector: string): Bindings => {
   const watch = (root: string): Watch => {
     let w = watches.get(root)
     if (w === undefined) {
-      w = { slot: undefined, bound: Deferred.unsafeMake(undefined as never), replies: [], ended: Deferred.unsafeMake(undefined as never) }
+      w = {
+        slot: undefined,
+        bound: Deferred.unsafeMake(undefined as never),
+        replies: [],
+        records: [],
+        ended: Deferred.unsafeMake(undefined as never)
+      }
       watches.set(root, w)
     }
     return w
   }
   const observe = (e: PumpEvent) => {
+    const root = rootOf(e)
+    if (root !== null) {
+      const w = watch(root)
+      const r = recordOf(w.records.length + 1, e)
+      if (r !== undefined) w.records.push(r)
+    }
     if (e._tag === "MessageReceived") {
       if (e.to === injector && e.root !== null) watch(e.root).replies.push({ type: e.payloadType, xml: e.payload })
     } else if (e._tag === "ThreadCompleted" && e.thread !== null) {
       const w = watch(e.thread)
-      Deferred.unsafeDone(w.ended, Effect.succeed({ reason: e.reason, detail: e.detail, replies: w.replies }))
+      Deferred.unsafeDone(w.ended, Effect.succeed({ end: { reason: e.reason, detail: e.detail, replies: w.replies }, records: w.records }))
       if (w.slot !== undefined) watches.delete(e.thread)
       else {
         unboundEnded.push(e.thread)

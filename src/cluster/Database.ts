@@ -112,6 +112,7 @@ export const ensureSchema = (url: string): Effect.Effect<void, DatabaseError, Sq
         reason text,
         detail text,
         replies jsonb,
+        journal text,
         started_at timestamptz NOT NULL DEFAULT now(),
         resumed_at timestamptz,
         ended_at timestamptz

@@ -15,16 +15,17 @@
  * again at every start): send them as a client, once (`organism send`).
  */
 import type { WorkflowEngine, WorkflowInstance } from "@effect/workflow/WorkflowEngine"
-import { Context, Effect, Either, Layer, Schedule } from "effect"
+import { Clock, Context, Effect, Either, Layer, Schedule } from "effect"
 import { parsePayloadXml } from "../config/loadOrganism.js"
+import { Closed, Header, JOURNAL_FORMAT, JOURNAL_VERSION, type LifecycleRecord, micros } from "../domain/JournalRecord.js"
 import type { Organism } from "../domain/Organism.js"
 import { Pump, type PumpServices } from "../pipeline/Pump.js"
 import { BudgetRegistry } from "../services/BudgetRegistry.js"
 import { Events } from "../services/Events.js"
 import { LlmRouter } from "../services/LlmRouter.js"
 import { XmlEngine } from "../services/XmlEngine.js"
-import { makeBindings } from "./Bindings.js"
-import { type ConversationEnd, ConversationWorkflow } from "./ConversationWorkflow.js"
+import { type Ended, makeBindings } from "./Bindings.js"
+import { ConversationWorkflow } from "./ConversationWorkflow.js"
 import { DurableStore } from "./DurableStore.js"
 import { type DurableCounters, makeDurableRouter } from "./DurableRouter.js"
 
@@ -97,14 +98,30 @@ export class DurableRunner extends Context.Tag("xml-organism/DurableRunner")<Dur
       )
       yield* Effect.addFinalizer(() => Effect.suspend(() => store.heartbeat(snapshot())).pipe(Effect.zipRight(store.stopped)))
 
-      const failed = (detail: string): ConversationEnd => ({ reason: "failed", detail, replies: [] })
+      /** The conversation's journal: a header, its records, the closing line (as `organism run --journal` writes). */
+      const journalOf = (records: ReadonlyArray<LifecycleRecord>) =>
+        Effect.map(Clock.currentTimeMillis, (now): Array<unknown> => [
+          new Header({
+            type: "header",
+            seq: 0,
+            time: micros(now),
+            format: JOURNAL_FORMAT,
+            version: JOURNAL_VERSION,
+            organism: organism.settings.name,
+            startedAt: new Date(records[0]?.time ?? now).toISOString(),
+            source: null
+          }, true),
+          ...records,
+          new Closed({ type: "closed", seq: records.length + 1, time: micros(now) }, true)
+        ])
+      const failed = (detail: string): Ended => ({ end: { reason: "failed", detail, replies: [] }, records: [] })
       const run = (payload: typeof ConversationWorkflow.payloadSchema.Type, executionId: string) =>
         Effect.gen(function*() {
           const context = yield* Effect.context<WorkflowEngine | WorkflowInstance>()
           yield* store.started({ id: executionId, envelopeId: payload.id, listener: payload.to })
           counters.conversationsStarted++
           const parsed = parsePayloadXml(engine, payload.payload)
-          const end = Either.isLeft(parsed)
+          const ended = Either.isLeft(parsed)
             ? failed(`the payload is not XML: ${parsed.left}`)
             : yield* Effect.gen(function*() {
               const slot = { conversation: executionId, context, calls: new Map<string, number>() }
@@ -125,9 +142,10 @@ export class DurableRunner extends Context.Tag("xml-organism/DurableRunner")<Dur
                 PayloadNotEncodable: (e) => Effect.succeed(failed(`the payload cannot be sent: ${e.reason}`))
               })
             )
+          const end = ended.end
           if (end.reason === "completed") counters.conversationsCompleted++
           else counters.conversationsFailed++
-          yield* store.ended(executionId, end)
+          yield* store.ended(executionId, end, yield* journalOf(ended.records))
           return end
         })
       yield* Effect.logDebug("durable runner ready")

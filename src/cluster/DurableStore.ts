@@ -27,7 +27,11 @@ export interface ConversationStart {
 export declare namespace DurableStore {
   export interface Service {
     readonly started: (c: ConversationStart) => Effect.Effect<void>
-    readonly ended: (id: string, end: ConversationEnd) => Effect.Effect<void>
+    /**
+     * The conversation ended: its end, and its journal (header, records, closing line) for
+     * `organism trace`, stored as the JSON lines a journal file holds.
+     */
+    readonly ended: (id: string, end: ConversationEnd, journal: ReadonlyArray<unknown>) => Effect.Effect<void>
     /** Notes one more send of a durable model call; returns how many sends it has had. */
     readonly noteSend: (conversation: string, call: string) => Effect.Effect<number>
     readonly recordUsage: (row: UsageRow) => Effect.Effect<void>
@@ -63,10 +67,11 @@ export class DurableStore extends Context.Tag("xml-organism/DurableStore")<Durab
                   resumed_at = now()`,
               undefined
             ).pipe(Effect.asVoid),
-          ended: (id, end) =>
+          ended: (id, end, journal) =>
             quiet(
               sql`UPDATE organism_conversations SET state = ${end.reason === "completed" ? "completed" : "failed"},
-                reason = ${end.reason}, detail = ${end.detail}, replies = ${JSON.stringify(end.replies)}::jsonb, ended_at = now()
+                reason = ${end.reason}, detail = ${end.detail}, replies = ${JSON.stringify(end.replies)}::jsonb,
+                journal = ${journal.map((r) => `${JSON.stringify(r)}\n`).join("")}, ended_at = now()
                 WHERE id = ${id}`,
               undefined
             ).pipe(Effect.asVoid),
@@ -103,12 +108,12 @@ export class DurableStore extends Context.Tag("xml-organism/DurableStore")<Durab
       started: (c) =>
         Effect.sync(() => {
           const known = memory.conversations.get(c.id)
-          memory.conversations.set(c.id, { state: "running", runs: (known?.runs ?? 0) + 1, end: undefined })
+          memory.conversations.set(c.id, { state: "running", runs: (known?.runs ?? 0) + 1, end: undefined, journal: [] })
         }),
-      ended: (id, end) =>
+      ended: (id, end, journal) =>
         Effect.sync(() => {
           const known = memory.conversations.get(id)
-          memory.conversations.set(id, { state: end.reason === "completed" ? "completed" : "failed", runs: known?.runs ?? 1, end })
+          memory.conversations.set(id, { state: end.reason === "completed" ? "completed" : "failed", runs: known?.runs ?? 1, end, journal })
         }),
       noteSend: (conversation, call) =>
         Effect.sync(() => {
@@ -124,7 +129,10 @@ export class DurableStore extends Context.Tag("xml-organism/DurableStore")<Durab
 }
 
 export interface MemoryBooks {
-  readonly conversations: Map<string, { readonly state: string; readonly runs: number; readonly end: ConversationEnd | undefined }>
+  readonly conversations: Map<
+    string,
+    { readonly state: string; readonly runs: number; readonly end: ConversationEnd | undefined; readonly journal: ReadonlyArray<unknown> }
+  >
   readonly sends: Map<string, number>
   readonly usage: Array<UsageRow>
   counters: Readonly<Record<string, number>>

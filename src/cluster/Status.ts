@@ -93,3 +93,18 @@ export const liveRunnerAt = (address: string) =>
     const row = rows[0]
     return row !== undefined && row.age_ms < ALIVE_WITHIN_MS ? row : undefined
   })
+
+/**
+ * A durable conversation's journal (JSON lines: header, records, closing line), by its conversation id or
+ * its envelope id: undefined when there is no such conversation; `running` while it has not
+ * ended (the journal is written at its end).
+ */
+export const conversationJournal = (id: string) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const rows = yield* sql<{ readonly id: string; readonly state: string; readonly journal: string | null }>`
+      SELECT id, state, journal FROM organism_conversations WHERE id = ${id} OR envelope_id = ${id} LIMIT 1`
+    const row = rows[0]
+    if (row === undefined) return undefined
+    return { id: row.id, state: row.state, journal: row.journal ?? undefined }
+  })
