@@ -180,7 +180,19 @@ describe("durable organisms: real runners, real Postgres", () => {
           if (times.length > 1) expect(times[0]!).toBeLessThanOrEqual(killedAt)
         }
 
-        // Status: the survivor alive, the killed runner gone, every conversation completed.
+        // Each conversation's journal has its five model calls; those answered from the store
+        // on the survivor are recorded as such, as many as it counted.
+        const journals = query<{ runs: number; journal: string }>(db.url, "SELECT runs, journal FROM organism_conversations")
+        let storedCalls = 0
+        for (const j of journals) {
+          const lines = j.journal.trim().split("\n").map((l) => JSON.parse(l))
+          expect(lines.filter((l) => l.type === "model-call" && l.step === "completed")).toHaveLength(5)
+          storedCalls += lines.filter((l) => l.type === "model-call" && l.step === "started" && l.provider === "stored").length
+        }
+        expect(storedCalls).toBeGreaterThan(0)
+
+        // Status (after a heartbeat): the survivor alive, the killed runner gone, every conversation completed.
+        yield* Effect.sleep("1200 millis")
         const status = yield* Effect.promise(() => organism(["status", "--database", db.url, "--json"]))
         expect(status.code, output(status)).toBe(0)
         const s = JSON.parse(status.stdout)
@@ -188,6 +200,7 @@ describe("durable organisms: real runners, real Postgres", () => {
         expect(s.runners.filter((r: { alive: boolean }) => r.alive).map((r: { address: string }) => r.address)).toEqual([`127.0.0.1:${pb}`])
         // The usage ledger has each answered call once (a call killed before its answer was stored has none or two).
         expect(s.counters.llmRepeated).toBe(repeated)
+        expect(s.counters.llmReplayed).toBe(storedCalls)
         expect(s.usage.requests).toBeGreaterThanOrEqual(125)
         expect(s.usage.requests).toBeLessThanOrEqual(125 + repeated)
         // Failover: the killed runner's conversations started again on the survivor within 10 s.

@@ -12,8 +12,10 @@ import { Activity } from "@effect/workflow"
 import { Clock, Effect, Schema } from "effect"
 import { BudgetExhausted } from "../domain/BudgetPayloads.js"
 import { LlmError, type LlmRequest, type LlmResponse } from "../domain/Llm.js"
+import { LlmCallCompleted, LlmCallStarted } from "../domain/PumpEvent.js"
 import { requestHashes } from "../llm/RequestHash.js"
 import type { BudgetRegistry } from "../services/BudgetRegistry.js"
+import type { Events } from "../services/Events.js"
 import type { LlmRouter } from "../services/LlmRouter.js"
 import type { Bindings } from "./Bindings.js"
 import type { DurableStore } from "./DurableStore.js"
@@ -57,10 +59,13 @@ export const makeDurableRouter = (options: {
   readonly bindings: Bindings
   readonly budget: BudgetRegistry.Service
   readonly store: DurableStore.Service
+  /** Where an answer served from the store is published (as the router publishes a call it makes). */
+  readonly events: Events.Service
   readonly maxOutputTokens: number
   readonly counters: DurableCounters
 }): DurableRouter => {
-  const { bindings, budget, counters, inner, store } = options
+  const { bindings, budget, counters, events, inner, store } = options
+  let served = 0
   const samples: Array<number> = []
   const sample = (ms: number) => {
     samples.push(ms)
@@ -79,7 +84,9 @@ export const makeDurableRouter = (options: {
       if (slot === undefined) return yield* inner.complete(request)
       // Checked before the activity: a refusal is not an answer to store.
       yield* budget.check(request.root, request.agent)
-      const hash = requestHashes(request, request.maxOutputTokens ?? options.maxOutputTokens).requestHash
+      const maxOutputTokens = request.maxOutputTokens ?? options.maxOutputTokens
+      const hashes = requestHashes(request, maxOutputTokens)
+      const hash = hashes.requestHash
       const nth = (slot.calls.get(hash) ?? 0) + 1
       slot.calls.set(hash, nth)
       let local: LlmResponse | undefined
@@ -131,6 +138,25 @@ export const makeDurableRouter = (options: {
       counters.llmReplayed++
       const usage = { promptTokens: stored.promptTokens, completionTokens: stored.completionTokens }
       const warnings = budget.unsafeConsume(request.root, request.agent, { ...usage, model: stored.model })
+      if (events.active()) {
+        // The journal and the console see the exchange too, served from the store (provider "stored").
+        const time = yield* nowMs
+        const ids = { thread: request.root, root: request.root, call: `stored-${++served}`, agent: request.agent, backend: stored.backend, model: stored.model, attempt: 1 }
+        events.publish(new LlmCallStarted({ ...ids, time, provider: "stored", maxOutputTokens, stream: false, ...hashes }, true))
+        events.publish(
+          new LlmCallCompleted({
+            ...ids,
+            time,
+            latencyMs: 0,
+            inputTokens: stored.promptTokens,
+            outputTokens: stored.completionTokens,
+            costUsd: stored.costUsd,
+            finishReason: stored.finishReason,
+            truncated: stored.finishReason === "length",
+            text: stored.text
+          }, true)
+        )
+      }
       const response: LlmResponse = {
         text: stored.text,
         usage,

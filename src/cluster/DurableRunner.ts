@@ -75,7 +75,7 @@ export class DurableRunner extends Context.Tag("xml-organism/DurableRunner")<Dur
         llmReplayed: 0,
         llmRepeated: 0
       }
-      const durable = makeDurableRouter({ inner, bindings, budget, store, maxOutputTokens: options.maxOutputTokens, counters })
+      const durable = makeDurableRouter({ inner, bindings, budget, store, events, maxOutputTokens: options.maxOutputTokens, counters })
       const pump = yield* Pump.make({ ...organism, boot: [] }).pipe(
         Effect.provideService(LlmRouter, durable.router),
         Effect.orDie
