@@ -9,6 +9,7 @@
  *   observability tracing from the pump's events — services, llm, domain (the pump never imports it)
  *   config · journal — pipeline and below
  *   mcp      MCP servers' tools as listeners, listeners as MCP tools — config and below
+ *   cluster  durable organisms (@effect/cluster, @effect/workflow, Postgres) — config, journal and below
  *   cli, main.ts, index.ts — everything; nothing in src/ imports cli or main.ts
  *
  * Three config files are file-reading utilities every layer that reads a user's file uses
@@ -50,28 +51,28 @@ module.exports = {
       "llm-below-services",
       "llm (wire clients, failure kinds, rate limits, the mock model) is what the LlmRouter service is built from.",
       "^src/llm/",
-      "^src/(services|pipeline|config|journal|cli|main\\.ts|index\\.ts)",
+      "^src/(services|pipeline|config|journal|cluster|cli|main\\.ts|index\\.ts)",
       FILE_UTILITIES
     ),
     layer(
       "services-below-pipeline",
       "Services are Layers the pump uses; they never reach up into the pump, config or the CLI.",
       "^src/services/",
-      "^src/(pipeline|observability|config|journal|cli|main\\.ts|index\\.ts)",
+      "^src/(pipeline|observability|config|journal|cluster|cli|main\\.ts|index\\.ts)",
       FILE_UTILITIES
     ),
     layer(
       "observability-beside-the-pipeline",
       "Tracing watches the pump's events (services and domain); the pump never knows it.",
       "^src/observability/",
-      "^src/(pipeline|config|journal|cli|main\\.ts|index\\.ts)",
+      "^src/(pipeline|config|journal|cluster|cli|main\\.ts|index\\.ts)",
       FILE_UTILITIES
     ),
     layer(
       "pipeline-below-config",
       "The pump is configured from above: it never imports config, journal or the CLI.",
       "^src/pipeline/",
-      "^src/(config|journal|observability|cli|main\\.ts|index\\.ts)",
+      "^src/(config|journal|observability|cluster|cli|main\\.ts|index\\.ts)",
       FILE_UTILITIES
     ),
     layer(
@@ -79,6 +80,19 @@ module.exports = {
       "MCP (src/mcp) is built on the loaded organism and the pump; only the CLI and the package's index use it.",
       "^src/(?!mcp/|cli/|main\\.ts|index\\.ts)",
       "^src/mcp/"
+    ),
+    layer(
+      "cluster-above-config-and-journal",
+      "Durable organisms run the pump configured from above; config and journal never depend on them.",
+      "^src/(config|journal)/",
+      "^src/cluster/",
+      FILE_UTILITIES
+    ),
+    layer(
+      "cluster-below-the-cli-and-server",
+      "The cluster is what the runner, send and status commands use; it never reaches up into them.",
+      "^src/cluster/",
+      "^src/(server|cli|main\\.ts|index\\.ts)"
     ),
     layer(
       "nothing-imports-the-cli",

@@ -1,6 +1,6 @@
 /**
  * `npm run bench [NAME…] [--json] [--threads T] [--hops H] [--listeners L] [--messages M]
- *  [--live N] [--agents A] [--turns N] [--seconds S] [--clients C] [--subscribers N]`
+ *  [--live N] [--agents A] [--turns N] [--seconds S] [--clients C] [--subscribers N] [--conversations N]`
  *
  * One JSON line per benchmark with its figures and `ratio_to_floor` (the libxml2 floor
  * measured in the same run divided by the measured throughput: 1.0 means the framework
@@ -9,6 +9,7 @@
 import { Effect } from "effect"
 import { agentsBench } from "./agents.js"
 import { broadcastBench } from "./broadcast.js"
+import { durableBench } from "./durable.js"
 import { ingressBench } from "./ingress.js"
 import { pingpongBench } from "./pingpong.js"
 import { serveBench } from "./serve.js"
@@ -28,7 +29,7 @@ const option = (name: string, fallback: number) => {
   }
   return v
 }
-const valued = new Set(["--rounds", "--threads", "--hops", "--listeners", "--messages", "--live", "--agents", "--turns", "--seconds", "--clients", "--subscribers"])
+const valued = new Set(["--conversations", "--rounds", "--threads", "--hops", "--listeners", "--messages", "--live", "--agents", "--turns", "--seconds", "--clients", "--subscribers"])
 const names = argv.filter((a, i) => !a.startsWith("--") && !valued.has(argv[i - 1] ?? ""))
 
 const seconds = option("seconds", 2)
@@ -44,7 +45,9 @@ const benches: Record<string, () => Effect.Effect<Record<string, unknown>, unkno
   soak: () => soakBench({ messages: option("messages", 1_000_000), seconds }),
   // Not in the default set either: it starts an HTTP server and 100 SSE clients.
   serve: () =>
-    serveBench({ clients: option("clients", 16), hops: option("hops", 20), subscribers: option("subscribers", 100), seconds: option("seconds", 3) })
+    serveBench({ clients: option("clients", 16), hops: option("hops", 20), subscribers: option("subscribers", 100), seconds: option("seconds", 3) }),
+  // Not in the default set: it needs Postgres (scripts/test-postgres.sh) and starts two runner processes.
+  durable: () => durableBench({ conversations: option("conversations", 20) })
 }
 
 const unknown = names.filter((n) => !(n in benches))
@@ -53,7 +56,7 @@ if (unknown.length > 0) {
   process.exit(2)
 }
 
-const defaults = Object.keys(benches).filter((n) => n !== "soak" && n !== "serve" && n !== "tracing")
+const defaults = Object.keys(benches).filter((n) => n !== "soak" && n !== "serve" && n !== "tracing" && n !== "durable")
 for (const name of names.length > 0 ? names : defaults) {
   const result = await Effect.runPromise(benches[name]!())
   if (flag("json")) console.log(JSON.stringify(result))

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What the tests need from outside npm: Debian's Chromium, which the dashboard's browser test
-# drives through playwright-core (which downloads no browser of its own). Idempotent: does
-# nothing when a Chromium is already there. Called by `npm test` (pretest).
+# drives through playwright-core (which downloads no browser of its own), and a Postgres for
+# the durable-mode tests (scripts/test-postgres.sh). Idempotent: does nothing when they are
+# already there. Called by `npm test` (pretest).
 #
 # Without root (or apt-get), it says what to install and exits 0: the browser test then fails
 # with the same message, so a missing browser is never a silent pass.
@@ -13,6 +14,8 @@ find_chromium() {
   done
   return 1
 }
+
+bash "$(dirname "$0")/test-postgres.sh"
 
 if path=$(find_chromium); then
   echo "test-deps: chromium found at $path"

@@ -8,6 +8,7 @@ import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Console, Effect, Exit, Logger } from "effect"
 import { ExitWith, UsageError } from "./cli/Exit.js"
+import { runnerCommand, sendCommand, statusCommand } from "./cli/DurableCommands.js"
 import { inspectCommand } from "./cli/InspectCommand.js"
 import { replayCommand, traceCommand } from "./cli/JournalCommands.js"
 import { checkArguments, commandHelp, renderCommandHelp, renderProgramHelp, usageLine } from "./cli/help.js"
@@ -35,7 +36,10 @@ const commands = [
   traceCommand,
   mockLlmCommand,
   serveCommand,
-  mcpCommand
+  mcpCommand,
+  runnerCommand,
+  sendCommand,
+  statusCommand
 ] as const
 
 const organism = Command.make("organism").pipe(

@@ -5,6 +5,9 @@
  */
 import { Args, Command, Options } from "@effect/cli"
 import { Console, Effect, Either, Layer, Option } from "effect"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { dirname, join } from "node:path"
 import { layerForOrganism } from "../config/layerForOrganism.js"
 import { loadOrganism } from "../config/loadOrganism.js"
 import { analyse, inputOf } from "../journal/Conversations.js"
@@ -16,10 +19,14 @@ import { findConversation, traceOf } from "../journal/Trace.js"
 import { Journal, type JournalError } from "../services/Journal.js"
 import { XmlEngine } from "../services/XmlEngine.js"
 import { reportConfigError, reportLlmConfigError } from "./configErrors.js"
+import { exportDurableJournal } from "./DurableCommands.js"
 import { ExitWith, UsageError } from "./Exit.js"
 import { renderReplay, renderTrace } from "./renderJournal.js"
 
 const journalFile = Args.text({ name: "JOURNAL" }).pipe(Args.withDescription("a journal written by organism run --journal"))
+const traceJournal = Args.text({ name: "JOURNAL" }).pipe(
+  Args.withDescription("a journal written by organism run --journal (with --database: a durable conversation's id or envelope id)")
+)
 const json = Options.boolean("json").pipe(Options.withDescription("print one JSON object"))
 
 const readJournal = (path: string) =>
@@ -30,12 +37,36 @@ const thread = Args.text({ name: "THREAD" }).pipe(
   Args.optional
 )
 
+const database = Options.text("database").pipe(
+  Options.withDescription("read a durable conversation from this Postgres: JOURNAL is then its conversation or envelope id"),
+  Options.optional
+)
+const exportTo = Options.text("export").pipe(
+  Options.withDescription("with --database: also write the conversation's journal to this file"),
+  Options.optional
+)
+
+/** A durable conversation's journal, written to a file (`--export`, or a temporary one) and read back. */
+const durableJournal = (url: string, id: string, exportFile: Option.Option<string>) =>
+  Effect.gen(function*() {
+    const file = Option.getOrElse(exportFile, () => join(mkdtempSync(join(tmpdir(), "organism-trace-")), "journal.jsonl"))
+    yield* exportDurableJournal(url, id, file)
+    const contents = yield* readJournal(file)
+    if (Option.isNone(exportFile)) rmSync(dirname(file), { recursive: true, force: true })
+    return contents
+  })
+
 export const traceCommand = Command.make(
   "trace",
-  { journal: journalFile, thread, json },
+  { journal: traceJournal, thread, json, database, export: exportTo },
   (opts) =>
     Effect.gen(function*() {
-      const contents = yield* readJournal(opts.journal)
+      if (Option.isSome(opts.export) && Option.isNone(opts.database)) {
+        return yield* new UsageError({ message: "--export writes a durable conversation's journal: give --database too" })
+      }
+      const contents = Option.isSome(opts.database)
+        ? yield* durableJournal(opts.database.value, opts.journal, opts.export)
+        : yield* readJournal(opts.journal)
       const run = analyse(contents.records)
       if (Option.isNone(opts.thread)) {
         const list = run.conversations.map((c) => {

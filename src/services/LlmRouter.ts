@@ -51,6 +51,7 @@ import { requestHashes } from "../llm/RequestHash.js"
 import { promptOf, toolCallFailure, toolCallsOf, toolkitOf } from "../llm/ToolPrompt.js"
 import { BudgetRegistry } from "./BudgetRegistry.js"
 import { Events } from "./Events.js"
+import { SharedLimits } from "./SharedLimits.js"
 
 export type { BackendStatus, UsageLine, UsageReport } from "../domain/Llm.js"
 
@@ -135,6 +136,8 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
 > {
   const budget = yield* BudgetRegistry
   const events = Option.getOrUndefined(yield* Effect.serviceOption(Events))
+  // Limits shared with other processes (a durable organism's runners), when in context.
+  const shared = Option.getOrUndefined(yield* Effect.serviceOption(SharedLimits))
   const observed = () => events !== undefined && events.active()
   let calls = 0
   // Cooldowns are set in this clock's time; `backends()` reads it outside any Effect.
@@ -366,6 +369,9 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
     Effect.gen(function*() {
       const estimate = estimateTokens(call.promptChars) + call.maxOutputTokens
       yield* b.limiter.acquire(estimate)
+      if (shared !== undefined && (b.config.rate_limit_rpm !== undefined || b.config.rate_limit_tpm !== undefined)) {
+        yield* shared.acquire(b.config.name, { requestsPerMinute: b.config.rate_limit_rpm, tokensPerMinute: b.config.rate_limit_tpm }, estimate)
+      }
       const tryNo = ++call.tries
       const startedAt = nowMs()
       if (observed()) {
@@ -388,7 +394,10 @@ const make = Effect.fn("LlmRouter.make")(function*(config: LlmConfig, options: L
       })
       // The slot is held for the HTTP exchange alone: not while waiting for the rate limit
       // (above) nor during a backoff (the retry schedule, outside).
-      const result = yield* Effect.either(b.semaphore === undefined ? exchange : b.semaphore.withPermits(1)(exchange))
+      const slotted = shared === undefined || b.config.max_concurrent === undefined
+        ? exchange
+        : shared.withSlot(b.config.name, b.config.max_concurrent, exchange)
+      const result = yield* Effect.either(b.semaphore === undefined ? slotted : b.semaphore.withPermits(1)(slotted))
       if (Either.isRight(result)) {
         const c = result.right
         const completion: Completion = {
