@@ -42,7 +42,7 @@ class Step extends Payload.Class<Step>("Step", { description: "one step of the w
 
 /**
  * The router over a mock server that echoes the last user message (which holds the payload);
- * to a request offering tools it answers with a `Step` call, and with text to the last step.
+ * to a request offering tools it answers with a `Step` call; to the last step (`-1`) with text.
  */
 const routerLayer = Effect.gen(function*() {
   const usage = { prompt_tokens: 100, completion_tokens: 20 }
@@ -50,7 +50,9 @@ const routerLayer = Effect.gen(function*() {
     script: {
       responses: [
         { match: { tool: "Step", tool_result: "<N>-1</N>" }, text: "", usage, times: "always" },
-        { match: { tool: "Step" }, tool_calls: [{ name: "Step", arguments: { n: 0, conversation: 0 } }], usage, times: "always" }
+        { match: { tool: "Step" }, tool_calls: [{ name: "Step", arguments: { n: 0, conversation: 0 } }], usage, times: "always" },
+        // The tool's last reply (xml): the agent's answer is text, for its caller.
+        { match: { user: "<N>-1</N>" }, text: "done", usage, times: "always" }
       ],
       default: { echo: true, usage }
     }
@@ -113,7 +115,9 @@ const run = (options: AgentsOptions, protocol: Protocol) =>
               steps.set(meta.root, n)
               return Reply.respond(new Step({ n: n + 1 >= options.turns ? -1 : n, conversation: 0 }))
             }
-            return s.n + 1 >= options.turns ? Reply.none : Reply.respond(new Step({ n: s.n + 1, conversation: s.conversation }))
+            // The last step's reply (-1) has the model answer with text: `turns` calls in all (a
+            // tool that answered nobody would bring the agent one more call, to tell it so).
+            return Reply.respond(new Step({ n: s.n + 2 >= options.turns ? -1 : s.n + 1, conversation: s.conversation }))
           }
         })
       ]
