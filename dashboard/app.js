@@ -257,6 +257,8 @@ $("send-form").addEventListener("submit", async (event) => {
   const result = $("send-result")
   result.className = ""
   result.textContent = "sending…"
+  // The thread of the previous send is not this one's: it is set again once this one is in.
+  delete result.dataset.thread
   try {
     const body = JSON.stringify({ to: $("send-to").value, xml: $("payload-xml").value })
     const { thread } = await api("api/inject", { method: "POST", headers: { "content-type": "application/json" }, body })
