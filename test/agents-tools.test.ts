@@ -6,7 +6,6 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either } from "effect"
-import { spawn } from "node:child_process"
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -21,6 +20,7 @@ import { LlmRouter } from "../src/services/LlmRouter.js"
 import { XmlEngine } from "../src/services/XmlEngine.js"
 import { argumentsSchema, argumentsToXml } from "../src/pipeline/agents/AgentTools.js"
 import { Draft, ResearchNotes, WriteRequest } from "../examples/agents/payloads.js"
+import { organism } from "./support/processes.js"
 
 const example = join(__dirname, "..", "examples", "agents")
 const dir = mkdtempSync(join(tmpdir(), "organism-tools-"))
@@ -284,22 +284,10 @@ describe("payload types as tools", () => {
 })
 
 describe("record and replay offline, on tool calls", () => {
-  const root = join(__dirname, "..")
-  const organismCli = (args: ReadonlyArray<string>) =>
-    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-      const child = spawn(process.execPath, [join(root, "bin", "organism.js"), ...args], { cwd: root, stdio: ["ignore", "pipe", "pipe"] })
-      let stdout = ""
-      let stderr = ""
-      child.stdout.on("data", (d) => (stdout += d))
-      child.stderr.on("data", (d) => (stderr += d))
-      child.on("error", reject)
-      child.on("close", (code) => resolve({ code, stdout, stderr }))
-    })
-
   it("the journal keeps the tool calls; replayed with no model, the conversation is identical", async () => {
     const file = join(example, "organism-tools.yaml")
     const journal = join(dir, "tools.jsonl")
-    const run = await organismCli(["run", file, "--until-idle", "--journal", journal])
+    const run = await organism(["run", file, "--until-idle", "--journal", journal])
     expect(run.code, run.stderr).toBe(0)
     // The console shows which tools each answer called.
     expect(run.stdout).toMatch(/coordinator ← mock-1 .*finish reason tool-calls: ResearchRequest/)
@@ -316,7 +304,7 @@ describe("record and replay offline, on tool calls", () => {
       )
     )
     try {
-      const replay = await organismCli(["replay", journal, "--organism", unreachable, "--offline"])
+      const replay = await organism(["replay", journal, "--organism", unreachable, "--offline"])
       expect(replay.code, replay.stdout + replay.stderr).toBe(0)
       expect(replay.stdout).toContain("identical: the same thread trees and payloads")
     } finally {

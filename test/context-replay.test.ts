@@ -3,10 +3,10 @@
  * the replay fits to the same configured window, so it asks exactly the recorded questions.
  */
 import { describe, expect, it, vi } from "@effect/vitest"
-import { spawn } from "node:child_process"
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { organism } from "./support/processes.js"
 
 vi.setConfig({ testTimeout: 120_000 })
 
@@ -14,16 +14,6 @@ const root = join(__dirname, "..")
 const dir = mkdtempSync(join(tmpdir(), "organism-context-replay-"))
 const agents = join(root, "examples/agents/organism.yaml")
 
-const organism = (args: ReadonlyArray<string>) =>
-  new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn(process.execPath, [join(root, "bin", "organism.js"), ...args], { cwd: root, stdio: ["ignore", "pipe", "pipe"] })
-    let stdout = ""
-    let stderr = ""
-    child.stdout.on("data", (d) => (stdout += d))
-    child.stderr.on("data", (d) => (stderr += d))
-    child.on("error", reject)
-    child.on("close", (code) => resolve({ code, stdout, stderr }))
-  })
 
 const started = (path: string) =>
   readFileSync(path, "utf8").trim().split("\n").map((l) => JSON.parse(l)).filter((r) => r.type === "model-call" && r.step === "started")
