@@ -2,9 +2,12 @@
  * `npm run bench [NAME…] [--json] [--threads T] [--hops H] [--listeners L] [--messages M]
  *  [--live N] [--agents A] [--turns N] [--seconds S] [--clients C] [--subscribers N] [--conversations N]`
  *
- * One JSON line per benchmark with its figures and `ratio_to_floor` (the libxml2 floor
- * measured in the same run divided by the measured throughput: 1.0 means the framework
- * costs nothing beyond libxml2).
+ * One JSON line per benchmark with its figures and `ratio_to_floor`: the libxml2 floor's
+ * throughput on one core (measured in CPU time, in the same run, interleaved with the
+ * workload where the workload allows) divided by the measured throughput. 1.0 means the
+ * framework costs nothing beyond libxml2 on one core; below 1.0 means past one core's limit.
+ * `cpu_us_per_hop` / `cpu_us_per_message`, `cores_used` and `cpu_ratio_to_floor` (CPU per
+ * unit in floors) are defined in bench/floor.ts.
  */
 import { Effect } from "effect"
 import { agentsBench } from "./agents.js"
@@ -35,7 +38,7 @@ const names = argv.filter((a, i) => !a.startsWith("--") && !valued.has(argv[i - 
 const seconds = option("seconds", 2)
 const benches: Record<string, () => Effect.Effect<Record<string, unknown>, unknown>> = {
   ingress: () => ingressBench({ seconds }),
-  pingpong: () => pingpongBench({ threads: option("threads", 50), hops: option("hops", 2000), seconds }),
+  pingpong: () => pingpongBench({ threads: option("threads", 50), hops: option("hops", 2000), seconds, rounds: option("rounds", 3) }),
   broadcast: () => broadcastBench({ listeners: option("listeners", 100), messages: option("messages", 5000), seconds }),
   threads: () => threadsBench({ live: option("live", 10_000), seconds }),
   agents: () => agentsBench({ agents: option("agents", 20), turns: option("turns", 20) }),

@@ -3,6 +3,11 @@
  * routing, dispatch, the reply envelope written by the pump, re-injection. A hop is one
  * message delivered to a handler; its latency is the time from the previous hop's handler
  * on the same thread to this one.
+ *
+ * R rounds (3 by default), each one run without and one with an event subscriber (in
+ * alternating order), each run followed by a slice of the floor: workload and floor see the
+ * same machine. Figures are over all rounds; CPU time is the process's (bench/floor.ts has
+ * the definitions of `cpu_us_per_hop`, `cores_used`, `ratio_to_floor`, `cpu_ratio_to_floor`).
  */
 import { Chunk, Effect, Queue, type Scope } from "effect"
 import { writeEnvelope } from "../src/domain/Envelope.js"
@@ -12,13 +17,15 @@ import { specOf } from "../src/domain/Payload.js"
 import { Reply } from "../src/domain/Reply.js"
 import { Pump } from "../src/pipeline/Pump.js"
 import { Events } from "../src/services/Events.js"
-import { measureFloor } from "./floor.js"
-import { percentile, Ping, pingValue, round, rssMb } from "./support.js"
+import { addWork, againstFloor, cpuMicros, floorMeter, noWork, type Work } from "./floor.js"
+import { collectGarbage, percentile, Ping, pingValue, round, rssMb } from "./support.js"
 
 export interface PingpongOptions {
   readonly threads: number
   readonly hops: number
+  /** The floor's total time, over all its slices. */
   readonly seconds: number
+  readonly rounds: number
 }
 
 /**
@@ -70,15 +77,18 @@ export const run = (threads: number, hops: number, watched: boolean, setup: Effe
       yield* Effect.forkScoped(Effect.forever(Effect.map(Queue.takeAll(subscription), (c) => void (events += Chunk.size(c)))))
     }
     yield* pump.awaitIdle
+    const cpu0 = process.cpuUsage()
     const started = performance.now()
     for (let t = 0; t < threads; t++) yield* pump.inject("ping", pingValue(1, `t${t}`))
     yield* pump.awaitIdle
     const elapsed = (performance.now() - started) / 1000
+    const cpu = cpuMicros(cpu0)
     const c = pump.counters()
     if (c.rejected + c.guardStopped > 0) throw new Error(`pingpong: ${JSON.stringify(c)}`)
     const total = c.invocations - 1 // minus boot
     if (watched && events === 0) throw new Error("pingpong: the subscriber saw no event")
-    return { elapsed, total, samples: samples.subarray(0, count).sort() }
+    const work: Work = { units: total, wallSeconds: elapsed, cpuMicros: cpu }
+    return { elapsed, total, work, samples: samples.subarray(0, count).sort() }
   }).pipe(Effect.scoped, Effect.provide(Pump.layerServices))
 
 export const pingpongBench = (options: PingpongOptions) =>
@@ -87,9 +97,6 @@ export const pingpongBench = (options: PingpongOptions) =>
     // thousands of hops, more than a tenth of a one-thread run.
     yield* run(options.threads, options.hops, false)
     yield* run(Math.min(options.threads, 10), Math.max(50, Math.floor(options.hops / 10)), true)
-    const { elapsed, samples, total } = yield* run(options.threads, options.hops, false)
-    // The same workload with one event subscriber, measured in the same run.
-    const watched = yield* run(options.threads, options.hops, true)
     const spec = specOf(Ping)
     const bytes = Buffer.from(writeEnvelope({
       from: "ping",
@@ -98,19 +105,57 @@ export const pingpongBench = (options: PingpongOptions) =>
       payloadTag: spec.tag,
       payloadInner: spec.encodeInner(pingValue(123))
     }))
-    const floor = measureFloor(bytes, spec.xsd, options.seconds)
-    const hopsPerSecond = total / elapsed
+    const floor = floorMeter(bytes, spec.xsd)
+    const sliceMs = (options.seconds * 1000) / (2 * options.rounds)
+    let plain = noWork
+    let watched = noWork
+    const latencies: Array<Float64Array> = []
+    const slice = () => {
+      // The workload's garbage is collected before the floor runs, not on the floor's time.
+      collectGarbage()
+      floor.slice(sliceMs)
+    }
+    for (let r = 0; r < options.rounds; r++) {
+      // Alternating order, so neither kind always runs first.
+      for (const isWatched of r % 2 === 0 ? [false, true] : [true, false]) {
+        const result = yield* run(options.threads, options.hops, isWatched)
+        if (isWatched) watched = addWork(watched, result.work)
+        else {
+          plain = addWork(plain, result.work)
+          latencies.push(result.samples)
+        }
+        slice()
+      }
+    }
+    floor.close()
+    const samples = new Float64Array(latencies.reduce((n, l) => n + l.length, 0))
+    latencies.reduce((at, l) => (samples.set(l, at), at + l.length), 0)
+    samples.sort()
+    const hopsPerSecond = plain.units / plain.wallSeconds
+    const watchedPerSecond = watched.units / watched.wallSeconds
+    const f = againstFloor(plain, floor.result())
+    const w = againstFloor(watched, floor.result())
     return {
       name: "pingpong",
       threads: options.threads,
       hops: options.hops,
+      rounds: options.rounds,
       hops_per_s: Math.round(hopsPerSecond),
-      watched_hops_per_s: Math.round(watched.total / watched.elapsed),
-      watched_ratio: round(watched.total / watched.elapsed / hopsPerSecond),
+      cpu_us_per_hop: f.cpuPerUnit,
+      cores_used: f.coresUsed,
+      watched_hops_per_s: Math.round(watchedPerSecond),
+      watched_ratio: round(watchedPerSecond / hopsPerSecond),
+      watched_cpu_us_per_hop: w.cpuPerUnit,
+      // CPU per hop without a subscriber over CPU per hop with one: the watched figure as a
+      // fraction of the unwatched one, free of the machine's load.
+      watched_cpu_ratio: round(plain.cpuMicros / plain.units / (watched.cpuMicros / watched.units)),
       p50_ms: round(percentile(samples, 50), 3),
       p99_ms: round(percentile(samples, 99), 3),
       rss_mb: rssMb(),
-      floor_per_s: Math.round(floor.perSecond),
-      ratio_to_floor: round(floor.perSecond / hopsPerSecond)
+      floor_cpu_us: f.floorCpuUs,
+      floor_per_s: f.floorPerSecond,
+      floor_cores_used: f.floorCoresUsed,
+      ratio_to_floor: f.ratioToFloor,
+      cpu_ratio_to_floor: f.cpuRatioToFloor
     }
   })

@@ -138,7 +138,8 @@ export const threadsBench = (options: ThreadsOptions) =>
       threads_started_per_s: Math.round(startedPerSecond),
       rss_mb: rssMb(),
       floor_per_s: Math.round(floor.perSecond),
-      // Starting a thread is one message through the pipeline.
+      // Starting a thread is one message through the pipeline (the floor in CPU time on one
+      // core, measured after the workload in one slice: bench/floor.ts).
       ratio_to_floor: round(floor.perSecond / startedPerSecond)
     }
   })
