@@ -96,6 +96,22 @@ describe("ContextBuffer", () => {
     expect(ids(buffer, root)).toEqual(["b", "c"])
   })
 
+  it("an id given as unique is neither checked nor remembered: the ids without it still are", () => {
+    const buffer = makeContextBuffer()
+    const root = roots[0]!
+    const u1 = appended(buffer.unsafeAppend(message(root, "1", { unique: true })))
+    expect(u1).not.toHaveProperty("unique")
+    appended(buffer.unsafeAppend(message(root, "2", { unique: true })))
+    // Not remembered: the same id without `unique` is a message the buffer has not seen.
+    appended(buffer.unsafeAppend(message(root, "1")))
+    appended(buffer.unsafeAppend(message(root, "m")))
+    expect(Either.getOrThrow(buffer.unsafeAppend(message(root, "m")))._tag).toBe("Duplicate")
+    expect(Either.getOrThrow(buffer.unsafeAppend(message(root, "1")))._tag).toBe("Duplicate")
+    expect(ids(buffer, root)).toEqual(["1", "2", "1", "m"])
+    expect(buffer.unsafeSlots(root).map((s) => s.index)).toEqual([0, 1, 2, 3])
+    expect(buffer.unsafeStats()).toMatchObject({ appended: 4, duplicates: 2, slots: 4 })
+  })
+
   it("reject policy: a full conversation refuses with ContextFull and is left unchanged", () => {
     const buffer = makeContextBuffer({ maxSlotsPerThread: 2, onFull: "reject" })
     const root = roots[0]!

@@ -235,7 +235,9 @@ export const makeDelivery = (core: PumpCore, lifecycle: Lifecycle, dispatcher: D
     const root = node.root
     // The conversation's history records each message once, whatever its fan-out.
     const appended = core.context.unsafeAppend({
+      // Numbered by the pump: new by construction, so the buffer skips its duplicate check.
       id: String(++messageSeq),
+      unique: true,
       root: root.id,
       thread: node.id,
       from,
