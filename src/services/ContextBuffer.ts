@@ -21,9 +21,11 @@
  * once the organism spans processes — cannot duplicate history. The ids stay known for the
  * conversation's lifetime, even after their slots were dropped. A caller whose ids are new by
  * construction says so (`unique`: the pump numbers every message it records) and the buffer
- * neither checks nor remembers them: a set of every id ever seen, per conversation, cost the
- * pump about 1 µs of CPU per hop (measured with pingpong: the set's lookups, and the young
- * collections copying its entries) for a check its own ids never fail.
+ * neither checks nor remembers them. A set of every id ever seen, per conversation, cost the
+ * pump a check its own ids never fail, and CPU: pingpong (50 × 2,000 hops) took 1.1 µs more
+ * per hop with it (29.2 vs 28.1), 3.4 µs more with one event subscriber (37.1 vs 33.7) —
+ * three alternating runs each; the set's lookups were 3/4 of `unsafeAppend`'s own time, and
+ * every entry lives as long as its conversation, so young collections copy it.
  *
  * The limits can be replaced while the organism runs (`reconfigure`, on hot reload); each
  * new limit applies from the next operation it governs, to every conversation, old or new:
