@@ -1,6 +1,6 @@
 /**
  * `npm run bench [NAME…] [--json] [--threads T] [--hops H] [--listeners L] [--messages M]
- *  [--live N] [--agents A] [--turns N] [--seconds S] [--clients C] [--subscribers N] [--conversations N]`
+ *  [--live N] [--agents A] [--turns N] [--seconds S] [--clients C] [--subscribers N] [--conversations N] [--rounds R]`
  *
  * One JSON line per benchmark with its figures and `ratio_to_floor`: the libxml2 floor's
  * throughput on one core (measured in CPU time, in the same run, interleaved with the
