@@ -13,6 +13,7 @@ import { Duration, Effect } from "effect"
 import { Listener } from "../src/domain/Listener.js"
 import { Organism } from "../src/domain/Organism.js"
 import { Reply } from "../src/domain/Reply.js"
+import { IoFairness } from "../src/pipeline/IoFairness.js"
 import { Pump } from "../src/pipeline/Pump.js"
 import { ReloadFailed } from "../src/server/ServeApi.js"
 import type { ServeState } from "../src/server/ServeHandlers.js"
@@ -152,7 +153,8 @@ const phase = (mode: "http" | "in-process", options: ServeBenchOptions) =>
     const engine = yield* XmlEngine
     const models = yield* LlmRouter
     const { index, live } = yield* observeForServer
-    const pump = yield* Pump.make(organismOf(options.hops))
+    // As `organism serve` runs it (I/O gets its turn once per slice), in both phases.
+    const pump = yield* Pump.make(organismOf(options.hops)).pipe(Effect.provideService(IoFairness, IoFairness.serving))
     yield* pump.awaitIdle
     const latencies: Array<number> = []
     let requests = 0

@@ -59,6 +59,7 @@ export { type OtlpProtocol, type TracingOptions, tracingOptions } from "./observ
 export { type Divergence, makeOfflineModels, type OfflineModels } from "./journal/OfflineModels.js"
 export { replay, type ReplayOptions, type ReplayResult } from "./journal/Replay.js"
 export { Pump, SYSTEM } from "./pipeline/Pump.js"
+export { IoFairness } from "./pipeline/IoFairness.js"
 export { Ingress } from "./pipeline/Ingress.js"
 export { type LoadedOrganism, loadOrganism } from "./config/loadOrganism.js"
 export { layerForOrganism, type LayerForOrganismOptions } from "./config/layerForOrganism.js"

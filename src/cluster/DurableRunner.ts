@@ -19,6 +19,7 @@ import { Clock, Context, Effect, Either, Layer, Schedule } from "effect"
 import { parsePayloadXml } from "../config/loadOrganism.js"
 import { Closed, Header, JOURNAL_FORMAT, JOURNAL_VERSION, type LifecycleRecord, micros } from "../domain/JournalRecord.js"
 import type { Organism } from "../domain/Organism.js"
+import { IoFairness } from "../pipeline/IoFairness.js"
 import { Pump, type PumpServices } from "../pipeline/Pump.js"
 import { BudgetRegistry } from "../services/BudgetRegistry.js"
 import { Events } from "../services/Events.js"
@@ -78,6 +79,8 @@ export class DurableRunner extends Context.Tag("xml-organism/DurableRunner")<Dur
       const durable = makeDurableRouter({ inner, bindings, budget, store, events, maxOutputTokens: options.maxOutputTokens, counters })
       const pump = yield* Pump.make({ ...organism, boot: [] }).pipe(
         Effect.provideService(LlmRouter, durable.router),
+        // The cluster's traffic (shard messages, storage, the runner's socket) gets its turn.
+        Effect.provideService(IoFairness, IoFairness.serving),
         Effect.orDie
       )
       const snapshot = () => {

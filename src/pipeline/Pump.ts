@@ -51,6 +51,8 @@ import { TodoRegistry } from "../services/TodoRegistry.js"
 import { type SchemaCompileError, XmlEngine } from "../services/XmlEngine.js"
 import type { Conversation } from "./Conversation.js"
 import { Ingress } from "./Ingress.js"
+import { makeIoSlice } from "./internal/IoSlice.js"
+import { IoFairness } from "./IoFairness.js"
 import { Permits } from "./internal/Permits.js"
 import { TimeoutWheel } from "./internal/TimeoutWheel.js"
 import { diffListeners, type ListenerDiff } from "./ListenerDiff.js"
@@ -302,9 +304,12 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
     Effect.forever(Effect.zipRight(Effect.sleep(Duration.millis(wheel.resolutionMs)), Effect.sync(() => wheel.sweep(core.now())))),
     scope
   )
+  // After each chunk, I/O gets its turn once per slice when the host asks for it
+  // (IoFairness.ts; internal/IoSlice.ts says why).
+  const ioSlice = makeIoSlice((yield* IoFairness).sliceMs)
   yield* Effect.forkIn(
     Stream.fromQueue(inbox, { maxChunkSize: 1024 }).pipe(
-      Stream.runForEachChunk((chunk) => Effect.sync(() => delivery.processChunk(chunk)))
+      Stream.runForEachChunk((chunk) => Effect.zipRight(Effect.sync(() => delivery.processChunk(chunk)), ioSlice))
     ),
     scope
   )

@@ -6,6 +6,7 @@
 import { Duration, Effect, type Layer } from "effect"
 import { type LoadedOrganism, parsePayloadXml } from "../config/loadOrganism.js"
 import type { Organism } from "../domain/Organism.js"
+import { IoFairness } from "../pipeline/IoFairness.js"
 import { Pump } from "../pipeline/Pump.js"
 import { Events } from "../services/Events.js"
 import { LlmRouter } from "../services/LlmRouter.js"
@@ -49,7 +50,8 @@ export const serveOrganism = (loaded: LoadedOrganism, options: ServeRunOptions) 
     const engine = yield* XmlEngine
     const models = yield* LlmRouter
     const { index, live } = yield* observeForServer
-    const pump = yield* Pump.make(loaded.organism)
+    // A server's requests and live clients get their turn while conversations run.
+    const pump = yield* Pump.make(loaded.organism).pipe(Effect.provideService(IoFairness, IoFairness.serving))
     // Finalizers run last-added first: the server closes, then the pump drains.
     yield* Effect.addFinalizer(() => Effect.asVoid(pump.drain(options.drainTimeout)))
     const context = yield* Effect.context<XmlEngine>()
