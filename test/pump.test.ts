@@ -628,6 +628,35 @@ describe("concurrency", () => {
           yield* Fiber.join(third)
         }))
     }))
+
+  it.effect("an injection with maxWait takes a free permit at once, and is refused with InboxFull past its wait", () =>
+    Effect.gen(function*() {
+      const gate = yield* Deferred.make<void>()
+      const organism = Organism.make({
+        settings: { inboxCapacity: 1 },
+        listeners: [Listener.make({ name: "slow", payload: Task, handler: () => Deferred.await(gate) })]
+      })
+      yield* withPump(organism, ({ pump }) =>
+        Effect.gen(function*() {
+          yield* pump.awaitIdle
+          // Free: admitted without waiting (no clock time passes).
+          yield* pump.inject("slow", new Task({ id: 1 }), { maxWait: "1 second" })
+          const refused = yield* Effect.fork(Effect.flip(pump.inject("slow", new Task({ id: 2 }), { maxWait: "1 second" })))
+          const raw = yield* Effect.fork(Effect.flip(pump.injectRaw("<x/>", { maxWait: "1 second" })))
+          yield* TestClock.adjust("999 millis")
+          expect(refused.unsafePoll()).toBeNull() // still waiting
+          yield* TestClock.adjust("1 millis")
+          const error = yield* Fiber.join(refused)
+          expect(error._tag).toBe("InboxFull")
+          expect(error.message).toContain("1000 ms")
+          expect((yield* Fiber.join(raw))._tag).toBe("InboxFull")
+          // Refused injections hold nothing: once the first settles, a permit is free again.
+          yield* Deferred.succeed(gate, undefined)
+          yield* pump.awaitIdle
+          yield* pump.inject("slow", new Task({ id: 3 }), { maxWait: "1 second" })
+          expect(pump.counters().injected).toBe(pump.counters().delivered + pump.counters().rejected + pump.counters().inFlight)
+        }))
+    }))
 })
 
 describe("guards", () => {

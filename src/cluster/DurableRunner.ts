@@ -142,6 +142,8 @@ export class DurableRunner extends Context.Tag("xml-organism/DurableRunner")<Dur
             }).pipe(
               Effect.catchTags({
                 PumpStopped: (e) => Effect.die(e),
+                // The runner's injections wait for their permit (no maxWait): never refused.
+                InboxFull: (e) => Effect.die(e),
                 PayloadNotEncodable: (e) => Effect.succeed(failed(`the payload cannot be sent: ${e.reason}`))
               })
             )

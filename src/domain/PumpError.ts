@@ -57,5 +57,17 @@ export class ReloadRefused extends Schema.TaggedError<ReloadRefused>()("ReloadRe
   }
 }
 
-export type InjectError = PayloadNotEncodable | PumpStopped
+/**
+ * No permit came back within the injection's `maxWait`: the organism's inbox holds
+ * `inbox_capacity` external messages in flight. Only an injection given a `maxWait` fails so.
+ */
+export class InboxFull extends Schema.TaggedError<InboxFull>()("InboxFull", {
+  waitedMs: Schema.Number
+}) {
+  override get message() {
+    return `the organism's inbox is full (no permit within ${this.waitedMs} ms); retry later`
+  }
+}
+
+export type InjectError = PayloadNotEncodable | PumpStopped | InboxFull
 export type RequestError = InjectError | NoReply | RequestFailed | RequestTimedOut

@@ -26,6 +26,7 @@ import type { Listener } from "../domain/Listener.js"
 import type { Organism } from "../domain/Organism.js"
 import { makeEvent, type PumpEvent, RawReceived, ReloadEvent, ThreadCompleted, ThreadCreated } from "../domain/PumpEvent.js"
 import {
+  InboxFull,
   type InjectError,
   NoReply,
   PayloadNotEncodable,
@@ -88,9 +89,18 @@ export declare namespace Pump {
   export type Counters = CoreCounters
   export type DeadLetter = CoreDeadLetter
 
-  export interface InjectOptions {
+  export interface InjectOptions extends AdmissionOptions {
     /** The injector's name (default: the organism's `injector`, "console"). */
     readonly from?: string
+  }
+
+  export interface AdmissionOptions {
+    /**
+     * How long to wait for one of the inbox's permits when all `inbox_capacity` are held by
+     * messages in flight; past it the injection fails with `InboxFull`. Without it, the
+     * injection waits as long as it takes. A free permit is taken at once either way.
+     */
+    readonly maxWait?: Duration.DurationInput
   }
 
   export interface Drained {
@@ -109,7 +119,7 @@ export declare namespace Pump {
     /** Sends a payload to a listener on a new root thread; returns that thread's id. */
     readonly inject: (to: string, payload: PayloadValue, options?: InjectOptions) => Effect.Effect<ThreadId, InjectError>
     /** Feeds raw envelope bytes from outside (untrusted: every check applies). */
-    readonly injectRaw: (bytes: Uint8Array | string) => Effect.Effect<void, PumpStopped>
+    readonly injectRaw: (bytes: Uint8Array | string, options?: AdmissionOptions) => Effect.Effect<void, PumpStopped | InboxFull>
     /** Injects and waits for the first payload that comes back to the injector. */
     readonly request: (to: string, payload: PayloadValue, options?: RequestOptions) => Effect.Effect<unknown, RequestError>
     /** Every pump event from the moment the stream is run. */
@@ -319,13 +329,20 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
    * Waits for a producer's permit (interruptibly), then — no longer interruptible, so a permit
    * once granted is always given back — runs `use` with it.
    */
-  const withPermit = <A, E>(use: () => Effect.Effect<A, E>): Effect.Effect<A, E | PumpStopped> =>
+  const withPermit = <A, E>(use: () => Effect.Effect<A, E>, maxWait: Duration.DurationInput | undefined): Effect.Effect<A, E | PumpStopped | InboxFull> =>
     Effect.uninterruptibleMask((restore) =>
-      Effect.zipRight(
-        restore(Effect.suspend(() => (core.stopped ? Effect.fail(new PumpStopped()) : permits.acquire))),
-        Effect.suspend(use)
-      )
+      Effect.suspend((): Effect.Effect<A, E | PumpStopped | InboxFull> => {
+        if (core.stopped) return Effect.fail(new PumpStopped())
+        // A free permit is taken on the spot: no fiber races a timer for it.
+        if (permits.tryAcquire()) return use()
+        const wait = maxWait === undefined ? permits.acquire : waitAtMost(maxWait)
+        return Effect.zipRight(restore(wait), Effect.suspend(use))
+      })
     )
+  const waitAtMost = (maxWait: Duration.DurationInput) => {
+    const duration = Duration.decode(maxWait)
+    return Effect.timeoutFail(permits.acquire, { duration, onTimeout: () => new InboxFull({ waitedMs: Duration.toMillis(duration) }) })
+  }
 
   const startConversation = (to: string, payload: PayloadValue, options: Pump.InjectOptions | undefined) =>
     withPermit((): Effect.Effect<ThreadNode, InjectError> => {
@@ -345,7 +362,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
       lifecycle.emit(from, to, node, encoded.right, undefined, false, permit, undefined)
       lifecycle.permitDone(permit)
       return Effect.succeed(node)
-    })
+    }, options?.maxWait)
 
   const inject: Pump.Service["inject"] = (to, payload, options) =>
     Effect.map(startConversation(to, payload, options), (node) => node.root.id)
@@ -369,7 +386,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
     })
 
   const decoder = new TextDecoder()
-  const injectRaw: Pump.Service["injectRaw"] = (input) =>
+  const injectRaw: Pump.Service["injectRaw"] = (input, options) =>
     withPermit(() => {
       const permit: Permit = { pending: 1 }
       const hop = lifecycle.open(input, undefined, permit)
@@ -380,7 +397,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
       inbox.unsafeOffer(hop)
       lifecycle.permitDone(permit)
       return Effect.void
-    })
+    }, options?.maxWait)
 
   /**
    * Makes a new version the running one, in one step between two chunks: the pump's parts

@@ -81,13 +81,23 @@ const tooBusy = (wait: Duration.Duration) =>
     retryAfterSeconds: 1
   })
 
-const injectError = (e: InjectError) =>
-  e._tag === "PumpStopped" ? new Stopping({ message: e.message }) : new BadRequest({ message: e.message })
+const injectError = (wait: Duration.Duration) => (e: InjectError) => {
+  switch (e._tag) {
+    case "PumpStopped":
+      return new Stopping({ message: e.message })
+    case "InboxFull":
+      return tooBusy(wait)
+    case "PayloadNotEncodable":
+      return new BadRequest({ message: e.message })
+  }
+}
 
 const requestError = (e: RequestError) => {
   switch (e._tag) {
     case "PumpStopped":
       return new Stopping({ message: e.message })
+    case "InboxFull":
+      return new Busy({ message: e.message, retryAfterSeconds: 1 })
     case "PayloadNotEncodable":
       return new BadRequest({ message: e.message })
     case "NoReply":
@@ -158,21 +168,23 @@ const answerXml = (state: ServeState, value: unknown): { payloadType: string; pa
 const MessagesLive = HttpApiBuilder.group(ServeApi, "messages", (handlers) =>
   Effect.gen(function*() {
     const state = yield* ServeContext
-    const admit = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-      Effect.timeoutFail(effect, { duration: state.admissionWait, onTimeout: () => tooBusy(state.admissionWait) })
+    // An injection waits for a permit at most the admission wait; a free one is taken at once.
+    const maxWait = state.admissionWait
+    const refused = injectError(maxWait)
     return handlers
       .handle("inject", ({ payload: body }) =>
         Effect.gen(function*() {
           const send = yield* resolveSend(state, body)
-          const thread = yield* admit(
-            Effect.mapError(state.pump.inject(send.to, send.payload, send.from === undefined ? undefined : { from: send.from }), injectError)
+          const thread = yield* Effect.mapError(
+            state.pump.inject(send.to, send.payload, send.from === undefined ? { maxWait } : { from: send.from, maxWait }),
+            refused
           )
           return { thread }
         }))
       .handle("injectRaw", ({ payload: bytes }) =>
         Effect.gen(function*() {
           if (bytes.length === 0) return yield* new BadRequest({ message: "the body is empty: send the envelope's bytes" })
-          yield* admit(Effect.mapError(state.pump.injectRaw(bytes), (e) => new Stopping({ message: e.message })))
+          yield* Effect.mapError(state.pump.injectRaw(bytes, { maxWait }), refused)
           return { accepted: true, size: bytes.length }
         }))
       .handle("request", ({ payload: body }) =>

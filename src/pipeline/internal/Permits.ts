@@ -23,6 +23,13 @@ export class Permits {
 
   private available: number
 
+  /** Takes a permit if one is free now; never waits. */
+  tryAcquire(): boolean {
+    if (this.available <= 0) return false
+    this.available--
+    return true
+  }
+
   readonly acquire: Effect.Effect<void> = Effect.async<void>((resume) => {
     if (this.available > 0) {
       this.available--
