@@ -1,9 +1,12 @@
 /**
  * serve: C concurrent HTTP clients inject pingpong conversations (H hops each) through
  * `organism serve`'s API (POST /api/inject, JSON fields) while N Server-Sent-Event clients
- * receive every event; then the same workload — C concurrent injectors, the same organism,
- * the same conversation index and live-event hub — injected in-process with `pump.inject`.
- * Both phases run for the same time in this run; `ratio` is HTTP hops/s over in-process hops/s.
+ * receive every event; then the same workload with the same N live clients attached —
+ * C concurrent injectors, the same organism, the same server, conversation index and
+ * live-event hub — injected in-process with `pump.inject`. Only the injection differs, so
+ * `ratio` (HTTP hops/s over in-process hops/s, both phases the same length, in this run) is
+ * what the HTTP API costs. (Before, the in-process phase had no live client, and the ratio
+ * mixed the cost of delivering every event N times into the cost of HTTP injection.)
  *
  * The HTTP clients and the SSE readers run in child processes, as remote clients would; on a
  * machine with few cores they still compete with the server for CPU, so the figures include
@@ -148,6 +151,12 @@ interface PhaseResult {
   readonly cpuMs: number
 }
 
+/** One turn of the event loop (its I/O callbacks run first). */
+const nextTurn = Effect.async<void>((resume) => {
+  const handle = setImmediate(() => resume(Effect.void))
+  return Effect.sync(() => clearImmediate(handle))
+})
+
 const phase = (mode: "http" | "in-process", options: ServeBenchOptions) =>
   Effect.gen(function*() {
     const engine = yield* XmlEngine
@@ -173,28 +182,31 @@ const phase = (mode: "http" | "in-process", options: ServeBenchOptions) =>
       rss = rssMb()
     }
 
+    // Both phases serve the same live clients: the N subscribers read every event over SSE
+    // while the conversations run. Only the injection differs.
+    const state: ServeState = {
+      file: "(bench)",
+      pump,
+      engine,
+      models,
+      index,
+      live,
+      parsePayloadXml: (xml) => parsePayloadXml(engine, xml),
+      reload: Effect.fail(new ReloadFailed({ message: "not in the benchmark", problems: [] })),
+      admissionWait: Duration.seconds(1)
+    }
+    const { url } = yield* startServer(state, { host: "127.0.0.1", port: 0, token: undefined })
+    const spawnNode = (script: string, args: ReadonlyArray<string>) =>
+      Effect.acquireRelease(
+        Effect.sync(() => spawn(process.execPath, ["--input-type=module", "-e", script, url, ...args], { stdio: ["pipe", "pipe", "inherit"] })),
+        (child) => Effect.sync(() => child.kill("SIGKILL"))
+      )
+    const readers = yield* spawnNode(READERS, [String(options.subscribers)])
+    const readerLines = readLines(readers)
+    const ready = yield* Effect.promise(() => readerLines.next())
+    if (ready !== "start") throw new Error(`serve bench: the subscribers said ${ready}`)
+
     if (mode === "http") {
-      const state: ServeState = {
-        file: "(bench)",
-        pump,
-        engine,
-        models,
-        index,
-        live,
-        parsePayloadXml: (xml) => parsePayloadXml(engine, xml),
-        reload: Effect.fail(new ReloadFailed({ message: "not in the benchmark", problems: [] })),
-        admissionWait: Duration.seconds(1)
-      }
-      const { url } = yield* startServer(state, { host: "127.0.0.1", port: 0, token: undefined })
-      const spawnNode = (script: string, args: ReadonlyArray<string>) =>
-        Effect.acquireRelease(
-          Effect.sync(() => spawn(process.execPath, ["--input-type=module", "-e", script, url, ...args], { stdio: ["pipe", "pipe", "inherit"] })),
-          (child) => Effect.sync(() => child.kill("SIGKILL"))
-        )
-      const readers = yield* spawnNode(READERS, [String(options.subscribers)])
-      const readerLines = readLines(readers)
-      const ready = yield* Effect.promise(() => readerLines.next())
-      if (ready !== "start") throw new Error(`serve bench: the subscribers said ${ready}`)
       const injectors = yield* spawnNode(INJECTORS, [String(options.clients), String(options.seconds)])
       started = performance.now()
       const cpu0 = process.cpuUsage()
@@ -206,12 +218,9 @@ const phase = (mode: "http" | "in-process", options: ServeBenchOptions) =>
       measure()
       const cpu = process.cpuUsage(cpu0)
       cpuMs = (cpu.user + cpu.system) / 1000
-      readers.stdin!.end()
-      sseBytes = (JSON.parse(yield* Effect.promise(() => readerLines.next())) as { bytes: number }).bytes
       requests = report.requests
       refused = report.refused
       latencies.push(...report.latencies)
-      yield* pump.awaitIdle
     } else {
       started = performance.now()
       const cpu0 = process.cpuUsage()
@@ -222,17 +231,20 @@ const phase = (mode: "http" | "in-process", options: ServeBenchOptions) =>
             yield* pump.inject("ping", pingValue(1, `c${c}`))
             latencies.push(performance.now() - t0)
             requests++
-            // The HTTP clients wait for a response; an in-process injector yields, so that
-            // C injectors share the thread with the pump the same way.
-            yield* Effect.yieldNow()
+            // An HTTP client's next request arrives on a later turn of the event loop; an
+            // in-process injector waits for the next turn too, so that C injectors share the
+            // thread with the pump, and the live clients get their writes, the same way.
+            yield* nextTurn
           }
         })
       yield* Effect.forEach(Array.from({ length: options.clients }, (_, c) => c), injector, { concurrency: "unbounded", discard: true })
       measure()
       const cpu = process.cpuUsage(cpu0)
       cpuMs = (cpu.user + cpu.system) / 1000
-      yield* pump.awaitIdle
     }
+    readers.stdin!.end()
+    sseBytes = (JSON.parse(yield* Effect.promise(() => readerLines.next())) as { bytes: number }).bytes
+    yield* pump.awaitIdle
     const c = pump.counters()
     if (c.rejected + c.guardStopped > 0) throw new Error(`serve bench: ${JSON.stringify(c)}`)
     const result: PhaseResult = { requests, refused, hops, elapsed, latencies: Float64Array.from(latencies).sort(), sseBytes, rss, cpuMs }
@@ -269,6 +281,7 @@ export const serveBench = (options: ServeBenchOptions) =>
       server_cpu_us_per_hop: round((http.cpuMs * 1000) / http.hops, 1),
       server_cpu_per_wall: round(http.cpuMs / 1000 / http.elapsed),
       inprocess_injections_per_s: Math.round(local.requests / local.elapsed),
+      inprocess_sse_mb_per_s: round(local.sseBytes / 1024 / 1024 / local.elapsed, 1),
       inprocess_p50_ms: round(percentile(local.latencies, 50), 3),
       inprocess_p99_ms: round(percentile(local.latencies, 99), 3),
       inprocess_hops_per_s: Math.round(localHops),
