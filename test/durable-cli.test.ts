@@ -76,7 +76,7 @@ describe("durable commands: bad input", () => {
       )
       for (const r of runs) {
         expect(r.code, output(r)).toBe(1)
-        expect(r.stderr).toContain(`holds organism schema version 99; this organism needs version 1`)
+        expect(r.stderr).toContain(`holds organism schema version 99; this organism needs version 2`)
         expect(r.stderr).toContain("Nothing was changed")
       }
       expect(tables(db.url)).toEqual(["organism_schema"])
