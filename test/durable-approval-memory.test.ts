@@ -4,7 +4,7 @@
  * and the decision, a DurableDeferred completed through the workflow engine, resumes it: the
  * new run holds the same message again and the decision applies to it. The deferred is named
  * by the envelope without its thread id, so a run with fresh thread ids finds it, and a
- * different message does not.
+ * different message does not. A message that cannot be filed is stopped, never delivered.
  */
 import * as DurableDeferred from "@effect/workflow/DurableDeferred"
 import { describe, expect, it } from "@effect/vitest"
@@ -99,5 +99,23 @@ describe("durable approvals (in-memory cluster)", () => {
         // Filed once each: the runs that found the decision filed nothing new.
         expect(books.approvals.size).toBe(2)
       }).pipe(Effect.provide(layer), Effect.scoped)
+    }), { timeout: 60_000 })
+
+  it.live("a held message that cannot be filed is never delivered: it is stopped and its sender hears why", () =>
+    Effect.gen(function*() {
+      const books = makeMemoryBooks()
+      const loaded = yield* loadOrganism(gated).pipe(Effect.provide(XmlEngine.layer))
+      // The store's database fails just when the approval is filed.
+      const failing = Layer.effect(
+        DurableStore,
+        Effect.map(DurableStore, (store) => ({ ...store, approvalRequested: () => Effect.die("the database is gone") }))
+      ).pipe(Layer.provide(DurableStore.layerMemory(books)))
+      const layer = DurableRunner.layer(loaded.organism, { maxOutputTokens: 1024 }).pipe(
+        Layer.provideMerge(Layer.mergeAll(layerForOrganism(loaded), failing, layerMemory))
+      )
+      const end = yield* ConversationWorkflow.execute(pay("m-7", 7)).pipe(Effect.provide(layer), Effect.scoped)
+      expect(end.replies).toHaveLength(1)
+      expect(end.replies[0]!.xml).toContain("payments refused: Message was denied by an approver: the approval could not be filed")
+      expect(books.approvals.size).toBe(0)
     }), { timeout: 60_000 })
 })

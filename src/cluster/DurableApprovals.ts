@@ -181,9 +181,6 @@ export const makeRunnerApprovals = (options: {
   readonly desk: DurableApprovalDesk.Service | undefined
 }): Approvals.Service => {
   const { bindings, desk, memory, store } = options
-  // Held messages whose run parked, by the id the pump gave them: a withdrawal of one (its
-  // run stopping) leaves the filed approval waiting for the conversation's next run.
-  const parked = new Set<string>()
 
   const verdictOf = (slot: NonNullable<Effect.Effect.Success<ReturnType<Bindings["slotOf"]>>>, name: string) =>
     Effect.gen(function*() {
@@ -217,18 +214,32 @@ export const makeRunnerApprovals = (options: {
         const nth = (slot.held.get(key) ?? 0) + 1
         slot.held.set(key, nth)
         const name = deferredName(key, nth)
-        const verdict = yield* verdictOf(slot, name)
-        if (verdict !== undefined) {
-          if (verdict.decision === "approved") return yield* onDecision(Decision.Approved({ by: verdict.by }))
-          slot.denials.push(verdict.reason)
-          return yield* onDecision(Decision.Denied({ by: verdict.by, reason: verdict.reason }))
-        }
-        parked.add(pending.id)
-        yield* store.approvalRequested({ ...pending, conversation: slot.conversation, deferred: name })
-        yield* slot.park(name)
+        const filed = Effect.gen(function*() {
+          const verdict = yield* verdictOf(slot, name)
+          if (verdict !== undefined) return verdict
+          yield* store.approvalRequested({ ...pending, conversation: slot.conversation, deferred: name })
+          return undefined
+        })
+        // A message that cannot be filed could never be decided: it is stopped, never delivered
+        // unapproved, and its sender hears why.
+        const verdict = yield* filed.pipe(
+          Effect.catchAllCause((cause) =>
+            Effect.zipRight(
+              Effect.logError("durable approval: the held message could not be filed", cause),
+              Effect.as(onDecision(Decision.Withdrawn({ reason: "the approval could not be filed (the database did not answer)" })), null)
+            )
+          )
+        )
+        if (verdict === null) return
+        if (verdict === undefined) return yield* slot.park(name)
+        if (verdict.decision === "approved") return yield* onDecision(Decision.Approved({ by: verdict.by }))
+        slot.denials.push(verdict.reason)
+        return yield* onDecision(Decision.Denied({ by: verdict.by, reason: verdict.reason }))
       }),
-    withdraw: (id, reason) =>
-      Effect.suspend(() => (parked.delete(id) ? Effect.void : memory.withdraw(id, reason))),
+    // A held message of a durable conversation is withdrawn when its run stops (it parked,
+    // the runner stops): the filed approval keeps waiting for the conversation's next run,
+    // so only what waits in memory is withdrawn.
+    withdraw: (id, reason) => memory.withdraw(id, reason),
     pending: Effect.gen(function*() {
       const local = yield* memory.pending
       const durable = desk === undefined ? [] : yield* Effect.orDie(desk.pending)
