@@ -11,6 +11,11 @@
  * which runs the conversation again from its injection: model calls answered before the
  * crash come from the store.
  *
+ * A message held for a person's approval parks the conversation (DurableApprovals.ts): the
+ * local run is cancelled, the workflow awaits the approval's DurableDeferred and suspends;
+ * the decision resumes it, and the run that follows finds the decision where it holds the
+ * message again.
+ *
  * The organism's `boot:` messages are not sent by a runner (every runner would send them
  * again at every start): send them as a client, once (`organism send`).
  */
