@@ -8,7 +8,7 @@ import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Console, Effect, Exit, Logger } from "effect"
 import { ExitWith, UsageError } from "./cli/Exit.js"
-import { runnerCommand, sendCommand, statusCommand } from "./cli/DurableCommands.js"
+import { approveCommand, approvalsCommand, denyCommand, runnerCommand, sendCommand, statusCommand } from "./cli/DurableCommands.js"
 import { inspectCommand } from "./cli/InspectCommand.js"
 import { replayCommand, traceCommand } from "./cli/JournalCommands.js"
 import { checkArguments, commandHelp, renderCommandHelp, renderProgramHelp, usageLine } from "./cli/help.js"
@@ -39,7 +39,10 @@ const commands = [
   mcpCommand,
   runnerCommand,
   sendCommand,
-  statusCommand
+  statusCommand,
+  approvalsCommand,
+  approveCommand,
+  denyCommand
 ] as const
 
 const organism = Command.make("organism").pipe(

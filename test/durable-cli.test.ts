@@ -11,7 +11,7 @@ import { mkdtempSync, readFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { freshDatabase, query } from "./support/postgres.js"
-import { bin, exitOf, organism, output, spawnForTest } from "./support/processes.js"
+import { bin, exitOf, organism, output, readyLine, spawnForTest } from "./support/processes.js"
 
 const agents = join(__dirname, "..", "examples", "agents", "organism.yaml")
 
@@ -25,23 +25,6 @@ const tables = (url: string) =>
   query<{ table_name: string }>(url, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1").map((t) =>
     t.table_name
   )
-
-const readyLine = (child: ReturnType<typeof spawnForTest>, ms: number) =>
-  new Promise<string>((resolve, reject) => {
-    let out = ""
-    let err = ""
-    const timer = setTimeout(() => reject(new Error(`runner not ready within ${ms} ms\n${out}\n${err}`)), ms)
-    child.stderr!.on("data", (d) => (err += d))
-    child.stdout!.on("data", (d) => {
-      out += d
-      const line = out.split("\n").find((l) => l.includes("RunnerReady"))
-      if (line !== undefined) {
-        clearTimeout(timer)
-        resolve(line)
-      }
-    })
-    child.once("close", (code) => reject(new Error(`runner exited (${code}) before it was ready\n${out}\n${err}`)))
-  })
 
 describe("durable commands: bad input", () => {
   it.live("an unreachable database: every command says so, naming the URL (never its password), and exits 1", () =>
@@ -76,7 +59,7 @@ describe("durable commands: bad input", () => {
       )
       for (const r of runs) {
         expect(r.code, output(r)).toBe(1)
-        expect(r.stderr).toContain(`holds organism schema version 99; this organism needs version 1`)
+        expect(r.stderr).toContain(`holds organism schema version 99; this organism needs version 2`)
         expect(r.stderr).toContain("Nothing was changed")
       }
       expect(tables(db.url)).toEqual(["organism_schema"])

@@ -3,6 +3,9 @@
  *   organism runner FILE --database URL [--port P]   runs a runner
  *   organism send FILE --database URL --send 'listener=<Payload>…</Payload>' [--wait]
  *   organism status --database URL
+ *   organism approvals --database URL                 what waits for a person
+ *   organism approve ID --database URL                delivers it
+ *   organism deny ID --reason R --database URL        rejects it; its sender hears R
  * Every one takes --json, logs to standard error, and names the database's URL (without its
  * password) when it cannot be reached.
  */
@@ -10,7 +13,7 @@ import { Args, Command, Options } from "@effect/cli"
 import type { SqlClient } from "@effect/sql/SqlClient"
 import { Console, Context, Effect, Either, Layer, Option } from "effect"
 import { randomUUID } from "node:crypto"
-import { writeFileSync } from "node:fs"
+import { readFileSync, writeFileSync } from "node:fs"
 import { createServer } from "node:net"
 import { layerForOrganism } from "../config/layerForOrganism.js"
 import { loadOrganism, parsePayloadXml } from "../config/loadOrganism.js"
@@ -34,7 +37,8 @@ const cluster = () =>
     Runner: await import("../cluster/DurableRunner.js"),
     Store: await import("../cluster/DurableStore.js"),
     Status: await import("../cluster/Status.js"),
-    Shared: await import("../cluster/SharedLimitsSql.js")
+    Shared: await import("../cluster/SharedLimitsSql.js"),
+    Approvals: await import("../cluster/DurableApprovals.js")
   }))
 
 type DatabaseError = { readonly _tag: "DatabaseUnreachable"; readonly url: string; readonly message: string } | {
@@ -100,7 +104,7 @@ export const runnerCommand = Command.make("runner", { file, database, port, host
     if (opts.port < 0 || opts.port > 65535) return yield* new UsageError({ message: `--port: ${opts.port} is not a port number` })
     const loaded = yield* loadOrganism(opts.file).pipe(Effect.catchTag("OrganismConfigError", reportConfigError(2)))
     yield* reportConfigWarnings(loaded.warnings)
-    const { Database, Layers, Runner, Shared, Status, Store } = yield* cluster()
+    const { Approvals, Database, Layers, Runner, Shared, Status, Store } = yield* cluster()
     const pg = yield* connect(opts.database, { cluster: true })
     const runnerPort = opts.port === 0 ? yield* freePort(opts.host) : opts.port
     const address = `${opts.host}:${runnerPort}`
@@ -115,7 +119,9 @@ export const runnerCommand = Command.make("runner", { file, database, port, host
     }
     const name = loaded.organism.settings.name
     const layer = Runner.DurableRunner.layer(loaded.organism, { maxOutputTokens: loaded.llm?.max_output_tokens ?? 4096 }).pipe(
-      Layer.provide(Layer.mergeAll(
+      // People may decide through the runner's own pump too (pump.approvals).
+      Layer.provide(Approvals.DurableApprovalDesk.layer),
+      Layer.provideMerge(Layer.mergeAll(
         // The model router keeps each backend's limits with the other runners' (Postgres).
         layerForOrganism(loaded).pipe(Layer.provide(Shared.layerSharedLimitsSql(address))),
         Store.DurableStore.layerSql(address, name),
@@ -273,3 +279,129 @@ export const statusCommand = Command.make("status", { database, json }, (opts) =
     Effect.scoped,
     Effect.catchTags({ DatabaseUnreachable: reportDatabaseError, SchemaVersionMismatch: reportDatabaseError })
   )).pipe(Command.withDescription("Show a durable organism's runners, conversations by state and counters summed over runners"))
+
+// --- approvals -------------------------------------------------------------------------
+
+/** One waiting message, as the listing prints it. */
+const describePending = (p: { readonly id: string; readonly conversation: string; readonly from: string; readonly listener: string; readonly to: string | null; readonly payload: string }) =>
+  `${p.id}  ${p.from} → ${p.to ?? "*"} (${p.listener}, conversation ${p.conversation}): ${p.payload}`
+
+/** `organism approvals --database URL`: the messages of durable conversations waiting for a person. */
+export const approvalsCommand = Command.make("approvals", { database, json }, (opts) =>
+  Effect.gen(function*() {
+    const { Approvals, Database } = yield* cluster()
+    const pg = yield* connect(opts.database, { cluster: false })
+    const pending = yield* Approvals.listPending.pipe(
+      Effect.provide(pg),
+      Effect.catchTag("SqlError", (e) => Effect.fail(Database.unreachable(opts.database)(e)))
+    )
+    if (opts.json) {
+      for (const p of pending) yield* Console.log(JSON.stringify({ type: "ApprovalPending", ...p }))
+      return
+    }
+    yield* Console.log(
+      pending.length === 0 ? "nothing waits for approval" : `waiting for approval:\n  ${pending.map(describePending).join("\n  ")}`
+    )
+  }).pipe(
+    Effect.scoped,
+    Effect.catchTags({ DatabaseUnreachable: reportDatabaseError, SchemaVersionMismatch: reportDatabaseError })
+  )).pipe(Command.withDescription("List the messages of a durable organism waiting for a person's approval, oldest first"))
+
+const approvalId = Args.text({ name: "ID" }).pipe(
+  Args.withDescription("the approval's id (the SHA-256 of the envelope; any start that names one waiting message)")
+)
+const by = Options.text("by").pipe(Options.withDescription("who decides (recorded, shown in events)"), Options.withDefault("cli"))
+const envelopeFile = Options.file("envelope", { exists: "yes" }).pipe(
+  Options.withDescription("the envelope you were shown (a file): the decision is refused unless its SHA-256 is ID"),
+  Options.optional
+)
+const reason = Options.text("reason").pipe(Options.withDescription("why (the sender hears it as a SystemError)"))
+
+/** Approves or denies one waiting message of a durable organism, as a client of its cluster. */
+const decide = (
+  verb: "approve" | "deny",
+  opts: {
+    readonly id: string
+    readonly database: string
+    readonly by: string
+    readonly envelope: Option.Option<string>
+    readonly reason: string
+    readonly json: boolean
+  }
+) =>
+  Effect.gen(function*() {
+    const { Approvals, Database, Layers } = yield* cluster()
+    if (verb === "deny" && opts.reason.trim() === "") return yield* new UsageError({ message: "--reason must not be blank: the sender hears it" })
+    const envelope = Option.isSome(opts.envelope) ? readFileSync(opts.envelope.value, "utf8") : undefined
+    const pg = yield* connect(opts.database, { cluster: true })
+    const sqlFailed = (e: { readonly _tag: "SqlError" }) => Effect.fail(Database.unreachable(opts.database)(e as never))
+    /** Refused: said plainly on stderr (and as JSON on stdout with --json); exit 1. */
+    const refuse = (error: string, message: string) =>
+      Console.error(`organism: ${error}: ${message}`).pipe(
+        Effect.zipRight(opts.json ? Console.log(JSON.stringify({ type: "ApprovalRefused", id: opts.id, error, message })) : Effect.void),
+        Effect.zipRight(Effect.fail(new ExitWith({ code: 1 })))
+      )
+    // An id may be shortened to any start that names one waiting message.
+    const known = yield* Approvals.approvalsStartingWith(opts.id).pipe(Effect.provide(pg), Effect.catchTag("SqlError", sqlFailed))
+    const waiting = [...new Set(known.filter((k) => k.state === "pending").map((k) => k.id))]
+    if (waiting.length > 1) {
+      return yield* new UsageError({ message: `${opts.id} names ${waiting.length} waiting messages: give more of the id` })
+    }
+    if (waiting.length === 0) {
+      const decided = known.find((k) => k.id === opts.id.toLowerCase()) ?? (known.length === 1 ? known[0] : undefined)
+      return yield* refuse(
+        "ApprovalNotPending",
+        decided === undefined
+          ? `no message waits for approval under ${opts.id} (no such id in the database at ${Database.displayUrl(opts.database)})`
+          : `${decided.id} was already decided: ${decided.state}${decided.decided_by === null ? "" : ` by ${decided.decided_by}`}${
+            decided.reason === null || decided.reason === "" ? "" : ` (${decided.reason})`
+          }`
+      )
+    }
+    const id = waiting[0]!
+    const client = yield* Layer.build(Layers.layerClient.pipe(Layer.provide(Layer.succeedContext(pg)))).pipe(
+      Effect.catchTag("ConfigError", (e) => Effect.fail(new UsageError({ message: `cluster settings: ${String(e)}` })))
+    )
+    const desk = yield* Effect.provide(Approvals.DurableApprovalDesk, Approvals.DurableApprovalDesk.layer.pipe(Layer.provide(Layer.succeedContext(Context.merge(pg, client)))))
+    const decided = yield* (verb === "approve"
+      ? desk.approve(id, { by: opts.by, envelope })
+      : desk.deny(id, opts.reason, { by: opts.by, envelope })).pipe(
+        Effect.catchTags({
+          SqlError: sqlFailed,
+          ApprovalNotPending: (e) => refuse(e._tag, e.message),
+          ApprovalMismatch: (e) => refuse(e._tag, e.message)
+        })
+      )
+    const decision = verb === "approve" ? "approved" : "denied"
+    yield* opts.json
+      ? Console.log(JSON.stringify({
+        type: "ApprovalDecided",
+        id,
+        decision,
+        by: opts.by,
+        reason: verb === "deny" ? opts.reason : "",
+        conversation: decided.conversation,
+        listener: decided.listener,
+        from: decided.from,
+        to: decided.to
+      }))
+      : Console.log(
+        `${decision} ${id.slice(0, 12)} (${decided.from} → ${decided.listener}, conversation ${decided.conversation}): ` +
+          (verb === "approve" ? "it is delivered when the conversation resumes" : "its sender hears the reason")
+      )
+  }).pipe(
+    Effect.scoped,
+    Effect.catchTags({ DatabaseUnreachable: reportDatabaseError, SchemaVersionMismatch: reportDatabaseError })
+  )
+
+/** `organism approve ID --database URL`: the message is delivered; its conversation resumes on a runner. */
+export const approveCommand = Command.make("approve", { id: approvalId, database, by, envelope: envelopeFile, json }, (opts) =>
+  decide("approve", { ...opts, reason: "" })).pipe(
+    Command.withDescription("Approve a message of a durable organism waiting for a person: it is delivered, its conversation resumes")
+  )
+
+/** `organism deny ID --reason R --database URL`: the message is rejected; its sender hears R. */
+export const denyCommand = Command.make("deny", { id: approvalId, database, reason, by, envelope: envelopeFile, json }, (opts) =>
+  decide("deny", opts)).pipe(
+    Command.withDescription("Deny a message of a durable organism waiting for a person: it is rejected and its sender hears the reason")
+  )

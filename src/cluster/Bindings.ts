@@ -24,6 +24,15 @@ export interface Slot {
   readonly context: Context.Context<WorkflowEngine | WorkflowInstance>
   /** How many times each request (by hash) was made: the activity's name tells them apart. */
   readonly calls: Map<string, number>
+  /** How many messages with each content key this run held for approval (ApprovalDeferred.ts). */
+  readonly held: Map<string, number>
+  /**
+   * A held message waits for a person under the deferred `name`: this run of the
+   * conversation stops and its workflow suspends until the decision (DurableRunner).
+   */
+  readonly park: (name: string) => Effect.Effect<void>
+  /** The reasons of the denials this run applied: a conversation that ends quietly says them. */
+  readonly denials: Array<string>
 }
 
 interface Watch {

@@ -9,7 +9,7 @@
  * each model call (turn boundaries), and the conversation's end (the message's reply).
  */
 import { Workflow } from "@effect/workflow"
-import { Schema } from "effect"
+import { Schedule, Schema } from "effect"
 
 /** A payload that came back to the injector: its element name and its XML. */
 export const ReturnedPayload = Schema.Struct({ type: Schema.String, xml: Schema.String })
@@ -35,5 +35,8 @@ export const ConversationWorkflow = Workflow.make({
     payload: Schema.String
   },
   success: ConversationEnd,
-  idempotencyKey: (p) => p.id
+  idempotencyKey: (p) => p.id,
+  // A client waiting for a conversation that waits for a person (its workflow suspended)
+  // asks again every second: it sees the end soon after the decision resumes it.
+  suspendedRetrySchedule: Schedule.spaced("1 second")
 })

@@ -13,6 +13,7 @@
  *   organism_usage          the shared usage and cost ledger, one row per answered call
  *   organism_rate           per-backend requests and tokens per minute, shared by the runners
  *   organism_slots          per-backend concurrency slots, leased by the runners
+ *   organism_approvals      messages waiting for (or decided by) a person: DurableApprovals.ts
  */
 import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
@@ -20,7 +21,7 @@ import { PgClient } from "@effect/sql-pg"
 import { Duration, Effect, Layer, Redacted, Schema } from "effect"
 
 /** Bumped whenever the organism's tables change shape. */
-export const SCHEMA_VERSION = 1
+export const SCHEMA_VERSION = 2
 
 /** The database cannot be reached, or refused us: every command reports it naming the URL. */
 export class DatabaseUnreachable extends Schema.TaggedError<DatabaseUnreachable>()("DatabaseUnreachable", {
@@ -149,6 +150,29 @@ export const ensureSchema = (url: string): Effect.Effect<void, DatabaseError, Sq
         until timestamptz NOT NULL,
         PRIMARY KEY (backend, slot)
       )`
+      // One row per held message of a durable conversation: its id is the SHA-256 of the
+      // envelope a person is shown; (conversation, deferred) names the DurableDeferred that
+      // the conversation's workflow waits on (the same for every run of the conversation).
+      yield* sql`CREATE TABLE organism_approvals (
+        id text NOT NULL,
+        conversation text NOT NULL,
+        deferred text NOT NULL,
+        listener text NOT NULL,
+        thread text NOT NULL,
+        root text NOT NULL,
+        sender text NOT NULL,
+        addressee text,
+        payload_type text NOT NULL,
+        payload text NOT NULL,
+        envelope text NOT NULL,
+        requested_at bigint NOT NULL,
+        state text NOT NULL,
+        decided_by text,
+        reason text,
+        decided_at timestamptz,
+        PRIMARY KEY (conversation, deferred)
+      )`
+      yield* sql`CREATE INDEX organism_approvals_id ON organism_approvals (id)`
     })
     yield* sql.withTransaction(migrate).pipe(Effect.catchTag("SqlError", (e) => Effect.fail(unreachable(url)(e))))
   })

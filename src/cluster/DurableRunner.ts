@@ -11,22 +11,31 @@
  * which runs the conversation again from its injection: model calls answered before the
  * crash come from the store.
  *
+ * A message held for a person's approval parks the conversation (DurableApprovals.ts): the
+ * local run is cancelled, the workflow awaits the approval's DurableDeferred and suspends;
+ * the decision resumes it, and the run that follows finds the decision where it holds the
+ * message again.
+ *
  * The organism's `boot:` messages are not sent by a runner (every runner would send them
  * again at every start): send them as a client, once (`organism send`).
  */
+import * as DurableDeferred from "@effect/workflow/DurableDeferred"
 import type { WorkflowEngine, WorkflowInstance } from "@effect/workflow/WorkflowEngine"
-import { Clock, Context, Effect, Either, Layer, Schedule } from "effect"
+import { Clock, Context, Effect, Either, Layer, Option, Schedule } from "effect"
 import { parsePayloadXml } from "../config/loadOrganism.js"
 import { Closed, Header, JOURNAL_FORMAT, JOURNAL_VERSION, type LifecycleRecord, micros } from "../domain/JournalRecord.js"
 import type { Organism } from "../domain/Organism.js"
 import { IoFairness } from "../pipeline/IoFairness.js"
 import { Pump, type PumpServices } from "../pipeline/Pump.js"
+import { Approvals } from "../services/Approvals.js"
 import { BudgetRegistry } from "../services/BudgetRegistry.js"
 import { Events } from "../services/Events.js"
 import { LlmRouter } from "../services/LlmRouter.js"
 import { XmlEngine } from "../services/XmlEngine.js"
-import { type Ended, makeBindings } from "./Bindings.js"
+import { approvalDeferred } from "./ApprovalDeferred.js"
+import { type Ended, makeBindings, type Slot } from "./Bindings.js"
 import { ConversationWorkflow } from "./ConversationWorkflow.js"
+import { DurableApprovalDesk, makeRunnerApprovals } from "./DurableApprovals.js"
 import { DurableStore } from "./DurableStore.js"
 import { type DurableCounters, makeDurableRouter } from "./DurableRouter.js"
 
@@ -77,10 +86,15 @@ export class DurableRunner extends Context.Tag("xml-organism/DurableRunner")<Dur
         llmRepeated: 0
       }
       const durable = makeDurableRouter({ inner, bindings, budget, store, events, maxOutputTokens: options.maxOutputTokens, counters })
+      // Messages held for approval wait durably (DurableApprovals.ts); people decide through
+      // the desk (a runner of `organism runner` has one; the in-memory cluster's tests need none).
+      const desk = yield* Effect.serviceOption(DurableApprovalDesk)
+      const approvals = makeRunnerApprovals({ bindings, store, memory: yield* Approvals.makeMemory, desk: Option.getOrUndefined(desk) })
       const pump = yield* Pump.make({ ...organism, boot: [] }).pipe(
         Effect.provideService(LlmRouter, durable.router),
         // The cluster's traffic (shard messages, storage, the runner's socket) gets its turn.
         Effect.provideService(IoFairness, IoFairness.serving),
+        Effect.provideService(Approvals, approvals),
         Effect.orDie
       )
       const snapshot = () => {
@@ -118,40 +132,79 @@ export class DurableRunner extends Context.Tag("xml-organism/DurableRunner")<Dur
           new Closed({ type: "closed", seq: records.length + 1, time: micros(now) }, true)
         ])
       const failed = (detail: string): Ended => ({ end: { reason: "failed", detail, replies: [] }, records: [] })
+
+      /**
+       * One local run of the conversation, from its injection to its end — or to a message
+       * held for a person, when the run stops there (`parked`: the deferred's name).
+       */
+      const runOnce = (
+        payload: typeof ConversationWorkflow.payloadSchema.Type,
+        executionId: string,
+        context: Context.Context<WorkflowEngine | WorkflowInstance>
+      ) =>
+        Effect.gen(function*() {
+          let root: string | undefined
+          let parked: string | undefined
+          const slot: Slot = {
+            conversation: executionId,
+            context,
+            calls: new Map(),
+            held: new Map(),
+            denials: [],
+            park: (name) =>
+              Effect.suspend(() => {
+                if (parked !== undefined || root === undefined) return Effect.void
+                parked = name
+                return Effect.asVoid(pump.cancel(root, { by: "a held message: waiting for approval" }))
+              })
+          }
+          const parsed = parsePayloadXml(engine, payload.payload)
+          if (Either.isLeft(parsed)) return { ended: failed(`the payload is not XML: ${parsed.left}`), parked, slot }
+          const ended = yield* Effect.gen(function*() {
+            const awaitEnd = yield* bindings.injecting(
+              pump.inject(payload.to, parsed.right, { from: payload.from }).pipe(
+                Effect.map((id) => bindings.bind(root = id, slot))
+              )
+            )
+            // Interrupted (the runner stops, the shard moves): the local run ends too; the
+            // conversation runs again wherever the cluster hands its injection.
+            return yield* awaitEnd.pipe(
+              Effect.onInterrupt(() => root === undefined ? Effect.void : Effect.asVoid(pump.cancel(root, { by: "runner shutdown" })))
+            )
+          }).pipe(
+            Effect.catchTags({
+              PumpStopped: (e) => Effect.die(e),
+              // The runner's injections wait for their permit (no maxWait): never refused.
+              InboxFull: (e) => Effect.die(e),
+              PayloadNotEncodable: (e) => Effect.succeed(failed(`the payload cannot be sent: ${e.reason}`))
+            })
+          )
+          return { ended, parked, slot }
+        })
+
       const run = (payload: typeof ConversationWorkflow.payloadSchema.Type, executionId: string) =>
         Effect.gen(function*() {
           const context = yield* Effect.context<WorkflowEngine | WorkflowInstance>()
           yield* store.started({ id: executionId, envelopeId: payload.id, listener: payload.to })
           counters.conversationsStarted++
-          const parsed = parsePayloadXml(engine, payload.payload)
-          const ended = Either.isLeft(parsed)
-            ? failed(`the payload is not XML: ${parsed.left}`)
-            : yield* Effect.gen(function*() {
-              const slot = { conversation: executionId, context, calls: new Map<string, number>() }
-              let root: string | undefined
-              const awaitEnd = yield* bindings.injecting(
-                pump.inject(payload.to, parsed.right, { from: payload.from }).pipe(
-                  Effect.map((id) => bindings.bind(root = id, slot))
-                )
-              )
-              // Interrupted (the runner stops, the shard moves): the local run ends too; the
-              // conversation runs again wherever the cluster hands its injection.
-              return yield* awaitEnd.pipe(
-                Effect.onInterrupt(() => root === undefined ? Effect.void : Effect.asVoid(pump.cancel(root, { by: "runner shutdown" })))
-              )
-            }).pipe(
-              Effect.catchTags({
-                PumpStopped: (e) => Effect.die(e),
-                // The runner's injections wait for their permit (no maxWait): never refused.
-                InboxFull: (e) => Effect.die(e),
-                PayloadNotEncodable: (e) => Effect.succeed(failed(`the payload cannot be sent: ${e.reason}`))
-              })
-            )
-          const end = ended.end
-          if (end.reason === "completed") counters.conversationsCompleted++
-          else counters.conversationsFailed++
-          yield* store.ended(executionId, end, yield* journalOf(ended.records))
-          return end
+          while (true) {
+            const { ended, parked, slot } = yield* runOnce(payload, executionId, context)
+            if (parked !== undefined) {
+              // A message waits for a person: the workflow awaits its deferred and suspends
+              // (nothing stays in this runner). The decision resumes it, on whichever runner
+              // owns it then; the new run holds the message again and finds the decision.
+              yield* store.waiting(executionId)
+              yield* DurableDeferred.await(approvalDeferred(parked))
+              // Decided while this run stopped: run again at once.
+              continue
+            }
+            const denied = slot.denials.length > 0 && ended.end.detail === ""
+            const end = denied ? { ...ended.end, detail: `denied by an approver: ${slot.denials.join("; ")}` } : ended.end
+            if (end.reason === "completed") counters.conversationsCompleted++
+            else counters.conversationsFailed++
+            yield* store.ended(executionId, end, yield* journalOf(ended.records))
+            return end
+          }
         })
       yield* Effect.logDebug("durable runner ready")
       return Layer.merge(

@@ -7,6 +7,7 @@
 import { SqlClient } from "@effect/sql"
 import { Context, Effect, Layer } from "effect"
 import type { ConversationEnd } from "./ConversationWorkflow.js"
+import type { ApprovalRow, ApprovalVerdict } from "./ApprovalDeferred.js"
 
 export interface UsageRow {
   readonly conversation: string
@@ -38,6 +39,15 @@ export declare namespace DurableStore {
     readonly heartbeat: (counters: Readonly<Record<string, number>>) => Effect.Effect<void>
     /** The runner stops: marked stopped (a clean exit, unlike a crash). */
     readonly stopped: Effect.Effect<void>
+    /** The conversation waits for a person: its workflow suspends (`organism status`: waiting for approval). */
+    readonly waiting: (id: string) => Effect.Effect<void>
+    /**
+     * Files a held message of a durable conversation (once: a run of the conversation that
+     * holds it again keeps the first row, whose id people were shown).
+     */
+    readonly approvalRequested: (row: ApprovalRow) => Effect.Effect<void>
+    /** The decision recorded for a held message, if a person decided. */
+    readonly approvalVerdict: (conversation: string, deferred: string) => Effect.Effect<ApprovalVerdict | undefined>
   }
 }
 
@@ -96,7 +106,29 @@ export class DurableStore extends Context.Tag("xml-organism/DurableStore")<Durab
             ).pipe(Effect.asVoid),
           stopped: quiet(sql`UPDATE organism_runners SET stopped = true, seen_at = now() WHERE address = ${runner}`, undefined).pipe(
             Effect.asVoid
-          )
+          ),
+          waiting: (id) => quiet(sql`UPDATE organism_conversations SET state = 'waiting' WHERE id = ${id}`, undefined).pipe(Effect.asVoid),
+          // Not quiet: a request that is not filed could never be decided (the conversation
+          // would wait for nobody). A database that does not answer fails the conversation's run.
+          approvalRequested: (r) =>
+            sql`INSERT INTO organism_approvals (id, conversation, deferred, listener, thread, root, sender, addressee,
+                payload_type, payload, envelope, requested_at, state)
+              VALUES (${r.id}, ${r.conversation}, ${r.deferred}, ${r.listener}, ${r.thread}, ${r.root}, ${r.from}, ${r.to},
+                ${r.payloadType}, ${r.payload}, ${r.envelope}, ${r.requestedAt}, 'pending')
+              ON CONFLICT (conversation, deferred) DO NOTHING`.pipe(Effect.retry({ times: 3 }), Effect.orDie, Effect.asVoid),
+          approvalVerdict: (conversation, deferred) =>
+            sql<{ readonly id: string; readonly state: string; readonly decided_by: string | null; readonly reason: string | null }>`
+              SELECT id, state, decided_by, reason FROM organism_approvals
+              WHERE conversation = ${conversation} AND deferred = ${deferred}`.pipe(
+              Effect.map((rows) => {
+                const r = rows[0]
+                if (r === undefined || (r.state !== "approved" && r.state !== "denied")) return undefined
+                const verdict: ApprovalVerdict = { id: r.id, decision: r.state, by: r.decided_by ?? "approver", reason: r.reason ?? "" }
+                return verdict
+              }),
+              Effect.retry({ times: 3 }),
+              Effect.orDie
+            )
         }
         return service
       })
@@ -124,7 +156,19 @@ export class DurableStore extends Context.Tag("xml-organism/DurableStore")<Durab
         }),
       recordUsage: (row) => Effect.sync(() => void memory.usage.push(row)),
       heartbeat: (counters) => Effect.sync(() => void (memory.counters = { ...counters })),
-      stopped: Effect.void
+      stopped: Effect.void,
+      waiting: (id) =>
+        Effect.sync(() => {
+          const known = memory.conversations.get(id)
+          if (known !== undefined) memory.conversations.set(id, { ...known, state: "waiting" })
+        }),
+      approvalRequested: (row) =>
+        Effect.sync(() => {
+          const key = `${row.conversation}\u0000${row.deferred}`
+          if (!memory.approvals.has(key)) memory.approvals.set(key, { row, verdict: undefined })
+        }),
+      approvalVerdict: (conversation, deferred) =>
+        Effect.sync(() => memory.approvals.get(`${conversation}\u0000${deferred}`)?.verdict)
     })
 }
 
@@ -136,6 +180,14 @@ export interface MemoryBooks {
   readonly sends: Map<string, number>
   readonly usage: Array<UsageRow>
   counters: Readonly<Record<string, number>>
+  /** Held messages by conversation and deferred name; a test decides by setting `verdict`. */
+  readonly approvals: Map<string, { readonly row: ApprovalRow; verdict: ApprovalVerdict | undefined }>
 }
 
-export const makeMemoryBooks = (): MemoryBooks => ({ conversations: new Map(), sends: new Map(), usage: [], counters: {} })
+export const makeMemoryBooks = (): MemoryBooks => ({
+  conversations: new Map(),
+  sends: new Map(),
+  usage: [],
+  counters: {},
+  approvals: new Map()
+})

@@ -11,9 +11,9 @@
  * bound to the message it was made for. Identical envelopes held at the same time share one
  * id, and one decision.
  *
- * The contract an implementation keeps (the in-memory one below; a durable one backed by a
- * `DurableDeferred` per id, whose decisions survive a restart of every runner, keeps the
- * same):
+ * The contract an implementation keeps (the in-memory one below; the durable one of a
+ * runner, src/cluster/DurableApprovals.ts — a `DurableDeferred` per held message, whose
+ * decisions survive a restart of every runner — keeps the same):
  * - `request(pending, onDecision)` files a request and returns once it is filed. When a
  *   person decides, `onDecision` runs exactly once with the decision; never after a
  *   `withdraw` of the same id, never for an id not filed.

@@ -66,3 +66,21 @@ export const exitOf = (child: ChildProcess, ms: number): Promise<number | null> 
       resolve(code)
     })
   })
+
+/** The `RunnerReady` line an `organism runner --json` prints once it takes work (rejects if it exits first). */
+export const readyLine = (child: ChildProcess, ms: number) =>
+  new Promise<string>((resolve, reject) => {
+    let out = ""
+    let err = ""
+    const timer = setTimeout(() => reject(new Error(`runner not ready within ${ms} ms\n${out}\n${err}`)), ms)
+    child.stderr!.on("data", (d) => (err += d))
+    child.stdout!.on("data", (d) => {
+      out += d
+      const line = out.split("\n").find((l) => l.includes("RunnerReady"))
+      if (line !== undefined) {
+        clearTimeout(timer)
+        resolve(line)
+      }
+    })
+    child.once("close", (code) => reject(new Error(`runner exited (${code}) before it was ready\n${out}\n${err}`)))
+  })
