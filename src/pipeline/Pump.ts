@@ -52,6 +52,7 @@ import { type SchemaCompileError, XmlEngine } from "../services/XmlEngine.js"
 import type { Conversation } from "./Conversation.js"
 import { Ingress } from "./Ingress.js"
 import { Permits } from "./internal/Permits.js"
+import { makeXmlWorkers, workersFor } from "./internal/XmlWorkers.js"
 import { TimeoutWheel } from "./internal/TimeoutWheel.js"
 import { diffListeners, type ListenerDiff } from "./ListenerDiff.js"
 import { primitiveListeners, withPrimitives } from "./primitives/withPrimitives.js"
@@ -70,6 +71,7 @@ import { makeEndings } from "./pump/Endings.js"
 import { makeDelivery } from "./pump/Delivery.js"
 import { makeDispatcher, makeGateSet } from "./pump/Dispatcher.js"
 import type { Hop, Permit } from "./pump/Hop.js"
+import { inlineIntake, pipelinedIntake } from "./pump/Intake.js"
 import { makeLifecycle } from "./pump/Lifecycle.js"
 import { encodePayload, makeOutbox } from "./pump/Outbox.js"
 import { limitsOf, stagesByPoint, type Version, vocabularyOf } from "./pump/Version.js"
@@ -194,6 +196,12 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
   const gateSet = makeGateSet()
   const endings = makeEndings()
   const liveRoots = new Map<string, RootThread>()
+  // Ingress workers (settings.ingress.workers, read at start): one pool for the pump's life,
+  // every version's schemas compiled in each of its workers.
+  const workerCount = workersFor(organism.settings.ingress)
+  const workers = workerCount > 0
+    ? yield* Scope.extend(makeXmlWorkers({ workers: workerCount, ...organism.settings.ingress.workerOptions }), scope)
+    : undefined
 
   /** Everything the pump derives from an organism, built and compiled before it is used. */
   const buildVersion = (next: Organism<any>) =>
@@ -204,6 +212,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
       // Agent prompts and usage instructions, rebuilt with every version of the organism.
       const prompts = yield* PromptRegistry.fromListeners(listeners)
       const ingress = yield* Scope.extend(Ingress.make(next.settings.ingress), scope)
+      const workerVersion = workers === undefined ? undefined : yield* workers.register(routes, next.settings.ingress)
       const { capacity, gates } = gateSet.gatesFor(routes, next.settings)
       const version: Version = {
         organism: next,
@@ -212,6 +221,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
         routes,
         prompts,
         ingress,
+        workerVersion,
         gates,
         gateCapacity: capacity,
         stages: stagesByPoint([...layerStages, ...next.stages]),
@@ -303,9 +313,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
     scope
   )
   yield* Effect.forkIn(
-    Stream.fromQueue(inbox, { maxChunkSize: 1024 }).pipe(
-      Stream.runForEachChunk((chunk) => Effect.sync(() => delivery.processChunk(chunk)))
-    ),
+    workers === undefined ? inlineIntake(inbox, delivery) : pipelinedIntake(inbox, delivery, workers, () => core.version),
     scope
   )
 
