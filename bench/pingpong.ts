@@ -19,13 +19,21 @@ export interface PingpongOptions {
   readonly threads: number
   readonly hops: number
   readonly seconds: number
+  /** Ingress worker threads (`settings.ingress.workers`); undefined: the organism's default. */
+  readonly workers?: number | undefined
 }
 
 /**
  * One run; `watched`: a subscriber takes every event, as the CLI and the API do. `setup`
  * runs before the pump starts, in the run's services (an observer: tracing).
  */
-export const run = (threads: number, hops: number, watched: boolean, setup: Effect.Effect<void, never, Events | Scope.Scope> = Effect.void) =>
+export const run = (
+  threads: number,
+  hops: number,
+  watched: boolean,
+  setup: Effect.Effect<void, never, Events | Scope.Scope> = Effect.void,
+  workers?: number
+) =>
   Effect.gen(function*() {
     yield* setup
     const last = new Map<string, number>()
@@ -42,7 +50,11 @@ export const run = (threads: number, hops: number, watched: boolean, setup: Effe
     // stays two hops deep however long the ping-pong runs.
     const organism = Organism.make({
       name: "pingpong",
-      settings: { guards: { maxInvocationsPerThread: hops + 10 }, maxConcurrentHandlers: 64 },
+      settings: {
+        guards: { maxInvocationsPerThread: hops + 10 },
+        maxConcurrentHandlers: 64,
+        ...(workers === undefined ? {} : { ingress: { workers } })
+      },
       listeners: [
         Listener.make({
           name: "ping",
@@ -71,25 +83,29 @@ export const run = (threads: number, hops: number, watched: boolean, setup: Effe
     }
     yield* pump.awaitIdle
     const started = performance.now()
+    // CPU time of the whole process, every thread (the ingress workers too).
+    const cpuBefore = process.cpuUsage()
     for (let t = 0; t < threads; t++) yield* pump.inject("ping", pingValue(1, `t${t}`))
     yield* pump.awaitIdle
     const elapsed = (performance.now() - started) / 1000
+    const cpu = process.cpuUsage(cpuBefore)
     const c = pump.counters()
     if (c.rejected + c.guardStopped > 0) throw new Error(`pingpong: ${JSON.stringify(c)}`)
     const total = c.invocations - 1 // minus boot
     if (watched && events === 0) throw new Error("pingpong: the subscriber saw no event")
-    return { elapsed, total, samples: samples.subarray(0, count).sort() }
+    return { elapsed, total, cpuMicros: cpu.user + cpu.system, samples: samples.subarray(0, count).sort() }
   }).pipe(Effect.scoped, Effect.provide(Pump.layerServices))
 
 export const pingpongBench = (options: PingpongOptions) =>
   Effect.gen(function*() {
     // Warm-up at the measured size: the wasm tier-up and V8's optimizing tiers take tens of
     // thousands of hops, more than a tenth of a one-thread run.
-    yield* run(options.threads, options.hops, false)
-    yield* run(Math.min(options.threads, 10), Math.max(50, Math.floor(options.hops / 10)), true)
-    const { elapsed, samples, total } = yield* run(options.threads, options.hops, false)
+    const w = options.workers
+    yield* run(options.threads, options.hops, false, Effect.void, w)
+    yield* run(Math.min(options.threads, 10), Math.max(50, Math.floor(options.hops / 10)), true, Effect.void, w)
+    const { cpuMicros, elapsed, samples, total } = yield* run(options.threads, options.hops, false, Effect.void, w)
     // The same workload with one event subscriber, measured in the same run.
-    const watched = yield* run(options.threads, options.hops, true)
+    const watched = yield* run(options.threads, options.hops, true, Effect.void, w)
     const spec = specOf(Ping)
     const bytes = Buffer.from(writeEnvelope({
       from: "ping",
@@ -104,7 +120,9 @@ export const pingpongBench = (options: PingpongOptions) =>
       name: "pingpong",
       threads: options.threads,
       hops: options.hops,
+      ...(w === undefined ? {} : { workers: w }),
       hops_per_s: Math.round(hopsPerSecond),
+      cpu_us_per_hop: round(cpuMicros / total, 2),
       watched_hops_per_s: Math.round(watched.total / watched.elapsed),
       watched_ratio: round(watched.total / watched.elapsed / hopsPerSecond),
       p50_ms: round(percentile(samples, 50), 3),

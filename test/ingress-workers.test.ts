@@ -15,7 +15,6 @@ import * as Payload from "../src/domain/Payload.js"
 import { Reply } from "../src/domain/Reply.js"
 import { Ingress, type IngressOutcome } from "../src/pipeline/Ingress.js"
 import { makeXmlWorkers, type WorkerVersion, type XmlWorkers } from "../src/pipeline/internal/XmlWorkers.js"
-import { Pump } from "../src/pipeline/Pump.js"
 import { makeRouter, type Router } from "../src/pipeline/Router.js"
 import { ThreadRegistry } from "../src/services/ThreadRegistry.js"
 import { XmlEngine } from "../src/services/XmlEngine.js"
@@ -116,10 +115,14 @@ layer(Both.layer, { excludeTestServices: true })("the workers' outcomes are the 
       const inputs = batch.map((b) => b.input)
       const known = batch.map((b) => b.known)
       const inline = ingress.runBatch(inputs, routes, known)
-      const fronts = yield* workers.start(version, inputs, known)
+      const expected = inline.map((o, i) => comparable(o, inputs[i]!))
+      const fronts = yield* workers.start(version, inputs, known).result
       expect(Option.isSome(fronts)).toBe(true)
       const viaWorker = ingress.finish(inputs, Option.getOrThrow(fronts), routes, known, version.schemaId)
-      expect(viaWorker.map((o, i) => comparable(o, inputs[i]!))).toEqual(inline.map((o, i) => comparable(o, inputs[i]!)))
+      expect(viaWorker.map((o, i) => comparable(o, inputs[i]!))).toEqual(expected)
+      // The same stages run on this thread (what the pump does while its workers are busy).
+      const here = ingress.finish(inputs, ingress.front(inputs, known, version.payloads), routes, known, version.schemaId)
+      expect(here.map((o, i) => comparable(o, inputs[i]!))).toEqual(expected)
       return inline
     })
 

@@ -17,7 +17,7 @@ import { type IngressError, InternalError, PayloadInvalid, type Stage as StageNa
 import type { DocPtr } from "../services/internal/libxml2.js"
 import { type CompiledSchema, type SchemaCompileError, XmlDocument, XmlEngine } from "../services/XmlEngine.js"
 import { readCanonical } from "../domain/xml/CanonicalTree.js"
-import { type Front, type FrontPassed, toDiagnostics, toError } from "./internal/IngressFront.js"
+import { type Front, type FrontPassed, type PayloadSchemas, runFront, toDiagnostics, toError } from "./internal/IngressFront.js"
 import type { RouteMatch, RouteResolver } from "./Router.js"
 import { alreadyCanonical, type Canonical, canonicalize } from "./stages/canonicalize.js"
 import { decode, type Delivery } from "./stages/decode.js"
@@ -139,6 +139,15 @@ export interface Ingress {
     routes: RouteResolver | undefined,
     canonical?: ReadonlyArray<boolean>
   ) => Array<IngressOutcome>
+  /**
+   * The libxml2 stages of a chunk on this thread, as an ingress worker runs them
+   * (internal/IngressFront.ts): what the pump does itself while its workers are busy.
+   */
+  readonly front: (
+    inputs: ReadonlyArray<Uint8Array | string>,
+    canonical: ReadonlyArray<boolean> | undefined,
+    payloads: PayloadSchemas
+  ) => Array<Front>
   /**
    * The rest of `runBatch` after an ingress worker ran the libxml2 stages of the chunk
    * (internal/IngressFront.ts): thread, route, payload (the worker's verdict for the payload
@@ -323,7 +332,8 @@ export const makeIngress = (
       return runBatch(inputs, routes, known)
     }
   }
-  return { config, run, runBatch, finish }
+  const front: Ingress["front"] = (inputs, known, payloads) => runFront(engine, envelopeSchema, config, payloads, inputs, known)
+  return { config, run, runBatch, front, finish }
 }
 
 /** A thrown value as one line of text. */

@@ -17,7 +17,7 @@ import { Worker } from "node:worker_threads"
 import type { IngressConfig } from "../../domain/IngressConfig.js"
 import type { CompiledSchema } from "../../services/XmlEngine.js"
 import type { Router } from "../Router.js"
-import type { Front } from "./IngressFront.js"
+import type { Front, PayloadSchemas } from "./IngressFront.js"
 import type { FromWorker, VersionMessage, WorkerData } from "./XmlWorkerProtocol.js"
 
 export interface XmlWorkersOptions {
@@ -34,6 +34,8 @@ export interface WorkerVersion {
   readonly id: number
   /** The id of a payload schema in the workers' table (-1: not in it). */
   readonly schemaId: (schema: CompiledSchema) => number
+  /** The same table over this thread's schemas, for the chunks this thread runs itself. */
+  readonly payloads: PayloadSchemas
 }
 
 export interface XmlWorkers {
@@ -49,7 +51,9 @@ export interface XmlWorkers {
     version: WorkerVersion,
     inputs: ReadonlyArray<Uint8Array | string>,
     known: ReadonlyArray<boolean>
-  ) => Effect.Effect<Option.Option<ReadonlyArray<Front>>>
+  ) => Started
+  /** Chunks sent and not yet answered. */
+  readonly outstanding: () => number
   /** Workers started so far, replacements included (tests). */
   readonly started: () => number
 }
@@ -61,6 +65,15 @@ export interface XmlWorkers {
 export const workersFor = (config: IngressConfig): number => Math.max(0, Math.floor(config.workers ?? DEFAULT_WORKERS))
 
 export const DEFAULT_WORKERS = 0
+
+/** A chunk sent to a worker. */
+export interface Started {
+  /** Its answer is here (`result` will not wait). */
+  readonly done: () => boolean
+  readonly result: Effect.Effect<Option.Option<ReadonlyArray<Front>>>
+}
+
+const gaveBack: Started = { done: () => true, result: Effect.succeedNone }
 
 /** Chunks below this size stay inline: moving them would cost more than it saves. */
 export const DEFAULT_THRESHOLD = 8
@@ -203,10 +216,12 @@ export const makeXmlWorkers = (options: XmlWorkersOptions): Effect.Effect<XmlWor
           const schemas: Array<readonly [number, string, string]> = []
           const tags: Array<readonly [string, number]> = []
           const known = new Map<CompiledSchema, number>()
+          const byTag = new Map<string, { readonly id: number; readonly schema: CompiledSchema }>()
           for (const [tag, entry] of routes.types) {
             let sid = schemaIds.get(entry.schema)
             if (sid === undefined) schemaIds.set(entry.schema, sid = ++schemaSeq)
             known.set(entry.schema, sid)
+            byTag.set(tag, { id: sid, schema: entry.schema })
             schemas.push([sid, entry.spec.tag, entry.spec.xsd])
             tags.push([tag, sid])
           }
@@ -223,7 +238,7 @@ export const makeXmlWorkers = (options: XmlWorkersOptions): Effect.Effect<XmlWor
           versions.set(id, { ...message, retire: [] })
           let waiting = slots.length
           let failed = false
-          const version: WorkerVersion = { id, schemaId: (schema) => known.get(schema) ?? -1 }
+          const version: WorkerVersion = { id, schemaId: (schema) => known.get(schema) ?? -1, payloads: { byTag } }
           if (waiting === 0 || broken) return resume(Effect.succeed(broken ? undefined : version))
           for (const s of slots) {
             const worker = s.worker
@@ -240,7 +255,7 @@ export const makeXmlWorkers = (options: XmlWorkersOptions): Effect.Effect<XmlWor
         })
 
       const start: XmlWorkers["start"] = (version, inputs, known) => {
-        if (closed || broken || slots.length === 0) return Effect.succeedNone
+        if (closed || broken || slots.length === 0) return gaveBack
         // The answer, once here, and whoever waits for it.
         let answer: Option.Option<ReadonlyArray<Front>> | undefined
         let waiter: ((a: Option.Option<ReadonlyArray<Front>>) => void) | undefined
@@ -255,10 +270,13 @@ export const makeXmlWorkers = (options: XmlWorkersOptions): Effect.Effect<XmlWor
         }
         send(slot, { seq: ++seq, version: version.id, inputs, known, resume, attempts: 1 })
         refresh()
-        return Effect.async<Option.Option<ReadonlyArray<Front>>>((k) => {
-          if (answer !== undefined) return k(Effect.succeed(answer))
-          waiter = (a) => k(Effect.succeed(a))
-        })
+        return {
+          done: () => answer !== undefined,
+          result: Effect.async<Option.Option<ReadonlyArray<Front>>>((k) => {
+            if (answer !== undefined) return k(Effect.succeed(answer))
+            waiter = (a) => k(Effect.succeed(a))
+          })
+        }
       }
 
       return {
@@ -267,12 +285,12 @@ export const makeXmlWorkers = (options: XmlWorkersOptions): Effect.Effect<XmlWor
         register,
         start,
         started: () => startedCount,
+        outstanding: () => inFlight,
         close: () =>
           Effect.promise(async () => {
             closed = true
             await Promise.all(slots.map((s) => s.worker.terminate()))
           }),
-        inFlight: () => inFlight
       }
     }),
     (pool) => pool.close()

@@ -10,18 +10,27 @@
 import { Chunk, Effect, Option, Queue, Stream } from "effect"
 import type { IngressOutcome } from "../Ingress.js"
 import type { Front } from "../internal/IngressFront.js"
-import type { XmlWorkers } from "../internal/XmlWorkers.js"
+import type { Started, XmlWorkers } from "../internal/XmlWorkers.js"
 import type { Hop } from "./Hop.js"
 import type { Version } from "./Version.js"
 
 /** The most messages taken from the inbox at once. */
 const MAX_CHUNK = 1024
 
+/** The largest piece a chunk is cut into for the workers. */
+const MAX_PIECE = 64
+
+/** A piece of the inbox on its way to delivery. */
 interface Entry {
   readonly hops: ReadonlyArray<Hop>
+  /** The version that judges it: the one running when it left the inbox. */
   readonly version: Version
-  /** The worker's results, when the chunk went to one. */
-  readonly fronts: Effect.Effect<Option.Option<ReadonlyArray<Front>>> | undefined
+  /** Judged inline at its turn (too small to move, or no worker could run it). */
+  inline: boolean
+  /** Its front stages' results, once known. */
+  fronts: ReadonlyArray<Front> | undefined
+  /** Sent to a worker. */
+  started: Started | undefined
 }
 
 export interface IntakeDelivery {
@@ -35,10 +44,15 @@ export const inlineIntake = (inbox: Queue.Dequeue<Hop>, delivery: IntakeDelivery
     Stream.runForEachChunk((chunk) => Effect.sync(() => delivery.processChunk(chunk)))
   )
 
-const judgeInline = (e: Entry): ReadonlyArray<IngressOutcome> =>
-  e.version.ingress.runBatch(e.hops.map((h) => h.input), e.version.routes, e.hops.map((h) => h.canonical))
+const inputsOf = (e: Entry) => e.hops.map((h) => h.input)
+const knownOf = (e: Entry) => e.hops.map((h) => h.canonical)
 
-/** Reads the inbox forever, with the workers judging the larger chunks. */
+/**
+ * Reads the inbox forever, with the workers running the libxml2 stages of the larger chunks.
+ * Larger chunks are cut into pieces; each worker holds at most two pieces at a time (one
+ * running, one ready to run), and whenever this thread would otherwise wait for a worker it
+ * runs the last piece not yet sent itself. Pieces are delivered strictly in order.
+ */
 export const pipelinedIntake = (
   inbox: Queue.Dequeue<Hop>,
   delivery: IntakeDelivery,
@@ -48,52 +62,73 @@ export const pipelinedIntake = (
   Effect.gen(function*() {
     const queue: Array<Entry> = []
     const threshold = Math.max(1, workers.threshold)
+    const cap = 2 * workers.size
 
-    /** Sends a piece to a worker (it runs while this fiber goes on). */
-    const submit = (hops: ReadonlyArray<Hop>, version: Version): Entry => ({
-      hops,
-      version,
-      fronts: workers.start(version.workerVersion!, hops.map((h) => h.input), hops.map((h) => h.canonical))
-    })
+    const enqueue = (hops: ReadonlyArray<Hop>) => {
+      const version = currentVersion()
+      if (hops.length < threshold || version.workerVersion === undefined) {
+        queue.push({ hops, version, inline: true, fronts: undefined, started: undefined })
+        return
+      }
+      // Pieces small enough that this thread and the workers can share a chunk.
+      const pieces = Math.max(1, Math.min(Math.floor(hops.length / threshold), Math.max(4, Math.ceil(hops.length / MAX_PIECE))))
+      const size = Math.ceil(hops.length / pieces)
+      for (let at = 0; at < hops.length; at += size) {
+        queue.push({ hops: hops.slice(at, at + size), version, inline: false, fronts: undefined, started: undefined })
+      }
+    }
 
-    const take = (hops: ReadonlyArray<Hop>) =>
-      Effect.sync(() => {
-        const version = currentVersion()
-        if (hops.length < threshold || version.workerVersion === undefined) {
-          queue.push({ hops, version, fronts: undefined })
-          return
+    /** Sends pieces, in order, while the workers have room. */
+    const feed = () => {
+      for (let i = 0; i < queue.length && workers.outstanding() < cap; i++) {
+        const e = queue[i]!
+        if (e.inline || e.fronts !== undefined || e.started !== undefined) continue
+        e.started = workers.start(e.version.workerVersion!, inputsOf(e), knownOf(e))
+      }
+    }
+
+    /** Runs the front stages of an entry here. */
+    const runHere = (e: Entry) => {
+      e.fronts = e.version.ingress.front(inputsOf(e), knownOf(e), e.version.workerVersion!.payloads)
+    }
+
+    /** Runs the last piece nobody has started; false when there is none. */
+    const steal = (): boolean => {
+      for (let i = queue.length - 1; i > 0; i--) {
+        const e = queue[i]!
+        if (!e.inline && e.fronts === undefined && e.started === undefined) {
+          runHere(e)
+          return true
         }
-        // Nothing else to deliver meanwhile: two pieces, so that this thread delivers the
-        // first while a worker still works on the second.
-        if (queue.length === 0 && hops.length >= 2 * threshold) {
-          const half = Math.ceil(hops.length / 2)
-          queue.push(submit(hops.slice(0, half), version))
-          queue.push(submit(hops.slice(half), version))
-          return
-        }
-        queue.push(submit(hops, version))
-      })
+      }
+      return false
+    }
 
     while (true) {
       // Wait for messages only when nothing is left to deliver.
       const chunk = queue.length === 0 ? yield* Queue.takeBetween(inbox, 1, MAX_CHUNK) : yield* Queue.takeUpTo(inbox, MAX_CHUNK)
-      if (Chunk.size(chunk) > 0) yield* take(Chunk.toReadonlyArray(chunk))
-      const head = queue.shift()
+      if (Chunk.size(chunk) > 0) enqueue(Chunk.toReadonlyArray(chunk))
+      feed()
+      const head = queue[0]
       if (head === undefined) continue
-      let outcomes: ReadonlyArray<IngressOutcome>
-      if (head.fronts === undefined) outcomes = judgeInline(head)
-      else {
-        const fronts = yield* head.fronts
-        outcomes = Option.isSome(fronts)
-          ? head.version.ingress.finish(
-            head.hops.map((h) => h.input),
-            fronts.value,
-            head.version.routes,
-            head.hops.map((h) => h.canonical),
-            head.version.workerVersion!.schemaId
-          )
-          : judgeInline(head)
+      if (!head.inline && head.fronts === undefined) {
+        if (head.started === undefined) runHere(head)
+        else {
+          // This thread works too while the head's worker is busy.
+          while (!head.started.done() && steal()) {
+            // steal() did a piece
+          }
+          const fronts = yield* head.started.result
+          if (Option.isSome(fronts)) head.fronts = fronts.value
+          else head.inline = true
+        }
       }
+      queue.shift()
+      // The workers get their next pieces before this thread turns to delivery.
+      feed()
+      const outcomes = head.inline
+        ? head.version.ingress.runBatch(inputsOf(head), head.version.routes, knownOf(head))
+        : head.version.ingress.finish(inputsOf(head), head.fronts!, head.version.routes, knownOf(head), head.version.workerVersion!.schemaId)
       delivery.deliverJudged(head.hops, outcomes, head.version)
     }
   })
