@@ -7,20 +7,25 @@
 import { describe, expect, it, layer } from "@effect/vitest"
 import { Context, Effect, FastCheck as fc, Layer, Option, Schema } from "effect"
 import { spawnSync } from "node:child_process"
-import { readdirSync, readFileSync } from "node:fs"
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join, relative } from "node:path"
 import { writeEnvelope } from "../src/domain/Envelope.js"
 import { Listener } from "../src/domain/Listener.js"
 import { Organism } from "../src/domain/Organism.js"
 import * as Payload from "../src/domain/Payload.js"
 import { Reply } from "../src/domain/Reply.js"
 import { Ingress, type IngressOutcome } from "../src/pipeline/Ingress.js"
+import { Pump } from "../src/pipeline/Pump.js"
 import { makeXmlWorkers, type WorkerVersion, type XmlWorkers } from "../src/pipeline/internal/XmlWorkers.js"
 import { makeRouter, type Router } from "../src/pipeline/Router.js"
 import { ThreadRegistry } from "../src/services/ThreadRegistry.js"
 import { XmlEngine } from "../src/services/XmlEngine.js"
+import { Question } from "./fixtures/modules.js"
+import { loadOrganism } from "./support/files.js"
 import { ENVELOPE_NS, hostileOrganism } from "./support/hostile.js"
 import { Doc } from "./support/payloads.js"
-import { expectBalanced, Note, Ping, withPump } from "./support/pump.js"
+import { expectBalanced, layerWithoutModels, Note, Ping, withPump } from "./support/pump.js"
 
 const THREAD = "550e8400-e29b-41d4-a716-446655440000"
 const envelope = (meta: string, payload: string) => `<message xmlns="${ENVELOPE_NS}"><meta>${meta}</meta>${payload}</message>`
@@ -286,4 +291,31 @@ describe("the workers end with their Scope", () => {
     expect(JSON.parse(out.stdout.trim())).toMatchObject({ delivered: 51, rejected: 0 }) // + boot
     expect(Date.now() - started).toBeLessThan(60_000)
   }, 90_000)
+})
+
+describe("ingress.workers in an organism file", () => {
+  const dir = mkdtempSync(join(tmpdir(), "organism-workers-"))
+  const modules = relative(dir, join(__dirname, "fixtures", "modules.ts"))
+  const file = (workers: string) => {
+    const path = join(dir, `workers-${workers}.yaml`)
+    writeFileSync(
+      path,
+      `organism:\n  name: qa\n  ingress:\n    workers: ${workers}\nlisteners:\n  - name: oracle\n    payload: ${modules}#Question\n    handler: ${modules}#answer\n`
+    )
+    return path
+  }
+
+  it.live("sets the pump's worker count", () =>
+    Effect.gen(function*() {
+      const { organism } = yield* loadOrganism(file("1"))
+      expect(organism.settings.ingress.workers).toBe(1)
+      const reply = yield* Effect.scoped(Effect.flatMap(Pump.make(organism), (pump) => pump.request("oracle", new Question({ text: "why" }))))
+      expect((reply as { text: string }).text).toBe("you asked: why")
+    }).pipe(Effect.provide(layerWithoutModels)))
+
+  it.effect("refuses a negative count", () =>
+    Effect.gen(function*() {
+      const refused = yield* Effect.flip(loadOrganism(file("-1")))
+      expect(refused.problems.map((p) => p.key)).toEqual(["organism.ingress.workers"])
+    }).pipe(Effect.provide(XmlEngine.layer)))
 })
