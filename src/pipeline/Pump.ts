@@ -7,7 +7,9 @@
  * Shape of the machinery (and why):
  * - The inbox is one unbounded queue read as a Stream in chunks; each chunk runs through the
  *   ingress stages synchronously, stage by stage (they are libxml2 calls — no fiber per stage
- *   or message), then through delivery (pump/Delivery.ts).
+ *   or message), then through delivery (pump/Delivery.ts). With ingress workers
+ *   (settings.ingress.workers) the libxml2 stages of larger chunks run in worker threads while
+ *   this thread delivers the chunk before (pump/Intake.ts).
  * - External producers (inject, injectRaw) hold a permit from a bounded pool until their
  *   message is fully handled: that is the backpressure. Replies never wait for a permit, so
  *   a handler can never deadlock against a full inbox.

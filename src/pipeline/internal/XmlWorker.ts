@@ -10,7 +10,7 @@ import { ENVELOPE_XSD } from "../../domain/Envelope.js"
 import type { IngressConfig } from "../../domain/IngressConfig.js"
 import { type CompiledSchema, XmlEngine } from "../../services/XmlEngine.js"
 import { type PayloadSchemas, runFront } from "./IngressFront.js"
-import type { ToWorker, WorkerData } from "./XmlWorkerProtocol.js"
+import { packFronts, type ToWorker, type WorkerData } from "./XmlWorkerProtocol.js"
 
 const port = parentPort!
 const data = workerData as WorkerData
@@ -46,7 +46,7 @@ const main = async () => {
           if (flag === undefined || Atomics.compareExchange(flag, 0, 0, 1) === 0) process.exit(3)
         }
         const fronts = runFront(engine, envelopeSchema, version.config, version.payloads, message.inputs, message.known)
-        port.postMessage({ kind: "done", seq: message.seq, fronts })
+        port.postMessage({ kind: "done", seq: message.seq, fronts: packFronts(fronts) })
         return
       }
     }

@@ -18,7 +18,7 @@ import type { IngressConfig } from "../../domain/IngressConfig.js"
 import type { CompiledSchema } from "../../services/XmlEngine.js"
 import type { Router } from "../Router.js"
 import type { Front, PayloadSchemas } from "./IngressFront.js"
-import type { FromWorker, VersionMessage, WorkerData } from "./XmlWorkerProtocol.js"
+import { type FromWorker, unpackFronts, type VersionMessage, type WorkerData } from "./XmlWorkerProtocol.js"
 
 export interface XmlWorkersOptions {
   /** How many worker threads. */
@@ -171,7 +171,7 @@ export const makeXmlWorkers = (options: XmlWorkersOptions): Effect.Effect<XmlWor
             if (p === undefined) return
             deaths = 0
             s.pending.delete(m.seq)
-            settle(p, Option.some(m.fronts))
+            settle(p, Option.some(unpackFronts(m.fronts)))
             refresh()
           } else if (m.kind === "ready") readies.get(worker)?.(m.version, m.error)
         })
