@@ -15,10 +15,10 @@ import { Listener } from "../src/domain/Listener.js"
 import { Organism } from "../src/domain/Organism.js"
 import * as Payload from "../src/domain/Payload.js"
 import { Reply } from "../src/domain/Reply.js"
-import { Ingress, type IngressOutcome } from "../src/pipeline/Ingress.js"
+import { Ingress, type IngressOutcome, type Rejected } from "../src/pipeline/Ingress.js"
 import { Pump } from "../src/pipeline/Pump.js"
 import { makeXmlWorkers, type WorkerVersion, type XmlWorkers } from "../src/pipeline/internal/XmlWorkers.js"
-import { makeRouter, type Router } from "../src/pipeline/Router.js"
+import { makeRouter, type RouteResolver, type Router, routesForPayloads } from "../src/pipeline/Router.js"
 import { ThreadRegistry } from "../src/services/ThreadRegistry.js"
 import { XmlEngine } from "../src/services/XmlEngine.js"
 import { Question } from "./fixtures/modules.js"
@@ -94,11 +94,16 @@ const comparable = (o: IngressOutcome, source: string | Uint8Array) => {
   return JSON.stringify(data).replace(UUID, (id) => (text.includes(id) ? id : "<fresh>"))
 }
 
+/** A payload type named like Note with another schema. */
+class CountedNote extends Payload.Class<CountedNote>("Note")({ count: Schema.Int }) {}
+
 class Both extends Context.Tag("test/Both")<Both, {
   readonly ingress: Ingress
   readonly routes: Router
   readonly workers: XmlWorkers
   readonly version: WorkerVersion
+  /** A route table of its own where <Note> has another schema than the workers know. */
+  readonly other: RouteResolver
 }>() {
   static readonly layer = Layer.scoped(
     Both,
@@ -108,7 +113,8 @@ class Both extends Context.Tag("test/Both")<Both, {
       const ingress = yield* Ingress.make(organism.settings.ingress)
       const workers = yield* makeXmlWorkers({ workers: 2 })
       const version = (yield* workers.register(routes, organism.settings.ingress))!
-      return { ingress, routes, workers, version }
+      const other = yield* routesForPayloads([CountedNote, Ping, Doc])
+      return { ingress, routes, workers, version, other }
     })
   ).pipe(Layer.provide(Layer.mergeAll(XmlEngine.layer, ThreadRegistry.layerMemory)))
 }
@@ -133,6 +139,20 @@ layer(Both.layer, { excludeTestServices: true })("the workers' outcomes are the 
 
   it.effect.prop("random valid, mutated and hostile inputs", [fc.array(input, { minLength: 1, maxLength: 40 })], ([batch]) =>
     Effect.asVoid(compare(batch)), { fastCheck: { numRuns: 120 } })
+
+  it.effect("a route whose payload schema the workers do not have is judged inline, with the same outcome", () =>
+    Effect.gen(function*() {
+      const { ingress, other, version, workers } = yield* Both
+      const inputs = [...seeds, written(7), written(8)]
+      const known = inputs.map((_, i) => i >= seeds.length)
+      const fronts = Option.getOrThrow(yield* workers.start(version, inputs, known).result)
+      const viaWorker = ingress.finish(inputs, fronts, other, known, version.schemaId)
+      const inline = ingress.runBatch(inputs, other, known)
+      expect(viaWorker.map((o, i) => comparable(o, inputs[i]!))).toEqual(inline.map((o, i) => comparable(o, inputs[i]!)))
+      expect(inline.filter((o) => o._tag === "Accepted").length).toBeGreaterThan(0)
+      // The workers found these Notes valid under their schema; the route's schema refuses them.
+      expect(known.every((k, i) => !k || (inline[i]!._tag === "Rejected" && (inline[i] as Rejected).error._tag === "PayloadInvalid"))).toBe(true)
+    }))
 
   it.effect("the whole adversarial corpus, and each seed, reach every kind of outcome", () =>
     Effect.gen(function*() {
