@@ -137,11 +137,13 @@ export const makeXmlWorkers = (options: XmlWorkersOptions): Effect.Effect<XmlWor
 
       const slots: Array<Slot> = []
 
-      // A worker keeps the process alive only while it holds a chunk: an idle pool never
-      // stops a program from exiting.
+      /** Versions being compiled: the workers' answers are awaited. */
+      let registering = 0
+      // A worker keeps the process alive only while it holds a chunk or compiles a version: an
+      // idle pool never stops a program from exiting.
       const refresh = () => {
         for (const s of slots) {
-          if (s.pending.size > 0) s.worker.ref()
+          if (s.pending.size > 0 || registering > 0) s.worker.ref()
           else s.worker.unref()
         }
       }
@@ -240,12 +242,16 @@ export const makeXmlWorkers = (options: XmlWorkersOptions): Effect.Effect<XmlWor
           let failed = false
           const version: WorkerVersion = { id, schemaId: (schema) => known.get(schema) ?? -1, payloads: { byTag } }
           if (waiting === 0 || broken) return resume(Effect.succeed(broken ? undefined : version))
+          registering++
+          refresh()
           for (const s of slots) {
             const worker = s.worker
             readies.set(worker, (_v, error) => {
               readies.delete(worker)
               if (error !== undefined) failed = true
               if (--waiting === 0) {
+                registering--
+                refresh()
                 if (!failed) current = id
                 resume(Effect.succeed(failed ? undefined : version))
               }
