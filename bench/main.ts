@@ -1,6 +1,7 @@
 /**
  * `npm run bench [NAME…] [--json] [--threads T] [--hops H] [--listeners L] [--messages M]
- *  [--live N] [--agents A] [--turns N] [--seconds S] [--clients C] [--subscribers N] [--conversations N] [--rounds R]`
+ *  [--live N] [--agents A] [--turns N] [--seconds S] [--clients C] [--subscribers N] [--conversations N] [--rounds R]
+ *  [--workers N]`
  *
  * One JSON line per benchmark with its figures and `ratio_to_floor`: the libxml2 floor's
  * throughput on one core (measured in CPU time, in the same run, interleaved with the
@@ -32,13 +33,24 @@ const option = (name: string, fallback: number) => {
   }
   return v
 }
-const valued = new Set(["--conversations", "--rounds", "--threads", "--hops", "--listeners", "--messages", "--live", "--agents", "--turns", "--seconds", "--clients", "--subscribers"])
+/** `--workers N` (0 allowed: ingress workers off); undefined when not given. */
+const workersOption = (() => {
+  const i = argv.indexOf("--workers")
+  if (i === -1) return undefined
+  const v = Number(argv[i + 1])
+  if (!Number.isInteger(v) || v < 0) {
+    console.error("bench: --workers expects a whole number ≥ 0")
+    process.exit(2)
+  }
+  return v
+})()
+const valued = new Set(["--workers", "--conversations", "--rounds", "--threads", "--hops", "--listeners", "--messages", "--live", "--agents", "--turns", "--seconds", "--clients", "--subscribers"])
 const names = argv.filter((a, i) => !a.startsWith("--") && !valued.has(argv[i - 1] ?? ""))
 
 const seconds = option("seconds", 2)
 const benches: Record<string, () => Effect.Effect<Record<string, unknown>, unknown>> = {
   ingress: () => ingressBench({ seconds }),
-  pingpong: () => pingpongBench({ threads: option("threads", 50), hops: option("hops", 2000), seconds, rounds: option("rounds", 3) }),
+  pingpong: () => pingpongBench({ threads: option("threads", 50), hops: option("hops", 2000), seconds, rounds: option("rounds", 3), workers: workersOption }),
   broadcast: () => broadcastBench({ listeners: option("listeners", 100), messages: option("messages", 5000), seconds }),
   threads: () => threadsBench({ live: option("live", 10_000), seconds }),
   agents: () => agentsBench({ agents: option("agents", 20), turns: option("turns", 20) }),

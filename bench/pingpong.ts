@@ -26,13 +26,21 @@ export interface PingpongOptions {
   /** The floor's total time, over all its slices. */
   readonly seconds: number
   readonly rounds: number
+  /** Ingress worker threads (`settings.ingress.workers`); undefined: the organism's default. */
+  readonly workers?: number | undefined
 }
 
 /**
  * One run; `watched`: a subscriber takes every event, as the CLI and the API do. `setup`
  * runs before the pump starts, in the run's services (an observer: tracing).
  */
-export const run = (threads: number, hops: number, watched: boolean, setup: Effect.Effect<void, never, Events | Scope.Scope> = Effect.void) =>
+export const run = (
+  threads: number,
+  hops: number,
+  watched: boolean,
+  setup: Effect.Effect<void, never, Events | Scope.Scope> = Effect.void,
+  workers?: number
+) =>
   Effect.gen(function*() {
     yield* setup
     const last = new Map<string, number>()
@@ -49,7 +57,11 @@ export const run = (threads: number, hops: number, watched: boolean, setup: Effe
     // stays two hops deep however long the ping-pong runs.
     const organism = Organism.make({
       name: "pingpong",
-      settings: { guards: { maxInvocationsPerThread: hops + 10 }, maxConcurrentHandlers: 64 },
+      settings: {
+        guards: { maxInvocationsPerThread: hops + 10 },
+        maxConcurrentHandlers: 64,
+        ...(workers === undefined ? {} : { ingress: { workers } })
+      },
       listeners: [
         Listener.make({
           name: "ping",
@@ -97,8 +109,9 @@ export const pingpongBench = (options: PingpongOptions) =>
   Effect.gen(function*() {
     // Warm-up at the measured size: the wasm tier-up and V8's optimizing tiers take tens of
     // thousands of hops, more than a tenth of a one-thread run.
-    yield* run(options.threads, options.hops, false)
-    yield* run(Math.min(options.threads, 10), Math.max(50, Math.floor(options.hops / 10)), true)
+    const workers = options.workers
+    yield* run(options.threads, options.hops, false, Effect.void, workers)
+    yield* run(Math.min(options.threads, 10), Math.max(50, Math.floor(options.hops / 10)), true, Effect.void, workers)
     const spec = specOf(Ping)
     const bytes = Buffer.from(writeEnvelope({
       from: "ping",
@@ -120,7 +133,7 @@ export const pingpongBench = (options: PingpongOptions) =>
     for (let r = 0; r < options.rounds; r++) {
       // Alternating order, so neither kind always runs first.
       for (const isWatched of r % 2 === 0 ? [false, true] : [true, false]) {
-        const result = yield* run(options.threads, options.hops, isWatched)
+        const result = yield* run(options.threads, options.hops, isWatched, Effect.void, workers)
         if (isWatched) watched = addWork(watched, result.work)
         else {
           plain = addWork(plain, result.work)
@@ -142,6 +155,7 @@ export const pingpongBench = (options: PingpongOptions) =>
       threads: options.threads,
       hops: options.hops,
       rounds: options.rounds,
+      ...(workers === undefined ? {} : { workers }),
       hops_per_s: Math.round(hopsPerSecond),
       cpu_us_per_hop: f.cpuPerUnit,
       cores_used: f.coresUsed,

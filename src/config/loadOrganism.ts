@@ -589,7 +589,8 @@ export const loadOrganism = Effect.fn("loadOrganism")(function*(path: string, op
       ingress: {
         ...(o.max_message_bytes !== undefined ? { maxBytes: o.max_message_bytes } : {}),
         ...(o.max_xml_depth !== undefined ? { maxDepth: o.max_xml_depth } : {}),
-        ...(o.repair !== undefined ? { recover: o.repair } : {})
+        ...(o.repair !== undefined ? { recover: o.repair } : {}),
+        ...(o.ingress?.workers !== undefined ? { workers: o.ingress.workers } : {})
       }
     }
   })

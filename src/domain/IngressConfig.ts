@@ -6,6 +6,16 @@ export interface IngressConfig {
   readonly maxDepth: number
   /** Use libxml2's recovering parser when the strict parse fails. */
   readonly recover: boolean
+  /**
+   * Worker threads that run the libxml2 stages of large inbox chunks (0: none, everything
+   * inline; undefined: the default). Read when the pump starts; a reload keeps the pool.
+   */
+  readonly workers?: number | undefined
+  /** Tuning and test hooks of the ingress workers (pipeline/internal/XmlWorkers.ts). */
+  readonly workerOptions?: {
+    readonly threshold?: number
+    readonly testing?: { readonly exitOn?: string; readonly exitOnce?: SharedArrayBuffer }
+  } | undefined
 }
 
 export const defaultIngressConfig: IngressConfig = {

@@ -73,6 +73,12 @@ export class GuardsConfig extends Schema.Class<GuardsConfig>("GuardsConfig")({
   max_thread_duration: Schema.optional(DurationConfig)
 }) {}
 
+/** The ingress stages (README "Ingress workers"). */
+export class IngressSectionConfig extends Schema.Class<IngressSectionConfig>("IngressSectionConfig")({
+  /** Worker threads for the libxml2 stages of large inbox chunks; 0: none. */
+  workers: Schema.optional(NonNegativeInt)
+}) {}
+
 export class OrganismSection extends Schema.Class<OrganismSection>("OrganismSection")({
   name: Name,
   description: Schema.optional(Text),
@@ -85,6 +91,7 @@ export class OrganismSection extends Schema.Class<OrganismSection>("OrganismSect
   max_message_bytes: Schema.optional(PositiveInt),
   max_xml_depth: Schema.optional(PositiveInt),
   repair: Schema.optional(Flag),
+  ingress: Schema.optional(IngressSectionConfig),
   guards: Schema.optional(GuardsConfig),
   max_tokens_per_thread: Schema.optional(TokenLimit),
   context: Schema.optional(ContextConfig),

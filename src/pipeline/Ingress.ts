@@ -13,8 +13,11 @@ import { Effect, Either, type Scope } from "effect"
 import type { Diagnostic } from "../domain/Diagnostic.js"
 import { ENVELOPE_XSD, type Envelope } from "../domain/Envelope.js"
 import { defaultIngressConfig, type IngressConfig } from "../domain/IngressConfig.js"
-import { type IngressError, InternalError, type Stage as StageName } from "../domain/IngressError.js"
-import { type CompiledSchema, type SchemaCompileError, type XmlDocument, XmlEngine } from "../services/XmlEngine.js"
+import { type IngressError, InternalError, PayloadInvalid, type Stage as StageName } from "../domain/IngressError.js"
+import type { DocPtr } from "../services/internal/libxml2.js"
+import { type CompiledSchema, type SchemaCompileError, XmlDocument, XmlEngine } from "../services/XmlEngine.js"
+import { readCanonical } from "../domain/xml/CanonicalTree.js"
+import { type Front, type FrontPassed, type PayloadSchemas, runFront, toDiagnostics, toError } from "./internal/IngressFront.js"
 import type { RouteMatch, RouteResolver } from "./Router.js"
 import { alreadyCanonical, type Canonical, canonicalize } from "./stages/canonicalize.js"
 import { decode, type Delivery } from "./stages/decode.js"
@@ -136,6 +139,28 @@ export interface Ingress {
     routes: RouteResolver | undefined,
     canonical?: ReadonlyArray<boolean>
   ) => Array<IngressOutcome>
+  /**
+   * The libxml2 stages of a chunk on this thread, as an ingress worker runs them
+   * (internal/IngressFront.ts): what the pump does itself while its workers are busy.
+   */
+  readonly front: (
+    inputs: ReadonlyArray<Uint8Array | string>,
+    canonical: ReadonlyArray<boolean> | undefined,
+    payloads: PayloadSchemas
+  ) => Array<Front>
+  /**
+   * The rest of `runBatch` after an ingress worker ran the libxml2 stages of the chunk
+   * (internal/IngressFront.ts): thread, route, payload (the worker's verdict for the payload
+   * schema it checked) and decode. The outcomes are the ones `runBatch` gives for the same
+   * inputs. `payloadSchemaId` names the schema behind an id of the worker's table. Never throws.
+   */
+  readonly finish: (
+    inputs: ReadonlyArray<Uint8Array | string>,
+    fronts: ReadonlyArray<Front>,
+    routes: RouteResolver,
+    canonical: ReadonlyArray<boolean> | undefined,
+    payloadSchemaId: (schema: CompiledSchema) => number
+  ) => Array<IngressOutcome>
 }
 
 export const makeIngress = (
@@ -244,7 +269,71 @@ export const makeIngress = (
       return inputs.map((input) => run(input, routes))
     }
   }
-  return { config, run, runBatch }
+
+  /** A stand-in for the worker's document: it carries what later stages read, no handle. */
+  const detached = (f: FrontPassed): XmlDocument => {
+    const doc = new XmlDocument(0 as DocPtr, f.repaired, toDiagnostics(f.diagnostics))
+    doc.released = true
+    return doc
+  }
+
+  const finishChunk = (
+    inputs: ReadonlyArray<Uint8Array | string>,
+    fronts: ReadonlyArray<Front>,
+    routes: RouteResolver,
+    known: ReadonlyArray<boolean> | undefined,
+    payloadSchemaId: (schema: CompiledSchema) => number
+  ): Array<IngressOutcome> => {
+    const slots = fronts.map((f, i): Slot<Extracted & { readonly canonical: Canonical }> => {
+      if (!f.ok) return new Rejected(toError(f.error), nothingSeen, f.canonical, toDiagnostics(f.diagnostics))
+      const text = f.text ?? (inputs[i] as string)
+      // The worker read this text already (depth limit included): it reads the same here.
+      const c: Canonical = { doc: detached(f), text, root: readCanonical(text, config.maxDepth) }
+      const e = extract(c)
+      if (Either.isLeft(e)) return new Rejected(e.left, nothingSeen, c.text, c.doc.diagnostics)
+      return { envelope: e.right.envelope, payload: e.right.payload, payloadIndex: e.right.payloadIndex, canonical: c }
+    })
+    const routed = routeWith(routes)(thread(slots))
+    // Messages whose route wants a schema the worker did not check (a type learned after the
+    // worker's table was made) run inline from the start.
+    const again: Array<number> = []
+    const payloadChecked = stage((r: Routed, i): Slot<Routed> => {
+      const f = fronts[i] as FrontPassed
+      const targets = r.route.targets
+      for (let t = 0; t < targets.length; t++) {
+        const schema = targets[t]!.schema
+        if (schema === undefined) continue
+        if (payloadSchemaId(schema) !== f.schema) {
+          again.push(i)
+          return r
+        }
+        if (f.payloadErrors.length > 0) {
+          return new Rejected(
+            new PayloadInvalid({ diagnostics: toDiagnostics(f.payloadErrors), payloadTag: r.envelope.payloadTag }),
+            seenOf(r),
+            r.canonical.text,
+            r.diagnostics
+          )
+        }
+      }
+      return r
+    })
+    const outcomes = decoded(payloadChecked(routed))
+    for (const i of again) outcomes[i] = runBatch([inputs[i]!], routes, known === undefined ? undefined : [known[i] === true])[0]!
+    return outcomes
+  }
+
+  const finish: Ingress["finish"] = (inputs, fronts, routes, known, payloadSchemaId) => {
+    try {
+      return finishChunk(inputs, fronts, routes, known, payloadSchemaId)
+    } catch {
+      // Something threw in the main thread's stages: the inline path decides, message by
+      // message, exactly as it would have without the worker.
+      return runBatch(inputs, routes, known)
+    }
+  }
+  const front: Ingress["front"] = (inputs, known, payloads) => runFront(engine, envelopeSchema, config, payloads, inputs, known)
+  return { config, run, runBatch, front, finish }
 }
 
 /** A thrown value as one line of text. */

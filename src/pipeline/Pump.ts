@@ -7,7 +7,9 @@
  * Shape of the machinery (and why):
  * - The inbox is one unbounded queue read as a Stream in chunks; each chunk runs through the
  *   ingress stages synchronously, stage by stage (they are libxml2 calls — no fiber per stage
- *   or message), then through delivery (pump/Delivery.ts).
+ *   or message), then through delivery (pump/Delivery.ts). With ingress workers
+ *   (settings.ingress.workers) the libxml2 stages of larger chunks run in worker threads while
+ *   this thread delivers the chunk before (pump/Intake.ts).
  * - External producers (inject, injectRaw) hold a permit from a bounded pool until their
  *   message is fully handled: that is the backpressure. Replies never wait for a permit, so
  *   a handler can never deadlock against a full inbox.
@@ -55,6 +57,7 @@ import { Ingress } from "./Ingress.js"
 import { makeIoSlice } from "./internal/IoSlice.js"
 import { IoFairness } from "./IoFairness.js"
 import { Permits } from "./internal/Permits.js"
+import { makeXmlWorkers, workersFor } from "./internal/XmlWorkers.js"
 import { TimeoutWheel } from "./internal/TimeoutWheel.js"
 import { diffListeners, type ListenerDiff } from "./ListenerDiff.js"
 import { primitiveListeners, withPrimitives } from "./primitives/withPrimitives.js"
@@ -73,6 +76,7 @@ import { makeEndings } from "./pump/Endings.js"
 import { makeDelivery } from "./pump/Delivery.js"
 import { makeDispatcher, makeGateSet } from "./pump/Dispatcher.js"
 import type { Hop, Permit } from "./pump/Hop.js"
+import { inlineIntake, pipelinedIntake } from "./pump/Intake.js"
 import { makeLifecycle } from "./pump/Lifecycle.js"
 import { encodePayload, makeOutbox } from "./pump/Outbox.js"
 import { limitsOf, stagesByPoint, type Version, vocabularyOf } from "./pump/Version.js"
@@ -206,6 +210,12 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
   const gateSet = makeGateSet()
   const endings = makeEndings()
   const liveRoots = new Map<string, RootThread>()
+  // Ingress workers (settings.ingress.workers, read at start): one pool for the pump's life,
+  // every version's schemas compiled in each of its workers.
+  const workerCount = workersFor(organism.settings.ingress)
+  const workers = workerCount > 0
+    ? yield* Scope.extend(makeXmlWorkers({ workers: workerCount, ...organism.settings.ingress.workerOptions }), scope)
+    : undefined
 
   /** Everything the pump derives from an organism, built and compiled before it is used. */
   const buildVersion = (next: Organism<any>) =>
@@ -216,6 +226,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
       // Agent prompts and usage instructions, rebuilt with every version of the organism.
       const prompts = yield* PromptRegistry.fromListeners(listeners)
       const ingress = yield* Scope.extend(Ingress.make(next.settings.ingress), scope)
+      const workerVersion = workers === undefined ? undefined : yield* workers.register(routes, next.settings.ingress)
       const { capacity, gates } = gateSet.gatesFor(routes, next.settings)
       const version: Version = {
         organism: next,
@@ -224,6 +235,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
         routes,
         prompts,
         ingress,
+        workerVersion,
         gates,
         gateCapacity: capacity,
         stages: stagesByPoint([...layerStages, ...next.stages]),
@@ -318,9 +330,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
   // (IoFairness.ts; internal/IoSlice.ts says why).
   const ioSlice = makeIoSlice((yield* IoFairness).sliceMs)
   yield* Effect.forkIn(
-    Stream.fromQueue(inbox, { maxChunkSize: 1024 }).pipe(
-      Stream.runForEachChunk((chunk) => Effect.zipRight(Effect.sync(() => delivery.processChunk(chunk)), ioSlice))
-    ),
+    workers === undefined ? inlineIntake(inbox, delivery, ioSlice) : pipelinedIntake(inbox, delivery, workers, () => core.version, ioSlice),
     scope
   )
 

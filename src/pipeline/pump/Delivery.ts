@@ -314,6 +314,11 @@ export const makeDelivery = (core: PumpCore, lifecycle: Lifecycle, dispatcher: D
     // The whole chunk is judged by one version: a reload lands between two chunks.
     const version = core.version
     const outcomes = version.ingress.runBatch(hops.map((h) => h.input), version.routes, hops.map((h) => h.canonical))
+    deliverJudged(hops, outcomes, version)
+  }
+
+  /** A chunk whose ingress outcomes are known (judged by `version`): delivery in order. */
+  const deliverJudged = (hops: ReadonlyArray<Hop>, outcomes: ReadonlyArray<IngressOutcome>, version: Version) => {
     for (let i = 0; i < hops.length; i++) {
       try {
         deliver(hops[i]!, outcomes[i]!, version)
@@ -325,5 +330,5 @@ export const makeDelivery = (core: PumpCore, lifecycle: Lifecycle, dispatcher: D
     }
   }
 
-  return { processChunk }
+  return { processChunk, deliverJudged }
 }

@@ -15,6 +15,7 @@ import type { OutputVocabulary } from "../agents/AgentOutput.js"
 import type { PromptRegistry } from "../../services/PromptRegistry.js"
 import type { Ingress } from "../Ingress.js"
 import type { Gate } from "../internal/Gate.js"
+import type { WorkerVersion } from "../internal/XmlWorkers.js"
 import type { ListenerEntry, Router } from "../Router.js"
 
 /** The registries' limits a version asks for (applied when the version is swapped in). */
@@ -31,6 +32,8 @@ export interface Version {
   readonly routes: Router
   readonly prompts: PromptRegistry.Service
   readonly ingress: Ingress
+  /** This version's schemas as the ingress workers compiled them (undefined: no workers). */
+  readonly workerVersion: WorkerVersion | undefined
   /** The gates each listener's jobs pass (its own limit, its category). */
   readonly gates: ReadonlyMap<ListenerEntry, ReadonlyArray<Gate>>
   /** The capacity of every gate under this version. */
