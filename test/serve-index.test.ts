@@ -121,6 +121,19 @@ describe("LiveEvents", () => {
       expect(live.connected).toBe(0)
     }))
 
+  it.live("a client that keeps up gets a run larger than its buffer whole (a busy organism skips nobody who reads)", () =>
+    Effect.gen(function*() {
+      const live = new LiveEvents()
+      const events = conversation("c1").concat(conversation("c2"))
+      const fiber = yield* Effect.fork(Stream.runCollect(Stream.take(live.stream(undefined, 2), 2)))
+      while (live.connected === 0) yield* Effect.yieldNow()
+      // More events within one flush interval than the client's buffer holds.
+      for (const e of events) live.publish(e)
+      const [, batch] = Chunk.toReadonlyArray(yield* Fiber.join(fiber))
+      expect(batch!.skipped).toBe(0)
+      expect(batchEvents(batch!)).toEqual(events)
+    }))
+
   it.live("every client that takes all events is sent the same bytes, encoded once", () =>
     Effect.gen(function*() {
       const live = new LiveEvents()

@@ -9,9 +9,10 @@
  *   takes all events. A run is turned into JSON and into Server-Sent-Event bytes at most once,
  *   by the first client that sends it; every other client writes the same bytes.
  * - A client that reads too slowly (its socket full, so its stream is not pulled) does not
- *   slow the pump and does not grow memory: it holds at most `capacity` events; a run that
- *   does not fit is skipped whole and counted, and when the client catches up it gets one
- *   `{"type":"Skipped","count":N}` marker before the next events.
+ *   slow the pump and does not grow memory: it holds at most `capacity` events (or one run,
+ *   when a single run is larger); a run that does not fit is skipped whole and counted, and
+ *   when the client catches up it gets one `{"type":"Skipped","count":N}` marker before the
+ *   next events. A client that keeps up is never skipped, however busy the organism.
  */
 import { Effect, Stream } from "effect"
 import { eventToJson, type PumpEvent } from "../domain/PumpEvent.js"
@@ -68,7 +69,10 @@ class Client {
 
   take(run: Run): void {
     const n = run.events.length
-    if (this.held + n > this.capacity) this.skipped += n
+    // A client that has sent everything takes the next run whatever its size: a run is one
+    // flush interval's events, shared by every client, so it bounds memory by itself; only a
+    // client still holding runs (it reads too slowly) skips.
+    if (this.held > 0 && this.held + n > this.capacity) this.skipped += n
     else {
       this.runs.push(run)
       this.held += n
