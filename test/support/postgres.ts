@@ -3,10 +3,11 @@
  * pretest) starts it on loopback and writes its URL to `.cache/postgres-url`. A test that
  * needs it fails — never skips — when it is not there. Each test gets a database of its own.
  */
+import { expect } from "@effect/vitest"
 import { execFileSync } from "node:child_process"
 import { existsSync, readFileSync } from "node:fs"
 import { join } from "node:path"
-import { root } from "./processes.js"
+import { output, root, type Run } from "./processes.js"
 
 const urlFile = join(root, ".cache", "postgres-url")
 
@@ -37,4 +38,17 @@ export const query = <A>(url: string, sql: string): Array<A> => {
     encoding: "utf8"
   })
   return JSON.parse(out.trim()) as Array<A>
+}
+
+/** A database URL nothing answers at, with a password the commands must never print. */
+export const UNREACHABLE_URL = "postgres://someone:secret@127.0.0.1:1/nowhere"
+
+/** How every durable command refuses `UNREACHABLE_URL`: exit 1, the URL named, its password hidden. */
+export const expectUnreachable = (runs: ReadonlyArray<Run>) => {
+  for (const r of runs) {
+    expect(r.code, output(r)).toBe(1)
+    expect(r.stderr).toContain("cannot reach the database at postgres://someone:***@127.0.0.1:1/nowhere")
+    expect(r.stderr).not.toContain("secret")
+    expect(r.stdout).toBe("")
+  }
 }
