@@ -44,4 +44,30 @@ describe("Conversation", () => {
         expect(seen).toEqual(["from console, self watcher"])
       }))
   })
+
+  it.effect("its parts can be taken out of it, and still speak of the same job", () => {
+    const seen: Array<string> = []
+    const organism = Organism.make({
+      listeners: [
+        Listener.make<Ping, [], Conversation>({
+          name: "taker",
+          payload: Ping,
+          handler: () =>
+            Effect.gen(function*() {
+              const { from, history, root, self, thread, xmlOf } = yield* Conversation
+              const slots = yield* history({})
+              seen.push(`${self} from ${from}, root is thread: ${root === thread}, history ${slots.length}`)
+              seen.push(xmlOf(new Note({ text: "a & b" })))
+              return Reply.none
+            })
+        })
+      ]
+    })
+    return withPump(organism, ({ pump }) =>
+      Effect.gen(function*() {
+        yield* pump.inject("taker", new Ping({ n: 1 }))
+        yield* pump.awaitIdle
+        expect(seen).toEqual(["taker from console, root is thread: true, history 1", "<Note><Text>a &amp; b</Text></Note>"])
+      }))
+  })
 })
