@@ -8,14 +8,13 @@
  * message of its own through ingress), which costs one ingress run per delivery.
  */
 import { Effect } from "effect"
-import { writeEnvelope } from "../src/domain/Envelope.js"
 import { Listener } from "../src/domain/Listener.js"
 import { Organism } from "../src/domain/Organism.js"
 import { specOf } from "../src/domain/Payload.js"
 import { Reply } from "../src/domain/Reply.js"
 import { Pump } from "../src/pipeline/Pump.js"
 import { addWork, againstFloor, cpuMicros, floorMeter, noWork, type Work } from "./floor.js"
-import { collectGarbage, percentile, Ping, pingValue, round, rssMb } from "./support.js"
+import { collectGarbage, percentile, Ping, pingEnvelope, pingValue, round, rssMb } from "./support.js"
 
 export interface BroadcastOptions {
   readonly listeners: number
@@ -23,15 +22,7 @@ export interface BroadcastOptions {
   readonly seconds: number
 }
 
-const envelopeOf = (n: number) => {
-  const spec = specOf(Ping)
-  return Buffer.from(writeEnvelope({
-    from: "outside",
-    thread: crypto.randomUUID(),
-    payloadTag: spec.tag,
-    payloadInner: spec.encodeInner(pingValue(n))
-  }))
-}
+const envelopeOf = (n: number) => pingEnvelope({ from: "outside", thread: crypto.randomUUID(), n })
 
 const run = (listeners: number, messages: number, via: "envelope" | "reply") =>
   Effect.gen(function*() {

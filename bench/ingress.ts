@@ -3,24 +3,17 @@
  * slices of each, alternating, in CPU time (bench/floor.ts has the definitions).
  */
 import { Effect } from "effect"
-import { writeEnvelope } from "../src/domain/Envelope.js"
 import { specOf } from "../src/domain/Payload.js"
 import { Ingress } from "../src/pipeline/Ingress.js"
 import { routesForPayloads } from "../src/pipeline/Router.js"
 import { XmlEngine } from "../src/services/XmlEngine.js"
 import { addWork, againstFloor, cpuMicros, floorMeter, noWork } from "./floor.js"
-import { percentile, Ping, pingValue, round, rssMb } from "./support.js"
+import { percentile, Ping, pingEnvelope, round, rssMb } from "./support.js"
 
 export const ingressBench = (options: { readonly seconds: number }) =>
   Effect.gen(function*() {
     const spec = specOf(Ping)
-    const bytes = Buffer.from(writeEnvelope({
-      from: "greeter",
-      to: "shouter",
-      thread: "550e8400-e29b-41d4-a716-446655440000",
-      payloadTag: spec.tag,
-      payloadInner: spec.encodeInner(pingValue(1))
-    }))
+    const bytes = pingEnvelope({ from: "greeter", to: "shouter", n: 1 })
     const ingress = yield* Ingress.make()
     const routes = yield* routesForPayloads([Ping])
     const once = () => {

@@ -10,7 +10,6 @@
  * the definitions of `cpu_us_per_hop`, `cores_used`, `ratio_to_floor`, `cpu_ratio_to_floor`).
  */
 import { Chunk, Effect, Queue, type Scope } from "effect"
-import { writeEnvelope } from "../src/domain/Envelope.js"
 import { Listener } from "../src/domain/Listener.js"
 import { Organism } from "../src/domain/Organism.js"
 import { specOf } from "../src/domain/Payload.js"
@@ -18,7 +17,7 @@ import { Reply } from "../src/domain/Reply.js"
 import { Pump } from "../src/pipeline/Pump.js"
 import { Events } from "../src/services/Events.js"
 import { addWork, againstFloor, cpuMicros, floorMeter, noWork, type Work } from "./floor.js"
-import { collectGarbage, percentile, Ping, pingValue, round, rssMb } from "./support.js"
+import { collectGarbage, percentile, Ping, pingEnvelope, pingValue, round, rssMb } from "./support.js"
 
 export interface PingpongOptions {
   readonly threads: number
@@ -113,13 +112,7 @@ export const pingpongBench = (options: PingpongOptions) =>
     yield* run(options.threads, options.hops, false, Effect.void, workers)
     yield* run(Math.min(options.threads, 10), Math.max(50, Math.floor(options.hops / 10)), true, Effect.void, workers)
     const spec = specOf(Ping)
-    const bytes = Buffer.from(writeEnvelope({
-      from: "ping",
-      to: "pong",
-      thread: "550e8400-e29b-41d4-a716-446655440000",
-      payloadTag: spec.tag,
-      payloadInner: spec.encodeInner(pingValue(123))
-    }))
+    const bytes = pingEnvelope({ from: "ping", to: "pong", n: 123 })
     const floor = floorMeter(bytes, spec.xsd)
     const sliceMs = (options.seconds * 1000) / (2 * options.rounds)
     let plain = noWork

@@ -16,6 +16,7 @@ import { Duration, Effect } from "effect"
 import { Listener } from "../src/domain/Listener.js"
 import { Organism } from "../src/domain/Organism.js"
 import { Reply } from "../src/domain/Reply.js"
+import { toEventLoop } from "../src/pipeline/internal/IoSlice.js"
 import { IoFairness } from "../src/pipeline/IoFairness.js"
 import { Pump } from "../src/pipeline/Pump.js"
 import { ReloadFailed } from "../src/server/ServeApi.js"
@@ -151,12 +152,6 @@ interface PhaseResult {
   readonly cpuMs: number
 }
 
-/** One turn of the event loop (its I/O callbacks run first). */
-const nextTurn = Effect.async<void>((resume) => {
-  const handle = setImmediate(() => resume(Effect.void))
-  return Effect.sync(() => clearImmediate(handle))
-})
-
 const phase = (mode: "http" | "in-process", options: ServeBenchOptions) =>
   Effect.gen(function*() {
     const engine = yield* XmlEngine
@@ -234,7 +229,7 @@ const phase = (mode: "http" | "in-process", options: ServeBenchOptions) =>
             // An HTTP client's next request arrives on a later turn of the event loop; an
             // in-process injector waits for the next turn too, so that C injectors share the
             // thread with the pump, and the live clients get their writes, the same way.
-            yield* nextTurn
+            yield* toEventLoop
           }
         })
       yield* Effect.forEach(Array.from({ length: options.clients }, (_, c) => c), injector, { concurrency: "unbounded", discard: true })

@@ -1,6 +1,7 @@
 import { Schema } from "effect"
 import { setFlagsFromString } from "node:v8"
 import { runInNewContext } from "node:vm"
+import { writeEnvelope } from "../src/domain/Envelope.js"
 import * as Payload from "../src/domain/Payload.js"
 
 /** A payload that makes a ~300-byte envelope, like a typical agent message. */
@@ -13,6 +14,21 @@ export class Ping extends Payload.Class<Ping>("Ping")({
 /** `sender` names the conversation, so latency can be tracked per thread of hops. */
 export const pingValue = (n: number, sender = "bench") =>
   new Ping({ n, text: "Hello there, friend: how is the weather today?", sender })
+
+/** The thread id of the benchmarks' fixed envelopes. */
+export const BENCH_THREAD = "550e8400-e29b-41d4-a716-446655440000"
+
+/** The bytes of an envelope carrying `pingValue(n)` (to nobody: a broadcast). */
+export const pingEnvelope = (options: { readonly from: string; readonly to?: string; readonly thread?: string; readonly n: number }) => {
+  const spec = Payload.specOf(Ping)
+  return Buffer.from(writeEnvelope({
+    from: options.from,
+    ...(options.to === undefined ? {} : { to: options.to }),
+    thread: options.thread ?? BENCH_THREAD,
+    payloadTag: spec.tag,
+    payloadInner: spec.encodeInner(pingValue(options.n))
+  }))
+}
 
 export const round = (x: number, digits = 2) => Number(x.toFixed(digits))
 

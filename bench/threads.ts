@@ -10,13 +10,12 @@
  * `npm run bench` nor `node` needs `--expose-gc`.
  */
 import { Deferred, Duration, Effect } from "effect"
-import { writeEnvelope } from "../src/domain/Envelope.js"
 import { Listener } from "../src/domain/Listener.js"
 import { Organism } from "../src/domain/Organism.js"
 import { specOf } from "../src/domain/Payload.js"
 import { Pump } from "../src/pipeline/Pump.js"
 import { measureFloor } from "./floor.js"
-import { collectGarbage, Ping, pingValue, round, rssMb } from "./support.js"
+import { collectGarbage, Ping, pingEnvelope, pingValue, round, rssMb } from "./support.js"
 
 export interface ThreadsOptions {
   readonly live: number
@@ -113,13 +112,7 @@ export const threadsBench = (options: ThreadsOptions) =>
     const suspended = yield* measure(live, "all")
     const spec = specOf(Ping)
     const floor = measureFloor(
-      Buffer.from(writeEnvelope({
-        from: "console",
-        to: "agent",
-        thread: "550e8400-e29b-41d4-a716-446655440000",
-        payloadTag: spec.tag,
-        payloadInner: spec.encodeInner(pingValue(1))
-      })),
+      pingEnvelope({ from: "console", to: "agent", n: 1 }),
       spec.xsd,
       options.seconds
     )

@@ -7,21 +7,14 @@ import { Effect, Schema } from "effect"
 import { execFile } from "node:child_process"
 import { promisify } from "node:util"
 import { againstFloor, type Floor, floorMeter, measureFloor } from "../bench/floor.js"
-import { Ping, pingValue } from "../bench/support.js"
-import { writeEnvelope } from "../src/domain/Envelope.js"
+import { Ping, pingEnvelope } from "../bench/support.js"
 import * as Payload from "../src/domain/Payload.js"
 import { specOf } from "../src/domain/Payload.js"
 
 class Other extends Payload.Class<Other>("Other")({ count: Schema.Int }) {}
 
 const spec = specOf(Ping)
-const envelope = Buffer.from(writeEnvelope({
-  from: "ping",
-  to: "pong",
-  thread: "550e8400-e29b-41d4-a716-446655440000",
-  payloadTag: spec.tag,
-  payloadInner: spec.encodeInner(pingValue(1))
-}))
+const envelope = pingEnvelope({ from: "ping", to: "pong", n: 1 })
 
 const floorOf = (cpuMicroseconds: number): Floor => ({
   cpuMicroseconds,

@@ -18,7 +18,8 @@
  */
 import { Effect } from "effect"
 
-const toEventLoop: Effect.Effect<void> = Effect.async<void>((resume) => {
+/** One turn of the event loop: completes once the I/O callbacks waiting now have run. */
+export const toEventLoop: Effect.Effect<void> = Effect.async<void>((resume) => {
   const handle = setImmediate(() => resume(Effect.void))
   return Effect.sync(() => clearImmediate(handle))
 })
