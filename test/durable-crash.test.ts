@@ -7,7 +7,8 @@
  * calls in flight at the kill, and exactly as many as the runners counted as repeated.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer } from "effect"
+import * as SqlClient from "@effect/sql/SqlClient"
+import { Context, Effect, Layer, Schedule } from "effect"
 import type { ChildProcess } from "node:child_process"
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -130,8 +131,16 @@ describe("durable organisms: real runners, real Postgres", () => {
         const pg = yield* Layer.build(layerPg(db.url))
         yield* ensureSchema(db.url).pipe(Effect.provide(pg))
         const inProcess = yield* Layer.build(layerClient.pipe(Layer.provide(Layer.succeedContext(pg))))
-        // Mid-turn: some conversations have made model calls, none has finished all five.
+        // Mid-turn: some conversations have made model calls, none has finished all five — and
+        // the runner about to die has had calls answered, so that its conversations resume on
+        // the survivor with stored answers (which runner gets how many is the cluster's choice).
         yield* Effect.promise(() => until(() => server.requests().length >= 25, 60_000, "25 model requests"))
+        const sql = Context.get(pg, SqlClient.SqlClient)
+        yield* sql<{ n: number }>`SELECT count(*)::int AS n FROM organism_usage WHERE runner = ${`127.0.0.1:${pa}`}`.pipe(
+          Effect.map((rows) => rows[0]!.n),
+          Effect.repeat({ until: (n) => n > 0, schedule: Schedule.spaced("20 millis") }),
+          Effect.timeoutFail({ duration: "60 seconds", onTimeout: () => new Error("the runner to kill had no model call answered within 60 s") })
+        )
         const killedAt = Date.now()
         a.child.kill("SIGKILL")
         // Sent while the dead runner still owns half the shards: the client retries until a
