@@ -10,7 +10,7 @@ import * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import { Effect, Option } from "effect"
+import { Effect, Either, Option } from "effect"
 import { createHash, timingSafeEqual } from "node:crypto"
 
 export interface GuardOptions {
@@ -32,15 +32,33 @@ export const tokenMatches = (expected: string, given: string | undefined): boole
 export const errorResponse = (status: number, tag: string, message: string, headers: Record<string, string> = {}) =>
   HttpServerResponse.unsafeJson({ _tag: tag, message }, { status, headers })
 
-const bearerOf = (request: HttpServerRequest.HttpServerRequest): string | undefined => {
-  const auth = request.headers["authorization"]
-  if (auth !== undefined) {
-    const m = /^Bearer\s+(.+)$/i.exec(auth)
+/** The token a request gives: its `Authorization: Bearer` header, or else `?access_token=`. */
+export const bearerOf = (authorization: string | undefined, url: string): string | undefined => {
+  if (authorization !== undefined) {
+    const m = /^Bearer\s+(.+)$/i.exec(authorization)
     return m === null ? undefined : m[1]!.trim()
   }
-  const q = request.url.indexOf("?")
+  const q = url.indexOf("?")
   if (q === -1) return undefined
-  return new URLSearchParams(request.url.slice(q + 1)).get("access_token") ?? undefined
+  return new URLSearchParams(url.slice(q + 1)).get("access_token") ?? undefined
+}
+
+/** What a 429 tells the client: come back in a second. */
+export const RETRY_AFTER = "1"
+
+export const INTERNAL_ERROR = "the server failed to answer this request"
+
+/**
+ * A JSON body's value, or why it is not JSON. An empty body is `null`, as the platform's
+ * reader takes it (the route's schema then says what it expected); only blank space is not.
+ */
+export const parseJsonBody = (text: string): Either.Either<unknown, string> => {
+  if (text === "") return Either.right(null)
+  try {
+    return Either.right(JSON.parse(text))
+  } catch (e) {
+    return Either.left(`the request body is not JSON: ${(e as Error).message}`)
+  }
 }
 
 const hasBody = (method: string) => method !== "GET" && method !== "HEAD" && method !== "OPTIONS"
@@ -54,7 +72,7 @@ const finish = (
   response: HttpServerResponse.HttpServerResponse,
   options: GuardOptions
 ): HttpServerResponse.HttpServerResponse => {
-  if (response.status === 429) return HttpServerResponse.setHeader(response, "retry-after", "1")
+  if (response.status === 429) return HttpServerResponse.setHeader(response, "retry-after", RETRY_AFTER)
   if (response.status < 400 || response.body._tag !== "Empty") return response
   const path = request.url.split("?")[0]
   switch (response.status) {
@@ -67,14 +85,14 @@ const finish = (
     default:
       return response.status < 500
         ? errorResponse(response.status, "BadBody", `the request body could not be read (at most ${options.maxBodyBytes} bytes)`)
-        : errorResponse(response.status, "InternalError", "the server failed to answer this request")
+        : errorResponse(response.status, "InternalError", INTERNAL_ERROR)
   }
 }
 
 export const guard = (options: GuardOptions) => <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<never, R> =>
   Effect.gen(function*() {
     let request = yield* HttpServerRequest.HttpServerRequest
-    if (options.token !== undefined && !tokenMatches(options.token, bearerOf(request))) {
+    if (options.token !== undefined && !tokenMatches(options.token, bearerOf(request.headers["authorization"], request.url))) {
       return errorResponse(401, "Unauthorized", "a bearer token is required (Authorization: Bearer TOKEN, or ?access_token=TOKEN)", {
         "www-authenticate": "Bearer"
       })
@@ -98,12 +116,9 @@ export const guard = (options: GuardOptions) => <E, R>(app: HttpApp.Default<E, R
         if (text._tag === "Left") {
           return errorResponse(413, "PayloadTooLarge", `the request body could not be read within ${options.maxBodyBytes} bytes`)
         }
-        if (contentType.includes("application/json") && text.right.trim() !== "") {
-          try {
-            JSON.parse(text.right)
-          } catch (e) {
-            return errorResponse(400, "BadJson", `the request body is not JSON: ${(e as Error).message}`)
-          }
+        if (contentType.includes("application/json")) {
+          const json = parseJsonBody(text.right)
+          if (Either.isLeft(json)) return errorResponse(400, "BadJson", json.left)
         }
       }
     }

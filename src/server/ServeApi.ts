@@ -101,6 +101,9 @@ export const RequestBody = Schema.Struct({
 
 export const Injected = Schema.Struct({ thread: Schema.String }).annotations({ identifier: "Injected" })
 
+/** An envelope's bytes taken: the pipeline judges them as they come (events tell the outcome). */
+export const InjectedRaw = Schema.Struct({ accepted: Schema.Boolean, size: Schema.Number })
+
 export const Answer = Schema.Struct({
   payloadType: Schema.String,
   /** The answer's payload element as XML. */
@@ -264,7 +267,7 @@ export class MessagesGroup extends HttpApiGroup.make("messages")
   .add(
     HttpApiEndpoint.post("injectRaw", "/api/inject/raw")
       .setPayload(HttpApiSchema.Uint8Array({ contentType: "application/xml" }))
-      .addSuccess(Schema.Struct({ accepted: Schema.Boolean, size: Schema.Number }), { status: 202 })
+      .addSuccess(InjectedRaw, { status: 202 })
       .addError(BadRequest)
       .addError(Busy)
       .addError(Stopping)

@@ -54,10 +54,27 @@ export class ServeContext extends Context.Tag("xml-organism/server/ServeContext"
 
 const DEFAULT_REQUEST_TIMEOUT = Duration.seconds(30)
 
+type PayloadTypes = Map<string, { type: Payload.PayloadType; listeners: Array<string>; builtin: boolean }>
+
+/**
+ * Per version of the organism (a reload makes a new one): every injection looks its payload
+ * type up here.
+ */
+const payloadTypesCache = new WeakMap<object, PayloadTypes>()
+
 /** The payload types an organism knows: its listeners' and the framework's own. */
-export const payloadTypesOf = (pump: Pump.Service) => {
-  const listeners = pump.organism.listeners as ReadonlyArray<Listener>
-  const byTag = new Map<string, { type: Payload.PayloadType; listeners: Array<string>; builtin: boolean }>()
+export const payloadTypesOf = (pump: Pump.Service): PayloadTypes => {
+  const organism = pump.organism
+  let types = payloadTypesCache.get(organism)
+  if (types === undefined) {
+    types = collectPayloadTypes(organism.listeners as ReadonlyArray<Listener>)
+    payloadTypesCache.set(organism, types)
+  }
+  return types
+}
+
+const collectPayloadTypes = (listeners: ReadonlyArray<Listener>): PayloadTypes => {
+  const byTag: PayloadTypes = new Map()
   const add = (type: Payload.PayloadType, listener: string | undefined, builtin: boolean) => {
     const key = type.payloadTag.toLowerCase()
     let entry = byTag.get(key)
@@ -165,28 +182,38 @@ const answerXml = (state: ServeState, value: unknown): { payloadType: string; pa
   return { payloadType: "unknown", payload: "" }
 }
 
+/**
+ * What POST /api/inject does with its decoded body, and POST /api/inject/raw with its bytes:
+ * one function each, which both the API's handlers and the injection lane
+ * (internal/InjectLane.ts) run, so the two answer alike by construction. An injection waits
+ * for a permit at most the admission wait; a free one is taken at once.
+ */
+export const injectSend = (state: ServeState, body: SendBody): Effect.Effect<{ readonly thread: string }, BadRequest | Busy | Stopping> => {
+  const send = resolveSend(state, body)
+  if (Either.isLeft(send)) return Effect.fail(send.left)
+  const { from, payload, to } = send.right
+  const maxWait = state.admissionWait
+  return state.pump.inject(to, payload, from === undefined ? { maxWait } : { from, maxWait }).pipe(
+    Effect.map((thread) => ({ thread })),
+    Effect.mapError(injectError(maxWait))
+  )
+}
+
+export const injectBytes = (state: ServeState, bytes: Uint8Array): Effect.Effect<{ readonly accepted: boolean; readonly size: number }, BadRequest | Busy | Stopping> => {
+  if (bytes.length === 0) return Effect.fail(new BadRequest({ message: "the body is empty: send the envelope's bytes" }))
+  const maxWait = state.admissionWait
+  return state.pump.injectRaw(bytes, { maxWait }).pipe(
+    Effect.as({ accepted: true, size: bytes.length }),
+    Effect.mapError(injectError(maxWait))
+  )
+}
+
 const MessagesLive = HttpApiBuilder.group(ServeApi, "messages", (handlers) =>
   Effect.gen(function*() {
     const state = yield* ServeContext
-    // An injection waits for a permit at most the admission wait; a free one is taken at once.
-    const maxWait = state.admissionWait
-    const refused = injectError(maxWait)
     return handlers
-      .handle("inject", ({ payload: body }) =>
-        Effect.gen(function*() {
-          const send = yield* resolveSend(state, body)
-          const thread = yield* Effect.mapError(
-            state.pump.inject(send.to, send.payload, send.from === undefined ? { maxWait } : { from: send.from, maxWait }),
-            refused
-          )
-          return { thread }
-        }))
-      .handle("injectRaw", ({ payload: bytes }) =>
-        Effect.gen(function*() {
-          if (bytes.length === 0) return yield* new BadRequest({ message: "the body is empty: send the envelope's bytes" })
-          yield* Effect.mapError(state.pump.injectRaw(bytes, { maxWait }), refused)
-          return { accepted: true, size: bytes.length }
-        }))
+      .handle("inject", ({ payload: body }) => injectSend(state, body))
+      .handle("injectRaw", ({ payload: bytes }) => injectBytes(state, bytes))
       .handle("request", ({ payload: body }) =>
         Effect.gen(function*() {
           const send = yield* resolveSend(state, body)

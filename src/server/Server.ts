@@ -13,6 +13,8 @@ import { Context, Duration, Effect, Layer, Stream } from "effect"
 import { readFileSync } from "node:fs"
 import { createServer } from "node:http"
 import { errorResponse, guard } from "./Guard.js"
+import { makeInjectLane } from "./internal/InjectLane.js"
+import { LaneHttpServer } from "./internal/LaneHttpServer.js"
 import { ServeApi } from "./ServeApi.js"
 import { handlersLayer, ServeContext, type ServeState } from "./ServeHandlers.js"
 
@@ -24,6 +26,12 @@ export interface ServeOptions {
   readonly maxBodyBytes?: number
   /** More routes on the same router and guard (the MCP endpoint of `serve --mcp`). */
   readonly routes?: Layer.Layer<never> | undefined
+  /**
+   * Injections answered by the injection lane (internal/InjectLane.ts) rather than the API's
+   * general path — the same answers, for less CPU. On by default; off, every request takes
+   * the API's path (the lane's tests compare the two).
+   */
+  readonly injectLane?: boolean
 }
 
 export const DEFAULT_MAX_BODY = 1024 * 1024
@@ -127,15 +135,16 @@ const routes = (state: ServeState) => HttpApiBuilder.Router.use((router) =>
  */
 export const startServer = (state: ServeState, options: ServeOptions) =>
   Effect.gen(function*() {
+    const guardOptions = { token: options.token, maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY }
     const api = HttpApiBuilder.api(ServeApi).pipe(Layer.provide(handlersLayer))
-    const app = HttpApiBuilder.serve(guard({ token: options.token, maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY })).pipe(
+    const app = HttpApiBuilder.serve(guard(guardOptions)).pipe(
       Layer.provide(HttpApiScalar.layer({ path: "/docs" })),
       Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/api/openapi.json" })),
       Layer.provide(routes(state)),
       Layer.provide(options.routes ?? Layer.empty),
       Layer.provide(api)
     )
-    const http = createServer()
+    const http = options.injectLane === false ? createServer() : new LaneHttpServer(makeInjectLane(state, guardOptions))
     const server = NodeHttpServer.layer(() => http, { port: options.port, host: options.host })
     const context = yield* Layer.build(
       Layer.provideMerge(app, server).pipe(Layer.provide(Layer.succeed(ServeContext, state)))
