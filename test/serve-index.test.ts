@@ -152,6 +152,24 @@ describe("LiveEvents", () => {
       )
     }))
 
+  it.live("an idle client is woken with a heartbeat every interval; a client that was sent events in it is not", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const live = new LiveEvents(80)
+      const pull = yield* Stream.toPull(live.stream(undefined))
+      expect(Chunk.toReadonlyArray(yield* pull)).toEqual([{ skipped: 0, runs: [] }])
+      // Nothing happens: the next batch is a heartbeat.
+      expect(Chunk.toReadonlyArray(yield* pull)).toEqual([{ skipped: 0, runs: [], idle: true }])
+      // Busy for four intervals: events, never a heartbeat.
+      const events = conversation("c1")
+      const publisher = yield* Effect.fork(Effect.forever(Effect.zipRight(Effect.sync(() => events.forEach(live.publish)), Effect.sleep(10))))
+      const busy: Array<{ readonly idle?: true }> = []
+      const until = Date.now() + 320
+      while (Date.now() < until) busy.push(...Chunk.toReadonlyArray(yield* pull))
+      yield* Fiber.interrupt(publisher)
+      expect(busy.length).toBeGreaterThan(4)
+      expect(busy.filter((b) => b.idle)).toEqual([])
+    })))
+
   it.live("a client of one conversation gets only its events", () =>
     Effect.gen(function*() {
       const live = new LiveEvents()

@@ -47,10 +47,20 @@ export class Run {
   }
 }
 
-/** What a client is sent: how many events it missed, then the runs waiting for it. */
+/**
+ * Idle clients are woken this often with an empty batch marked `idle`, so that they can tell
+ * the connection is alive (SSE sends a comment): proxies close connections that say nothing.
+ */
+export const HEARTBEAT_MS = 15_000
+
+/**
+ * What a client is sent: how many events it missed, then the runs waiting for it. `idle`
+ * marks a heartbeat: nothing happened for a heartbeat interval.
+ */
 export interface Batch {
   readonly skipped: number
   readonly runs: ReadonlyArray<Run>
+  readonly idle?: true
 }
 
 /** The events of a batch, in order. */
@@ -64,6 +74,9 @@ class Client {
   own: Array<PumpEvent> = []
   held = 0
   skipped = 0
+  /** Sent something since the last heartbeat; else the next heartbeat wakes it `idle`. */
+  active = false
+  idle = false
   wake: (() => void) | undefined = undefined
   constructor(readonly conversation: string | undefined, readonly capacity: number) {}
 
@@ -80,16 +93,39 @@ class Client {
   }
 
   get waiting(): boolean {
-    return this.runs.length > 0 || this.skipped > 0
+    return this.runs.length > 0 || this.skipped > 0 || this.idle
+  }
+
+  /** What waits for the client, taken: a batch of runs, or else a heartbeat. */
+  takeBatch(): Batch {
+    const batch: Batch = this.runs.length === 0 && this.skipped === 0
+      ? IDLE
+      : { skipped: this.skipped, runs: this.runs }
+    this.runs = []
+    this.held = 0
+    this.skipped = 0
+    this.idle = false
+    if (batch !== IDLE) this.active = true
+    return batch
   }
 }
 
+const IDLE: Batch = { skipped: 0, runs: [], idle: true }
+
+/**
+ * The hub. Its clock is Node's timers, not the Effect Clock: `publish` is called
+ * synchronously from the pump's observer, and one timer serves every client (a stream merged
+ * with a ticker per client cost more CPU than the events themselves with 100 clients).
+ */
 export class LiveEvents {
   /** Clients that take every event, and clients of one conversation. */
   private all: ReadonlyArray<Client> = []
   private filtered: ReadonlyArray<Client> = []
   private current: Array<PumpEvent> = []
   private timer: ReturnType<typeof setTimeout> | undefined = undefined
+  private heartbeat: ReturnType<typeof setInterval> | undefined = undefined
+
+  constructor(private readonly heartbeatMs: number = HEARTBEAT_MS) {}
 
   get connected(): number {
     return this.all.length + this.filtered.length
@@ -111,6 +147,19 @@ export class LiveEvents {
     if (this.all.length > 0) {
       this.current.push(e)
       this.flushSoon()
+    }
+  }
+
+  /** Wakes, with a heartbeat, every client that was sent nothing since the last one. */
+  private readonly beat = () => {
+    for (const clients of [this.all, this.filtered]) {
+      for (const client of clients) {
+        if (!client.active) {
+          client.idle = true
+          wake(client)
+        }
+        client.active = false
+      }
     }
   }
 
@@ -149,12 +198,17 @@ export class LiveEvents {
             const client = new Client(conversation, capacity)
             if (conversation === undefined) this.all = [...this.all, client]
             else this.filtered = [...this.filtered, client]
+            this.heartbeat ??= setInterval(this.beat, this.heartbeatMs).unref()
             return client
           }),
           (client) =>
             Effect.sync(() => {
               this.all = this.all.filter((c) => c !== client)
               this.filtered = this.filtered.filter((c) => c !== client)
+              if (this.connected === 0 && this.heartbeat !== undefined) {
+                clearInterval(this.heartbeat)
+                this.heartbeat = undefined
+              }
             })
         ),
         // An empty batch first: the subscription is in place, the client may start sending.
@@ -168,13 +222,7 @@ export class LiveEvents {
                   client.wake = () => resume(Effect.void)
                   return Effect.sync(() => void (client.wake = undefined))
                 }),
-                Effect.sync((): Batch => {
-                  const batch = { skipped: client.skipped, runs: client.runs }
-                  client.runs = []
-                  client.held = 0
-                  client.skipped = 0
-                  return batch
-                })
+                Effect.sync(() => client.takeBatch())
               )
             )
           )

@@ -9,7 +9,7 @@ import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
-import { Context, Duration, Effect, Layer, Stream } from "effect"
+import { Context, Effect, Layer, Stream } from "effect"
 import { readFileSync } from "node:fs"
 import { createServer } from "node:http"
 import { errorResponse, guard } from "./Guard.js"
@@ -43,10 +43,10 @@ export const isLoopback = (host: string): boolean =>
 /** A live stream says so first, once its subscription is in place (a client may then send). */
 const LIVE = JSON.stringify({ type: "Live", thread: null })
 
-/** Idle SSE connections get a comment now and then, so proxies do not close them. */
-const HEARTBEAT = Duration.seconds(15)
-
 const encoder = new TextEncoder()
+
+/** An idle SSE connection's heartbeat (LiveEvents.HEARTBEAT_MS): a comment, which clients ignore. */
+const PING = encoder.encode(": ping\n\n")
 
 const conversationParam = (request: HttpServerRequest.HttpServerRequest): string | undefined => {
   const q = request.url.indexOf("?")
@@ -69,8 +69,7 @@ const sse = ({ live }: ServeState) => Effect.gen(function*() {
   const request = yield* HttpServerRequest.HttpServerRequest
   const hello = encoder.encode(`: live\ndata: ${LIVE}\n\n`)
   const events = live.stream(conversationParam(request)).pipe(
-    Stream.mapConcat((batch) => (batch.runs.length === 0 && batch.skipped === 0 ? [hello] : live.sseParts(batch))),
-    Stream.merge(Stream.map(Stream.drop(Stream.tick(HEARTBEAT), 1), () => encoder.encode(": ping\n\n")))
+    Stream.mapConcat((batch) => (batch.idle ? [PING] : batch.runs.length === 0 && batch.skipped === 0 ? [hello] : live.sseParts(batch)))
   )
   return HttpServerResponse.stream(events, {
     contentType: "text/event-stream",
@@ -87,7 +86,11 @@ const websocket = ({ live }: ServeState) => Effect.gen(function*() {
   // What a client writes is ignored; reading tells when it goes away.
   yield* live.stream(thread).pipe(
     Stream.runForEach((batch) =>
-      batch.runs.length === 0 && batch.skipped === 0 ? write(LIVE) : Effect.forEach(live.jsonBatch(batch), write, { discard: true })
+      batch.idle
+        ? Effect.void
+        : batch.runs.length === 0 && batch.skipped === 0
+        ? write(LIVE)
+        : Effect.forEach(live.jsonBatch(batch), write, { discard: true })
     ),
     Effect.raceFirst(socket.runRaw(() => {})),
     Effect.ignore
