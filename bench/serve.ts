@@ -12,20 +12,16 @@
  * machine with few cores they still compete with the server for CPU, so the figures include
  * the server's own CPU time per hop in both phases.
  */
-import { Duration, Effect } from "effect"
+import { Effect } from "effect"
 import { Listener } from "../src/domain/Listener.js"
 import { Organism } from "../src/domain/Organism.js"
 import { Reply } from "../src/domain/Reply.js"
 import { toEventLoop } from "../src/pipeline/internal/IoSlice.js"
 import { IoFairness } from "../src/pipeline/IoFairness.js"
 import { Pump } from "../src/pipeline/Pump.js"
-import { ReloadFailed } from "../src/server/ServeApi.js"
-import type { ServeState } from "../src/server/ServeHandlers.js"
-import { observeForServer } from "../src/server/serveOrganism.js"
+import { makeServeState, observeForServer } from "../src/server/serveOrganism.js"
 import { startServer } from "../src/server/Server.js"
 import { LlmRouter } from "../src/services/LlmRouter.js"
-import { XmlEngine } from "../src/services/XmlEngine.js"
-import { parsePayloadXml } from "../src/config/loadOrganism.js"
 import { type ChildProcess, spawn } from "node:child_process"
 import { percentile, Ping, pingValue, round, rssMb } from "./support.js"
 
@@ -154,9 +150,7 @@ interface PhaseResult {
 
 const phase = (mode: "http" | "in-process", options: ServeBenchOptions) =>
   Effect.gen(function*() {
-    const engine = yield* XmlEngine
-    const models = yield* LlmRouter
-    const { index, live } = yield* observeForServer
+    const observed = yield* observeForServer
     // As `organism serve` runs it (I/O gets its turn once per slice), in both phases.
     const pump = yield* Pump.make(organismOf(options.hops)).pipe(Effect.provideService(IoFairness, IoFairness.serving))
     yield* pump.awaitIdle
@@ -179,17 +173,7 @@ const phase = (mode: "http" | "in-process", options: ServeBenchOptions) =>
 
     // Both phases serve the same live clients: the N subscribers read every event over SSE
     // while the conversations run. Only the injection differs.
-    const state: ServeState = {
-      file: "(bench)",
-      pump,
-      engine,
-      models,
-      index,
-      live,
-      parsePayloadXml: (xml) => parsePayloadXml(engine, xml),
-      reload: Effect.fail(new ReloadFailed({ message: "not in the benchmark", problems: [] })),
-      admissionWait: Duration.seconds(1)
-    }
+    const state = yield* makeServeState(pump, observed, { file: "(bench)" })
     const { url } = yield* startServer(state, { host: "127.0.0.1", port: 0, token: undefined })
     const spawnNode = (script: string, args: ReadonlyArray<string>) =>
       Effect.acquireRelease(

@@ -14,16 +14,12 @@ import { Listener } from "../src/domain/Listener.js"
 import { Organism } from "../src/domain/Organism.js"
 import * as Payload from "../src/domain/Payload.js"
 import { Reply } from "../src/domain/Reply.js"
-import { parsePayloadXml } from "../src/config/loadOrganism.js"
 import { Pump } from "../src/pipeline/Pump.js"
 import { parseJsonBody } from "../src/server/Guard.js"
 import { makeInjectLane } from "../src/server/internal/InjectLane.js"
-import { ReloadFailed } from "../src/server/ServeApi.js"
-import type { ServeState } from "../src/server/ServeHandlers.js"
-import { observeForServer } from "../src/server/serveOrganism.js"
+import { makeServeState, observeForServer } from "../src/server/serveOrganism.js"
 import { startServer } from "../src/server/Server.js"
 import { LlmRouter } from "../src/services/LlmRouter.js"
-import { XmlEngine } from "../src/services/XmlEngine.js"
 
 class Note extends Payload.Class<Note>("Note")({ text: Schema.String, count: Schema.optional(Schema.Int) }) {}
 
@@ -152,21 +148,10 @@ const listen = (server: Server) =>
 /** The three servers on one running organism. */
 const servers = (options: { readonly gate?: Deferred.Deferred<void>; readonly inboxCapacity?: number; readonly admissionWait?: Duration.Duration; readonly token?: string }) =>
   Effect.gen(function*() {
-    const engine = yield* XmlEngine
-    const models = yield* LlmRouter
-    const { index, live } = yield* observeForServer
+    const observed = yield* observeForServer
     const pump = yield* Pump.make(organismOf(options.gate, options.inboxCapacity ?? 100))
-    const state: ServeState = {
-      file: "(test)",
-      pump,
-      engine,
-      models,
-      index,
-      live,
-      parsePayloadXml: (xml) => parsePayloadXml(engine, xml),
-      reload: Effect.fail(new ReloadFailed({ message: "not in this test", problems: [] })),
-      admissionWait: options.admissionWait ?? Duration.seconds(1)
-    }
+    const state = yield* makeServeState(pump, observed, { file: "(test)", admissionWait: options.admissionWait })
+    const { index } = observed
     const serverOptions = { host: "127.0.0.1", port: 0, token: options.token, maxBodyBytes: MAX_BODY }
     const api = (yield* startServer(state, { ...serverOptions, injectLane: false })).url
     const both = (yield* startServer(state, serverOptions)).url

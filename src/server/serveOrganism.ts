@@ -15,6 +15,7 @@ import { ConversationIndex } from "./ConversationIndex.js"
 import { LiveEvents } from "./LiveEvents.js"
 import { makeReload } from "./reloadFromFile.js"
 import { type ServeOptions, startServer } from "./Server.js"
+import { ReloadFailed } from "./ServeApi.js"
 import type { ServeState } from "./ServeHandlers.js"
 
 export interface ServeRunOptions extends ServeOptions {
@@ -45,27 +46,49 @@ export const observeForServer = Effect.gen(function*() {
   return { index, live }
 })
 
-export const serveOrganism = (loaded: LoadedOrganism, options: ServeRunOptions) =>
+/**
+ * What the server works with: a running pump, what observes it, the engine and the models.
+ * Without `reload` (an organism not loaded from a file), a reload is refused.
+ */
+export const makeServeState = (
+  pump: Pump.Service,
+  observed: { readonly index: ConversationIndex; readonly live: LiveEvents },
+  options: {
+    readonly file: string
+    readonly reload?: ServeState["reload"]
+    readonly admissionWait?: Duration.Duration | undefined
+  }
+) =>
   Effect.gen(function*() {
     const engine = yield* XmlEngine
     const models = yield* LlmRouter
-    const { index, live } = yield* observeForServer
+    const state: ServeState = {
+      file: options.file,
+      pump,
+      engine,
+      models,
+      index: observed.index,
+      live: observed.live,
+      parsePayloadXml: (xml) => parsePayloadXml(engine, xml),
+      reload: options.reload ?? Effect.fail(new ReloadFailed({ message: `${options.file} was not loaded from a file: nothing to reload`, problems: [] })),
+      admissionWait: options.admissionWait ?? Duration.seconds(1)
+    }
+    return state
+  })
+
+export const serveOrganism = (loaded: LoadedOrganism, options: ServeRunOptions) =>
+  Effect.gen(function*() {
+    const observed = yield* observeForServer
     // A server's requests and live clients get their turn while conversations run.
     const pump = yield* Pump.make(loaded.organism).pipe(Effect.provideService(IoFairness, IoFairness.serving))
     // Finalizers run last-added first: the server closes, then the pump drains.
     yield* Effect.addFinalizer(() => Effect.asVoid(pump.drain(options.drainTimeout)))
     const context = yield* Effect.context<XmlEngine>()
-    const state: ServeState = {
+    const state = yield* makeServeState(pump, observed, {
       file: loaded.file,
-      pump,
-      engine,
-      models,
-      index,
-      live,
-      parsePayloadXml: (xml) => parsePayloadXml(engine, xml),
       reload: makeReload(loaded.file, loaded.config, pump, options.prepare).pipe(Effect.provide(context)),
-      admissionWait: options.admissionWait ?? Duration.seconds(1)
-    }
+      admissionWait: options.admissionWait
+    })
     const { url } = yield* startServer(state, { ...options, routes: options.routesFor?.(pump) })
     yield* options.onListening(url)
     return yield* Effect.never
