@@ -89,8 +89,7 @@ export const makeInjectLane = (state: ServeState, guard: GuardOptions): InjectLa
     answer(response, injectSend(state, send.right), encodeInjected)
   }
 
-  const raw = (body: Buffer, response: ServerResponse) =>
-    answer(response, injectBytes(state, new Uint8Array(body.buffer, body.byteOffset, body.byteLength)), encodeInjectedRaw)
+  const raw = (body: Buffer, response: ServerResponse) => answer(response, injectBytes(state, body), encodeInjectedRaw)
 
   return (request, response) => {
     if (request.method !== "POST") return false
