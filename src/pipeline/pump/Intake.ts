@@ -7,7 +7,7 @@
  * between two chunks, as before). A chunk too small to be worth moving, or one the workers
  * gave back, is judged inline when its turn comes.
  */
-import { Chunk, Effect, Option, Queue, Stream } from "effect"
+import { Chunk, Effect, Option, Queue } from "effect"
 import type { IngressOutcome } from "../Ingress.js"
 import type { Front } from "../internal/IngressFront.js"
 import type { Started, XmlWorkers } from "../internal/XmlWorkers.js"
@@ -41,10 +41,18 @@ export interface IntakeDelivery {
 /**
  * Reads the inbox forever, chunk by chunk (inline: no workers). `afterChunk` runs after each
  * chunk is delivered (the host's I/O slice: IoFairness).
+ *
+ * A plain loop on the queue rather than `Stream.fromQueue`: with one conversation every chunk
+ * holds one message, and the stream's channel machinery cost ≈ 4 µs of CPU per chunk (15 %
+ * of a warm pingpong hop at one thread). Like the stream, it ends when the inbox is shut down
+ * (the fiber is interrupted).
  */
-export const inlineIntake = (inbox: Queue.Dequeue<Hop>, delivery: IntakeDelivery, afterChunk: Effect.Effect<void>): Effect.Effect<void> =>
-  Stream.fromQueue(inbox, { maxChunkSize: MAX_CHUNK }).pipe(
-    Stream.runForEachChunk((chunk) => Effect.zipRight(Effect.sync(() => delivery.processChunk(chunk)), afterChunk))
+export const inlineIntake = (inbox: Queue.Dequeue<Hop>, delivery: IntakeDelivery, afterChunk: Effect.Effect<void>): Effect.Effect<never> =>
+  Effect.forever(
+    Effect.flatMap(Queue.takeBetween(inbox, 1, MAX_CHUNK), (chunk) => {
+      delivery.processChunk(chunk)
+      return afterChunk
+    })
   )
 
 const inputsOf = (e: Entry) => e.hops.map((h) => h.input)
