@@ -54,6 +54,7 @@ import { TodoRegistry } from "../services/TodoRegistry.js"
 import { type SchemaCompileError, XmlEngine } from "../services/XmlEngine.js"
 import type { Conversation } from "./Conversation.js"
 import { Ingress } from "./Ingress.js"
+import { Inbox } from "./internal/Inbox.js"
 import { makeIoSlice } from "./internal/IoSlice.js"
 import { IoFairness } from "./IoFairness.js"
 import { Permits } from "./internal/Permits.js"
@@ -188,7 +189,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
   const approvals = Option.isSome(provided) ? provided.value : yield* Approvals.makeMemory
   const clock = yield* Effect.clock
   const scope = yield* Effect.scope
-  const inbox = yield* Effect.acquireRelease(Queue.unbounded<Hop>(), Queue.shutdown)
+  const inbox = yield* Effect.acquireRelease(Effect.sync(() => new Inbox<Hop>()), (i) => i.shutdown)
   const permits = new Permits(organism.settings.inboxCapacity)
   const rootHooks = new Map<string, Array<() => void>>()
   const requests = new Map<string, Waiting>()
@@ -328,9 +329,12 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
   )
   // After each chunk, I/O gets its turn once per slice when the host asks for it
   // (IoFairness.ts; internal/IoSlice.ts says why).
-  const ioSlice = makeIoSlice((yield* IoFairness).sliceMs)
+  const { sliceMs } = yield* IoFairness
+  const ioSlice = sliceMs === undefined ? undefined : makeIoSlice(sliceMs)
   yield* Effect.forkIn(
-    workers === undefined ? inlineIntake(inbox, delivery, ioSlice) : pipelinedIntake(inbox, delivery, workers, () => core.version, ioSlice),
+    workers === undefined
+      ? inlineIntake(inbox, delivery, ioSlice)
+      : pipelinedIntake(inbox, delivery, workers, () => core.version, ioSlice ?? Effect.void),
     scope
   )
 
