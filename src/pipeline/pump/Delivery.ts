@@ -16,7 +16,7 @@
 import { Duration, Either } from "effect"
 import type { CustomStage } from "../../domain/CustomStage.js"
 import { type IngressError, InternalError } from "../../domain/IngressError.js"
-import { makeEvent, MessageReceived, ThreadCreated } from "../../domain/PumpEvent.js"
+import { makeEvent, messageReceived, ThreadCreated } from "../../domain/PumpEvent.js"
 import type { RootThread, ThreadNode } from "../../services/ThreadRegistry.js"
 import { type Accepted, describeThrown, type IngressOutcome, type Rejected, type Seen } from "../Ingress.js"
 import type { Delivery } from "../stages/decode.js"
@@ -260,7 +260,7 @@ export const makeDelivery = (core: PumpCore, lifecycle: Lifecycle, dispatcher: D
       const jobNode = broadcast && target.name !== undefined ? registry.unsafeExtend(node, target.name) : node
       if (core.observed()) {
         core.publish(
-          makeEvent(MessageReceived, {
+          messageReceived({
             thread: jobNode.id,
             root: root.id,
             parent: jobNode.parent?.id ?? null,
