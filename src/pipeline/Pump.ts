@@ -56,6 +56,7 @@ import type { Conversation } from "./Conversation.js"
 import { Ingress } from "./Ingress.js"
 import { Inbox } from "./internal/Inbox.js"
 import { makeIoSlice } from "./internal/IoSlice.js"
+import { millisOf } from "./internal/MillisClock.js"
 import { IoFairness } from "./IoFairness.js"
 import { Permits } from "./internal/Permits.js"
 import { makeXmlWorkers, workersFor } from "./internal/XmlWorkers.js"
@@ -194,7 +195,7 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
   const rootHooks = new Map<string, Array<() => void>>()
   const requests = new Map<string, Waiting>()
   // A hop takes tens of microseconds: whole milliseconds would make durations all 0.
-  const now = () => Number(clock.unsafeCurrentTimeNanos()) / 1_000_000
+  const now = millisOf(clock)
   const noteProblem: PumpCore["noteProblem"] = (root, problem) => {
     if (root === undefined) return
     const waiting = requests.get(root.id)
