@@ -5,9 +5,10 @@
  * or stopped by a guard. Counters for the three always add up to what was injected.
  *
  * Shape of the machinery (and why):
- * - The inbox is one unbounded queue read as a Stream in chunks; each chunk runs through the
- *   ingress stages synchronously, stage by stage (they are libxml2 calls — no fiber per stage
- *   or message), then through delivery (pump/Delivery.ts). With ingress workers
+ * - The inbox is one unbounded FIFO (internal/Inbox.ts) read in chunks by one fiber; each
+ *   chunk runs through the ingress stages synchronously, stage by stage (they are libxml2
+ *   calls — no fiber per stage or message), then through delivery (pump/Delivery.ts). The
+ *   chunks already waiting are delivered in one step of that fiber (pump/Intake.ts). With ingress workers
  *   (settings.ingress.workers) the libxml2 stages of larger chunks run in worker threads while
  *   this thread delivers the chunk before (pump/Intake.ts).
  * - External producers (inject, injectRaw) hold a permit from a bounded pool until their
