@@ -43,6 +43,14 @@ const organismOf = (paid: Array<number>, heard: Array<SystemError>, paymentsHand
   })
 
 /** The counters say every hop is booked: settled ones plus the ones waiting for people. */
+/**
+ * Waits until the pump has counted more than `before` injected messages: `awaitIdle` says
+ * nothing about a message a forked producer has not handed to the pump yet (the boot message
+ * may settle before it arrives).
+ */
+const injectedPast = (pump: Pump.Service, before: number) =>
+  Effect.yieldNow().pipe(Effect.repeat({ until: () => pump.counters().injected > before }))
+
 const expectBooked = (pump: Pump.Service) => {
   const c = pump.counters()
   expect(c.injected).toBe(c.delivered + c.rejected + c.guardStopped + c.pendingApprovals)
@@ -152,7 +160,9 @@ describe("human approval", () => {
       const paid: Array<number> = []
       yield* withPump(organismOf(paid, []), ({ pump }) =>
         Effect.gen(function*() {
+          const before = pump.counters().injected
           const answer = yield* Effect.fork(pump.request("payments", new Ping({ n: 3 })))
+          yield* injectedPast(pump, before)
           yield* pump.awaitIdle
           const [pending] = yield* pump.approvals.pending
           expect(pending).toMatchObject({ from: "console", listener: "payments" })
@@ -170,7 +180,9 @@ describe("human approval", () => {
     Effect.gen(function*() {
       yield* withPump(organismOf([], []), ({ pump }) =>
         Effect.gen(function*() {
+          const before = pump.counters().injected
           const answer = yield* Effect.fork(pump.request("payments", new Ping({ n: 3 })))
+          yield* injectedPast(pump, before)
           yield* pump.awaitIdle
           const [pending] = yield* pump.approvals.pending
           yield* pump.approvals.deny(pending!.id, "not today")

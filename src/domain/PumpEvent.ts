@@ -355,3 +355,67 @@ export const makeEvent = <E extends PumpEvent>(
   event._tag = Class._tag
   return event
 }
+
+type Fields<E> = Omit<E, "_tag">
+type Writable = Record<string, unknown>
+
+/*
+ * The three events of every hop, built faster still than `makeEvent`: a constructor that
+ * writes each field by name on an object of the class's prototype, so V8 gives every event
+ * of a kind one fixed shape with its fields in the object itself. `Object.assign` onto
+ * `Object.create(prototype)` copied field by field through generic lookups and allocated the
+ * fields object besides — ≈ 0.7 µs of a pingpong hop with one subscriber. The fields are
+ * written in the order `makeEvent` wrote them (its callers' order), `_tag` last.
+ */
+function SentEvent(this: Writable, f: Fields<MessageSent>) {
+  this.thread = f.thread
+  this.root = f.root
+  this.parent = f.parent
+  this.time = f.time
+  this.from = f.from
+  this.to = f.to
+  this.payloadType = f.payloadType
+  this.payload = f.payload
+  this.origin = f.origin
+  this.envelope = f.envelope
+  this._tag = "MessageSent"
+}
+SentEvent.prototype = MessageSent.prototype
+
+function ReceivedEvent(this: Writable, f: Fields<MessageReceived>) {
+  this.thread = f.thread
+  this.root = f.root
+  this.parent = f.parent
+  this.time = f.time
+  this.from = f.from
+  this.to = f.to
+  this.payloadType = f.payloadType
+  this.payload = f.payload
+  this.diagnostics = f.diagnostics
+  this.envelope = f.envelope
+  this._tag = "MessageReceived"
+}
+ReceivedEvent.prototype = MessageReceived.prototype
+
+function CompletedEvent(this: Writable, f: Fields<HandlerCompleted>) {
+  this.thread = f.thread
+  this.root = f.root
+  this.time = f.time
+  this.listener = f.listener
+  this.replies = f.replies
+  this.durationMs = f.durationMs
+  this._tag = "HandlerCompleted"
+}
+CompletedEvent.prototype = HandlerCompleted.prototype
+
+/** A MessageSent on the hot path: the same event as `makeEvent(MessageSent, fields)`. */
+export const messageSent = (fields: Fields<MessageSent>): MessageSent =>
+  new (SentEvent as unknown as new(f: Fields<MessageSent>) => MessageSent)(fields)
+
+/** A MessageReceived on the hot path: the same event as `makeEvent(MessageReceived, fields)`. */
+export const messageReceived = (fields: Fields<MessageReceived>): MessageReceived =>
+  new (ReceivedEvent as unknown as new(f: Fields<MessageReceived>) => MessageReceived)(fields)
+
+/** A HandlerCompleted on the hot path: the same event as `makeEvent(HandlerCompleted, fields)`. */
+export const handlerCompleted = (fields: Fields<HandlerCompleted>): HandlerCompleted =>
+  new (CompletedEvent as unknown as new(f: Fields<HandlerCompleted>) => HandlerCompleted)(fields)

@@ -5,9 +5,10 @@
  * or stopped by a guard. Counters for the three always add up to what was injected.
  *
  * Shape of the machinery (and why):
- * - The inbox is one unbounded queue read as a Stream in chunks; each chunk runs through the
- *   ingress stages synchronously, stage by stage (they are libxml2 calls — no fiber per stage
- *   or message), then through delivery (pump/Delivery.ts). With ingress workers
+ * - The inbox is one unbounded FIFO (internal/Inbox.ts) read in chunks by one fiber; each
+ *   chunk runs through the ingress stages synchronously, stage by stage (they are libxml2
+ *   calls — no fiber per stage or message), then through delivery (pump/Delivery.ts). The
+ *   chunks already waiting are delivered in one step of that fiber (pump/Intake.ts). With ingress workers
  *   (settings.ingress.workers) the libxml2 stages of larger chunks run in worker threads while
  *   this thread delivers the chunk before (pump/Intake.ts).
  * - External producers (inject, injectRaw) hold a permit from a bounded pool until their
@@ -54,7 +55,9 @@ import { TodoRegistry } from "../services/TodoRegistry.js"
 import { type SchemaCompileError, XmlEngine } from "../services/XmlEngine.js"
 import type { Conversation } from "./Conversation.js"
 import { Ingress } from "./Ingress.js"
+import { Inbox } from "./internal/Inbox.js"
 import { makeIoSlice } from "./internal/IoSlice.js"
+import { millisOf } from "./internal/MillisClock.js"
 import { IoFairness } from "./IoFairness.js"
 import { Permits } from "./internal/Permits.js"
 import { makeXmlWorkers, workersFor } from "./internal/XmlWorkers.js"
@@ -188,12 +191,12 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
   const approvals = Option.isSome(provided) ? provided.value : yield* Approvals.makeMemory
   const clock = yield* Effect.clock
   const scope = yield* Effect.scope
-  const inbox = yield* Effect.acquireRelease(Queue.unbounded<Hop>(), Queue.shutdown)
+  const inbox = yield* Effect.acquireRelease(Effect.sync(() => new Inbox<Hop>()), (i) => i.shutdown)
   const permits = new Permits(organism.settings.inboxCapacity)
   const rootHooks = new Map<string, Array<() => void>>()
   const requests = new Map<string, Waiting>()
   // A hop takes tens of microseconds: whole milliseconds would make durations all 0.
-  const now = () => Number(clock.unsafeCurrentTimeNanos()) / 1_000_000
+  const now = millisOf(clock)
   const noteProblem: PumpCore["noteProblem"] = (root, problem) => {
     if (root === undefined) return
     const waiting = requests.get(root.id)
@@ -328,9 +331,12 @@ const make = Effect.fn("Pump.make")(function*<R>(organism: Organism<R>) {
   )
   // After each chunk, I/O gets its turn once per slice when the host asks for it
   // (IoFairness.ts; internal/IoSlice.ts says why).
-  const ioSlice = makeIoSlice((yield* IoFairness).sliceMs)
+  const { sliceMs } = yield* IoFairness
+  const ioSlice = sliceMs === undefined ? undefined : makeIoSlice(sliceMs)
   yield* Effect.forkIn(
-    workers === undefined ? inlineIntake(inbox, delivery, ioSlice) : pipelinedIntake(inbox, delivery, workers, () => core.version, ioSlice),
+    workers === undefined
+      ? inlineIntake(inbox, delivery, ioSlice)
+      : pipelinedIntake(inbox, delivery, workers, () => core.version, ioSlice ?? Effect.void),
     scope
   )
 

@@ -3,7 +3,7 @@
  * hot reload), the inbox of hops, the books and the producers' permits. Each part (lifecycle,
  * outbox, dispatcher, delivery) is a function of this core; Pump.ts wires them.
  */
-import { Deferred, Effect, type Exit, FiberId, type Queue } from "effect"
+import { Deferred, Effect, type Exit, FiberId } from "effect"
 import type { RequestError } from "../../domain/PumpError.js"
 import type { PumpEvent } from "../../domain/PumpEvent.js"
 import type { BudgetRegistry } from "../../services/BudgetRegistry.js"
@@ -12,6 +12,7 @@ import type { Events } from "../../services/Events.js"
 import type { RootThread, ThreadRegistry } from "../../services/ThreadRegistry.js"
 import type { TodoRegistry } from "../../services/TodoRegistry.js"
 import type { XmlEngine } from "../../services/XmlEngine.js"
+import type { Inbox } from "../internal/Inbox.js"
 import type { Permits } from "../internal/Permits.js"
 import type { Branches } from "./Branches.js"
 import type { Endings } from "./Endings.js"
@@ -152,7 +153,7 @@ export interface PumpCore {
   /** The running version: read it where it is needed, keep no copy (a reload replaces it). */
   version: Version
   readonly books: Books
-  readonly inbox: Queue.Queue<Hop>
+  readonly inbox: Inbox<Hop>
   readonly permits: Permits
   readonly requests: Map<string, Waiting>
   /** No new external messages (draining). */

@@ -13,10 +13,10 @@
  * check is handed, with the rest of its delivery, to the approval desk (pump/ApprovalDesk.ts),
  * which settles it once a person decides.
  */
-import { Chunk, Duration, Either } from "effect"
+import { Duration, Either } from "effect"
 import type { CustomStage } from "../../domain/CustomStage.js"
 import { type IngressError, InternalError } from "../../domain/IngressError.js"
-import { makeEvent, MessageReceived, ThreadCreated } from "../../domain/PumpEvent.js"
+import { makeEvent, messageReceived, ThreadCreated } from "../../domain/PumpEvent.js"
 import type { RootThread, ThreadNode } from "../../services/ThreadRegistry.js"
 import { type Accepted, describeThrown, type IngressOutcome, type Rejected, type Seen } from "../Ingress.js"
 import type { Delivery } from "../stages/decode.js"
@@ -260,7 +260,7 @@ export const makeDelivery = (core: PumpCore, lifecycle: Lifecycle, dispatcher: D
       const jobNode = broadcast && target.name !== undefined ? registry.unsafeExtend(node, target.name) : node
       if (core.observed()) {
         core.publish(
-          makeEvent(MessageReceived, {
+          messageReceived({
             thread: jobNode.id,
             root: root.id,
             parent: jobNode.parent?.id ?? null,
@@ -309,8 +309,7 @@ export const makeDelivery = (core: PumpCore, lifecycle: Lifecycle, dispatcher: D
   }
 
   /** A chunk from the inbox: every ingress stage for the whole chunk, then delivery in order. */
-  const processChunk = (chunk: Chunk.Chunk<Hop>) => {
-    const hops = Chunk.toReadonlyArray(chunk)
+  const processChunk = (hops: ReadonlyArray<Hop>) => {
     // The whole chunk is judged by one version: a reload lands between two chunks.
     const version = core.version
     const outcomes = version.ingress.runBatch(hops.map((h) => h.input), version.routes, hops.map((h) => h.canonical))

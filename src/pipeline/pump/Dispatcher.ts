@@ -16,7 +16,7 @@
  */
 import { Cause, Duration, Effect, Either, Exit, type Fiber, FiberId, FiberSet, Option, Runtime } from "effect"
 import type { HandlerMetadata } from "../../domain/Listener.js"
-import { makeEvent, AgentState, GuardTripped, HandlerCompleted, HandlerFailed } from "../../domain/PumpEvent.js"
+import { makeEvent, AgentState, GuardTripped, handlerCompleted, HandlerFailed } from "../../domain/PumpEvent.js"
 import type { PayloadValue } from "../../domain/Reply.js"
 import { Conversation } from "../Conversation.js"
 import { decodeReply } from "../../domain/Reply.js"
@@ -190,14 +190,15 @@ export const makeDispatcher = <R>(
       outbox.sendReply(job, reply.right)
     }
     if (core.observed()) {
+      const time = core.now()
       core.publish(
-        makeEvent(HandlerCompleted, {
+        handlerCompleted({
           thread: job.node.id,
           root: job.node.root.id,
-          time: core.now(),
+          time,
           listener: job.entry.listener.name,
           replies: job.replies ?? [],
-          durationMs: core.now() - job.startedAt
+          durationMs: time - job.startedAt
         })
       )
     }

@@ -7,9 +7,10 @@
  * between two chunks, as before). A chunk too small to be worth moving, or one the workers
  * gave back, is judged inline when its turn comes.
  */
-import { Chunk, Effect, Option, Queue, Stream } from "effect"
+import { Effect, Option } from "effect"
 import type { IngressOutcome } from "../Ingress.js"
 import type { Front } from "../internal/IngressFront.js"
+import type { Inbox } from "../internal/Inbox.js"
 import type { Started, XmlWorkers } from "../internal/XmlWorkers.js"
 import type { Hop } from "./Hop.js"
 import type { Version } from "./Version.js"
@@ -34,18 +35,55 @@ interface Entry {
 }
 
 export interface IntakeDelivery {
-  readonly processChunk: (chunk: Chunk.Chunk<Hop>) => void
+  readonly processChunk: (hops: ReadonlyArray<Hop>) => void
   readonly deliverJudged: (hops: ReadonlyArray<Hop>, outcomes: ReadonlyArray<IngressOutcome>, version: Version) => void
 }
 
 /**
- * Reads the inbox forever, chunk by chunk (inline: no workers). `afterChunk` runs after each
- * chunk is delivered (the host's I/O slice: IoFairness).
+ * How much the inline intake delivers in one step of its fiber before it hands the thread
+ * back to Effect's scheduler (other fibers: suspended handlers, subscribers, timers): about
+ * what it did between two of the runtime's own yields when each chunk took several Effect
+ * operations.
  */
-export const inlineIntake = (inbox: Queue.Dequeue<Hop>, delivery: IntakeDelivery, afterChunk: Effect.Effect<void>): Effect.Effect<void> =>
-  Stream.fromQueue(inbox, { maxChunkSize: MAX_CHUNK }).pipe(
-    Stream.runForEachChunk((chunk) => Effect.zipRight(Effect.sync(() => delivery.processChunk(chunk)), afterChunk))
-  )
+const STEP_CHUNKS = 256
+const STEP_MESSAGES = MAX_CHUNK
+
+/**
+ * Reads the inbox forever, chunk by chunk (inline: no workers). `afterChunk`, when given,
+ * runs after each chunk is delivered (the host's I/O slice: IoFairness).
+ *
+ * Without it, the chunks already waiting are delivered in one synchronous step, up to
+ * STEP_CHUNKS chunks or STEP_MESSAGES messages, then the fiber yields: with one conversation
+ * every chunk holds one message (the reply the last chunk's handler wrote), and taking each
+ * through Effect operations — `Stream.fromQueue` at first — cost more than the pump's own
+ * bookkeeping for it. An empty inbox is waited for as an Effect (`Inbox.take`); a shut-down
+ * one interrupts the fiber.
+ */
+export const inlineIntake = (inbox: Inbox<Hop>, delivery: IntakeDelivery, afterChunk: Effect.Effect<void> | undefined): Effect.Effect<never> => {
+  // Loops are written out rather than `Effect.forever`, which yields to the scheduler after
+  // every round: a scheduler turn per chunk of one message.
+  if (afterChunk !== undefined) {
+    const sliced: Effect.Effect<never> = Effect.flatMap(inbox.take(MAX_CHUNK), (hops) => {
+      delivery.processChunk(hops)
+      return Effect.flatMap(afterChunk, () => sliced)
+    })
+    return sliced
+  }
+  const step = Effect.flatMap(inbox.take(MAX_CHUNK), (first) => {
+    delivery.processChunk(first)
+    let messages = first.length
+    for (let chunks = 1; chunks < STEP_CHUNKS && messages < STEP_MESSAGES; chunks++) {
+      const hops = inbox.poll(MAX_CHUNK)
+      // Nothing left: the next take waits for the inbox (other fibers run meanwhile).
+      if (hops === undefined) return Effect.void
+      delivery.processChunk(hops)
+      messages += hops.length
+    }
+    return Effect.yieldNow()
+  })
+  const loop: Effect.Effect<never> = Effect.flatMap(step, () => loop)
+  return loop
+}
 
 const inputsOf = (e: Entry) => e.hops.map((h) => h.input)
 const knownOf = (e: Entry) => e.hops.map((h) => h.canonical)
@@ -57,7 +95,7 @@ const knownOf = (e: Entry) => e.hops.map((h) => h.canonical)
  * runs the last piece not yet sent itself. Pieces are delivered strictly in order.
  */
 export const pipelinedIntake = (
-  inbox: Queue.Dequeue<Hop>,
+  inbox: Inbox<Hop>,
   delivery: IntakeDelivery,
   workers: XmlWorkers,
   currentVersion: () => Version,
@@ -110,8 +148,8 @@ export const pipelinedIntake = (
 
     while (true) {
       // Wait for messages only when nothing is left to deliver.
-      const chunk = queue.length === 0 ? yield* Queue.takeBetween(inbox, 1, MAX_CHUNK) : yield* Queue.takeUpTo(inbox, MAX_CHUNK)
-      if (Chunk.size(chunk) > 0) enqueue(Chunk.toReadonlyArray(chunk))
+      const hops = queue.length === 0 ? yield* inbox.take(MAX_CHUNK) : inbox.poll(MAX_CHUNK)
+      if (hops !== undefined) enqueue(hops)
       feed()
       const head = queue[0]
       if (head === undefined) continue

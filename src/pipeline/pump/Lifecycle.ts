@@ -10,7 +10,7 @@ import { Exit } from "effect"
 import { writeEnvelope } from "../../domain/Envelope.js"
 import { specOf } from "../../domain/Payload.js"
 import type { IngressError } from "../../domain/IngressError.js"
-import { makeEvent, GuardTripped, MessageRejected, MessageSent } from "../../domain/PumpEvent.js"
+import { makeEvent, GuardTripped, MessageRejected, messageSent } from "../../domain/PumpEvent.js"
 import { RequestFailed } from "../../domain/PumpError.js"
 import { SystemError, SystemErrors } from "../../domain/SystemPayloads.js"
 import type { ThreadNode } from "../../services/ThreadRegistry.js"
@@ -64,7 +64,7 @@ export const makeLifecycle = (core: PumpCore) => {
     if (core.observed()) {
       job?.replies?.push(payload.tag)
       core.publish(
-        makeEvent(MessageSent, {
+        messageSent({
           thread: node.id,
           root: node.root.id,
           parent: node.parent?.id ?? null,
