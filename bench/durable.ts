@@ -31,7 +31,7 @@ import { TextInput } from "../src/domain/SystemPayloads.js"
 import { MockLlmServer } from "../src/llm/MockLlmServer.js"
 import { Pump } from "../src/pipeline/Pump.js"
 import { XmlEngine } from "../src/services/XmlEngine.js"
-import { round } from "./support.js"
+import { median, round } from "./support.js"
 
 export interface DurableOptions {
   /** Conversations at once, in each phase. */
@@ -113,11 +113,6 @@ const embedded = (file: string, n: number, k: number) =>
       return { seconds, oneByOne }
     }).pipe(Effect.scoped, Effect.provide(layerForOrganism(loaded)))
   })
-
-const median = (xs: ReadonlyArray<number>) => {
-  const sorted = [...xs].sort((a, b) => a - b)
-  return sorted.length === 0 ? 0 : sorted[Math.floor(sorted.length / 2)]!
-}
 
 export const durableBench = (options: DurableOptions) =>
   Effect.gen(function*() {

@@ -60,7 +60,13 @@ const benches: Record<string, () => Effect.Effect<Record<string, unknown>, unkno
   soak: () => soakBench({ messages: option("messages", 1_000_000), seconds }),
   // Not in the default set either: it starts an HTTP server and 100 SSE clients.
   serve: () =>
-    serveBench({ clients: option("clients", 16), hops: option("hops", 20), subscribers: option("subscribers", 100), seconds: option("seconds", 3) }),
+    serveBench({
+      clients: option("clients", 16),
+      hops: option("hops", 20),
+      subscribers: option("subscribers", 100),
+      seconds: option("seconds", 3),
+      rounds: option("rounds", 3)
+    }),
   // Not in the default set: it needs Postgres (scripts/test-postgres.sh) and starts two runner processes.
   durable: () => durableBench({ conversations: option("conversations", 20) })
 }

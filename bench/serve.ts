@@ -23,7 +23,7 @@ import { makeServeState, observeForServer } from "../src/server/serveOrganism.js
 import { startServer } from "../src/server/Server.js"
 import { LlmRouter } from "../src/services/LlmRouter.js"
 import { type ChildProcess, spawn } from "node:child_process"
-import { percentile, Ping, pingValue, round, rssMb } from "./support.js"
+import { median, percentile, Ping, pingValue, round, rssMb } from "./support.js"
 
 /**
  * The HTTP side, run by `node -e` in child processes, as remote clients would be: one process
@@ -33,19 +33,28 @@ import { percentile, Ping, pingValue, round, rssMb } from "./support.js"
  * streams does not hold the injectors back.
  */
 const READERS = `
-const http = await import("node:http")
+const net = await import("node:net")
 const [url, subscribers] = process.argv.slice(1)
 const { hostname, port } = new URL(url)
 let bytes = 0
 let live = 0
+// Plain sockets reading into one reused buffer: what a remote client's reading costs its own
+// machine, not this one's cores, so the readers take as little of them as they can.
+const buffer = Buffer.allocUnsafe(1 << 20)
 for (let i = 0; i < Number(subscribers); i++) {
-  http.get({ host: hostname, port, path: "/api/events", agent: false }, (res) => {
-    let first = true
-    res.on("data", (d) => {
-      if (first) { first = false; if (++live === Number(subscribers)) console.log("start") }
-      bytes += d.length
-    })
+  let first = true
+  const socket = net.connect({
+    host: hostname,
+    port: Number(port),
+    onread: {
+      buffer,
+      callback: (n) => {
+        if (first) { first = false; if (++live === Number(subscribers)) console.log("start") }
+        bytes += n
+      }
+    }
   })
+  socket.write("GET /api/events HTTP/1.1\\r\\nhost: " + hostname + "\\r\\n\\r\\n")
 }
 if (Number(subscribers) === 0) console.log("start")
 process.stdin.on("data", () => {})
@@ -116,6 +125,7 @@ export interface ServeBenchOptions {
   readonly hops: number
   readonly subscribers: number
   readonly seconds: number
+  readonly rounds: number
 }
 
 const organismOf = (hops: number) =>
@@ -234,38 +244,55 @@ const phase = (mode: "http" | "in-process", options: ServeBenchOptions) =>
     Effect.provide(Pump.layerServices)
   )
 
+/**
+ * R rounds of the two phases, in alternating order (HTTP first, then in-process first, …), so
+ * that a drift of the machine during the run (a neighbour's job, the SSE readers' process
+ * landing on the server's core) weighs on both. Each figure is the median over the rounds;
+ * `ratio` is the median of the rounds' ratios, each measured a few seconds apart.
+ */
 export const serveBench = (options: ServeBenchOptions) =>
   Effect.gen(function*() {
     // Warm-up: both paths, briefly.
     const warm = { ...options, seconds: Math.min(0.5, options.seconds), subscribers: Math.min(options.subscribers, 5) }
     yield* phase("in-process", warm)
     yield* phase("http", warm)
-    const http = yield* phase("http", options)
-    const local = yield* phase("in-process", options)
-    const httpHops = http.hops / http.elapsed
-    const localHops = local.hops / local.elapsed
+    const rounds: Array<{ readonly http: PhaseResult; readonly local: PhaseResult }> = []
+    for (let r = 0; r < options.rounds; r++) {
+      if (r % 2 === 0) {
+        const http = yield* phase("http", options)
+        rounds.push({ http, local: yield* phase("in-process", options) })
+      } else {
+        const local = yield* phase("in-process", options)
+        rounds.push({ http: yield* phase("http", options), local })
+      }
+    }
+    const of = (f: (round: { readonly http: PhaseResult; readonly local: PhaseResult }) => number) => median(rounds.map(f))
+    const hopsPerS = (p: PhaseResult) => p.hops / p.elapsed
+    const ratios = rounds.map((r) => round(hopsPerS(r.http) / hopsPerS(r.local)))
     return {
       name: "serve",
       clients: options.clients,
       hops: options.hops,
       sse_subscribers: options.subscribers,
       seconds: options.seconds,
-      requests_per_s: Math.round(http.requests / http.elapsed),
-      refused_429: http.refused,
-      p50_ms: round(percentile(http.latencies, 50), 3),
-      p99_ms: round(percentile(http.latencies, 99), 3),
-      hops_per_s: Math.round(httpHops),
-      sse_mb_per_s: round(http.sseBytes / 1024 / 1024 / http.elapsed, 1),
-      rss_mb: http.rss,
-      server_cpu_us_per_hop: round((http.cpuMs * 1000) / http.hops, 1),
-      server_cpu_per_wall: round(http.cpuMs / 1000 / http.elapsed),
-      inprocess_injections_per_s: Math.round(local.requests / local.elapsed),
-      inprocess_sse_mb_per_s: round(local.sseBytes / 1024 / 1024 / local.elapsed, 1),
-      inprocess_p50_ms: round(percentile(local.latencies, 50), 3),
-      inprocess_p99_ms: round(percentile(local.latencies, 99), 3),
-      inprocess_hops_per_s: Math.round(localHops),
-      inprocess_rss_mb: local.rss,
-      inprocess_cpu_us_per_hop: round((local.cpuMs * 1000) / local.hops, 1),
-      ratio: round(httpHops / localHops)
+      rounds: options.rounds,
+      requests_per_s: Math.round(of((r) => r.http.requests / r.http.elapsed)),
+      refused_429: rounds.reduce((n, r) => n + r.http.refused, 0),
+      p50_ms: round(of((r) => percentile(r.http.latencies, 50)), 3),
+      p99_ms: round(of((r) => percentile(r.http.latencies, 99)), 3),
+      hops_per_s: Math.round(of((r) => hopsPerS(r.http))),
+      sse_mb_per_s: round(of((r) => r.http.sseBytes / 1024 / 1024 / r.http.elapsed), 1),
+      rss_mb: of((r) => r.http.rss),
+      server_cpu_us_per_hop: round(of((r) => (r.http.cpuMs * 1000) / r.http.hops), 1),
+      server_cpu_per_wall: round(of((r) => r.http.cpuMs / 1000 / r.http.elapsed)),
+      inprocess_injections_per_s: Math.round(of((r) => r.local.requests / r.local.elapsed)),
+      inprocess_sse_mb_per_s: round(of((r) => r.local.sseBytes / 1024 / 1024 / r.local.elapsed), 1),
+      inprocess_p50_ms: round(of((r) => percentile(r.local.latencies, 50)), 3),
+      inprocess_p99_ms: round(of((r) => percentile(r.local.latencies, 99)), 3),
+      inprocess_hops_per_s: Math.round(of((r) => hopsPerS(r.local))),
+      inprocess_rss_mb: of((r) => r.local.rss),
+      inprocess_cpu_us_per_hop: round(of((r) => (r.local.cpuMs * 1000) / r.local.hops), 1),
+      ratios,
+      ratio: median(ratios)
     }
   })

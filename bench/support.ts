@@ -32,6 +32,12 @@ export const pingEnvelope = (options: { readonly from: string; readonly to?: str
 
 export const round = (x: number, digits = 2) => Number(x.toFixed(digits))
 
+/** The middle value (the upper one of an even count); 0 for none. */
+export const median = (xs: ReadonlyArray<number>) => {
+  const sorted = [...xs].sort((a, b) => a - b)
+  return sorted.length === 0 ? 0 : sorted[Math.floor(sorted.length / 2)]!
+}
+
 export const percentile = (sorted: Float64Array, p: number) =>
   sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
 
