@@ -5,11 +5,8 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Fiber } from "effect"
-import { Listener } from "../src/domain/Listener.js"
-import { Organism } from "../src/domain/Organism.js"
-import { Reply } from "../src/domain/Reply.js"
 import { Inbox } from "../src/pipeline/internal/Inbox.js"
-import { expectBalanced, Ping, withPump } from "./support/pump.js"
+import { expectBalanced, longPingpong, Ping, withPump } from "./support/pump.js"
 
 describe("Inbox", () => {
   it("gives items back oldest first, at most `max` at a time, and nothing when empty", () => {
@@ -78,14 +75,7 @@ describe("Inbox", () => {
 
 const HOPS = 3000
 
-const pingpong = Organism.make({
-  name: "long-pingpong",
-  settings: { guards: { maxInvocationsPerThread: HOPS + 10 } },
-  listeners: [
-    Listener.make({ name: "ping", payload: Ping, handler: (p) => (p.n >= HOPS ? Reply.none : Reply.forward("pong", new Ping({ n: p.n + 1 }))) }),
-    Listener.make({ name: "pong", payload: Ping, handler: (p) => (p.n >= HOPS ? Reply.none : Reply.respond(new Ping({ n: p.n + 1 }))) })
-  ]
-})
+const pingpong = longPingpong(HOPS)
 
 describe("the inline intake", () => {
   it.live("delivers a long conversation in chunks of one without starving the other fibers", () =>

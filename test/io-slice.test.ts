@@ -4,23 +4,13 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { Listener } from "../src/domain/Listener.js"
-import { Organism } from "../src/domain/Organism.js"
-import { Reply } from "../src/domain/Reply.js"
 import { makeIoSlice } from "../src/pipeline/internal/IoSlice.js"
 import { IoFairness } from "../src/pipeline/IoFairness.js"
-import { expectBalanced, Ping, withPump } from "./support/pump.js"
+import { expectBalanced, longPingpong, Ping, withPump } from "./support/pump.js"
 
 const HOPS = 3000
 
-const pingpong = Organism.make({
-  name: "long-pingpong",
-  settings: { guards: { maxInvocationsPerThread: HOPS + 10 } },
-  listeners: [
-    Listener.make({ name: "ping", payload: Ping, handler: (p) => (p.n >= HOPS ? Reply.none : Reply.forward("pong", new Ping({ n: p.n + 1 }))) }),
-    Listener.make({ name: "pong", payload: Ping, handler: (p) => (p.n >= HOPS ? Reply.none : Reply.respond(new Ping({ n: p.n + 1 }))) })
-  ]
-})
+const pingpong = longPingpong(HOPS)
 
 /** Resolves at the event loop's next check phase: after any pending I/O callbacks. */
 const nextMacrotask = () => new Promise<void>((resolve) => setImmediate(resolve))

@@ -1,7 +1,9 @@
 /** Running a pump in a test: events collected, accounting checked at the end. */
 import { expect } from "@effect/vitest"
 import { Effect, Layer, Queue, Schema } from "effect"
-import type { Organism } from "../../src/domain/Organism.js"
+import { Listener } from "../../src/domain/Listener.js"
+import { Organism } from "../../src/domain/Organism.js"
+import { Reply } from "../../src/domain/Reply.js"
 import * as Payload from "../../src/domain/Payload.js"
 import type { PumpEvent } from "../../src/domain/PumpEvent.js"
 import type { Conversation } from "../../src/pipeline/Conversation.js"
@@ -14,6 +16,17 @@ export class Ping extends Payload.Class<Ping>("Ping")({ n: Schema.Int }) {}
 export class Pong extends Payload.Class<Pong>("Pong")({ n: Schema.Int }) {}
 export class Note extends Payload.Class<Note>("Note")({ text: Schema.String }) {}
 export class Task extends Payload.Class<Task>("Task")({ id: Schema.Int }) {}
+
+/** One conversation of `hops` hops between two listeners: ping forwards, pong responds. */
+export const longPingpong = (hops: number) =>
+  Organism.make({
+    name: "long-pingpong",
+    settings: { guards: { maxInvocationsPerThread: hops + 10 } },
+    listeners: [
+      Listener.make({ name: "ping", payload: Ping, handler: (p) => (p.n >= hops ? Reply.none : Reply.forward("pong", new Ping({ n: p.n + 1 }))) }),
+      Listener.make({ name: "pong", payload: Ping, handler: (p) => (p.n >= hops ? Reply.none : Reply.respond(new Ping({ n: p.n + 1 }))) })
+    ]
+  })
 
 export interface Harness {
   readonly pump: Pump.Service
