@@ -10,6 +10,7 @@
  *   config · journal — pipeline and below
  *   mcp      MCP servers' tools as listeners, listeners as MCP tools — config and below
  *   cluster  durable organisms (@effect/cluster, @effect/workflow, Postgres) — config, journal and below
+ *   shards   one organism on several threads, each shard a whole pump — config and below
  *   cli, main.ts, index.ts — everything; nothing in src/ imports cli or main.ts
  *
  * Three config files are file-reading utilities every layer that reads a user's file uses
@@ -93,6 +94,18 @@ module.exports = {
       "The cluster is what the runner, send and status commands use; it never reaches up into them.",
       "^src/cluster/",
       "^src/(server|cli|main\\.ts|index\\.ts)"
+    ),
+    layer(
+      "shards-above-config",
+      "Shards (src/shards) load an organism in worker threads as a module or a file: config and below; only the CLI, the server and the package's index use them.",
+      "^src/(?!shards/|cli/|server/|main\\.ts|index\\.ts)",
+      "^src/shards/"
+    ),
+    layer(
+      "shards-below-the-cli",
+      "Shards never reach up into the CLI, the server, the cluster or MCP.",
+      "^src/shards/",
+      "^src/(server|cli|cluster|mcp|main\\.ts|index\\.ts)"
     ),
     layer(
       "nothing-imports-the-cli",

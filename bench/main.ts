@@ -1,7 +1,7 @@
 /**
  * `npm run bench [NAME…] [--json] [--threads T] [--hops H] [--listeners L] [--messages M]
  *  [--live N] [--agents A] [--turns N] [--seconds S] [--clients C] [--subscribers N] [--conversations N] [--rounds R]
- *  [--workers N]`
+ *  [--workers N] [--shards N]`
  *
  * One JSON line per benchmark with its figures and `ratio_to_floor`: the libxml2 floor's
  * throughput on one core (measured in CPU time, in the same run, interleaved with the
@@ -44,13 +44,15 @@ const workersOption = (() => {
   }
   return v
 })()
-const valued = new Set(["--workers", "--conversations", "--rounds", "--threads", "--hops", "--listeners", "--messages", "--live", "--agents", "--turns", "--seconds", "--clients", "--subscribers"])
+/** `--shards N`: pingpong on N worker threads, each a whole pump; undefined when not given. */
+const shardsOption = argv.includes("--shards") ? option("shards", 1) : undefined
+const valued = new Set(["--shards", "--workers", "--conversations", "--rounds", "--threads", "--hops", "--listeners", "--messages", "--live", "--agents", "--turns", "--seconds", "--clients", "--subscribers"])
 const names = argv.filter((a, i) => !a.startsWith("--") && !valued.has(argv[i - 1] ?? ""))
 
 const seconds = option("seconds", 2)
 const benches: Record<string, () => Effect.Effect<Record<string, unknown>, unknown>> = {
   ingress: () => ingressBench({ seconds }),
-  pingpong: () => pingpongBench({ threads: option("threads", 50), hops: option("hops", 2000), seconds, rounds: option("rounds", 3), workers: workersOption }),
+  pingpong: () => pingpongBench({ threads: option("threads", 50), hops: option("hops", 2000), seconds, rounds: option("rounds", 3), workers: workersOption, shards: shardsOption }),
   broadcast: () => broadcastBench({ listeners: option("listeners", 100), messages: option("messages", 5000), seconds }),
   threads: () => threadsBench({ live: option("live", 10_000), seconds }),
   agents: () => agentsBench({ agents: option("agents", 20), turns: option("turns", 20) }),

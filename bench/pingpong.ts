@@ -10,13 +10,12 @@
  * the definitions of `cpu_us_per_hop`, `cores_used`, `ratio_to_floor`, `cpu_ratio_to_floor`).
  */
 import { Chunk, Effect, Queue, type Scope } from "effect"
-import { Listener } from "../src/domain/Listener.js"
-import { Organism } from "../src/domain/Organism.js"
 import { specOf } from "../src/domain/Payload.js"
-import { Reply } from "../src/domain/Reply.js"
 import { Pump } from "../src/pipeline/Pump.js"
 import { Events } from "../src/services/Events.js"
+import { Shards } from "../src/shards/Shards.js"
 import { addWork, againstFloor, cpuMicros, floorMeter, noWork, type Work } from "./floor.js"
+import { pingpongOrganism, record, recorded } from "./pingpong-organism.js"
 import { collectGarbage, percentile, Ping, pingEnvelope, pingValue, round, rssMb } from "./support.js"
 
 export interface PingpongOptions {
@@ -27,6 +26,8 @@ export interface PingpongOptions {
   readonly rounds: number
   /** Ingress worker threads (`settings.ingress.workers`); undefined: the organism's default. */
   readonly workers?: number | undefined
+  /** Run the organism on this many shards (worker threads, each a whole pump); undefined: one pump, in this thread. */
+  readonly shards?: number | undefined
 }
 
 /**
@@ -42,52 +43,15 @@ export const run = (
 ) =>
   Effect.gen(function*() {
     yield* setup
-    const last = new Map<string, number>()
-    const samples = new Float64Array(threads * hops)
-    let count = 0
-    const hop = (p: Ping) => {
-      const now = performance.now()
-      const before = last.get(p.sender)
-      if (before !== undefined && count < samples.length) samples[count++] = now - before
-      last.set(p.sender, now)
-      return p.n
-    }
-    // A forwards to B (the chain grows by one hop), B responds (it shrinks back): the chain
-    // stays two hops deep however long the ping-pong runs.
-    const organism = Organism.make({
-      name: "pingpong",
-      settings: {
-        guards: { maxInvocationsPerThread: hops + 10 },
-        maxConcurrentHandlers: 64,
-        ...(workers === undefined ? {} : { ingress: { workers } })
-      },
-      listeners: [
-        Listener.make({
-          name: "ping",
-          payload: Ping,
-          handler: (p) => {
-            const n = hop(p)
-            return n >= hops ? Reply.none : Reply.forward("pong", pingValue(n + 1, p.sender))
-          }
-        }),
-        Listener.make({
-          name: "pong",
-          payload: Ping,
-          handler: (p) => {
-            const n = hop(p)
-            return n >= hops ? Reply.none : Reply.respond(pingValue(n + 1, p.sender))
-          }
-        })
-      ]
-    })
-    const pump = yield* Pump.make(organism)
+    record(threads * hops)
+    const pump = yield* Pump.make(pingpongOrganism(hops, workers))
     let events = 0
     if (watched) {
       // Through the Events service, so that this file also runs against older commits. The
       // subscriber waits for events (it used to poll with takeAll, a busy loop that kept the
       // scheduler spinning and made the watched run look faster than the unwatched one).
       const subscription = yield* (yield* Events).subscribe
-      yield* Effect.forkScoped(Effect.forever(Effect.map(Queue.takeBetween(subscription, 1, Number.POSITIVE_INFINITY), (c) => void (events += Chunk.size(c)))))
+      yield* Effect.forkScoped(consume(subscription, (n) => void (events += n)))
     }
     yield* pump.awaitIdle
     const cpu0 = process.cpuUsage()
@@ -101,16 +65,58 @@ export const run = (
     const total = c.invocations - 1 // minus boot
     if (watched && events === 0) throw new Error("pingpong: the subscriber saw no event")
     const work: Work = { units: total, wallSeconds: elapsed, cpuMicros: cpu }
-    return { elapsed, total, work, samples: samples.subarray(0, count).sort() }
+    return { elapsed, total, work, samples: recorded().sort() }
   }).pipe(Effect.scoped, Effect.provide(Pump.layerServices))
+
+/** Takes every event as it comes (as the CLI and the API do), counting them. */
+const consume = (subscription: Queue.Dequeue<unknown>, count: (n: number) => void) =>
+  Effect.forever(Effect.map(Queue.takeBetween(subscription, 1, Number.POSITIVE_INFINITY), (c) => count(Chunk.size(c))))
+
+/**
+ * One run on shards (`--shards N`): the same organism in N worker threads, the T
+ * conversations spread over them in turn. CPU time is the process's: every thread's.
+ */
+const runSharded = (shards: Shards.Service, threads: number, hops: number, watched: boolean) =>
+  Effect.gen(function*() {
+    yield* shards.call("record", threads * hops)
+    let events = 0
+    if (watched) yield* Effect.forkScoped(consume(yield* shards.subscribe, (n) => void (events += n)))
+    yield* shards.awaitIdle
+    const before = yield* shards.counters
+    const cpu0 = process.cpuUsage()
+    const started = performance.now()
+    yield* Effect.forEach(Array.from({ length: threads }, (_, t) => t), (t) => shards.inject("ping", pingValue(1, `t${t}`)), { concurrency: "unbounded", discard: true })
+    yield* shards.awaitIdle
+    const elapsed = (performance.now() - started) / 1000
+    const cpu = cpuMicros(cpu0)
+    const c = yield* shards.counters
+    if (c.rejected + c.guardStopped > 0) throw new Error(`pingpong: ${JSON.stringify(c)}`)
+    const total = c.invocations - before.invocations
+    if (watched && events === 0) throw new Error("pingpong: the subscriber saw no event")
+    const parts = (yield* shards.call("recorded")) as ReadonlyArray<Float64Array>
+    const samples = new Float64Array(parts.reduce((n, p) => n + p.length, 0))
+    parts.reduce((at, p) => (samples.set(p, at), at + p.length), 0)
+    const work: Work = { units: total, wallSeconds: elapsed, cpuMicros: cpu }
+    return { elapsed, total, work, samples: samples.sort() }
+  }).pipe(Effect.scoped)
 
 export const pingpongBench = (options: PingpongOptions) =>
   Effect.gen(function*() {
     // Warm-up at the measured size: the wasm tier-up and V8's optimizing tiers take tens of
     // thousands of hops, more than a tenth of a one-thread run.
     const workers = options.workers
-    yield* run(options.threads, options.hops, false, Effect.void, workers)
-    yield* run(Math.min(options.threads, 10), Math.max(50, Math.floor(options.hops / 10)), true, Effect.void, workers)
+    const shards = options.shards === undefined
+      ? undefined
+      : yield* Shards.make({
+        source: { module: new URL("./pingpong-organism.ts", import.meta.url), export: "pingpongOrganism", args: [options.hops, workers] },
+        shards: options.shards
+      })
+    const once = (threads: number, hops: number, watched: boolean) =>
+      shards === undefined ? run(threads, hops, watched, Effect.void, workers) : runSharded(shards, threads, hops, watched)
+    yield* once(options.threads, options.hops, false)
+    // Shards run the organism made for the measured size; a smaller warm-up run would need another.
+    if (shards === undefined) yield* once(Math.min(options.threads, 10), Math.max(50, Math.floor(options.hops / 10)), true)
+    else yield* once(options.threads, options.hops, true)
     const spec = specOf(Ping)
     const bytes = pingEnvelope({ from: "ping", to: "pong", n: 123 })
     const floor = floorMeter(bytes, spec.xsd)
@@ -126,7 +132,7 @@ export const pingpongBench = (options: PingpongOptions) =>
     for (let r = 0; r < options.rounds; r++) {
       // Alternating order, so neither kind always runs first.
       for (const isWatched of r % 2 === 0 ? [false, true] : [true, false]) {
-        const result = yield* run(options.threads, options.hops, isWatched, Effect.void, workers)
+        const result = yield* once(options.threads, options.hops, isWatched)
         if (isWatched) watched = addWork(watched, result.work)
         else {
           plain = addWork(plain, result.work)
@@ -149,6 +155,7 @@ export const pingpongBench = (options: PingpongOptions) =>
       hops: options.hops,
       rounds: options.rounds,
       ...(workers === undefined ? {} : { workers }),
+      ...(shards === undefined ? {} : { shards: shards.shards }),
       hops_per_s: Math.round(hopsPerSecond),
       cpu_us_per_hop: f.cpuPerUnit,
       cores_used: f.coresUsed,
@@ -167,4 +174,4 @@ export const pingpongBench = (options: PingpongOptions) =>
       ratio_to_floor: f.ratioToFloor,
       cpu_ratio_to_floor: f.cpuRatioToFloor
     }
-  })
+  }).pipe(Effect.scoped)

@@ -10,14 +10,12 @@
  * it inline: every message still ends in exactly one outcome. The workers end with the Scope.
  */
 import { Effect, Option, type Scope } from "effect"
-import { existsSync, readFileSync } from "node:fs"
-import { createRequire } from "node:module"
-import { fileURLToPath, pathToFileURL } from "node:url"
 import { Worker } from "node:worker_threads"
 import type { IngressConfig } from "../../domain/IngressConfig.js"
 import type { CompiledSchema } from "../../services/XmlEngine.js"
 import type { Router } from "../Router.js"
 import type { Front, PayloadSchemas } from "./IngressFront.js"
+import { workerSource } from "./WorkerSource.js"
 import { type FromWorker, unpackFronts, type VersionMessage, type WorkerData } from "./XmlWorkerProtocol.js"
 
 export interface XmlWorkersOptions {
@@ -95,30 +93,10 @@ interface Slot {
 /** Workers that die one after another without finishing a chunk: the pool gives up. */
 const MAX_DEATHS_IN_A_ROW = 3
 
-/** tsx's ES module API (its CommonJS build cannot register hooks inside a worker). */
-const tsxApi = (from: string): string => {
-  const manifest = createRequire(fileURLToPath(from)).resolve("tsx/package.json")
-  const exports = JSON.parse(readFileSync(manifest, "utf8")).exports["./esm/api"]
-  return new URL(exports.import.default ?? exports.import, pathToFileURL(manifest)).href
-}
-
-/** How a worker thread is started: the compiled .js beside this file, or the .ts source through tsx. */
-const workerSource = (): { readonly code: string } => {
-  const here = import.meta.url
-  const fromSource = here.endsWith(".ts")
-  const entry = new URL(fromSource ? "./XmlWorker.ts" : "./XmlWorker.js", here)
-  if (!fromSource) return { code: `import(${JSON.stringify(entry.href)})` }
-  // In a checkout (tests, bench, the CLI from source) the worker compiles its TypeScript
-  // with tsx's loader, registered inside the worker before the entry loads.
-  const tsx = tsxApi(here)
-  if (!existsSync(fileURLToPath(entry))) throw new Error(`ingress worker entry missing: ${entry.href}`)
-  return { code: `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry.href)}) })` }
-}
-
 export const makeXmlWorkers = (options: XmlWorkersOptions): Effect.Effect<XmlWorkers, never, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.sync(() => {
-      const { code } = workerSource()
+      const code = workerSource(import.meta.url, "XmlWorker")
       const threshold = options.threshold ?? DEFAULT_THRESHOLD
       let seq = 0
       let versionSeq = 0
