@@ -60,6 +60,7 @@ export { type Divergence, makeOfflineModels, type OfflineModels } from "./journa
 export { replay, type ReplayOptions, type ReplayResult } from "./journal/Replay.js"
 export { Pump, SYSTEM } from "./pipeline/Pump.js"
 export { IoFairness } from "./pipeline/IoFairness.js"
+export { ShardCallFailed, ShardFailed, Shards, type ShardSource } from "./shards/Shards.js"
 export { Ingress } from "./pipeline/Ingress.js"
 export { type LoadedOrganism, loadOrganism } from "./config/loadOrganism.js"
 export { layerForOrganism, type LayerForOrganismOptions } from "./config/layerForOrganism.js"
