@@ -11,6 +11,7 @@
  * unit in floors) are defined in bench/floor.ts.
  */
 import { Effect } from "effect"
+import { availableParallelism } from "node:os"
 import { agentsBench } from "./agents.js"
 import { broadcastBench } from "./broadcast.js"
 import { durableBench } from "./durable.js"
@@ -53,6 +54,8 @@ const seconds = option("seconds", 2)
 const benches: Record<string, () => Effect.Effect<Record<string, unknown>, unknown>> = {
   ingress: () => ingressBench({ seconds }),
   pingpong: () => pingpongBench({ threads: option("threads", 50), hops: option("hops", 2000), seconds, rounds: option("rounds", 3), workers: workersOption, shards: shardsOption }),
+  // pingpong on shards: the organism on every core (--shards N, default: the cores Node sees).
+  shards: () => pingpongBench({ threads: option("threads", 50), hops: option("hops", 2000), seconds, rounds: option("rounds", 3), workers: workersOption, shards: shardsOption ?? availableParallelism() }),
   broadcast: () => broadcastBench({ listeners: option("listeners", 100), messages: option("messages", 5000), seconds }),
   threads: () => threadsBench({ live: option("live", 10_000), seconds }),
   agents: () => agentsBench({ agents: option("agents", 20), turns: option("turns", 20) }),

@@ -108,7 +108,7 @@ export const pingpongBench = (options: PingpongOptions) =>
     const shards = options.shards === undefined
       ? undefined
       : yield* Shards.make({
-        source: { module: new URL("./pingpong-organism.ts", import.meta.url), export: "pingpongOrganism", args: [options.hops, workers] },
+        source: { module: new URL(`./pingpong-organism${import.meta.url.endsWith(".ts") ? ".ts" : ".js"}`, import.meta.url), export: "pingpongOrganism", args: [options.hops, workers] },
         shards: options.shards
       })
     const once = (threads: number, hops: number, watched: boolean) =>
