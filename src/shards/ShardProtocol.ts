@@ -4,6 +4,7 @@
  * and gets it back on the main thread (Shards.ts).
  */
 import type { Counters } from "../pipeline/pump/Core.js"
+import type { EventBatch } from "./internal/EventBatch.js"
 
 /** Where a shard gets its organism (the same in every shard). */
 export type ShardSource =
@@ -52,6 +53,6 @@ export type FromShard =
   | { readonly k: "startFailed"; readonly reason: string }
   | { readonly k: "done"; readonly id: number; readonly value: unknown }
   | { readonly k: "error"; readonly id: number; readonly error: WireError }
-  | { readonly k: "events"; readonly events: ReadonlyArray<Record<string, unknown>> }
+  | { readonly k: "events"; readonly batch: EventBatch }
 
 export type { Counters }

@@ -13,6 +13,7 @@ import { RawPayload } from "../domain/Reply.js"
 import { IoFairness } from "../pipeline/IoFairness.js"
 import { Pump } from "../pipeline/Pump.js"
 import { Events } from "../services/Events.js"
+import { encodeEvents } from "./internal/EventBatch.js"
 import { loadShardSource } from "./ShardSource.js"
 import type { FromShard, ShardInit, ToShard, WireError } from "./ShardProtocol.js"
 
@@ -40,7 +41,7 @@ const serve = Effect.gen(function*() {
   const flush = () => {
     const out = batch
     batch = []
-    post({ k: "events", events: out as unknown as ReadonlyArray<Record<string, unknown>> })
+    post({ k: "events", batch: encodeEvents(out) })
   }
   let watching: Scope.CloseableScope | undefined
   const watch = (on: boolean) =>

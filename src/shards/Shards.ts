@@ -9,7 +9,7 @@
  * organism file (ShardProtocol.ts), not a value, since handlers are closures that cannot move
  * between threads. Each shard keeps its own books; `counters` adds them up.
  */
-import { Context, Duration, Effect, Layer, type Queue, type Scope } from "effect"
+import { Context, Duration, Effect, Either, Layer, type Queue, type Scope } from "effect"
 import { availableParallelism } from "node:os"
 import { isAbsolute, resolve } from "node:path"
 import { pathToFileURL } from "node:url"
@@ -22,6 +22,7 @@ import { workerSource } from "../pipeline/internal/WorkerSource.js"
 import type { Counters } from "../pipeline/pump/Core.js"
 import { encodePayload } from "../pipeline/pump/Outbox.js"
 import { Events } from "../services/Events.js"
+import { decodeEvents } from "./internal/EventBatch.js"
 import { ShardCallFailed, ShardFailed } from "./ShardErrors.js"
 import type { FromShard, ShardInit, ShardSource, ToShard, WireError } from "./ShardProtocol.js"
 
@@ -91,7 +92,7 @@ const injectError = (shard: number, e: WireError): InjectError | ShardFailed => 
   }
 }
 
-/** Event classes by tag: an event comes back from a shard as plain data and gets its prototype again. */
+/** Event classes' prototypes by tag: an event comes back from a shard as data and gets its prototype again. */
 const eventClasses = new Map<string, object>(PumpEvent.members.map((m) => [m._tag as string, m.prototype as object]))
 
 const sourceOf = (source: ShardSource): ShardInit["source"] => {
@@ -148,11 +149,7 @@ const make = Effect.fn("Shards.make")(function*(options: Shards.Options) {
             if (!started) return resume(Effect.fail(new ShardFailed({ shard: index, reason: `could not start: ${m.reason}` })))
             return fail(shard, m.reason)
           case "events":
-            for (const e of m.events) {
-              const prototype = eventClasses.get(e._tag as string)
-              if (prototype !== undefined) Object.setPrototypeOf(e, prototype)
-              events.publish(e as unknown as PumpEvent)
-            }
+            for (const e of decodeEvents(m.batch, eventClasses)) events.publish(e)
             return
           case "done":
           case "error": {
@@ -203,11 +200,21 @@ const make = Effect.fn("Shards.make")(function*(options: Shards.Options) {
       shard.worker.postMessage(message(id))
     })
 
-  /** Every shard, or the first shard's failure for a request that needs them all. */
+  /**
+   * A request to every shard at once; the answers in shard order, or — when any failed — the
+   * failure of the lowest-numbered shard that failed (not of whichever failed first).
+   */
+  const inEveryShard = <A, E>(f: (shard: Shard) => Effect.Effect<A, E>) =>
+    Effect.flatMap(Effect.all(shards.map(f), { concurrency: "unbounded", mode: "either" }), (answers) => {
+      const failed = answers.find(Either.isLeft)
+      return failed === undefined ? Effect.succeed(answers.map((a) => (a as Either.Right<E, A>).right)) : Effect.fail(failed.left)
+    })
+
+  /** A request every shard must answer: a pump's failure is that shard's failure. */
   const askAll = (message: (id: number) => ToShard) =>
-    Effect.forEach(shards, (s) =>
+    inEveryShard((s) =>
       Effect.catchIf(ask(s, message), (e): e is { readonly wire: WireError } => !(e instanceof ShardFailed), (e) =>
-        Effect.fail(new ShardFailed({ shard: s.index, reason: e.wire.message }))), { concurrency: "unbounded" })
+        Effect.fail(new ShardFailed({ shard: s.index, reason: e.wire.message }))))
 
   let next = 0
   const inject: Shards.Service["inject"] = (to, payload, injectOptions) =>
@@ -249,9 +256,9 @@ const make = Effect.fn("Shards.make")(function*(options: Shards.Options) {
       return queue
     }),
     call: (name, ...args) =>
-      Effect.forEach(shards, (s) =>
+      inEveryShard((s) =>
         Effect.catchIf(ask(s, (id) => ({ k: "call", id, name, args })), (e): e is { readonly wire: WireError } => !(e instanceof ShardFailed), (e) =>
-          Effect.fail(new ShardCallFailed({ shard: s.index, name, reason: e.wire.message }))), { concurrency: "unbounded" })
+          Effect.fail(new ShardCallFailed({ shard: s.index, name, reason: e.wire.message }))))
   }
   return service
 })

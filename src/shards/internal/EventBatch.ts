@@ -1,0 +1,114 @@
+/**
+ * Events on their way from a shard to the main thread, packed for the crossing.
+ *
+ * Structured clone of the events themselves costs ≈ 1 µs per event to write and ≈ 1.7 µs to
+ * read (measured on pingpong's events): it writes every property name of every object and
+ * reads them back one by one. A pump's events come in a few fixed shapes, so a batch is sent
+ * as columns instead: each shape's property names once, then the values by kind — strings in
+ * one array, numbers in another, anything else (booleans, undefined, arrays, objects) in a
+ * third: ≈ 0.8 µs to write and ≈ 0.7 µs to read an event, about half the cost. The
+ * main thread rebuilds each event on its class's prototype, property by property in the
+ * order the shard's event had, with `_tag` last as the pump writes it.
+ */
+import type { PumpEvent } from "../../domain/PumpEvent.js"
+
+const STRING = 0
+const NUMBER = 1
+const OTHER = 2
+
+export interface EventBatch {
+  /** Property names (without `_tag`) by shape number. */
+  readonly shapes: ReadonlyArray<ReadonlyArray<string>>
+  /** Tag of each shape. */
+  readonly tags: ReadonlyArray<string>
+  /** Per event: its shape number. */
+  readonly events: ReadonlyArray<number>
+  /** Per field, in order: where its value is (STRING, NUMBER, OTHER). */
+  readonly kinds: Uint8Array
+  readonly strings: ReadonlyArray<string>
+  readonly numbers: ReadonlyArray<number>
+  readonly others: ReadonlyArray<unknown>
+}
+
+/** Whether `e`'s own enumerable properties but `_tag` are `keys`, in that order (no allocation). */
+const hasShape = (e: Record<string, unknown>, keys: ReadonlyArray<string>): boolean => {
+  let i = 0
+  for (const k in e) {
+    if (k === "_tag") continue
+    if (keys[i++] !== k) return false
+  }
+  return i === keys.length
+}
+
+export const encodeEvents = (events: ReadonlyArray<PumpEvent>): EventBatch => {
+  // Events of one tag normally share one shape (the pump builds them with fixed-shape
+  // constructors); one that differs (an optional field set) gets a shape of its own.
+  const shapesOfTag = new Map<string, Array<number>>()
+  const shapes: Array<ReadonlyArray<string>> = []
+  const tags: Array<string> = []
+  const shapeOfEvent: Array<number> = []
+  const kinds: Array<number> = []
+  const strings: Array<string> = []
+  const numbers: Array<number> = []
+  const others: Array<unknown> = []
+  for (const event of events) {
+    const e = event as unknown as Record<string, unknown>
+    const tag = e._tag as string
+    let candidates = shapesOfTag.get(tag)
+    if (candidates === undefined) shapesOfTag.set(tag, candidates = [])
+    let shape = -1
+    for (const c of candidates) {
+      if (hasShape(e, shapes[c]!)) {
+        shape = c
+        break
+      }
+    }
+    if (shape === -1) {
+      shape = shapes.length
+      shapes.push(Object.keys(e).filter((k) => k !== "_tag"))
+      tags.push(tag)
+      candidates.push(shape)
+    }
+    shapeOfEvent.push(shape)
+    const keys = shapes[shape]!
+    for (let j = 0; j < keys.length; j++) {
+      const v = e[keys[j]!]
+      if (typeof v === "string") {
+        strings.push(v)
+        kinds.push(STRING)
+      } else if (typeof v === "number") {
+        numbers.push(v)
+        kinds.push(NUMBER)
+      } else {
+        others.push(v)
+        kinds.push(OTHER)
+      }
+    }
+  }
+  return { shapes, tags, events: shapeOfEvent, kinds: Uint8Array.from(kinds), strings, numbers, others }
+}
+
+/** The events of a batch, each on the prototype `prototypes` gives for its tag (plain objects for an unknown tag). */
+export const decodeEvents = (batch: EventBatch, prototypes: ReadonlyMap<string, object>): Array<PumpEvent> => {
+  const { kinds, numbers, others, shapes, strings, tags } = batch
+  const out: Array<PumpEvent> = new Array(batch.events.length)
+  let field = 0
+  let s = 0
+  let n = 0
+  let o = 0
+  for (let i = 0; i < batch.events.length; i++) {
+    const shape = batch.events[i]!
+    const keys = shapes[shape]!
+    const tag = tags[shape]!
+    const e: Record<string, unknown> = Object.create(prototypes.get(tag) ?? Object.prototype)
+    for (let j = 0; j < keys.length; j++) {
+      const kind = kinds[field++]
+      if (kind === STRING) e[keys[j]!] = strings[s++]
+      else if (kind === NUMBER) e[keys[j]!] = numbers[n++]
+      else e[keys[j]!] = others[o++]
+    }
+    e._tag = tag
+    out[i] = e as unknown as PumpEvent
+  }
+  return out
+}
