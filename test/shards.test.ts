@@ -101,9 +101,26 @@ describe("Shards", () => {
       expect(error?.message).toMatch(/shard 0: could not start: .*shard-organism\.ts has no export nowhere \(it exports .*pingpong/)
       const wrong = yield* Effect.flip(Shards.make({ source: { module, export: "notAnOrganism" }, shards: 1 }))
       expect(wrong.message).toMatch(/shard-organism\.ts#notAnOrganism is not an Organism/)
+      const stuck = yield* Effect.flip(Shards.make({ source: { module, export: "never" }, shards: 1, startTimeout: "3 seconds" }))
+      expect(stuck.message).toBe("shard 0: could not start: not ready after 3s")
       const zero = yield* Effect.flip(Shards.make({ source: pingpong(2), shards: 0 }))
       expect(zero.message).toMatch(/whole number ≥ 1, got 0/)
     }).pipe(Effect.scoped), TIMEOUT)
+
+  it.live("when one shard cannot start, the shards already started are stopped", () =>
+    Effect.gen(function*() {
+      const flag = new SharedArrayBuffer(8)
+      const error = yield* Effect.flip(Effect.scoped(Shards.make({ source: { module, export: "failAllButOne", args: [flag] }, shards: 2 })))
+      expect(error.message).toMatch(/could not start: only one shard may load this/)
+      const counts = new Int32Array(flag)
+      expect(counts[0]).toBe(2)
+      // Both threads have ended, the one that failed and the one that had started: their
+      // timers tick no more.
+      yield* Effect.sleep("200 millis")
+      const ticks = Atomics.load(counts, 1)
+      yield* Effect.sleep("300 millis")
+      expect(Atomics.load(counts, 1)).toBe(ticks)
+    }), TIMEOUT)
 
   it.live("a value that is not a payload is refused before it leaves the main thread", () =>
     Effect.gen(function*() {

@@ -36,6 +36,11 @@ export declare namespace Shards {
     readonly shards?: number
     /** How long each shard's drain may take when the Scope closes (default 5 s). */
     readonly drainDeadline?: Duration.DurationInput
+    /**
+     * How long a shard may take to load its organism (default 60 s): past it, `make` fails
+     * with `ShardFailed` rather than wait for a module that never finishes loading.
+     */
+    readonly startTimeout?: Duration.DurationInput
   }
 
   export interface Service {
@@ -146,6 +151,8 @@ const make = Effect.fn("Shards.make")(function*(options: Shards.Options) {
             started = true
             return resume(Effect.succeed({ shard, ready: m }))
           case "startFailed":
+            // Its thread is of no more use, and what its loader left may keep it alive.
+            void worker.terminate()
             if (!started) return resume(Effect.fail(new ShardFailed({ shard: index, reason: `could not start: ${m.reason}` })))
             return fail(shard, m.reason)
           case "events":
@@ -182,10 +189,21 @@ const make = Effect.fn("Shards.make")(function*(options: Shards.Options) {
       Effect.zipRight(Effect.promise(() => shard.worker.terminate()))
     )
 
-  const started = yield* Effect.forEach(Array.from({ length: count }, (_, i) => i), spawn, { concurrency: "unbounded" })
+  const startTimeout = Duration.decode(options.startTimeout ?? Duration.seconds(60))
+  // Registered first: when one shard cannot start, those already started are stopped too.
+  const ready: Array<Shard> = []
+  yield* Effect.addFinalizer(() => Effect.forEach(ready, stop, { concurrency: "unbounded", discard: true }))
+  const started = yield* Effect.forEach(
+    Array.from({ length: count }, (_, i) => i),
+    (i) =>
+      Effect.timeoutFail(Effect.tap(spawn(i), (s) => void ready.push(s.shard)), {
+        duration: startTimeout,
+        onTimeout: () => new ShardFailed({ shard: i, reason: `could not start: not ready after ${Duration.format(startTimeout)}` })
+      }),
+    { concurrency: "unbounded" }
+  )
   const shards = started.map((s) => s.shard)
-  yield* Effect.addFinalizer(() => Effect.forEach(shards, stop, { concurrency: "unbounded", discard: true }))
-  const { ready } = started[0]!
+  const first = started[0]!.ready
 
   /** One request to one shard; a pump's failure comes back as its wire form. */
   const ask = (shard: Shard, message: (id: number) => ToShard) =>
@@ -219,7 +237,7 @@ const make = Effect.fn("Shards.make")(function*(options: Shards.Options) {
   let next = 0
   const inject: Shards.Service["inject"] = (to, payload, injectOptions) =>
     Effect.suspend(() => {
-      const encoded = encodePayload(payload, ready.wire)
+      const encoded = encodePayload(payload, first.wire)
       if (encoded._tag === "Left") return Effect.fail(new PayloadNotEncodable({ reason: encoded.left }))
       // The next live shard in turn: conversations are spread evenly, and a shard that
       // failed takes none.
@@ -242,8 +260,8 @@ const make = Effect.fn("Shards.make")(function*(options: Shards.Options) {
 
   const service: Shards.Service = {
     shards: count,
-    name: ready.name,
-    listeners: ready.listeners,
+    name: first.name,
+    listeners: first.listeners,
     inject,
     awaitIdle: Effect.asVoid(askAll((id) => ({ k: "idle", id }))),
     counters: Effect.map(askAll((id) => ({ k: "counters", id })), (all) => (all as ReadonlyArray<Counters>).reduce(addCounters)),

@@ -46,3 +46,18 @@ export const crashOne = (flag: SharedArrayBuffer) =>
   Atomics.compareExchange(new Int32Array(flag), 0, 0, 1) === 0 ? process.exit(3) : "alive"
 
 export const notAnOrganism = { name: "nothing" }
+
+/** Never finishes making its organism (it waits on a timer forever): a shard loading it never gets ready. */
+export const never = () => new Promise<never>(() => void setInterval(() => {}, 1000))
+
+/**
+ * The first shard to load this gets a ping-pong organism, the others fail. `flag` (shared by
+ * every shard): [0] how many loaded; [1] ticks of a timer every loading thread runs, so a
+ * thread still alive keeps counting.
+ */
+export const failAllButOne = (flag: SharedArrayBuffer) => {
+  const counts = new Int32Array(flag)
+  setInterval(() => void Atomics.add(counts, 1, 1), 5)
+  if (Atomics.add(counts, 0, 1) > 0) throw new Error("only one shard may load this")
+  return pingpong(2)
+}
