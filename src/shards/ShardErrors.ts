@@ -1,12 +1,15 @@
 import { Schema } from "effect"
 
-/** A shard could not start, or its thread ended while the organism ran. */
+/**
+ * A shard could not start, or its thread ended while the organism ran; `shard` is -1 when no
+ * shard could be started at all (an invalid number of shards).
+ */
 export class ShardFailed extends Schema.TaggedError<ShardFailed>()("ShardFailed", {
   shard: Schema.Number,
   reason: Schema.String
 }) {
   override get message() {
-    return `shard ${this.shard}: ${this.reason}`
+    return this.shard < 0 ? this.reason : `shard ${this.shard}: ${this.reason}`
   }
 }
 

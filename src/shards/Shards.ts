@@ -268,7 +268,9 @@ const make = Effect.fn("Shards.make")(function*(options: Shards.Options) {
     subscribe: Effect.gen(function*() {
       const queue = yield* events.subscribe
       yield* Effect.acquireRelease(
-        Effect.suspend(() => watchers++ === 0 ? setWatch(true) : Effect.void),
+        Effect.suspend(() =>
+          watchers++ === 0 ? Effect.tapError(setWatch(true), () => Effect.sync(() => void watchers--)) : Effect.void
+        ),
         () => Effect.suspend(() => --watchers === 0 ? Effect.ignore(setWatch(false)) : Effect.void)
       )
       return queue
