@@ -43,6 +43,38 @@ describe("Shards", () => {
       expect(stats.map((s) => s.handled)).toEqual([200, 200])
     }).pipe(Effect.scoped), TIMEOUT)
 
+  it.live("cancel finds the conversation in whichever shard has it; drain stops them all", () =>
+    Effect.gen(function*() {
+      const shards = yield* Shards.make({ source: { module, export: "waiting" }, shards: 2 })
+      const threads = yield* Effect.forEach([1, 2, 3, 4], () => shards.inject("wait", new Ping({ n: 1 })))
+      // Each shard has two conversations, waiting in their handlers.
+      yield* Effect.sleep("200 millis")
+      expect(yield* shards.threads).toEqual({ roots: 4, nodes: 8 })
+      expect(yield* shards.cancel(threads[1]!, { by: "test" })).toBe(true)
+      expect(yield* shards.cancel(threads[1]!)).toBe(false)
+      expect(yield* shards.cancel("00000000-0000-4000-8000-000000000000")).toBe(false)
+      const drained = yield* shards.drain("300 millis")
+      expect(drained).toEqual({ finished: false, interrupted: 3 })
+      const c = yield* shards.counters
+      expect(c.injected).toBe(c.delivered + c.rejected + c.guardStopped)
+      expect(c.inFlight).toBe(0)
+      expect((yield* shards.threads).roots).toBe(0)
+      // Drained: no new conversation is taken.
+      const refused = yield* Effect.flip(shards.inject("wait", new Ping({ n: 1 })))
+      expect(refused._tag).toBe("PumpStopped")
+    }).pipe(Effect.scoped), TIMEOUT)
+
+  it.live("dead letters come from every shard, oldest first", () =>
+    Effect.gen(function*() {
+      const shards = yield* Shards.make({ source: pingpong(2), shards: 2 })
+      yield* Effect.forEach(["nobody", "noone"], (to) => shards.inject(to, new Ping({ n: 1 })))
+      yield* shards.awaitIdle
+      const letters = yield* shards.deadLetters
+      expect(letters.map((l) => l.to).sort()).toEqual(["nobody", "noone"])
+      expect(letters[0]!.time).toBeLessThanOrEqual(letters[1]!.time)
+      expect(letters.every((l) => l.stage === "route")).toBe(true)
+    }).pipe(Effect.scoped), TIMEOUT)
+
   it.live("a subscriber gets every shard's events, as the pump's own classes", () =>
     Effect.gen(function*() {
       const shards = yield* Shards.make({ source: pingpong(6), shards: 2 })

@@ -37,6 +37,10 @@ export type ToShard =
   | { readonly k: "raw"; readonly id: number; readonly bytes: Uint8Array | string }
   | { readonly k: "idle"; readonly id: number }
   | { readonly k: "counters"; readonly id: number }
+  | { readonly k: "deadLetters"; readonly id: number }
+  | { readonly k: "threads"; readonly id: number }
+  | { readonly k: "cancel"; readonly id: number; readonly thread: string; readonly by: string | undefined }
+  | { readonly k: "drain"; readonly id: number; readonly deadlineMs: number }
   | { readonly k: "call"; readonly id: number; readonly name: string; readonly args: ReadonlyArray<unknown> }
   | { readonly k: "watch"; readonly id: number; readonly on: boolean }
   | { readonly k: "stop"; readonly id: number; readonly deadlineMs: number }

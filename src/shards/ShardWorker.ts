@@ -78,6 +78,14 @@ const serve = Effect.gen(function*() {
         return answer(m.id, pump.awaitIdle)
       case "counters":
         return answer(m.id, Effect.sync(() => pump.counters()))
+      case "deadLetters":
+        return answer(m.id, Effect.sync(() => pump.deadLetters()))
+      case "threads":
+        return answer(m.id, Effect.sync(() => pump.threads()))
+      case "cancel":
+        return answer(m.id, pump.cancel(m.thread, m.by === undefined ? {} : { by: m.by }))
+      case "drain":
+        return answer(m.id, pump.drain(m.deadlineMs))
       case "call":
         return answer(m.id, callExport(m.name, m.args))
       case "watch":

@@ -19,6 +19,7 @@ import { type InjectError, InboxFull, PayloadNotEncodable, PumpStopped } from ".
 import { PumpEvent } from "../domain/PumpEvent.js"
 import type { PayloadValue } from "../domain/Reply.js"
 import { workerSource } from "../pipeline/internal/WorkerSource.js"
+import type { Pump } from "../pipeline/Pump.js"
 import type { Counters } from "../pipeline/pump/Core.js"
 import { encodePayload } from "../pipeline/pump/Outbox.js"
 import { Events } from "../services/Events.js"
@@ -61,6 +62,21 @@ export declare namespace Shards {
     readonly awaitIdle: Effect.Effect<void, ShardFailed>
     /** The shards' books added up. */
     readonly counters: Effect.Effect<Counters, ShardFailed>
+    /** Every shard's last rejected messages, oldest first. */
+    readonly deadLetters: Effect.Effect<ReadonlyArray<Pump.DeadLetter>, ShardFailed>
+    /** Live conversations and chain nodes in all shards. */
+    readonly threads: Effect.Effect<{ readonly roots: number; readonly nodes: number }, ShardFailed>
+    /**
+     * Cancels a conversation in whichever shard has it (see `Pump.cancel`); false when none
+     * has a live conversation that matches.
+     */
+    readonly cancel: (thread: string, options?: { readonly by?: string }) => Effect.Effect<boolean, ShardFailed>
+    /**
+     * Drains every shard at once (see `Pump.drain`): finished when every shard finished in
+     * time, with the handler jobs interrupted in all of them. The shards then take no new
+     * conversation (`PumpStopped`).
+     */
+    readonly drain: (deadline: Duration.DurationInput) => Effect.Effect<Pump.Drained, ShardFailed>
     /**
      * Every shard's events, from the moment this Effect returns, for the lifetime of the
      * Scope. Shards send events only while somebody subscribes: an organism nobody watches
@@ -265,6 +281,22 @@ const make = Effect.fn("Shards.make")(function*(options: Shards.Options) {
     inject,
     awaitIdle: Effect.asVoid(askAll((id) => ({ k: "idle", id }))),
     counters: Effect.map(askAll((id) => ({ k: "counters", id })), (all) => (all as ReadonlyArray<Counters>).reduce(addCounters)),
+    deadLetters: Effect.map(
+      askAll((id) => ({ k: "deadLetters", id })),
+      (all) => (all as ReadonlyArray<ReadonlyArray<Pump.DeadLetter>>).flat().sort((a, b) => a.time - b.time)
+    ),
+    threads: Effect.map(askAll((id) => ({ k: "threads", id })), (all) =>
+      (all as ReadonlyArray<{ readonly roots: number; readonly nodes: number }>).reduce((a, b) => ({ roots: a.roots + b.roots, nodes: a.nodes + b.nodes }))),
+    cancel: (thread, cancelOptions) =>
+      Effect.map(askAll((id) => ({ k: "cancel", id, thread, by: cancelOptions?.by })), (all) => all.some((found) => found === true)),
+    drain: (deadline) =>
+      Effect.suspend(() => {
+        const deadlineMs = Duration.toMillis(deadline)
+        return Effect.map(askAll((id) => ({ k: "drain", id, deadlineMs })), (all) => {
+          const drained = all as ReadonlyArray<Pump.Drained>
+          return { finished: drained.every((d) => d.finished), interrupted: drained.reduce((n, d) => n + d.interrupted, 0) }
+        })
+      }),
     subscribe: Effect.gen(function*() {
       const queue = yield* events.subscribe
       yield* Effect.acquireRelease(

@@ -3,7 +3,7 @@
  * `pingpong(hops)` is the long ping-pong of pump.ts; the other exports are what the tests ask
  * of each shard through `Shards.call`.
  */
-import { Schema } from "effect"
+import { Effect, Schema } from "effect"
 import { threadId } from "node:worker_threads"
 import { Listener } from "../../src/domain/Listener.js"
 import { Organism } from "../../src/domain/Organism.js"
@@ -61,3 +61,10 @@ export const failAllButOne = (flag: SharedArrayBuffer) => {
   if (Atomics.add(counts, 0, 1) > 0) throw new Error("only one shard may load this")
   return pingpong(2)
 }
+
+/** `wait` takes a Ping and never answers (its handler suspends until it is interrupted). */
+export const waiting = () =>
+  Organism.make({
+    name: "shard-waiting",
+    listeners: [Listener.make({ name: "wait", payload: Ping, handler: () => Effect.never })]
+  })
