@@ -75,16 +75,14 @@ describe("Shards", () => {
       expect(letters.every((l) => l.stage === "route")).toBe(true)
     }).pipe(Effect.scoped), TIMEOUT)
 
-  it.live("a subscriber gets every shard's events, as the pump's own classes", () =>
+  it.live("a subscriber gets every shard's events, as the pump's own classes, all in before awaitIdle returns", () =>
     Effect.gen(function*() {
       const shards = yield* Shards.make({ source: pingpong(6), shards: 2 })
       const events = yield* shards.subscribe
       const threads = yield* Effect.forEach([1, 2, 3, 4], () => shards.inject("ping", new Ping({ n: 1 })))
       yield* shards.awaitIdle
-      const completed: Array<ThreadCompleted> = []
-      while (completed.length < 4) {
-        for (const e of yield* Queue.takeBetween(events, 1, 1000)) if (e instanceof ThreadCompleted) completed.push(e)
-      }
+      // Every event of the work before awaitIdle has arrived when it returns.
+      const completed = Chunk.toReadonlyArray(yield* Queue.takeAll(events)).filter((e) => e instanceof ThreadCompleted)
       expect(completed.map((e) => e.thread).sort()).toEqual([...threads].sort())
       expect(completed.every((e) => e.invocations === 6 && e.reason === "completed")).toBe(true)
     }).pipe(Effect.scoped), TIMEOUT)

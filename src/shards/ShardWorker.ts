@@ -39,6 +39,7 @@ const serve = Effect.gen(function*() {
   // Events go out in batches: one message per turn of the event loop, not one per event.
   let batch: Array<PumpEvent> = []
   const flush = () => {
+    if (batch.length === 0) return // sent already, ahead of an answer
     const out = batch
     batch = []
     post({ k: "events", batch: encodeEvents(out) })
@@ -59,13 +60,20 @@ const serve = Effect.gen(function*() {
       }
     })
 
+  // Events waiting for their batch go out before any answer: the port keeps order, so when
+  // `awaitIdle` returns on the main thread, every event of the work before it has arrived
+  // (as a pump publishes its events before it is idle).
+  const reply = (m: FromShard) => {
+    if (batch.length > 0) flush()
+    post(m)
+  }
   const answer = (id: number, effect: Effect.Effect<unknown, unknown>) =>
     run(Effect.matchCause(effect, {
       onFailure: (cause) => {
         const failure = cause._tag === "Fail" ? cause.error : cause._tag === "Die" ? cause.defect : cause
-        post({ k: "error", id, error: wireError(failure) })
+        reply({ k: "error", id, error: wireError(failure) })
       },
-      onSuccess: (value) => post({ k: "done", id, value })
+      onSuccess: (value) => reply({ k: "done", id, value })
     }))
 
   port.on("message", (m: ToShard) => {
