@@ -75,4 +75,34 @@ describe("ThreadRegistry", () => {
       expect(broadcast.id).toBe(broadcast.root.id)
       expect(broadcast.depth).toBe(0)
     }))
+
+  it.effect("every node of a live conversation is found by its id, whenever it was made; none of a completed one", () =>
+    Effect.gen(function*() {
+      const threads = yield* ThreadRegistry.make
+      const a = threads.unsafeStartRoot("console", "writer")
+      const b = threads.unsafeStartRoot("console", "writer")
+      const a1 = threads.unsafeExtend(a, "researcher")
+      expect(threads.unsafeLookup(a1.id)).toBe(a1)
+      // Made after a lookup, in both conversations: found too.
+      const a2 = threads.unsafeExtend(a1, "critic")
+      const b1 = threads.unsafeExtend(b, "researcher")
+      expect(threads.unsafeLookup(b1.id)).toBe(b1)
+      expect(threads.unsafeLookup(a2.id)).toBe(a2)
+      expect(threads.unsafeLookup(a.root.top.id)).toBe(a.root.top)
+      const a3 = threads.unsafeExtend(a2, "writer")
+      const b2 = threads.unsafeExtend(b1, "critic")
+      expect(threads.unsafeStats()).toEqual({ roots: 2, nodes: 9 })
+      // `a` completes with a3 never looked up, `b` with b2 never looked up.
+      threads.unsafeRetain(a3)
+      threads.unsafeRelease(a3)
+      expect(threads.unsafeStats()).toEqual({ roots: 1, nodes: 4 })
+      for (const n of [a, a1, a2, a3, a.root.top]) expect(threads.unsafeLookup(n.id)).toBeUndefined()
+      expect(threads.unsafeLookup(b2.id)).toBe(b2)
+      threads.unsafeRetain(b2)
+      threads.unsafeRelease(b2)
+      for (const n of [b, b1, b2]) expect(threads.unsafeLookup(n.id)).toBeUndefined()
+      expect(threads.unsafeStats()).toEqual({ roots: 0, nodes: 0 })
+      // A completed conversation's id is free again for a conversation from outside.
+      expect(threads.unsafeStartRoot("api", "writer", a.root.id).root.id).toBe(a.root.id)
+    }))
 })

@@ -11,9 +11,27 @@ export const ThreadId = Schema.String.pipe(
 )
 export type ThreadId = typeof ThreadId.Type
 
-const threadIdPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
+/** `c` is a lowercase hex digit. */
+const isHex = (c: number): boolean => (c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66)
 
-export const isThreadId = (s: string): s is ThreadId => s.length === 36 && threadIdPattern.test(s)
+/**
+ * The pattern of `ThreadId`, checked character by character: every message's thread is
+ * checked, and a RegExp run cost several times this loop.
+ */
+export const isThreadId = (s: string): s is ThreadId => {
+  if (s.length !== 36) return false
+  for (let i = 0; i < 36; i++) {
+    const c = s.charCodeAt(i)
+    if (i === 8 || i === 13 || i === 18 || i === 23) {
+      if (c !== 0x2d /* - */) return false
+    } else if (i === 14) {
+      if (c !== 0x34 /* 4 */) return false
+    } else if (i === 19) {
+      if (c !== 0x38 && c !== 0x39 && c !== 0x61 && c !== 0x62 /* 8 9 a b */) return false
+    } else if (!isHex(c)) return false
+  }
+  return true
+}
 
 // Thread ids are Map keys that live as long as their conversation, so they should be flat
 // 36-byte strings. crypto.randomUUID() returns a rope of eight concatenated fragments (about

@@ -103,13 +103,32 @@ export declare namespace ThreadRegistry {
 /** `now` gives the epoch ms a root is created at (the Clock, from `ThreadRegistry.make`). */
 export const makeThreadRegistry = (now: () => number): ThreadRegistry.Service => {
   const nodes = new Map<string, ThreadNode>()
+  // Nodes are indexed by id when an id is next looked up, not when they are made. The pump
+  // hands its own messages their node, so a conversation among listeners looks nothing up,
+  // and one Map entry per forward (a Map as large as every live conversation together) cost
+  // more per hop than the rest of the registry. Per root with nodes not indexed yet: the
+  // position in its `nodes` from which they are not.
+  const unindexed = new Map<RootThread, number>()
+  let nodeCount = 0
   let roots = 0
   const hooks: Array<CompletionHook> = []
 
   const add = (root: RootThread, node: ThreadNode): ThreadNode => {
-    nodes.set(node.id, node)
     root.nodes.push(node)
+    nodeCount++
+    if (!unindexed.has(root)) unindexed.set(root, root.nodes.length - 1)
     return node
+  }
+
+  const find = (id: string): ThreadNode | undefined => {
+    if (unindexed.size > 0) {
+      for (const [root, from] of unindexed) {
+        const list = root.nodes
+        for (let i = from; i < list.length; i++) nodes.set(list[i]!.id, list[i]!)
+      }
+      unindexed.clear()
+    }
+    return nodes.get(id)
   }
 
   const child = (parent: ThreadNode, name: string, id: ThreadId): ThreadNode =>
@@ -118,13 +137,17 @@ export const makeThreadRegistry = (now: () => number): ThreadRegistry.Service =>
   const complete = (root: RootThread) => {
     root.completed = true
     roots--
-    for (const node of root.nodes) nodes.delete(node.id)
-    root.nodes.length = 0
+    const list = root.nodes
+    const indexed = unindexed.get(root) ?? list.length
+    unindexed.delete(root)
+    for (let i = 0; i < indexed; i++) nodes.delete(list[i]!.id)
+    nodeCount -= list.length
+    list.length = 0
     for (const hook of hooks) hook(root)
   }
 
   const unsafeStartRoot: ThreadRegistry.Service["unsafeStartRoot"] = (injector, to, id) => {
-    const rootId = id !== undefined && !nodes.has(id) ? ownThreadId(id) : makeThreadId()
+    const rootId = id !== undefined && find(id) === undefined ? ownThreadId(id) : makeThreadId()
     const root = {
       id: rootId,
       injector,
@@ -150,7 +173,7 @@ export const makeThreadRegistry = (now: () => number): ThreadRegistry.Service =>
     return to === undefined ? top : child(top, to, rootId)
   }
 
-  const unsafeLookup: ThreadRegistry.Service["unsafeLookup"] = (id) => nodes.get(id)
+  const unsafeLookup: ThreadRegistry.Service["unsafeLookup"] = find
 
   const unsafeExtend: ThreadRegistry.Service["unsafeExtend"] = (node, name) => child(node, name, makeThreadId())
 
@@ -190,7 +213,7 @@ export const makeThreadRegistry = (now: () => number): ThreadRegistry.Service =>
     }
   }
 
-  const unsafeStats: ThreadRegistry.Service["unsafeStats"] = () => ({ roots, nodes: nodes.size })
+  const unsafeStats: ThreadRegistry.Service["unsafeStats"] = () => ({ roots, nodes: nodeCount })
 
   return {
     startRoot: (injector, to, id) => Effect.sync(() => unsafeStartRoot(injector, to, id)),

@@ -82,101 +82,123 @@ const lookup = (scope: Scope | undefined, prefix: string): string => {
 /** Shared by every element without attributes (nearly all of them): never mutated. */
 const NO_ATTRIBUTES: ReadonlyArray<readonly [string, string]> = Object.freeze([])
 
-/** Shared by every element until its first child; then an array of exactly that child. */
+/** Shared by every element without children; the others get an array of exactly theirs. */
 const NO_CHILDREN: ReadonlyArray<CanonicalElement | string> = Object.freeze([])
 
-/** Adds a child: a first push on an empty array reserves room for 17, most have one. */
-const addChild = (parent: CanonicalElement, child: CanonicalElement | string): void => {
-  if (parent.children === NO_CHILDREN) (parent as { children: ReadonlyArray<CanonicalElement | string> }).children = [child]
-  else (parent.children as Array<CanonicalElement | string>).push(child)
-}
+// The reader's stacks, shared by every call (it is synchronous and calls nothing that reads
+// again): the open elements with their namespace scopes and where their children start on
+// the child stack, and the children read so far. An element's children become one array of
+// exactly their number when its end tag is read. Made per call, the stacks and the arrays a
+// first push grows (room for 17) were a third of the bytes the pump allocated per message.
+const openElements: Array<CanonicalElement | undefined> = []
+const openScopes: Array<Scope | undefined> = []
+const childrenFrom: Array<number> = []
+const children: Array<CanonicalElement | string | undefined> = []
 
 /** Reads the document element of a canonical document. */
 export const readCanonical = (text: string, maxDepth = 256): CanonicalElement => {
-  // The open elements and their scopes, as two parallel stacks (no object per level).
-  const open: Array<CanonicalElement> = []
-  const scopes: Array<Scope | undefined> = []
-  let root: CanonicalElement | undefined
-  let pos = 0
-  const n = text.length
-  while (pos < n) {
-    const lt = text.indexOf("<", pos)
-    if (lt === -1) {
-      if (open.length > 0) throw new CanonicalReadError("unexpected end of input")
-      break
-    }
-    if (lt > pos && open.length > 0) {
-      addChild(open[open.length - 1]!, decodeReferences(text.slice(pos, lt)))
-    }
-    const next = text.charCodeAt(lt + 1)
-    if (next === 0x3f /* ? */) {
-      const close = text.indexOf("?>", lt + 2)
-      if (close === -1) throw new CanonicalReadError("unterminated processing instruction")
-      pos = close + 2
-      continue
-    }
-    if (next === 0x2f /* / */) {
-      const gt = text.indexOf(">", lt + 2)
-      const top = open.pop()
-      scopes.pop()
-      if (gt === -1 || top === undefined || !endTagNames(text, lt + 2, gt, top.qname)) {
-        throw new CanonicalReadError(`unexpected end tag at offset ${lt}`)
+  let depth = 0 // open elements: openElements[0, depth)
+  let pending = 0 // children of open elements: children[0, pending)
+  let deepest = 0
+  let most = 0
+  try {
+    let root: CanonicalElement | undefined
+    let pos = 0
+    const n = text.length
+    while (pos < n) {
+      const lt = text.indexOf("<", pos)
+      if (lt === -1) {
+        if (depth > 0) throw new CanonicalReadError("unexpected end of input")
+        break
       }
-      top.contentEnd = lt
-      top.end = gt + 1
-      pos = gt + 1
-      continue
-    }
-    // Start tag: name, then ` name="value"` pairs; `>` never appears unescaped in a name and
-    // attribute values are scanned quote to quote.
-    let i = lt + 1
-    while (i < n) {
-      const c = text.charCodeAt(i)
-      if (c === 0x20 || c === 0x3e) break
-      i++
-    }
-    const qname = text.slice(lt + 1, i)
-    let attributes = NO_ATTRIBUTES as Array<readonly [string, string]>
-    let scope = scopes.length > 0 ? scopes[scopes.length - 1] : undefined
-    while (text.charCodeAt(i) === 0x20) {
-      const eq = text.indexOf("=\"", i + 1)
-      const endQuote = eq === -1 ? -1 : text.indexOf("\"", eq + 2)
-      if (endQuote === -1) throw new CanonicalReadError(`malformed attribute at offset ${i}`)
-      const name = text.slice(i + 1, eq)
-      const value = decodeReferences(text.slice(eq + 2, endQuote))
-      if (name === "xmlns" || name.startsWith("xmlns:")) {
-        scope = { prefix: name === "xmlns" ? "" : name.slice(6), uri: value, parent: scope }
-      } else {
-        if (attributes === NO_ATTRIBUTES) attributes = []
-        attributes.push([name, value])
+      if (lt > pos && depth > 0) {
+        children[pending++] = decodeReferences(text.slice(pos, lt))
+        if (pending > most) most = pending
       }
-      i = endQuote + 1
+      const next = text.charCodeAt(lt + 1)
+      if (next === 0x3f /* ? */) {
+        const close = text.indexOf("?>", lt + 2)
+        if (close === -1) throw new CanonicalReadError("unterminated processing instruction")
+        pos = close + 2
+        continue
+      }
+      if (next === 0x2f /* / */) {
+        const gt = text.indexOf(">", lt + 2)
+        const top = depth > 0 ? openElements[--depth] : undefined
+        if (gt === -1 || top === undefined || !endTagNames(text, lt + 2, gt, top.qname)) {
+          throw new CanonicalReadError(`unexpected end tag at offset ${lt}`)
+        }
+        const from = childrenFrom[depth]!
+        if (pending > from) {
+          ;(top as { children: ReadonlyArray<CanonicalElement | string> }).children = children.slice(from, pending) as Array<
+            CanonicalElement | string
+          >
+          pending = from
+        }
+        top.contentEnd = lt
+        top.end = gt + 1
+        pos = gt + 1
+        continue
+      }
+      // Start tag: name, then ` name="value"` pairs; `>` never appears unescaped in a name and
+      // attribute values are scanned quote to quote.
+      let i = lt + 1
+      while (i < n) {
+        const c = text.charCodeAt(i)
+        if (c === 0x20 || c === 0x3e) break
+        i++
+      }
+      const qname = text.slice(lt + 1, i)
+      let attributes = NO_ATTRIBUTES as Array<readonly [string, string]>
+      let scope = depth > 0 ? openScopes[depth - 1] : undefined
+      while (text.charCodeAt(i) === 0x20) {
+        const eq = text.indexOf("=\"", i + 1)
+        const endQuote = eq === -1 ? -1 : text.indexOf("\"", eq + 2)
+        if (endQuote === -1) throw new CanonicalReadError(`malformed attribute at offset ${i}`)
+        const name = text.slice(i + 1, eq)
+        const value = decodeReferences(text.slice(eq + 2, endQuote))
+        if (name === "xmlns" || name.startsWith("xmlns:")) {
+          scope = { prefix: name === "xmlns" ? "" : name.slice(6), uri: value, parent: scope }
+        } else {
+          if (attributes === NO_ATTRIBUTES) attributes = []
+          attributes.push([name, value])
+        }
+        i = endQuote + 1
+      }
+      if (text.charCodeAt(i) !== 0x3e) throw new CanonicalReadError(`malformed start tag at offset ${lt}`)
+      const colon = qname.indexOf(":")
+      if (depth + 1 > maxDepth) throw new CanonicalDepthError(maxDepth)
+      const el: CanonicalElement = {
+        qname,
+        localName: colon === -1 ? qname : qname.slice(colon + 1),
+        namespace: lookup(scope, colon === -1 ? "" : qname.slice(0, colon)),
+        attributes,
+        children: NO_CHILDREN,
+        start: lt,
+        contentStart: i + 1,
+        contentEnd: -1,
+        end: -1,
+        depth: depth + 1
+      }
+      if (depth > 0) {
+        children[pending++] = el
+        if (pending > most) most = pending
+      } else if (root === undefined) root = el
+      else throw new CanonicalReadError("more than one document element")
+      openElements[depth] = el
+      openScopes[depth] = scope
+      childrenFrom[depth] = pending
+      if (++depth > deepest) deepest = depth
+      pos = i + 1
     }
-    if (text.charCodeAt(i) !== 0x3e) throw new CanonicalReadError(`malformed start tag at offset ${lt}`)
-    const colon = qname.indexOf(":")
-    const depth = open.length + 1
-    if (depth > maxDepth) throw new CanonicalDepthError(maxDepth)
-    const el: CanonicalElement = {
-      qname,
-      localName: colon === -1 ? qname : qname.slice(colon + 1),
-      namespace: lookup(scope, colon === -1 ? "" : qname.slice(0, colon)),
-      attributes,
-      children: NO_CHILDREN,
-      start: lt,
-      contentStart: i + 1,
-      contentEnd: -1,
-      end: -1,
-      depth
-    }
-    if (open.length > 0) addChild(open[open.length - 1]!, el)
-    else if (root === undefined) root = el
-    else throw new CanonicalReadError("more than one document element")
-    open.push(el)
-    scopes.push(scope)
-    pos = i + 1
+    if (root === undefined || depth > 0) throw new CanonicalReadError("no complete document element")
+    return root
+  } finally {
+    // The stacks keep nothing of this document (nor, through its strings, its text).
+    openElements.fill(undefined, 0, deepest)
+    openScopes.fill(undefined, 0, deepest)
+    children.fill(undefined, 0, most)
   }
-  if (root === undefined || open.length > 0) throw new CanonicalReadError("no complete document element")
-  return root
 }
 
 /** `text[from, to)` is `name`, compared in place (no substring). */

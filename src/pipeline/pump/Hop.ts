@@ -66,7 +66,17 @@ export type Outcome = Data.TaggedEnum<{
   }
 }>
 
-export const Outcome = Data.taggedEnum<Outcome>()
+// Read once: `Data.taggedEnum` is a Proxy that builds a constructor on every property read,
+// and every hop makes an Outcome.
+const tagged = Data.taggedEnum<Outcome>()
+
+export const Outcome: typeof tagged = {
+  Delivered: tagged.Delivered,
+  Rejected: tagged.Rejected,
+  GuardStopped: tagged.GuardStopped,
+  $is: tagged.$is,
+  $match: tagged.$match
+}
 
 /** A payload that came back to a conversation's injector (it answers a waiting request). */
 export interface Answer {

@@ -13,6 +13,9 @@ export interface Extracted {
   readonly payloadIndex: number
 }
 
+/** What follows the payload's name in its start tag when the envelope undeclares its namespace. */
+const UNDECLARE = ' xmlns=""'
+
 /**
  * Extract: meta fields (whitespace around them is not significant, as in xml-pipeline),
  * foreign-namespace extras, and exactly one payload element.
@@ -50,23 +53,17 @@ export const extract = (canonical: Canonical): Either.Either<Extracted, NoPayloa
     else if (f.localName === "thread") thread = textOf(f).trim()
   }
   if (from === "") return Either.left(new MissingFrom({ diagnostics: [diagnostic("<from> is empty")], stage: "extract" }))
-  let payloadXml = text.slice(payload.start, payload.end)
-  // Canonical XML writes the namespace undeclaration first; the payload on its own has none.
-  const undeclare = `<${payload.qname} xmlns="">`
-  if (payload.namespace === "" && payloadXml.startsWith(undeclare)) {
-    payloadXml = `<${payload.qname}>${payloadXml.slice(undeclare.length)}`
-  } else if (payload.namespace === "" && payloadXml.startsWith(`${undeclare.slice(0, -1)} `)) {
-    // Further declarations or attributes follow (`xmlns:xsi="…"`): keep them whole.
-    payloadXml = `<${payload.qname} ${payloadXml.slice(undeclare.length)}`
-  }
-  const envelope: Envelope = {
-    from,
-    ...(to === undefined || to === "" ? {} : { to }),
-    thread,
-    extras,
-    payloadTag: payload.localName,
-    payloadNamespace: payload.namespace,
-    payloadXml
-  }
+  // Canonical XML writes the namespace undeclaration first; the payload on its own has none
+  // (further declarations or attributes after it, `xmlns:xsi="…"`, are kept whole).
+  const qname = payload.qname
+  const afterName = payload.start + 1 + qname.length
+  const rest = afterName + UNDECLARE.length
+  const payloadXml = payload.namespace === "" && text.startsWith(UNDECLARE, afterName) &&
+      (text.charCodeAt(rest) === 0x3e /* > */ || text.charCodeAt(rest) === 0x20)
+    ? `<${qname}${text.slice(rest, payload.end)}`
+    : text.slice(payload.start, payload.end)
+  const envelope: Envelope = to === undefined || to === ""
+    ? { from, thread, extras, payloadTag: payload.localName, payloadNamespace: payload.namespace, payloadXml }
+    : { from, to, thread, extras, payloadTag: payload.localName, payloadNamespace: payload.namespace, payloadXml }
   return Either.right({ envelope, payload, payloadIndex })
 }

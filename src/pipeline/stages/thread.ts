@@ -13,9 +13,11 @@ export interface AssignedThread {
  * other versions, free text, forged chains) is replaced by a fresh root thread, and the
  * replacement is reported. Never fails: a bad thread id is not a reason to lose a message.
  */
+const noDiagnostics: ReadonlyArray<Diagnostic> = Object.freeze([])
+
 export const assignThread = (wire: string): AssignedThread =>
   isThreadId(wire)
-    ? { thread: wire, replaced: false, diagnostics: [] }
+    ? { thread: wire, replaced: false, diagnostics: noDiagnostics }
     : {
       thread: makeThreadId(),
       replaced: true,
