@@ -17,6 +17,7 @@ import { parse, stringify } from "yaml"
 import { layerClient } from "../src/cluster/ClusterLayers.js"
 import { ConversationWorkflow } from "../src/cluster/ConversationWorkflow.js"
 import { ensureSchema, layerPg } from "../src/cluster/Database.js"
+import { retryWhileReset } from "../src/cluster/retryWhileReset.js"
 import { MockLlmServer } from "../src/llm/MockLlmServer.js"
 import { freshDatabase, query } from "./support/postgres.js"
 import { bin, exitOf, organism, output, spawnForTest } from "./support/processes.js"
@@ -145,13 +146,14 @@ describe("durable organisms: real runners, real Postgres", () => {
         a.child.kill("SIGKILL")
         // Sent while the dead runner still owns half the shards: the client retries until a
         // runner takes them, and sending the same envelope twice is one conversation.
+        // As `organism send` does: again when the connection to the dying runner was reset.
         const late = yield* Effect.forEach([0, 1, 2, 3, 4, 3], (i) =>
-          ConversationWorkflow.execute({
+          retryWhileReset(ConversationWorkflow.execute({
             id: `late-${i}`,
             to: "coordinator",
             from: "console",
             payload: `<TextInput><Text>Explain late topic ${i}.</Text></TextInput>`
-          }), { concurrency: "unbounded" }).pipe(Effect.provide(inProcess), Effect.timeout("60 seconds"))
+          })), { concurrency: "unbounded" }).pipe(Effect.provide(inProcess), Effect.timeout("60 seconds"))
         expect(late.map((e) => e.reason)).toEqual(["completed", "completed", "completed", "completed", "completed", "completed"])
         expect(late[5]).toEqual(late[3])
         const code = yield* Effect.promise(() => exitOf(client, 60_000))

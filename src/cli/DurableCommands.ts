@@ -34,6 +34,7 @@ const cluster = () =>
     Database: await import("../cluster/Database.js"),
     Layers: await import("../cluster/ClusterLayers.js"),
     Workflow: await import("../cluster/ConversationWorkflow.js"),
+    Reset: await import("../cluster/retryWhileReset.js"),
     Runner: await import("../cluster/DurableRunner.js"),
     Store: await import("../cluster/DurableStore.js"),
     Status: await import("../cluster/Status.js"),
@@ -188,7 +189,7 @@ export const sendCommand = Command.make("send", { file, database, send, wait, id
         return yield* new UsageError({ message: `--send: ${loaded.file} has no listener "${s.right.to}" (it has ${[...listeners].join(", ")})` })
       }
     }
-    const { Layers, Workflow } = yield* cluster()
+    const { Layers, Reset, Workflow } = yield* cluster()
     const pg = yield* connect(opts.database, { cluster: true })
     const client = yield* Layer.build(Layers.layerClient.pipe(Layer.provide(Layer.succeedContext(pg)))).pipe(
       Effect.catchTag("ConfigError", (e) => Effect.fail(new UsageError({ message: `cluster settings: ${String(e)}` })))
@@ -201,12 +202,12 @@ export const sendCommand = Command.make("send", { file, database, send, wait, id
         const payload = { id: Option.getOrElse(opts.id, () => randomUUID()), to: s.to, from, payload: s.xml }
         const conversation = yield* Workflow.ConversationWorkflow.executionId(payload)
         if (!opts.wait) {
-          yield* Workflow.ConversationWorkflow.execute(payload, { discard: true }).pipe(Effect.provide(client))
+          yield* Reset.retryWhileReset(Workflow.ConversationWorkflow.execute(payload, { discard: true })).pipe(Effect.provide(client))
           return yield* opts.json
             ? Console.log(JSON.stringify({ type: "Sent", id: payload.id, conversation, to: payload.to }))
             : Console.log(`sent ${payload.id} to ${payload.to}: conversation ${conversation}`)
         }
-        const end = yield* Workflow.ConversationWorkflow.execute(payload).pipe(Effect.provide(client))
+        const end = yield* Reset.retryWhileReset(Workflow.ConversationWorkflow.execute(payload)).pipe(Effect.provide(client))
         if (end.reason !== "completed") incomplete++
         yield* opts.json
           ? Console.log(JSON.stringify({ type: "ConversationEnded", id: payload.id, conversation, ...end }))
