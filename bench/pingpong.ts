@@ -58,15 +58,34 @@ export const run = (
     const started = performance.now()
     for (let t = 0; t < threads; t++) yield* pump.inject("ping", pingValue(1, `t${t}`))
     yield* pump.awaitIdle
-    const elapsed = (performance.now() - started) / 1000
-    const cpu = cpuMicros(cpu0)
-    const c = pump.counters()
-    if (c.rejected + c.guardStopped > 0) throw new Error(`pingpong: ${JSON.stringify(c)}`)
-    const total = c.invocations - 1 // minus boot
-    if (watched && events === 0) throw new Error("pingpong: the subscriber saw no event")
-    const work: Work = { units: total, wallSeconds: elapsed, cpuMicros: cpu }
-    return { elapsed, total, work, samples: recorded().sort() }
+    const time = lap(started, cpu0)
+    return outcome(time, pump.counters(), 1 /* boot */, watched && events === 0, recorded())
   }).pipe(Effect.scoped, Effect.provide(Pump.layerServices))
+
+/** Wall seconds and CPU µs since the run's work started. */
+const lap = (started: number, cpu0: NodeJS.CpuUsage) => ({ elapsed: (performance.now() - started) / 1000, cpu: cpuMicros(cpu0) })
+
+/** A run's figures; it throws on a run that did not go as it must. */
+const outcome = (
+  { cpu, elapsed }: ReturnType<typeof lap>,
+  c: Pump.Counters,
+  invocationsBefore: number,
+  sawNoEvent: boolean,
+  samples: Float64Array
+) => {
+  if (c.rejected + c.guardStopped > 0) throw new Error(`pingpong: ${JSON.stringify(c)}`)
+  if (sawNoEvent) throw new Error("pingpong: the subscriber saw no event")
+  const total = c.invocations - invocationsBefore
+  const work: Work = { units: total, wallSeconds: elapsed, cpuMicros: cpu }
+  return { elapsed, total, work, samples: samples.sort() }
+}
+
+/** Sample arrays as one. */
+const concat = (parts: ReadonlyArray<Float64Array>) => {
+  const all = new Float64Array(parts.reduce((n, p) => n + p.length, 0))
+  parts.reduce((at, p) => (all.set(p, at), at + p.length), 0)
+  return all
+}
 
 /** Takes every event as it comes (as the CLI and the API do), counting them. */
 const consume = (subscription: Queue.Dequeue<unknown>, count: (n: number) => void) =>
@@ -87,17 +106,10 @@ const runSharded = (shards: Shards.Service, threads: number, hops: number, watch
     const started = performance.now()
     yield* Effect.forEach(Array.from({ length: threads }, (_, t) => t), (t) => shards.inject("ping", pingValue(1, `t${t}`)), { concurrency: "unbounded", discard: true })
     yield* shards.awaitIdle
-    const elapsed = (performance.now() - started) / 1000
-    const cpu = cpuMicros(cpu0)
+    const time = lap(started, cpu0)
     const c = yield* shards.counters
-    if (c.rejected + c.guardStopped > 0) throw new Error(`pingpong: ${JSON.stringify(c)}`)
-    const total = c.invocations - before.invocations
-    if (watched && events === 0) throw new Error("pingpong: the subscriber saw no event")
     const parts = (yield* shards.call("recorded")) as ReadonlyArray<Float64Array>
-    const samples = new Float64Array(parts.reduce((n, p) => n + p.length, 0))
-    parts.reduce((at, p) => (samples.set(p, at), at + p.length), 0)
-    const work: Work = { units: total, wallSeconds: elapsed, cpuMicros: cpu }
-    return { elapsed, total, work, samples: samples.sort() }
+    return outcome(time, c, before.invocations, watched && events === 0, concat(parts))
   }).pipe(Effect.scoped)
 
 export const pingpongBench = (options: PingpongOptions) =>
@@ -142,9 +154,7 @@ export const pingpongBench = (options: PingpongOptions) =>
       }
     }
     floor.close()
-    const samples = new Float64Array(latencies.reduce((n, l) => n + l.length, 0))
-    latencies.reduce((at, l) => (samples.set(l, at), at + l.length), 0)
-    samples.sort()
+    const samples = concat(latencies).sort()
     const hopsPerSecond = plain.units / plain.wallSeconds
     const watchedPerSecond = watched.units / watched.wallSeconds
     const f = againstFloor(plain, floor.result())

@@ -3,7 +3,6 @@
  * Structured clone carries them: plain data only — an event loses its prototype on the way
  * and gets it back on the main thread (Shards.ts).
  */
-import type { Counters } from "../pipeline/pump/Core.js"
 import type { EventBatch } from "./internal/EventBatch.js"
 
 /** Where a shard gets its organism (the same in every shard). */
@@ -27,14 +26,12 @@ export type ShardSource =
 /** What every worker is started with. */
 export interface ShardInit {
   readonly index: number
-  readonly shards: number
   /** The source, with a module turned into an absolute URL string. */
   readonly source: { readonly module: string; readonly export: string; readonly args: ReadonlyArray<unknown> } | { readonly yaml: string }
 }
 
 export type ToShard =
   | { readonly k: "inject"; readonly id: number; readonly to: string; readonly tag: string; readonly inner: string; readonly from: string | undefined }
-  | { readonly k: "raw"; readonly id: number; readonly bytes: Uint8Array | string }
   | { readonly k: "idle"; readonly id: number }
   | { readonly k: "counters"; readonly id: number }
   | { readonly k: "deadLetters"; readonly id: number }
@@ -58,5 +55,3 @@ export type FromShard =
   | { readonly k: "done"; readonly id: number; readonly value: unknown }
   | { readonly k: "error"; readonly id: number; readonly error: WireError }
   | { readonly k: "events"; readonly batch: EventBatch }
-
-export type { Counters }

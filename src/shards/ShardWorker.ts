@@ -29,7 +29,7 @@ const wireError = (e: unknown): WireError => {
   return { _tag: "Defect", fields: {}, message: e instanceof Error ? e.message : String(e) }
 }
 
-const serve = Effect.gen(function*() {
+const serve = (module: Record<string, unknown>) => Effect.gen(function*() {
   const pump = yield* Pump
   const events = yield* Events
   const runtime = yield* Effect.runtime<never>()
@@ -39,7 +39,7 @@ const serve = Effect.gen(function*() {
   // Events go out in batches: one message per turn of the event loop, not one per event.
   let batch: Array<PumpEvent> = []
   const flush = () => {
-    if (batch.length === 0) return // sent already, ahead of an answer
+    if (batch.length === 0) return // nothing, or sent already ahead of an answer
     const out = batch
     batch = []
     post({ k: "events", batch: encodeEvents(out) })
@@ -64,7 +64,7 @@ const serve = Effect.gen(function*() {
   // `awaitIdle` returns on the main thread, every event of the work before it has arrived
   // (as a pump publishes its events before it is idle).
   const reply = (m: FromShard) => {
-    if (batch.length > 0) flush()
+    flush()
     post(m)
   }
   const answer = (id: number, effect: Effect.Effect<unknown, unknown>) =>
@@ -80,8 +80,6 @@ const serve = Effect.gen(function*() {
     switch (m.k) {
       case "inject":
         return answer(m.id, pump.inject(m.to, new RawPayload({ tag: m.tag, inner: m.inner }), m.from === undefined ? {} : { from: m.from }))
-      case "raw":
-        return answer(m.id, pump.injectRaw(m.bytes))
       case "idle":
         return answer(m.id, pump.awaitIdle)
       case "counters":
@@ -95,7 +93,7 @@ const serve = Effect.gen(function*() {
       case "drain":
         return answer(m.id, pump.drain(m.deadlineMs))
       case "call":
-        return answer(m.id, callExport(m.name, m.args))
+        return answer(m.id, callExport(module, m.name, m.args))
       case "watch":
         return answer(m.id, watch(m.on))
       case "stop":
@@ -109,11 +107,11 @@ const serve = Effect.gen(function*() {
     listeners: pump.organism.listeners.map((l) => l.name)
   })
   yield* stopped.await
-  if (batch.length > 0) flush()
+  flush()
 })
 
-let module: Record<string, unknown> = {}
-const callExport = (name: string, args: ReadonlyArray<unknown>) =>
+/** Runs a function the source module exports (`Shards.call`). */
+const callExport = (module: Record<string, unknown>, name: string, args: ReadonlyArray<unknown>) =>
   Effect.tryPromise({
     try: async () => {
       const f = module[name]
@@ -125,9 +123,8 @@ const callExport = (name: string, args: ReadonlyArray<unknown>) =>
 
 const main = Effect.gen(function*() {
   const loaded = yield* loadShardSource(init.source, init.index)
-  module = loaded.module
   const pump = Layer.scoped(Pump, Effect.provideService(Pump.make(loaded.organism as Organism<never>), IoFairness, IoFairness.serving))
-  yield* Effect.provide(serve, Layer.provideMerge(pump, loaded.services))
+  yield* Effect.provide(serve(loaded.module), Layer.provideMerge(pump, loaded.services))
 })
 
 Effect.runPromiseExit(Effect.scoped(main)).then((exit) => {

@@ -157,7 +157,7 @@ const make = Effect.fn("Shards.make")(function*(options: Shards.Options) {
 
   const spawn = (index: number) =>
     Effect.async<{ readonly shard: Shard; readonly ready: Extract<FromShard, { k: "ready" }> }, ShardFailed>((resume) => {
-      const init: ShardInit = { index, shards: count, source }
+      const init: ShardInit = { index, source }
       const worker = new Worker(code, { eval: true, workerData: init })
       const shard: Shard = { index, worker, pending: new Map(), failed: undefined }
       let started = false
@@ -193,13 +193,22 @@ const make = Effect.fn("Shards.make")(function*(options: Shards.Options) {
       return Effect.sync(() => void worker.terminate())
     })
 
-  const stop = (shard: Shard) =>
-    Effect.async<void>((resume) => {
-      if (shard.failed !== undefined) return resume(Effect.void)
+  /** One request to one shard; a pump's failure comes back as its wire form. */
+  const ask = (shard: Shard, message: (id: number) => ToShard) =>
+    Effect.async<unknown, ShardFailed | { readonly wire: WireError }>((resume) => {
+      if (shard.failed !== undefined) return resume(Effect.fail(shard.failed))
       const id = ++seq
-      shard.pending.set(id, () => resume(Effect.void))
-      shard.worker.postMessage({ k: "stop", id, deadlineMs: drainMs } satisfies ToShard)
-    }).pipe(
+      shard.pending.set(id, (m) => {
+        if (m instanceof ShardFailed) resume(Effect.fail(m))
+        else if (m.k === "done") resume(Effect.succeed(m.value))
+        else if (m.k === "error") resume(Effect.fail({ wire: m.error }))
+      })
+      shard.worker.postMessage(message(id))
+    })
+
+  /** Drains a shard (a failed one has nothing to drain), then ends its thread. */
+  const stop = (shard: Shard) =>
+    ask(shard, (id) => ({ k: "stop", id, deadlineMs: drainMs })).pipe(
       Effect.timeout(Duration.millis(drainMs + 5_000)),
       Effect.ignore,
       Effect.zipRight(Effect.promise(() => shard.worker.terminate()))
@@ -221,19 +230,6 @@ const make = Effect.fn("Shards.make")(function*(options: Shards.Options) {
   const shards = started.map((s) => s.shard)
   const first = started[0]!.ready
 
-  /** One request to one shard; a pump's failure comes back as its wire form. */
-  const ask = (shard: Shard, message: (id: number) => ToShard) =>
-    Effect.async<unknown, ShardFailed | { readonly wire: WireError }>((resume) => {
-      if (shard.failed !== undefined) return resume(Effect.fail(shard.failed))
-      const id = ++seq
-      shard.pending.set(id, (m) => {
-        if (m instanceof ShardFailed) resume(Effect.fail(m))
-        else if (m.k === "done") resume(Effect.succeed(m.value))
-        else if (m.k === "error") resume(Effect.fail({ wire: m.error }))
-      })
-      shard.worker.postMessage(message(id))
-    })
-
   /**
    * A request to every shard at once; the answers in shard order, or — when any failed — the
    * failure of the lowest-numbered shard that failed (not of whichever failed first).
@@ -244,11 +240,15 @@ const make = Effect.fn("Shards.make")(function*(options: Shards.Options) {
       return failed === undefined ? Effect.succeed(answers.map((a) => (a as Either.Right<E, A>).right)) : Effect.fail(failed.left)
     })
 
-  /** A request every shard must answer: a pump's failure is that shard's failure. */
-  const askAll = (message: (id: number) => ToShard) =>
+  /** A request every shard must answer; a pump's failure becomes what `failure` makes of it. */
+  const askEvery = <E>(message: (id: number) => ToShard, failure: (shard: number, e: WireError) => E) =>
     inEveryShard((s) =>
       Effect.catchIf(ask(s, message), (e): e is { readonly wire: WireError } => !(e instanceof ShardFailed), (e) =>
-        Effect.fail(new ShardFailed({ shard: s.index, reason: e.wire.message }))))
+        Effect.fail(failure(s.index, e.wire))))
+
+  /** A request every shard must answer: a pump's failure is that shard's failure. */
+  const askAll = (message: (id: number) => ToShard) =>
+    askEvery(message, (shard, e) => new ShardFailed({ shard, reason: e.message }))
 
   let next = 0
   const inject: Shards.Service["inject"] = (to, payload, injectOptions) =>
@@ -308,9 +308,7 @@ const make = Effect.fn("Shards.make")(function*(options: Shards.Options) {
       return queue
     }),
     call: (name, ...args) =>
-      inEveryShard((s) =>
-        Effect.catchIf(ask(s, (id) => ({ k: "call", id, name, args })), (e): e is { readonly wire: WireError } => !(e instanceof ShardFailed), (e) =>
-          Effect.fail(new ShardCallFailed({ shard: s.index, name, reason: e.wire.message }))))
+      askEvery((id) => ({ k: "call", id, name, args }), (shard, e) => new ShardCallFailed({ shard, name, reason: e.message }))
   }
   return service
 })
